@@ -1,0 +1,124 @@
+import { z } from 'zod';
+
+/**
+ * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
+ * the command-line flags and CELERY_AUTOPILOT_* environment variables. Defaults live here and
+ * nowhere else. Unknown keys are errors.
+ */
+
+// prometheus/client_python's default buckets, which celery-exporter uses for both histograms.
+export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+const buckets = z
+  .array(z.number().positive().finite())
+  .min(1)
+  .max(64)
+  .refine((b) => b.every((v, i) => i === 0 || v > b[i - 1]!), 'buckets must be strictly increasing');
+
+const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid Prometheus label name');
+const queueName = z.string().min(1).max(255).regex(/^[^\s\x00-\x1f]+$/, 'queue names may not contain spaces or control characters');
+
+const seconds = (min: number, max: number) => z.number().min(min).max(max);
+
+export const configSchema = z
+  .object({
+    broker_url: z.string().min(1).default('amqp://guest:guest@localhost:5672//'),
+    /** Celery's `broker_transport_options` that change where things live on the broker. */
+    broker_transport_options: z
+      .object({
+        global_keyprefix: z.string().max(128).default(''),
+        priority_steps: z
+          .array(z.number().int().min(0).max(255))
+          .min(1)
+          .max(256)
+          .default([0, 3, 6, 9])
+          .refine((s) => s.every((v, i) => i === 0 || v > s[i - 1]!), 'priority_steps must be strictly increasing'),
+        sep: z.string().min(1).max(8).default('\x06\x16'),
+        master_name: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    listen_address: z.string().min(1).default('0.0.0.0'),
+    /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
+    port: z.number().int().min(0).max(65535).default(9818),
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    events: z
+      .object({
+        /** Fixed event queue name (must start with "celeryev."); default: celeryev.<random uuid> per start. */
+        queue_name: z
+          .string()
+          .regex(/^celeryev\.[A-Za-z0-9._:@-]{1,200}$/, 'must look like celeryev.<id>')
+          .optional(),
+        /** x-message-ttl: Celery uses 5 s, which drops events whenever a consumer falls behind. */
+        queue_message_ttl_seconds: seconds(1, 86_400).default(60),
+        /** x-expires: a restarted exporter with a fixed queue_name resumes its queue within this. */
+        queue_expires_seconds: seconds(10, 604_800).default(60),
+        prefetch: z.number().int().min(1).max(65_535).default(2000),
+        /** Bodies larger than this are dropped (and counted) before parsing. */
+        max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+        /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
+        broker_heartbeat_seconds: seconds(1, 600).default(10),
+        /** The stream is "stale" (not ready) when no event arrived within this window. */
+        stale_after_seconds: seconds(5, 86_400).default(60),
+      })
+      .strict()
+      .prefault({}),
+    reconnect: z
+      .object({
+        initial_delay_seconds: seconds(0.05, 60).default(0.5),
+        max_delay_seconds: seconds(0.1, 600).default(15),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        /** Prefix of the Celery metrics (celery-exporter's `--metric-prefix`). */
+        prefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/).default('celery_'),
+        /** Prefix of our own telemetry, kept apart from the translated Celery metrics. */
+        self_prefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/).default('celery_autopilot_'),
+        runtime_buckets: buckets.default(DEFAULT_BUCKETS),
+        queue_wait_buckets: buckets.default(DEFAULT_BUCKETS),
+        static_labels: z.record(labelName, z.string().max(256)).default({}),
+        default_queue_name: queueName.default('celery'),
+        /** Queues reported even when no worker consumes them (a backlog with no consumer is news). */
+        queues: z.array(queueName).max(1000).default([]),
+        /** Queue depths are read at scrape time, with this timeout, and cached this long. */
+        queue_length_timeout_seconds: seconds(0.05, 30).default(2),
+        queue_length_cache_seconds: seconds(0, 600).default(5),
+        /** How often workers are asked for active_queues and stats (queue discovery, process counts). */
+        inspect_interval_seconds: seconds(1, 3600).default(30),
+        /**
+         * Liveness window. Unset: Celery's rule, last heartbeat received + 2 × the worker's freq.
+         * Set: a fixed window in seconds (celery-exporter's --worker-timeout).
+         */
+        worker_timeout_seconds: seconds(1, 86_400).optional(),
+        /** An offline worker's series are removed this long after it went away. */
+        purge_offline_worker_seconds: seconds(0, 604_800).default(600),
+      })
+      .strict()
+      .prefault({}),
+    cardinality: z
+      .object({
+        /**
+         * task-sent comes from clients named gen<pid>@host: "generic" folds them into one label
+         * value (celery-exporter's --generic-hostname-task-sent-metric), "host" keeps the host
+         * part, "full" keeps everything.
+         */
+        task_sent_hostname: z.enum(['generic', 'host', 'full']).default('generic'),
+        /** Distinct task names tracked; later ones are reported under `overflow_value`. */
+        max_task_names: z.number().int().min(1).max(1_000_000).default(1000),
+        /** Distinct hostname label values (workers and clients); later ones use `overflow_value`. */
+        max_hostnames: z.number().int().min(1).max(1_000_000).default(1000),
+        /** Distinct queue_name label values. */
+        max_queues: z.number().int().min(1).max(100_000).default(500),
+        overflow_value: z.string().min(1).max(64).default('other'),
+        /** In-flight tasks remembered (for name/queue lookup and dedupe); least recently seen evicted. */
+        max_tracked_tasks: z.number().int().min(100).max(10_000_000).default(100_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
