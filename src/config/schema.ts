@@ -58,8 +58,6 @@ export const configSchema = z
         max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
         /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
         broker_heartbeat_seconds: seconds(1, 600).default(10),
-        /** The stream is "stale" (not ready) when no event arrived within this window. */
-        stale_after_seconds: seconds(5, 86_400).default(60),
       })
       .strict()
       .prefault({}),

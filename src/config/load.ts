@@ -1,0 +1,259 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseBrokerUrl, BrokerUrlError, type BrokerEndpoint } from './broker-url.js';
+import { configSchema, type ParsedConfig } from './schema.js';
+
+/**
+ * The typed, validated, frozen configuration the rest of the service receives. The raw broker
+ * URL is not kept: it may hold a password, and `broker` carries it inside a Secret.
+ */
+export type Config = Readonly<Omit<ParsedConfig, 'broker_url'>> & { readonly broker: BrokerEndpoint };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type CliAction = 'run' | 'check-config' | 'help' | 'version';
+
+export interface LoadOptions {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  readFile?: (path: string) => string;
+}
+
+export const ENV_PREFIX = 'CELERY_AUTOPILOT_';
+
+/**
+ * Merges, lowest precedence first: defaults (in the schema), the YAML file (`--config` or
+ * CELERY_AUTOPILOT_CONFIG), CELERY_AUTOPILOT_* environment variables, command-line flags.
+ * Every problem found is reported at once.
+ */
+export function loadConfig(options: LoadOptions): { action: CliAction; config?: Config } {
+  const leaves = configLeaves();
+  const problems: string[] = [];
+  let action: CliAction = 'run';
+  let configFile = options.env[`${ENV_PREFIX}CONFIG`];
+  const fromFlags: Record<string, unknown> = {};
+
+  const args = [...options.argv];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--help' || arg === '-h') action = 'help';
+    else if (arg === '--version') action = 'version';
+    else if (arg === '--check-config') action = 'check-config';
+    else if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const flag = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
+      if (value === undefined) {
+        const next = args[i + 1];
+        if (next === undefined || next.startsWith('--')) {
+          problems.push(`flag --${flag} needs a value`);
+          continue;
+        }
+        value = next;
+        i++;
+      }
+      if (flag === 'config') {
+        configFile = value;
+        continue;
+      }
+      const leaf = leaves.byFlag.get(flag);
+      if (!leaf) {
+        problems.push(`unknown flag --${flag} (see --help)`);
+        continue;
+      }
+      setPath(fromFlags, leaf.path, coerce(leaf, value, `--${flag}`, problems));
+    } else {
+      problems.push(`unexpected argument "${arg}"`);
+    }
+  }
+  if (action === 'help' || action === 'version') return { action };
+
+  let fromFile: Record<string, unknown> = {};
+  if (configFile) {
+    try {
+      const text = (options.readFile ?? ((p) => readFileSync(p, 'utf8')))(configFile);
+      const doc: unknown = parseYaml(text);
+      if (doc !== null && doc !== undefined) {
+        if (typeof doc !== 'object' || Array.isArray(doc)) problems.push(`config file ${configFile}: top level must be a mapping`);
+        else fromFile = doc as Record<string, unknown>;
+      }
+    } catch (e) {
+      problems.push(`config file ${configFile}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(options.env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || name === `${ENV_PREFIX}CONFIG`) continue;
+    const leaf = leaves.byEnv.get(name);
+    if (!leaf) {
+      problems.push(`unknown environment variable ${name}`);
+      continue;
+    }
+    setPath(fromEnv, leaf.path, coerce(leaf, value, name, problems));
+  }
+
+  const merged = deepMerge(deepMerge(fromFile, fromEnv), fromFlags);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(describeIssue(issue));
+  }
+  let broker: BrokerEndpoint | undefined;
+  if (result.success) {
+    try {
+      broker = parseBrokerUrl(result.data.broker_url);
+      if (broker.kind === 'redis' && broker.sentinels && !result.data.broker_transport_options.master_name) {
+        problems.push('broker_url: a sentinel:// URL needs broker_transport_options.master_name');
+      }
+    } catch (e) {
+      if (!(e instanceof BrokerUrlError)) throw e;
+      problems.push(`broker_url: ${e.message}`);
+    }
+  }
+  if (problems.length > 0 || !result.success || !broker) throw new ConfigError(problems);
+  const { broker_url: _rawUrl, ...rest } = result.data;
+  return { action, config: deepFreeze({ ...rest, broker }) };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join('.') || '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    return `${path === '(top level)' ? '' : path + ': '}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (issue.code === 'invalid_key') {
+    const why = issue.issues.map((i) => i.message).join('; ');
+    return `${path}: invalid key${why ? ` (${why})` : ''}`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+interface Leaf {
+  path: string[];
+  kind: 'string' | 'number' | 'boolean' | 'string[]' | 'number[]' | 'record' | 'enum';
+}
+
+let cachedLeaves: { byFlag: Map<string, Leaf>; byEnv: Map<string, Leaf>; all: Leaf[] } | undefined;
+
+/** Every settable key, found by walking the schema, so flags and env vars can never drift from it. */
+export function configLeaves(): { byFlag: Map<string, Leaf>; byEnv: Map<string, Leaf>; all: Leaf[] } {
+  if (cachedLeaves) return cachedLeaves;
+  const all: Leaf[] = [];
+  const walk = (schema: z.ZodType, path: string[]): void => {
+    const inner = unwrap(schema);
+    const type = inner.def.type;
+    if (type === 'object') {
+      for (const [key, child] of Object.entries((inner as z.ZodObject).shape)) walk(child as z.ZodType, [...path, key]);
+      return;
+    }
+    let kind: Leaf['kind'] = 'string';
+    if (type === 'number') kind = 'number';
+    else if (type === 'boolean') kind = 'boolean';
+    else if (type === 'enum') kind = 'enum';
+    else if (type === 'record') kind = 'record';
+    else if (type === 'array') kind = unwrap((inner as z.ZodArray<z.ZodType>).element).def.type === 'number' ? 'number[]' : 'string[]';
+    all.push({ path, kind });
+  };
+  walk(configSchema, []);
+  const flagName = (p: string[]) => p.join('-').replaceAll('_', '-');
+  cachedLeaves = {
+    all,
+    byFlag: new Map(all.map((l) => [flagName(l.path), l])),
+    byEnv: new Map(all.map((l) => [ENV_PREFIX + l.path.join('_').toUpperCase(), l])),
+  };
+  return cachedLeaves;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  for (;;) {
+    const def = s.def as { type: string; innerType?: z.ZodType; in?: z.ZodType };
+    if (def.innerType && ['default', 'prefault', 'optional', 'nullable', 'readonly'].includes(def.type)) s = def.innerType;
+    else if (def.type === 'pipe' && def.in) s = def.in;
+    else return s;
+  }
+}
+
+function coerce(leaf: Leaf, raw: string, source: string, problems: string[]): unknown {
+  const num = (text: string): number => {
+    const n = Number(text.trim());
+    if (text.trim() === '' || !Number.isFinite(n)) problems.push(`${source}: "${text}" is not a number`);
+    return n;
+  };
+  switch (leaf.kind) {
+    case 'number':
+      return num(raw);
+    case 'boolean':
+      if (/^(true|1|yes|on)$/i.test(raw)) return true;
+      if (/^(false|0|no|off)$/i.test(raw)) return false;
+      problems.push(`${source}: "${raw}" is not a boolean`);
+      return raw;
+    case 'number[]':
+      return raw.trim() === '' ? [] : raw.split(',').map(num);
+    case 'string[]':
+      return raw.trim() === '' ? [] : raw.split(',').map((s) => s.trim());
+    case 'record': {
+      const out: Record<string, string> = {};
+      for (const pair of raw.split(',').filter((p) => p.trim() !== '')) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) problems.push(`${source}: "${pair}" is not key=value`);
+        else out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+      }
+      return out;
+    }
+    default:
+      return raw;
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k], v) : v;
+  }
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    // Secrets keep private fields; freezing them is harmless but their prototype must not be walked.
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** `--help` text, generated from the schema so it lists every flag. */
+export function helpText(): string {
+  const lines = [
+    'celery-autopilot: Celery metrics for Prometheus, remote control and Alertmanager remediation',
+    '',
+    'usage: celery-autopilot [--config file.yaml] [--check-config] [--FLAG VALUE ...]',
+    '',
+    'Every key of the YAML config can be given as a flag (nested keys joined with "-") or as an',
+    `environment variable (${ENV_PREFIX} + the key path in upper case joined with "_"):`,
+    '',
+  ];
+  for (const leaf of configLeaves().all) {
+    lines.push(`  --${leaf.path.join('-').replaceAll('_', '-')}  (${leaf.kind})  ${ENV_PREFIX}${leaf.path.join('_').toUpperCase()}`);
+  }
+  return lines.join('\n');
+}

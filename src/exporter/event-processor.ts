@@ -1,0 +1,188 @@
+import type { Clock } from '../clock.js';
+import {
+  decodeEventMessage,
+  exceptionClassName,
+  isTaskEvent,
+  type CeleryEvent,
+  type DecodeTarget,
+  type TaskEvent,
+} from '../celery/events.js';
+import type { CeleryMetrics } from '../metrics/celery-metrics.js';
+import { LabelLimiter } from '../metrics/cardinality.js';
+import type { TaskTracker, TaskRecord } from '../state/tasks.js';
+import type { WorkerRegistry } from '../state/workers.js';
+import type { EventSink, RawEventMessage, TransportDropReason } from '../transport/transport.js';
+
+export interface EventProcessorOptions {
+  defaultQueue: string;
+  taskSentHostname: 'generic' | 'host' | 'full';
+  maxTaskNames: number;
+  maxHostnames: number;
+  maxQueues: number;
+  overflowValue: string;
+}
+
+/** Plain counters on the hot path; SelfMetrics reads them at scrape time. */
+export interface IngestCounts {
+  messages: number;
+  events: Map<string, number>;
+  drops: Map<string, number>;
+  lastEventAtMs: number;
+}
+
+/**
+ * The one place where Celery events become state and metrics. Transports hand over raw
+ * messages; this decodes them, updates worker and task state, and counts each task state once
+ * per attempt, with the cardinality caps applied to every label value.
+ */
+export class EventProcessor implements EventSink {
+  readonly counts: IngestCounts = { messages: 0, events: new Map(), drops: new Map(), lastEventAtMs: 0 };
+  readonly names: LabelLimiter;
+  readonly hostnames: LabelLimiter;
+  readonly queues: LabelLimiter;
+  readonly exceptions: LabelLimiter;
+  readonly #decodeTarget: DecodeTarget;
+  #subscribed: () => void = () => undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly workers: WorkerRegistry,
+    private readonly tasks: TaskTracker,
+    private readonly metrics: CeleryMetrics,
+    private readonly options: EventProcessorOptions,
+  ) {
+    this.names = new LabelLimiter('name', options.maxTaskNames, options.overflowValue);
+    this.hostnames = new LabelLimiter('hostname', options.maxHostnames, options.overflowValue);
+    this.queues = new LabelLimiter('queue_name', options.maxQueues, options.overflowValue);
+    this.exceptions = new LabelLimiter('exception', Math.max(50, Math.min(options.maxTaskNames, 500)), options.overflowValue);
+    this.#decodeTarget = {
+      event: (event) => this.handle(event),
+      drop: (reason) => this.#drop(reason),
+    };
+  }
+
+  /** Called on every (re-)subscription; the service sends Celery's heartbeat wake-up there. */
+  whenSubscribed(fn: () => void): void {
+    this.#subscribed = fn;
+  }
+
+  onSubscribed(): void {
+    this.#subscribed();
+  }
+
+  onEvents(message: RawEventMessage): void {
+    this.counts.messages++;
+    decodeEventMessage(message, this.#decodeTarget);
+  }
+
+  onDrop(reason: TransportDropReason): void {
+    this.#drop(reason);
+  }
+
+  #drop(reason: string): void {
+    this.counts.drops.set(reason, (this.counts.drops.get(reason) ?? 0) + 1);
+  }
+
+  handle(event: CeleryEvent): void {
+    const events = this.counts.events;
+    events.set(event.type, (events.get(event.type) ?? 0) + 1);
+    this.counts.lastEventAtMs = this.clock.nowMs();
+    if (isTaskEvent(event)) this.#task(event);
+    else this.workers.handle(event);
+  }
+
+  #task(event: TaskEvent): void {
+    const task = this.tasks.getOrCreate(event.uuid);
+    if (typeof event.name === 'string' && event.name !== '') task.name ??= event.name;
+    if (!this.tasks.markSeen(task, event.type, typeof event.retries === 'number' ? event.retries : undefined)) {
+      this.#drop('duplicate');
+      return;
+    }
+    if (event.type === 'task-sent') {
+      task.queue = stringOr(event.queue, event.routing_key) ?? task.queue;
+      if (Number.isFinite(event.timestamp)) task.sentAt = event.timestamp;
+      task.etaAt = parseEta(event.eta) ?? task.etaAt;
+      this.metrics.countTask('sent', this.#name(task), this.#sentHostname(event.hostname), this.#queue(task, undefined));
+      return;
+    }
+    const hostname = this.hostnames.value(event.hostname);
+    switch (event.type) {
+      case 'task-received':
+        task.etaAt = parseEta(event.eta) ?? task.etaAt;
+        this.metrics.countTask('received', this.#name(task), hostname, this.#queue(task, event.hostname));
+        break;
+      case 'task-started': {
+        const queue = this.#queue(task, event.hostname);
+        this.metrics.countTask('started', this.#name(task), hostname, queue);
+        if (task.sentAt !== undefined && Number.isFinite(event.timestamp)) {
+          // Client and worker clocks differ; a negative wait is skew, not time travel.
+          const waited = event.timestamp - Math.max(task.sentAt, task.etaAt ?? 0);
+          this.metrics.observeQueueWait(this.#name(task), hostname, queue, Math.max(0, waited));
+        }
+        break;
+      }
+      case 'task-succeeded': {
+        const queue = this.#queue(task, event.hostname);
+        this.metrics.countTask('succeeded', this.#name(task), hostname, queue);
+        // `runtime` is measured by the worker itself, so no cross-host clock is involved.
+        if (typeof event.runtime === 'number' && event.runtime >= 0) this.metrics.observeRuntime(this.#name(task), hostname, queue, event.runtime);
+        break;
+      }
+      case 'task-failed':
+        this.metrics.countFailed(this.#name(task), hostname, this.#queue(task, event.hostname), this.exceptions.value(exceptionClassName(event.exception)));
+        break;
+      case 'task-retried':
+        this.metrics.countTask('retried', this.#name(task), hostname, this.#queue(task, event.hostname));
+        break;
+      case 'task-revoked':
+        this.metrics.countTask('revoked', this.#name(task), hostname, this.#queue(task, event.hostname));
+        break;
+      case 'task-rejected':
+        this.metrics.countTask('rejected', this.#name(task), hostname, this.#queue(task, event.hostname));
+        break;
+      case 'task-cancelled':
+        // Not a celery-exporter series; counted in events_received_total only.
+        break;
+    }
+  }
+
+  #name(task: TaskRecord): string {
+    return this.names.value(task.name ?? 'unknown');
+  }
+
+  /**
+   * queue_name from the best real source: task-sent's routing, else the only queue the worker
+   * consumes, else the configured default. Resolved once per task so all its series agree.
+   */
+  #queue(task: TaskRecord, workerHostname: string | undefined): string {
+    if (task.queue === undefined) {
+      const fromWorker = workerHostname !== undefined ? this.workers.soleQueue(workerHostname) : undefined;
+      if (fromWorker === undefined) return this.queues.value(this.options.defaultQueue);
+      task.queue = fromWorker;
+    }
+    return this.queues.value(task.queue);
+  }
+
+  #sentHostname(hostname: string): string {
+    switch (this.options.taskSentHostname) {
+      case 'generic':
+        return 'generic';
+      case 'host':
+        return this.hostnames.value(hostname.includes('@') ? hostname.slice(hostname.indexOf('@') + 1) : hostname);
+      default:
+        return this.hostnames.value(hostname);
+    }
+  }
+}
+
+function stringOr(...values: unknown[]): string | undefined {
+  for (const v of values) if (typeof v === 'string' && v !== '') return v;
+  return undefined;
+}
+
+/** ETA as epoch seconds; Celery sends ISO-8601 with an offset, or null. */
+function parseEta(eta: unknown): number | undefined {
+  if (typeof eta !== 'string' || eta === '') return undefined;
+  const ms = Date.parse(eta);
+  return Number.isFinite(ms) ? ms / 1000 : undefined;
+}

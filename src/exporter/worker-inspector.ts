@@ -1,0 +1,97 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { WorkerRegistry } from '../state/workers.js';
+import type { BrokerTransport, ControlReply } from '../transport/transport.js';
+
+export interface InspectOutcomeSink {
+  (outcome: 'ok' | 'partial' | 'failed'): void;
+}
+
+/**
+ * Asks live workers which queues they consume (`active_queues`) and how many pool processes they
+ * run (`stats`), always naming them in `destination`: queue discovery, the queue_name of tasks
+ * from single-queue workers, and the per-queue worker/process gauges come from here. New workers
+ * are asked within a tick of their first heartbeat; known ones every `intervalSeconds`.
+ */
+export class WorkerInspector {
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+
+  constructor(
+    private readonly transport: BrokerTransport,
+    private readonly workers: WorkerRegistry,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly options: { intervalSeconds: number; timeoutMs: number; tickMs?: number },
+    private readonly outcome: InspectOutcomeSink = () => undefined,
+  ) {}
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.tick(), this.options.tickMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One pass: inspect every live worker that was never inspected or is due again. */
+  async tick(): Promise<void> {
+    if (this.#running || !this.transport.isConnected()) return;
+    const now = this.clock.nowMs();
+    const due = this.workers
+      .alive(now)
+      .filter((w) => w.inspectedAt === undefined || now - w.inspectedAt >= this.options.intervalSeconds * 1000)
+      .map((w) => w.hostname);
+    if (due.length === 0) return;
+    this.#running = true;
+    try {
+      const [queues, stats] = await Promise.all([
+        this.#ask('active_queues', due),
+        this.#ask('stats', due),
+      ]);
+      const answered = new Set<string>();
+      for (const r of queues) {
+        const names = queueNames(r.value);
+        if (names) {
+          this.workers.recordInspection(r.worker, { queues: names });
+          answered.add(r.worker);
+        }
+      }
+      for (const r of stats) {
+        const processes = poolProcesses(r.value);
+        if (processes !== undefined) this.workers.recordInspection(r.worker, { processes });
+      }
+      this.outcome(answered.size === due.length ? 'ok' : answered.size > 0 ? 'partial' : 'failed');
+    } catch (e) {
+      this.outcome('failed');
+      this.logger.debug({ err: (e as Error).message }, 'worker inspection failed');
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  #ask(method: string, destination: string[]): Promise<ControlReply[]> {
+    return this.transport.broadcast({ method, arguments: {}, destination }, { reply: true, timeoutMs: this.options.timeoutMs });
+  }
+}
+
+/** `active_queues` replies are lists of kombu `Queue.as_dict()`; we need the names. */
+export function queueNames(value: unknown): string[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const names: string[] = [];
+  for (const q of value) {
+    if (q && typeof q === 'object' && typeof (q as { name?: unknown }).name === 'string') names.push((q as { name: string }).name);
+  }
+  return names;
+}
+
+/** Pool size from a `stats` reply: prefork/solo list their process ids, threads only a limit. */
+export function poolProcesses(value: unknown): number | undefined {
+  const pool = (value as { pool?: Record<string, unknown> } | null)?.pool;
+  if (!pool || typeof pool !== 'object') return undefined;
+  if (Array.isArray(pool.processes)) return pool.processes.length;
+  const max = pool['max-concurrency'];
+  return typeof max === 'number' ? max : undefined;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { ConfigError, helpText, loadConfig } from './config/load.js';
+import { createLogger } from './log.js';
+import { VERSION } from './metrics/self-metrics.js';
+import { Service } from './service.js';
+
+// A straight script: flags → config → logger → service → HTTP → signals.
+function main(): void {
+  let loaded;
+  try {
+    loaded = loadConfig({ argv: process.argv.slice(2), env: process.env });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
+  if (loaded.action === 'help') {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  if (loaded.action === 'version') {
+    process.stdout.write(`celery-autopilot ${VERSION}\n`);
+    return;
+  }
+  const config = loaded.config!;
+  if (loaded.action === 'check-config') {
+    process.stdout.write(`configuration OK (broker ${config.broker.display})\n`);
+    return;
+  }
+
+  const logger = createLogger(config.log_level);
+  const service = new Service(config, { logger });
+  service.start();
+  service
+    .listen()
+    .then((port) => logger.info({ address: config.listen_address, port, broker: config.broker.display }, 'celery-autopilot listening'))
+    .catch((e: Error) => {
+      logger.fatal({ err: e.message }, 'cannot listen');
+      process.exit(1);
+    });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    service.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  // Errors we did not foresee are logged; the process stays up, since losing the exporter at
+  // night is worse than one failed operation.
+  process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
+}
+
+main();

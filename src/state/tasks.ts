@@ -1,0 +1,82 @@
+import type { TaskEventType } from '../celery/events.js';
+
+/** What the exporter remembers about one in-flight task. */
+export interface TaskRecord {
+  name?: string;
+  queue?: string;
+  /** Sender timestamp (s) of task-sent, for queue wait. */
+  sentAt?: number;
+  /** ETA (s) from task-sent/received: queue wait starts at max(sent, eta). */
+  etaAt?: number;
+  retries: number;
+  /** Bit per event type already counted for the current attempt (see `markSeen`). */
+  seen: number;
+}
+
+const BIT: Record<TaskEventType, number> = {
+  'task-sent': 1,
+  'task-received': 2,
+  'task-started': 4,
+  'task-succeeded': 8,
+  'task-failed': 16,
+  'task-retried': 32,
+  'task-revoked': 64,
+  'task-rejected': 128,
+  'task-cancelled': 256,
+};
+
+/**
+ * In-flight tasks in a bounded map (oldest inserted evicted first). Task events after
+ * task-received carry only the uuid, so name and queue come from here; the seen-bits make a
+ * replayed event count once. A retry (task-received with a higher `retries`) starts a new attempt.
+ */
+export class TaskTracker {
+  readonly #tasks = new Map<string, TaskRecord>();
+  evictions = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  get(uuid: string): TaskRecord | undefined {
+    return this.#tasks.get(uuid);
+  }
+
+  getOrCreate(uuid: string): TaskRecord {
+    let task = this.#tasks.get(uuid);
+    if (task === undefined) {
+      if (this.#tasks.size >= this.capacity) {
+        const oldest = this.#tasks.keys().next().value;
+        if (oldest !== undefined) {
+          this.#tasks.delete(oldest);
+          this.evictions++;
+        }
+      }
+      task = { retries: 0, seen: 0 };
+      this.#tasks.set(uuid, task);
+    }
+    return task;
+  }
+
+  /**
+   * Marks `type` as seen for the task's current attempt; false if it was already seen (a
+   * duplicate delivery) and must not be counted again.
+   */
+  markSeen(task: TaskRecord, type: TaskEventType, retries?: number): boolean {
+    if (typeof retries === 'number') {
+      // task-sent and task-received carry `retries`: a higher value is the next attempt of the
+      // same uuid (after task-retried), so every state counts again; a lower one is a stale replay.
+      if (retries < task.retries) return false;
+      if (retries > task.retries) {
+        task.retries = retries;
+        task.seen = 0;
+      }
+    }
+    const bit = BIT[type];
+    if (task.seen & bit) return false;
+    task.seen |= bit;
+    return true;
+  }
+
+  get size(): number {
+    return this.#tasks.size;
+  }
+}

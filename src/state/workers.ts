@@ -1,0 +1,145 @@
+import type { Clock } from '../clock.js';
+import type { WorkerEvent } from '../celery/events.js';
+
+/** What we know about one worker: merged event fields plus what `inspect` told us. */
+export interface WorkerRecord {
+  readonly hostname: string;
+  /** Heartbeat interval in seconds, as the worker last announced it. */
+  freq: number;
+  /** Local receive time (ms) of the last online/heartbeat event: liveness never uses the worker's clock. */
+  lastHeartbeatAt?: number;
+  /** Sender timestamp (s) of the last offline event, to ignore heartbeats that arrive after it out of order. */
+  offlineSentAt?: number;
+  /** Local time (ms) the worker stopped being alive, for the purge timer. */
+  goneSince?: number;
+  active?: number;
+  processed?: number;
+  loadavg?: readonly number[];
+  swVersion?: string;
+  pid?: number;
+  /** Sender clock minus our clock at the last heartbeat, in seconds (positive = worker ahead). */
+  clockSkewSeconds?: number;
+  /** From `active_queues`: names of the queues this worker consumes. */
+  queues?: readonly string[];
+  /** From `stats`: pool processes (prefork/solo) or max-concurrency (threads). */
+  processes?: number;
+  inspectedAt?: number;
+}
+
+export interface WorkerRegistryOptions {
+  /** Fixed liveness window in seconds; undefined = Celery's rule, 2 × freq. */
+  workerTimeoutSeconds?: number;
+  purgeAfterSeconds: number;
+}
+
+const DEFAULT_FREQ = 2;
+
+/**
+ * Worker liveness exactly as celery.events.state has it (last heartbeat *received* + 2 × freq),
+ * with two corrections: a `worker-offline` ends it at once, and a heartbeat sent before that
+ * offline (delivered late) cannot bring the worker back.
+ */
+export class WorkerRegistry {
+  readonly #workers = new Map<string, WorkerRecord>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly options: WorkerRegistryOptions,
+  ) {}
+
+  handle(event: WorkerEvent): void {
+    const now = this.clock.nowMs();
+    let worker = this.#workers.get(event.hostname);
+    if (!worker) {
+      worker = { hostname: event.hostname, freq: DEFAULT_FREQ };
+      this.#workers.set(event.hostname, worker);
+    }
+    if (event.type === 'worker-offline') {
+      worker.offlineSentAt = Number.isFinite(event.timestamp) ? event.timestamp : Number.POSITIVE_INFINITY;
+      worker.lastHeartbeatAt = undefined;
+      worker.goneSince = now;
+      mergeFields(worker, event);
+      return;
+    }
+    if (worker.offlineSentAt !== undefined) {
+      // Only a heartbeat sent after the offline (a restart under the same name) revives it.
+      if (!(event.timestamp > worker.offlineSentAt)) return;
+      worker.offlineSentAt = undefined;
+    }
+    mergeFields(worker, event);
+    worker.lastHeartbeatAt = now;
+    worker.goneSince = undefined;
+    if (Number.isFinite(event.timestamp)) worker.clockSkewSeconds = event.timestamp - now / 1000;
+  }
+
+  /** Celery's `Worker.alive`, with our optional fixed window. */
+  isAlive(worker: WorkerRecord, now = this.clock.nowMs()): boolean {
+    if (worker.lastHeartbeatAt === undefined) return false;
+    const windowSeconds = this.options.workerTimeoutSeconds ?? worker.freq * 2;
+    return now < worker.lastHeartbeatAt + windowSeconds * 1000;
+  }
+
+  get(hostname: string): WorkerRecord | undefined {
+    return this.#workers.get(hostname);
+  }
+
+  all(): IterableIterator<WorkerRecord> {
+    return this.#workers.values();
+  }
+
+  alive(now = this.clock.nowMs()): WorkerRecord[] {
+    return [...this.#workers.values()].filter((w) => this.isAlive(w, now));
+  }
+
+  get size(): number {
+    return this.#workers.size;
+  }
+
+  /** Records what `inspect active_queues` / `stats` returned for a worker we already know. */
+  recordInspection(hostname: string, info: { queues?: readonly string[]; processes?: number }): void {
+    const worker = this.#workers.get(hostname);
+    if (!worker) return;
+    if (info.queues) worker.queues = info.queues;
+    if (info.processes !== undefined) worker.processes = info.processes;
+    worker.inspectedAt = this.clock.nowMs();
+  }
+
+  /**
+   * The queue a task from this worker came from, when that can be known without the task-sent
+   * event: a worker consuming exactly one queue. (Celery 5.2 task-received carries no routing.)
+   */
+  soleQueue(hostname: string): string | undefined {
+    const queues = this.#workers.get(hostname)?.queues;
+    return queues && queues.length === 1 ? queues[0] : undefined;
+  }
+
+  /**
+   * Removes workers that have not been alive for the purge period; returns their hostnames so
+   * their metric series can be removed too.
+   */
+  purge(now = this.clock.nowMs()): string[] {
+    const purged: string[] = [];
+    for (const worker of this.#workers.values()) {
+      if (this.isAlive(worker, now)) continue;
+      if (worker.goneSince === undefined) {
+        const windowSeconds = this.options.workerTimeoutSeconds ?? worker.freq * 2;
+        worker.goneSince = worker.lastHeartbeatAt !== undefined ? worker.lastHeartbeatAt + windowSeconds * 1000 : now;
+      }
+      if (now - worker.goneSince >= this.options.purgeAfterSeconds * 1000) {
+        this.#workers.delete(worker.hostname);
+        purged.push(worker.hostname);
+      }
+    }
+    return purged;
+  }
+}
+
+/** Merge, never replace: the freq=5 wake-up heartbeat has no active/processed/loadavg (§A6). */
+function mergeFields(worker: WorkerRecord, event: WorkerEvent): void {
+  if (typeof event.freq === 'number' && event.freq > 0) worker.freq = event.freq;
+  if (typeof event.active === 'number') worker.active = event.active;
+  if (typeof event.processed === 'number') worker.processed = event.processed;
+  if (Array.isArray(event.loadavg)) worker.loadavg = event.loadavg;
+  if (typeof event.sw_ver === 'string') worker.swVersion = event.sw_ver;
+  if (typeof event.pid === 'number') worker.pid = event.pid;
+}

@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** ../shared/fixtures beside the repository (CI lays a copy of shared/ next to the clone). */
+export const FIXTURES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures');
+
+export function readFixture<T = unknown>(relative: string): T {
+  const file = path.join(FIXTURES_DIR, relative);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new Error(`cannot read fixture ${file} (shared/ must sit beside the repository): ${(e as Error).message}`);
+  }
+}
+
+export interface AmqpEventFixture {
+  routing_key: string;
+  properties: { content_type: string; content_encoding: string; headers: Record<string, unknown> };
+  /** The exact payload bytes; a few captures only kept the parsed body, then it is re-serialised. */
+  body_raw: string;
+  body: unknown;
+}
+
+export function amqpEventFixtures(): Record<string, AmqpEventFixture> {
+  const examples = readFixture<{ examples: Record<string, AmqpEventFixture> }>('celery-5.2.6/amqp_events.json').examples;
+  for (const fx of Object.values(examples)) {
+    if (fx.body_raw === '(see body)') fx.body_raw = JSON.stringify(fx.body);
+  }
+  return examples;
+}
+
+export interface RedisEventFixture {
+  channel: string;
+  published_string: string;
+}
+
+export function redisEventFixtures(): Record<string, RedisEventFixture> {
+  return readFixture<{ examples: Record<string, RedisEventFixture> }>('celery-5.2.6/redis_events.json').examples;
+}

@@ -1,0 +1,40 @@
+/** A small reader of Prometheus text exposition for assertions. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    if (m[3]) {
+      for (const lm of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+        labels[lm[1]!] = lm[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+      }
+    }
+    out.push({ name: m[1]!, labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+/** Sum of every sample named `name` whose labels include `match` (absent → undefined). */
+export function metricValue(samples: Sample[], name: string, match: Record<string, string> = {}): number | undefined {
+  let found = false;
+  let sum = 0;
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    if (!Object.entries(match).every(([k, v]) => s.labels[k] === v)) continue;
+    found = true;
+    sum += s.value;
+  }
+  return found ? sum : undefined;
+}
+
+export function seriesOf(samples: Sample[], name: string): Sample[] {
+  return samples.filter((s) => s.name === name);
+}
