@@ -131,7 +131,6 @@ export class Service {
   /** Hot-path counts are plain numbers; they are copied into prom-client at scrape time. */
   #collectSelf(): void {
     const s = this.selfMetrics;
-    const self = this;
     const counts = this.processor.counts;
     const setCounter = (counter: { reset(): void; inc(labels: Record<string, string>, v: number): void }, label: string, values: Map<string, number>) => {
       counter.reset();
@@ -142,21 +141,21 @@ export class Service {
       setCounter(s.eventsDropped, 'reason', counts.drops);
       s.messagesReceived.reset();
       s.messagesReceived.inc(counts.messages);
-      s.brokerConnected.set(self.status.connected && self.status.subscribed ? 1 : 0);
+      s.brokerConnected.set(this.status.connected && this.status.subscribed ? 1 : 0);
       s.brokerReconnects.reset();
-      s.brokerReconnects.inc(self.status.reconnects);
+      s.brokerReconnects.inc(this.status.reconnects);
       if (counts.lastEventAtMs > 0) s.lastEventTimestamp.set(counts.lastEventAtMs / 1000);
-      s.trackedTasks.set(self.tasks.size);
-      s.trackedWorkers.set(self.workers.size);
-      s.taskEvictions.set(self.tasks.evictions);
+      s.trackedTasks.set(this.tasks.size);
+      s.trackedWorkers.set(this.workers.size);
+      s.taskEvictions.set(this.tasks.evictions);
       s.queueLengthErrors.reset();
-      s.queueLengthErrors.inc(self.queues.errors);
+      s.queueLengthErrors.inc(this.queues.errors);
       s.labelOverflow.reset();
-      for (const l of [self.processor.names, self.processor.hostnames, self.processor.queues, self.processor.exceptions]) {
+      for (const l of [this.processor.names, this.processor.hostnames, this.processor.queues, this.processor.exceptions]) {
         if (l.overflowed > 0) s.labelOverflow.inc({ label: l.label }, l.overflowed);
       }
       s.workerClockSkew.reset();
-      for (const w of self.workers.alive()) if (w.clockSkewSeconds !== undefined) s.workerClockSkew.set({ hostname: w.hostname }, w.clockSkewSeconds);
+      for (const w of this.workers.alive()) if (w.clockSkewSeconds !== undefined) s.workerClockSkew.set({ hostname: w.hostname }, w.clockSkewSeconds);
     }
   }
 

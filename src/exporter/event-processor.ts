@@ -103,6 +103,9 @@ export class EventProcessor implements EventSink {
       if (Number.isFinite(event.timestamp)) task.sentAt = event.timestamp;
       task.etaAt = parseEta(event.eta) ?? task.etaAt;
       this.metrics.countTask('sent', this.#name(task), this.#sentHostname(event.hostname), this.#queue(task, undefined));
+      // The client's task-sent and the worker's events travel on different connections: on a
+      // fast worker task-started can arrive first.
+      if (task.startedAt !== undefined && task.startedBy !== undefined) this.#observeQueueWait(task, task.startedBy);
       return;
     }
     const hostname = this.hostnames.value(event.hostname);
@@ -114,10 +117,10 @@ export class EventProcessor implements EventSink {
       case 'task-started': {
         const queue = this.#queue(task, event.hostname);
         this.metrics.countTask('started', this.#name(task), hostname, queue);
-        if (task.sentAt !== undefined && Number.isFinite(event.timestamp)) {
-          // Client and worker clocks differ; a negative wait is skew, not time travel.
-          const waited = event.timestamp - Math.max(task.sentAt, task.etaAt ?? 0);
-          this.metrics.observeQueueWait(this.#name(task), hostname, queue, Math.max(0, waited));
+        if (Number.isFinite(event.timestamp)) {
+          task.startedAt = event.timestamp;
+          task.startedBy = hostname;
+          if (task.sentAt !== undefined) this.#observeQueueWait(task, hostname);
         }
         break;
       }
@@ -144,6 +147,15 @@ export class EventProcessor implements EventSink {
         // Not a celery-exporter series; counted in events_received_total only.
         break;
     }
+  }
+
+  /** Queue wait = started − max(sent, eta), once per attempt, whichever of the two came last. */
+  #observeQueueWait(task: TaskRecord, hostname: string): void {
+    if (task.queueWaitObserved || task.sentAt === undefined || task.startedAt === undefined) return;
+    task.queueWaitObserved = true;
+    // Client and worker clocks differ; a negative wait is skew, not time travel.
+    const waited = task.startedAt - Math.max(task.sentAt, task.etaAt ?? 0);
+    this.metrics.observeQueueWait(this.#name(task), hostname, this.#queue(task, hostname), Math.max(0, waited));
   }
 
   #name(task: TaskRecord): string {

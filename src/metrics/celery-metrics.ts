@@ -84,6 +84,8 @@ export class CeleryMetrics {
       buckets: options.queueWaitBuckets,
       registers: [registry],
     });
+    // prom-client calls collect() with the metric as `this`; the closure needs ours.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.#workerUp = new Gauge({
       name: `${p}worker_up`,

@@ -8,6 +8,10 @@ export interface TaskRecord {
   sentAt?: number;
   /** ETA (s) from task-sent/received: queue wait starts at max(sent, eta). */
   etaAt?: number;
+  /** Worker timestamp (s) of task-started and who started it, for when task-sent arrives later. */
+  startedAt?: number;
+  startedBy?: string;
+  queueWaitObserved?: boolean;
   retries: number;
   /** Bit per event type already counted for the current attempt (see `markSeen`). */
   seen: number;
@@ -68,6 +72,9 @@ export class TaskTracker {
       if (retries > task.retries) {
         task.retries = retries;
         task.seen = 0;
+        task.startedAt = undefined;
+        task.startedBy = undefined;
+        task.queueWaitObserved = false;
       }
     }
     const bit = BIT[type];

@@ -10,7 +10,7 @@ export function readFixture<T = unknown>(relative: string): T {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as T;
   } catch (e) {
-    throw new Error(`cannot read fixture ${file} (shared/ must sit beside the repository): ${(e as Error).message}`);
+    throw new Error(`cannot read fixture ${file} (shared/ must sit beside the repository): ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -80,6 +80,19 @@ describe('task events become celery-exporter metrics', () => {
     expect(metricValue(m, 'celery_task_queue_wait_time_sum')).toBeCloseTo(2);
   });
 
+  it('queue wait is observed once even when task-sent arrives after task-started', async () => {
+    const { send, read } = setup();
+    send(
+      { type: 'task-received', uuid: 'late', name: 't', timestamp: T + 1, retries: 0 },
+      { type: 'task-started', uuid: 'late', timestamp: T + 3 },
+      { type: 'task-sent', uuid: 'late', name: 't', queue: 'q', hostname: 'gen1@c', timestamp: T, retries: 0 },
+      { type: 'task-sent', uuid: 'late', name: 't', queue: 'q', hostname: 'gen1@c', timestamp: T, retries: 0 },
+    );
+    const m = await read();
+    expect(metricValue(m, 'celery_task_queue_wait_time_count', { hostname: W })).toBe(1);
+    expect(metricValue(m, 'celery_task_queue_wait_time_sum')).toBeCloseTo(3);
+  });
+
   it('replayed events count once; succeeded before started counts both once, no negatives', async () => {
     const { send, read, processor } = setup();
     const received = { type: 'task-received', uuid: 'u', name: 't', retries: 0 };

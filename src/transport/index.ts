@@ -1,0 +1,53 @@
+import type { Config } from '../config/load.js';
+import type { Logger } from '../log.js';
+import { AmqpTransport } from './amqp.js';
+import { RedisTransport } from './redis.js';
+import type { BrokerTransport, TransportObserver } from './transport.js';
+import { randomUUID } from 'node:crypto';
+
+/** Builds the transport the broker URL asks for, with every setting taken from the config. */
+export function createTransport(config: Config, observer: TransportObserver, logger: Logger): BrokerTransport {
+  const reconnect = { initialMs: config.reconnect.initial_delay_seconds * 1000, maxMs: config.reconnect.max_delay_seconds * 1000 };
+  const broker = config.broker;
+  if (broker.kind === 'amqp') {
+    return new AmqpTransport(
+      {
+        url: broker.url.reveal(),
+        eventQueue: {
+          name: config.events.queue_name ?? `celeryev.${randomUUID()}`,
+          messageTtlMs: Math.round(config.events.queue_message_ttl_seconds * 1000),
+          expiresMs: Math.round(config.events.queue_expires_seconds * 1000),
+          prefetch: config.events.prefetch,
+        },
+        maxMessageBytes: config.events.max_message_bytes,
+        heartbeatSeconds: config.events.broker_heartbeat_seconds,
+        reconnect,
+        connectTimeoutMs: 10_000,
+      },
+      observer,
+      logger.child({ component: 'amqp' }),
+    );
+  }
+  const options = config.broker_transport_options;
+  const endpoint = broker.sentinels
+    ? { sentinels: [...broker.sentinels], masterName: options.master_name ?? '' }
+    : { host: broker.node!.host, port: broker.node!.port };
+  return new RedisTransport(
+    {
+      ...endpoint,
+      db: broker.db,
+      tls: broker.tls,
+      ...(broker.username !== undefined ? { username: broker.username } : {}),
+      ...(broker.password !== undefined ? { password: broker.password.reveal() } : {}),
+      globalKeyprefix: options.global_keyprefix,
+      prioritySteps: [...options.priority_steps],
+      sep: options.sep,
+      maxMessageBytes: config.events.max_message_bytes,
+      healthCheckSeconds: config.events.broker_heartbeat_seconds,
+      reconnect,
+      connectTimeoutMs: 10_000,
+    },
+    observer,
+    logger.child({ component: 'redis' }),
+  );
+}

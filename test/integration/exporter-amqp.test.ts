@@ -1,0 +1,3 @@
+import { describeExporterOnRealWorkers } from '../support/exporter-scenarios.js';
+
+describeExporterOnRealWorkers('amqp');
