@@ -1,0 +1,3 @@
+import { describeExporterFaults } from '../support/exporter-faults.js';
+
+describeExporterFaults('amqp');
