@@ -1,0 +1,318 @@
+/* global process, Buffer, setTimeout, clearTimeout, fetch, AbortSignal */
+/**
+ * Runs the built exporter (dist/main.js) as a child process for the benchmarks, and reads what
+ * the benchmarks measure about it: its /metrics, its CPU time and its peak RSS (from /proc, so
+ * the numbers are the kernel's, not the exporter's own view of itself).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const EXPORTER_MAIN = join(REPO_ROOT, 'dist', 'main.js');
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+let clockTicks;
+/** utime/stime in /proc/<pid>/stat are in clock ticks (USER_HZ), almost always 100. */
+export function clockTicksPerSecond() {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** User + system CPU seconds of a process, all its threads included (GC, libuv pool). */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / clockTicksPerSecond();
+}
+
+/** VmHWM (peak resident set) and VmRSS (current), in bytes. */
+export function memoryBytes(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key) => {
+    const match = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+    return match ? Number(match[1]) * 1024 : null;
+  };
+  return { peakRss: kib('VmHWM'), rss: kib('VmRSS') };
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks; released just before the exporter binds it). */
+export async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** GET /metrics; the whole body is read, so `ms` is what a Prometheus scrape would wait. */
+export async function scrape(baseUrl, timeoutMs = 60_000) {
+  const started = performance.now();
+  const response = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+  const body = Buffer.from(await response.arrayBuffer());
+  const ms = performance.now() - started;
+  if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
+  return { text: body.toString('utf8'), bytes: body.length, ms };
+}
+
+/** Sum of every sample of one metric family (all label sets), from Prometheus text. */
+export function sumMetric(text, name) {
+  let total = 0;
+  let start = 0;
+  for (;;) {
+    const at = text.indexOf(name, start);
+    if (at === -1) return total;
+    start = at + name.length;
+    if (at !== 0 && text[at - 1] !== '\n') continue; // inside a HELP/TYPE line or another name
+    const next = text[start];
+    if (next !== '{' && next !== ' ') continue; // a longer name with this one as prefix
+    const lineEnd = text.indexOf('\n', start);
+    const line = text.slice(at, lineEnd === -1 ? undefined : lineEnd);
+    // The value follows the last space outside the label set (an optional timestamp is not used).
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) total += value;
+  }
+}
+
+/** Samples per label value of one metric family, e.g. events received by `type`. */
+export function samplesByLabel(text, name, label) {
+  const out = {};
+  const re = new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm');
+  const labelRe = new RegExp(`(?:^|,)${label}="((?:[^"\\\\]|\\\\.)*)"`);
+  for (const match of text.matchAll(re)) {
+    const value = labelRe.exec(match[1])?.[1] ?? '';
+    out[value] = (out[value] ?? 0) + Number(match[2]);
+  }
+  return out;
+}
+
+/** Sample lines (not comments, not blank): the number of series a scrape carries. */
+export function countSeries(text) {
+  let lines = 0;
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    if (end > start && text.charCodeAt(start) !== 35 /* # */) lines += 1;
+    start = end + 1;
+  }
+  return lines;
+}
+
+/** Events the exporter decoded so far (self-telemetry, every type). */
+export function eventsReceived(text, selfPrefix = 'celery_autopilot_') {
+  return sumMetric(text, `${selfPrefix}events_received_total`);
+}
+
+/**
+ * Starts `node dist/main.js` with the given settings and waits until GET /-/ready is 200 (broker
+ * connected, event subscription live). Events published before that are not routed anywhere.
+ */
+export async function startExporter({
+  brokerUrl,
+  keyprefix = '',
+  extraArgs = [],
+  logLevel = 'warn',
+  readyTimeoutMs = 30_000,
+  nodeArgs = [],
+}) {
+  if (!existsSync(EXPORTER_MAIN)) throw new Error(`${EXPORTER_MAIN} does not exist: run \`npm run build\` first`);
+  const port = await freePort();
+  const args = [
+    ...nodeArgs,
+    EXPORTER_MAIN,
+    '--broker-url',
+    brokerUrl,
+    '--port',
+    String(port),
+    '--listen-address',
+    '127.0.0.1',
+    '--log-level',
+    logLevel,
+  ];
+  if (keyprefix) args.push('--broker-transport-options-global-keyprefix', keyprefix);
+  args.push(...extraArgs);
+
+  // Spawned directly (no shell), so child.pid is the exporter itself and /proc reads are its own.
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail = [];
+  const keep = (chunk) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line) continue;
+      tail.push(line);
+      if (tail.length > 200) tail.shift();
+    }
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = once(child, 'exit');
+  const baseUrl = `http://127.0.0.1:${port}`;
+
+  const handle = {
+    pid: child.pid,
+    port,
+    baseUrl,
+    args,
+    logTail: () => tail.slice(),
+    isRunning: () => child.exitCode === null && child.signalCode === null,
+    cpuSeconds: () => cpuSeconds(child.pid),
+    memory: () => memoryBytes(child.pid),
+    scrape: (timeoutMs) => scrape(baseUrl, timeoutMs),
+    /** SIGTERM by PID, then SIGKILL by PID if it has not exited within `graceMs`. */
+    async stop(graceMs = 15_000) {
+      if (!handle.isRunning()) return;
+      child.kill('SIGTERM');
+      let timer;
+      const timedOut = new Promise((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      const outcome = await Promise.race([exited, timedOut]);
+      clearTimeout(timer);
+      if (outcome === 'timeout' && handle.isRunning()) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+
+  const deadline = performance.now() + readyTimeoutMs;
+  let lastStatus = 'no answer';
+  for (let attempt = 0; attempt < 10_000 && performance.now() < deadline; attempt += 1) {
+    if (!handle.isRunning()) {
+      throw new Error(`exporter exited (code ${child.exitCode}, signal ${child.signalCode}) before ready:\n${tail.join('\n')}`);
+    }
+    try {
+      const response = await fetch(`${baseUrl}/-/ready`, { signal: AbortSignal.timeout(2000) });
+      lastStatus = `HTTP ${response.status} ${await response.text()}`;
+      if (response.status === 200) return handle;
+    } catch (error) {
+      lastStatus = error instanceof Error ? error.message : String(error);
+    }
+    await sleep(100);
+  }
+  await handle.stop();
+  throw new Error(`exporter not ready after ${readyTimeoutMs} ms (last: ${lastStatus}):\n${tail.join('\n')}`);
+}
+
+/**
+ * Polls /metrics until the exporter counted `expected()` events more than `baseline`, or the
+ * count stopped moving for `idleMs` after `producerDone()`. Records when counting started and
+ * ended and the exporter's CPU time at the last change, so rates cover processing only.
+ */
+export async function waitForEvents(exporter, {
+  baseline,
+  expected,
+  producerDone,
+  pollMs = 100,
+  idleMs = 10_000,
+  maxMs = 30 * 60_000,
+  selfPrefix = 'celery_autopilot_',
+}) {
+  const started = performance.now();
+  let last = baseline;
+  let firstChange = null;
+  let lastChange = null;
+  let cpuAtLastChange = exporter.cpuSeconds();
+  let scrapes = 0;
+  let lastText = '';
+  for (let i = 0; i < 1_000_000; i += 1) {
+    const now = performance.now();
+    if (now - started > maxMs) break;
+    const page = await exporter.scrape();
+    scrapes += 1;
+    lastText = page.text;
+    const count = eventsReceived(page.text, selfPrefix);
+    const t = performance.now();
+    if (count !== last) {
+      // The first poll that sees movement marks the start; the events it already saw are not
+      // part of the measured interval (they arrived at some unknown time before it).
+      if (firstChange === null) firstChange = { t, count };
+      lastChange = { t, count };
+      cpuAtLastChange = exporter.cpuSeconds();
+      last = count;
+    }
+    const target = expected();
+    if (target !== null && count - baseline >= target) break;
+    const idleSince = lastChange ? lastChange.t : started;
+    if (producerDone() && t - idleSince > idleMs) break;
+    if (!exporter.isRunning()) break;
+    // Large pages are expensive: never spend more than about a third of the time scraping.
+    await sleep(Math.max(pollMs, page.ms * 2));
+  }
+  return {
+    counted: last - baseline,
+    firstChange,
+    lastChange,
+    cpuAtLastChange,
+    scrapes,
+    lastText,
+    timedOut: performance.now() - started > maxMs,
+  };
+}
+
+/** rabbitmqctl add_vhost + set_permissions for guest; returns the amqp:// URL and a remover. */
+export function createVhost(name) {
+  const ctl = (...args) => execFileSync('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    ctl('add_vhost', name);
+  } catch (error) {
+    if (!String(error.stderr ?? error).includes('already exists')) throw error;
+  }
+  ctl('set_permissions', '-p', name, 'guest', '.*', '.*', '.*');
+  return {
+    vhost: name,
+    url: `amqp://guest:guest@127.0.0.1:5672/${encodeURIComponent(name)}`,
+    remove() {
+      try {
+        ctl('delete_vhost', name);
+      } catch {
+        // already gone: nothing to clean
+      }
+    },
+  };
+}
+
+/** Median of a few numbers. */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Machine facts stored with the results, so numbers from different machines are not mixed up. */
+export function environment() {
+  const read = (cmd, args) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  return {
+    node: process.version,
+    cpus: read('nproc', []),
+    cpu_model: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? null,
+    loadavg_at_start: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
+    git_commit: read('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']),
+    git_dirty: (read('git', ['--no-optional-locks', '-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
+  };
+}
