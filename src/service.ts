@@ -62,6 +62,9 @@ export class Service {
       prefix: m.prefix,
       runtimeBuckets: [...m.runtime_buckets],
       queueWaitBuckets: [...m.queue_wait_buckets],
+      staticLabels: m.static_labels,
+      maxTaskSeries: config.cardinality.max_task_series,
+      overflowValue: config.cardinality.overflow_value,
     });
     this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix);
     this.workers = new WorkerRegistry(this.#clock, {
@@ -154,17 +157,27 @@ export class Service {
       for (const l of [this.processor.names, this.processor.hostnames, this.processor.queues, this.processor.exceptions]) {
         if (l.overflowed > 0) s.labelOverflow.inc({ label: l.label }, l.overflowed);
       }
+      if (this.celeryMetrics.tasks.overflowed > 0) s.labelOverflow.inc({ label: 'series' }, this.celeryMetrics.tasks.overflowed);
       s.workerClockSkew.reset();
       for (const w of this.workers.alive()) if (w.clockSkewSeconds !== undefined) s.workerClockSkew.set({ hostname: w.hostname }, w.clockSkewSeconds);
     }
   }
 
-  /** Renders /metrics; times itself for the next scrape's scrape_duration_seconds. */
-  async renderMetrics(): Promise<string> {
+  /**
+   * /metrics as a sequence of chunks: the prom-client registry (small), then the per-task
+   * families streamed from their store. Times itself for the next scrape_duration_seconds.
+   */
+  async *metricsChunks(): AsyncGenerator<string> {
     const started = performance.now();
     this.#collectSelf();
-    const text = await this.registry.metrics();
+    yield await this.registry.metrics();
+    yield* this.celeryMetrics.tasks.render();
     this.selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
+  }
+
+  async renderMetrics(): Promise<string> {
+    let text = '';
+    for await (const chunk of this.metricsChunks()) text += chunk;
     return text;
   }
 

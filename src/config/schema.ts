@@ -57,6 +57,11 @@ export const configSchema = z
         prefetch: z.number().int().min(1).max(65_535).default(2000),
         /** Bodies larger than this are dropped (and counted) before parsing. */
         max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+        /**
+         * Redis only: events read off the socket and waiting to be processed may use this much
+         * memory, so a burst waits here rather than overflowing Redis's 32 MB pub/sub buffer.
+         */
+        max_backlog_bytes: z.number().int().min(1024 * 1024).max(8 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
         /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
         broker_heartbeat_seconds: seconds(1, 600).default(10),
       })
@@ -110,6 +115,11 @@ export const configSchema = z
         max_hostnames: z.number().int().min(1).max(1_000_000).default(1000),
         /** Distinct queue_name label values. */
         max_queues: z.number().int().min(1).max(100_000).default(500),
+        /**
+         * Distinct name × hostname × queue_name combinations with their own series (each costs
+         * ~20 series with the default buckets); later ones are folded into one overflow series.
+         */
+        max_task_series: z.number().int().min(1).max(10_000_000).default(50_000),
         overflow_value: z.string().min(1).max(64).default('other'),
         /** In-flight tasks remembered (for name/queue lookup and dedupe); least recently seen evicted. */
         max_tracked_tasks: z.number().int().min(100).max(10_000_000).default(100_000),

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import express, { type Express } from 'express';
 import type { Service } from '../service.js';
 import { VERSION } from '../metrics/self-metrics.js';
@@ -27,10 +28,16 @@ export function createHttpApp(service: Service): Express {
 
   app.get('/metrics', async (_req, res, next) => {
     try {
-      const body = await service.renderMetrics();
-      res.set('Content-Type', service.registry.contentType).send(body);
+      res.set('Content-Type', service.registry.contentType);
+      // Streamed with backpressure: a large cluster's exposition never sits in memory whole.
+      for await (const chunk of service.metricsChunks()) {
+        if (!res.write(chunk)) await once(res, 'drain');
+        if (res.destroyed) return;
+      }
+      res.end();
     } catch (e) {
-      next(e);
+      if (res.headersSent) res.destroy(e as Error);
+      else next(e);
     }
   });
 

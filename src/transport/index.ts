@@ -43,6 +43,7 @@ export function createTransport(config: Config, observer: TransportObserver, log
       prioritySteps: [...options.priority_steps],
       sep: options.sep,
       maxMessageBytes: config.events.max_message_bytes,
+      maxBacklogBytes: config.events.max_backlog_bytes,
       healthCheckSeconds: config.events.broker_heartbeat_seconds,
       reconnect,
       connectTimeoutMs: 10_000,

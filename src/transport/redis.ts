@@ -63,6 +63,11 @@ export interface RedisConnectionSettings {
   readonly prioritySteps: readonly number[];
   readonly sep: string;
   readonly maxMessageBytes: number;
+  /**
+   * Messages read off the socket but not yet processed may hold this many bytes; beyond it new
+   * ones are dropped and counted ('backlog_full'). Default 256 MiB.
+   */
+  readonly maxBacklogBytes?: number;
   /** A connection with no traffic and no PING answer for this long is reconnected. */
   readonly healthCheckSeconds: number;
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
@@ -75,6 +80,9 @@ export interface RedisConnectionSettings {
 
 /** A direct node or a Sentinel group, flat beside the rest (as src/transport/index.ts builds it). */
 export type RedisTransportSettings = (RedisDirectEndpoint | RedisSentinelEndpoint) & RedisConnectionSettings;
+
+/** How long one slice of event processing may hold the event loop before the socket is read again. */
+const DRAIN_SLICE_MS = 5;
 
 type Role = 'events' | 'commands' | 'replies';
 
@@ -180,6 +188,11 @@ export class RedisTransport implements BrokerTransport {
   #retryTimer: NodeJS.Timeout | undefined;
   /** Event messages received, ever: traffic that proves the subscriber socket is alive. */
   #received = 0;
+  /** Channel and message pairs not processed yet (flat: [channel, message, channel, ...]). */
+  #backlog: Buffer[] = [];
+  #backlogHead = 0;
+  #backlogBytes = 0;
+  #draining = false;
   /** kombu's Lamport clock for pidbox requests, advanced by the workers' reply clocks. */
   #clock = 0;
   #replyClientsInUse = 0;
@@ -240,7 +253,7 @@ export class RedisTransport implements BrokerTransport {
     }
     // Bound to the session: a late message from a torn-down subscriber must not be counted.
     session.events.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => {
-      if (!session.dead) this.#onEventMessage(channel, message);
+      if (!session.dead) this.#enqueue(channel, message);
     });
     // ioredis's connectTimeout covers the TCP connect only; this also covers a server (or a
     // proxy) that accepts the socket and then never answers.
@@ -353,15 +366,62 @@ export class RedisTransport implements BrokerTransport {
   // -------------------------------------------------------------------------------------------
   // Events: the hot path, once per PUBLISH
 
-  #onEventMessage(channel: Buffer, message: Buffer): void {
+  /**
+   * Redis PUB/SUB does not wait for a slow subscriber: past its output-buffer limit (32 MB by
+   * default) it closes the connection and everything published meanwhile is lost. So reading
+   * the socket must never wait for processing. Messages are queued here as they arrive and
+   * processed in short slices with setImmediate in between, which lets the event loop read the
+   * socket again between slices: a burst waits in our memory (bounded) instead of Redis's.
+   */
+  #enqueue(channel: Buffer, message: Buffer): void {
     this.#received += 1;
+    if (message.length > this.#settings.maxMessageBytes) {
+      this.#sink?.onDrop('oversize');
+      return;
+    }
+    if (this.#backlogBytes + message.length > (this.#settings.maxBacklogBytes ?? 256 * 1024 * 1024)) {
+      this.#sink?.onDrop('backlog_full');
+      return;
+    }
+    this.#backlog.push(channel, message);
+    this.#backlogBytes += message.length;
+    if (!this.#draining) {
+      this.#draining = true;
+      setImmediate(this.#drain);
+    }
+  }
+
+  readonly #drain = (): void => {
+    const deadline = performance.now() + DRAIN_SLICE_MS;
+    const backlog = this.#backlog;
+    let i = this.#backlogHead;
+    while (i < backlog.length) {
+      const channel = backlog[i]!;
+      const message = backlog[i + 1]!;
+      i += 2;
+      this.#backlogBytes -= message.length;
+      this.#onEventMessage(channel, message);
+      // Check the clock every 64 messages: cheap, and a slice stays a few milliseconds.
+      if ((i & 127) === 0 && performance.now() > deadline) break;
+    }
+    if (i >= backlog.length) {
+      this.#backlog = [];
+      this.#backlogHead = 0;
+      this.#draining = false;
+    } else {
+      this.#backlogHead = i;
+      if (i > 65_536) {
+        this.#backlog = backlog.slice(i);
+        this.#backlogHead = 0;
+      }
+      setImmediate(this.#drain);
+    }
+  };
+
+  #onEventMessage(channel: Buffer, message: Buffer): void {
     const sink = this.#sink;
     if (!sink) return;
     try {
-      if (message.length > this.#settings.maxMessageBytes) {
-        sink.onDrop('oversize');
-        return;
-      }
       const envelope = decodeEnvelope(message);
       if (typeof envelope === 'string') {
         sink.onDrop(envelope);
@@ -617,6 +677,9 @@ export class RedisTransport implements BrokerTransport {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#backlog = [];
+    this.#backlogHead = 0;
+    this.#backlogBytes = 0;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     const session = this.#session;

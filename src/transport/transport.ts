@@ -21,7 +21,8 @@ export interface RawEventMessage {
 export type TransportDropReason =
   | 'bad_envelope' // Redis: the PUBLISH payload is not a kombu JSON envelope
   | 'bad_body_encoding' // Redis: body_encoding is base64 but the body is not
-  | 'oversize'; // larger than the configured maximum message size
+  | 'oversize' // larger than the configured maximum message size
+  | 'backlog_full'; // Redis: read off the socket faster than processed, past the backlog bound
 
 /** Where a transport delivers what it receives. Called synchronously, in broker order. */
 export interface EventSink {

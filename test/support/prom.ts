@@ -14,7 +14,7 @@ export function parseMetrics(text: string): Sample[] {
     const labels: Record<string, string> = {};
     if (m[3]) {
       for (const lm of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-        labels[lm[1]!] = lm[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+        labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
       }
     }
     out.push({ name: m[1]!, labels, value: Number(m[4]) });

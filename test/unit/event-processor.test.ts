@@ -16,7 +16,14 @@ const W = 'celery@w1';
 function setup(options: Partial<EventProcessorOptions> = {}, capacity = 1000) {
   const clock = new ManualClock(T * 1000);
   const registry = new Registry();
-  const metrics = new CeleryMetrics(registry, { prefix: 'celery_', runtimeBuckets: DEFAULT_BUCKETS, queueWaitBuckets: DEFAULT_BUCKETS });
+  const metrics = new CeleryMetrics(registry, {
+    prefix: 'celery_',
+    runtimeBuckets: DEFAULT_BUCKETS,
+    queueWaitBuckets: DEFAULT_BUCKETS,
+    staticLabels: {},
+    maxTaskSeries: 10_000,
+    overflowValue: 'other',
+  });
   const workers = new WorkerRegistry(clock, { purgeAfterSeconds: 600 });
   const tasks = new TaskTracker(capacity);
   const processor = new EventProcessor(clock, workers, tasks, metrics, {
@@ -31,7 +38,7 @@ function setup(options: Partial<EventProcessorOptions> = {}, capacity = 1000) {
   const send = (...events: Array<Record<string, unknown> & { type: string }>) => {
     for (const e of events) processor.handle({ hostname: W, timestamp: T, ...e } as unknown as CeleryEvent);
   };
-  const read = async () => parseMetrics(await registry.metrics());
+  const read = async () => parseMetrics((await registry.metrics()) + [...metrics.tasks.render(64)].join(''));
   return { clock, registry, metrics, workers, tasks, processor, send, read };
 }
 

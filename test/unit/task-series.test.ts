@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { TaskSeriesStore } from '../../src/metrics/task-series.js';
+import { metricValue, parseMetrics } from '../support/prom.js';
+
+function store(maxSeries = 100, staticLabels: Record<string, string> = {}) {
+  return new TaskSeriesStore({ prefix: 'celery_', runtimeBuckets: [0.1, 1], queueWaitBuckets: [1], staticLabels, maxSeries, overflowValue: 'other' });
+}
+const text = (s: TaskSeriesStore, chunk?: number) => [...s.render(chunk)].join('');
+
+describe('task series exposition', () => {
+  it('renders counters, failures and cumulative histograms in Prometheus text format', () => {
+    const s = store();
+    s.count('received', 't', 'w@h', 'q');
+    s.count('received', 't', 'w@h', 'q');
+    s.countFailed('t', 'w@h', 'q', 'ValueError');
+    for (const v of [0.05, 0.5, 5]) s.observeRuntime('t', 'w@h', 'q', v);
+    const out = text(s);
+    expect(out).toContain('# TYPE celery_task_received_total counter\ncelery_task_received_total{name="t",hostname="w@h",queue_name="q"} 2\n');
+    expect(out).toContain('celery_task_failed_total{name="t",hostname="w@h",exception="ValueError",queue_name="q"} 1\n');
+    expect(out).toContain('# TYPE celery_task_runtime histogram\n');
+    const m = parseMetrics(out);
+    expect(metricValue(m, 'celery_task_runtime_bucket', { le: '0.1' })).toBe(1);
+    expect(metricValue(m, 'celery_task_runtime_bucket', { le: '1' })).toBe(2);
+    expect(metricValue(m, 'celery_task_runtime_bucket', { le: '+Inf' })).toBe(3);
+    expect(metricValue(m, 'celery_task_runtime_count')).toBe(3);
+    expect(metricValue(m, 'celery_task_runtime_sum')).toBeCloseTo(5.55);
+    // Families with nothing counted show no series (like prom-client), never zeros.
+    expect(m.some((x) => x.name === 'celery_task_sent_total')).toBe(false);
+    expect(m.some((x) => x.name === 'celery_task_queue_wait_time_count')).toBe(false);
+  });
+
+  it('escapes label values and appends static labels', () => {
+    const s = store(100, { env: 'prod' });
+    s.count('sent', 'we"ird\\name\nx', 'w@h', 'q');
+    const out = text(s);
+    expect(out).toContain('name="we\\"ird\\\\name\\nx",hostname="w@h",queue_name="q",env="prod"} 1');
+    expect(parseMetrics(out)[0]!.labels.name).toBe('we"ird\\name\nx');
+  });
+
+  it('folds combinations past the cap into one overflow series, counting nothing twice', () => {
+    const s = store(3);
+    for (let i = 0; i < 10; i++) s.count('received', `t${i}`, 'w@h', 'q');
+    const m = parseMetrics(text(s));
+    expect(m.filter((x) => x.name === 'celery_task_received_total')).toHaveLength(4);
+    expect(metricValue(m, 'celery_task_received_total', { name: 'other', hostname: 'other', queue_name: 'other' })).toBe(7);
+    expect(metricValue(m, 'celery_task_received_total')).toBe(10);
+    expect(s.overflowed).toBe(7);
+  });
+
+  it('streams in chunks that add up to the same text', () => {
+    const s = store(10_000);
+    for (let i = 0; i < 500; i++) s.observeRuntime(`t${i}`, 'w@h', 'q', 0.5);
+    const whole = text(s, 1 << 30);
+    const chunks = [...s.render(4096)];
+    expect(chunks.length).toBeGreaterThan(10);
+    expect(chunks.join('')).toBe(whole);
+  });
+
+  it('removes every series of a departed worker', () => {
+    const s = store();
+    s.count('received', 't', 'gone@h', 'q');
+    s.countFailed('t', 'gone@h', 'q', 'E');
+    s.count('received', 't', 'stays@h', 'q');
+    s.removeHostname('gone@h');
+    expect(text(s)).not.toContain('gone@h');
+    expect(s.size).toBe(1);
+  });
+});
