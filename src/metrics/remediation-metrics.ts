@@ -1,0 +1,19 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** Remediation and control telemetry (our own prefix). Names are shared with the dashboard. */
+export class ActionMetrics {
+  readonly decisions: Counter<'rule' | 'action' | 'outcome'>;
+  readonly suppressed: Counter<'rule' | 'action' | 'reason'>;
+  readonly killSwitch: Gauge;
+  readonly webhooks: Counter<'status'>;
+  readonly controlCommands: Counter<'command' | 'outcome'>;
+
+  constructor(registry: Registry, prefix: string) {
+    const r = [registry];
+    this.decisions = new Counter({ name: `${prefix}remediation_decisions_total`, help: 'Remediation decisions, one per alert judged by a rule, by outcome (acted, failed, no_reply, dry_run, suppressed).', labelNames: ['rule', 'action', 'outcome'], registers: r });
+    this.suppressed = new Counter({ name: `${prefix}remediation_suppressed_total`, help: 'Remediation actions not taken, by reason.', labelNames: ['rule', 'action', 'reason'], registers: r });
+    this.killSwitch = new Gauge({ name: `${prefix}remediation_kill_switch`, help: '1 while the remediation kill switch stops every action.', registers: r });
+    this.webhooks = new Counter({ name: `${prefix}remediation_webhooks_total`, help: 'Alertmanager webhook deliveries, by answer status class.', labelNames: ['status'], registers: r });
+    this.controlCommands = new Counter({ name: `${prefix}control_commands_total`, help: 'Control commands per targeted worker, by command and outcome (ok, error, no_reply, dry_run, refused).', labelNames: ['command', 'outcome'], registers: r });
+  }
+}

@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { Alert } from './alertmanager.js';
+import { checkTemplate, TemplateError } from './template.js';
+
+/** Control actions a rule may take. The last three are dangerous: off unless enabled in config. */
+export const REMEDIATION_ACTIONS = [
+  'pool_grow',
+  'pool_shrink',
+  'autoscale',
+  'add_consumer',
+  'cancel_consumer',
+  'rate_limit',
+  'time_limit',
+  'revoke',
+  'pool_restart',
+  'shutdown',
+] as const;
+export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
+export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate'] as const;
+export type DangerousAction = (typeof DANGEROUS)[number];
+
+const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid label name');
+
+const actionStep = z
+  .object({
+    action: z.enum(REMEDIATION_ACTIONS),
+    arguments: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+const ruleSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'rule names are lower-case letters, digits, "_" and "-"'),
+    match: z
+      .object({
+        status: z.enum(['firing', 'resolved', 'any']).default('firing'),
+        labels: z.record(labelName, z.string()).default({}),
+        labels_regex: z.record(labelName, z.string()).default({}),
+      })
+      .strict(),
+    action: z.enum(REMEDIATION_ACTIONS),
+    arguments: z.record(z.string(), z.unknown()).default({}),
+    target: z
+      .object({
+        queue_label: labelName.optional(),
+        worker_label: labelName.optional(),
+        pattern: z.string().min(1).max(200).optional(),
+      })
+      .strict()
+      .refine((t) => [t.queue_label, t.worker_label, t.pattern].filter((v) => v !== undefined).length === 1, 'give exactly one of queue_label, worker_label, pattern'),
+    bounds: z
+      .object({
+        max_pool_processes: z.number().int().min(1).max(1000).optional(),
+        min_pool_processes: z.number().int().min(0).max(1000).default(1),
+        max_autoscale: z.number().int().min(1).max(1000).optional(),
+      })
+      .strict()
+      .prefault({}),
+    cooldown_seconds: z.number().min(0).max(86_400).default(300),
+    max_actions: z.object({ count: z.number().int().min(1).max(10_000), window_seconds: z.number().min(1).max(604_800) }).strict().optional(),
+    dry_run: z.boolean().default(false),
+    on_resolved: actionStep.optional(),
+  })
+  .strict();
+
+const rulesFileSchema = z.object({ rules: z.array(ruleSchema).max(500).default([]) }).strict();
+
+export type RuleSpec = z.output<typeof ruleSchema>;
+
+export interface RemediationRule extends RuleSpec {
+  readonly regexes: ReadonlyArray<readonly [string, RegExp]>;
+}
+
+export class RulesError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid remediation rules:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'RulesError';
+  }
+}
+
+/** Is this step one of the dangerous ones (shutdown, pool_restart, revoke with terminate)? */
+export function dangerOf(action: RemediationAction, args: Record<string, unknown>): DangerousAction | undefined {
+  if (action === 'shutdown' || action === 'pool_restart') return action;
+  if (action === 'revoke' && args.terminate !== undefined && args.terminate !== false && args.terminate !== 'false') return 'revoke_terminate';
+  return undefined;
+}
+
+/**
+ * Parses and checks a rules document completely (names unique, regexes compile, templates are
+ * well-formed, dangerous actions enabled, grow/autoscale have a ceiling); all problems at once.
+ */
+export function compileRules(text: string, allowDangerous: readonly DangerousAction[], source = 'rules'): RemediationRule[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text) ?? {};
+  } catch (e) {
+    throw new RulesError([`${source}: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  const parsed = rulesFileSchema.safeParse(doc);
+  if (!parsed.success) {
+    throw new RulesError(parsed.error.issues.map((i) => `${source}: ${i.path.map(String).join('.') || '(top level)'}: ${i.message}`));
+  }
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const rules: RemediationRule[] = [];
+  parsed.data.rules.forEach((rule, index) => {
+    const where = `${source}: rules.${index} (${rule.name})`;
+    if (seen.has(rule.name)) problems.push(`${where}: duplicate rule name`);
+    seen.add(rule.name);
+    const regexes: Array<readonly [string, RegExp]> = [];
+    for (const [label, pattern] of Object.entries(rule.match.labels_regex)) {
+      try {
+        // Anchored like Alertmanager's own matchers, so "db" cannot match "db-archive".
+        regexes.push([label, new RegExp(`^(?:${pattern})$`)]);
+      } catch (e) {
+        problems.push(`${where}: match.labels_regex.${label}: ${(e as Error).message}`);
+      }
+    }
+    for (const step of [rule, ...(rule.on_resolved ? [rule.on_resolved] : [])]) {
+      for (const text of templateStrings(step.arguments)) {
+        try {
+          checkTemplate(text);
+        } catch (e) {
+          if (e instanceof TemplateError) problems.push(`${where}: arguments: ${e.message}`);
+          else throw e;
+        }
+      }
+      const danger = dangerOf(step.action, step.arguments);
+      if (danger && !allowDangerous.includes(danger)) {
+        problems.push(`${where}: ${danger} is disabled (enable it in remediation.allow_dangerous_actions)`);
+      }
+    }
+    if (rule.action === 'pool_grow' && rule.bounds.max_pool_processes === undefined) {
+      problems.push(`${where}: pool_grow needs bounds.max_pool_processes (a ceiling)`);
+    }
+    if (rule.action === 'autoscale' && rule.bounds.max_autoscale === undefined) {
+      problems.push(`${where}: autoscale needs bounds.max_autoscale (a ceiling)`);
+    }
+    if (rule.match.status === 'resolved' && rule.on_resolved) problems.push(`${where}: on_resolved only makes sense for rules matching firing alerts`);
+    rules.push({ ...rule, regexes });
+  });
+  if (problems.length > 0) throw new RulesError(problems);
+  return rules;
+}
+
+export function loadRulesFile(path: string, allowDangerous: readonly DangerousAction[]): RemediationRule[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new RulesError([`${path}: ${(e as Error).message}`]);
+  }
+  return compileRules(text, allowDangerous, path);
+}
+
+function templateStrings(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(templateStrings);
+  if (value && typeof value === 'object') return Object.values(value).flatMap(templateStrings);
+  return [];
+}
+
+/** Does this rule apply to this alert (status, exact labels, anchored regexes)? */
+export function ruleMatches(rule: RemediationRule, alert: Alert): boolean {
+  const status = rule.match.status;
+  // A rule with on_resolved also sees the resolved notification of the alerts it acted on.
+  if (status !== 'any' && status !== alert.status && !(alert.status === 'resolved' && rule.on_resolved)) return false;
+  for (const [label, value] of Object.entries(rule.match.labels)) if (alert.labels[label] !== value) return false;
+  for (const [label, re] of rule.regexes) if (!re.test(alert.labels[label] ?? '')) return false;
+  return true;
+}

@@ -1,0 +1,225 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/audit/audit-log.js';
+import { silentLogger } from '../../src/log.js';
+import { ActionMetrics } from '../../src/metrics/remediation-metrics.js';
+import type { Alert, Notification } from '../../src/remediation/alertmanager.js';
+import { Remediator, type RemediationExecutor, type RemediationOptions, type TargetOutcome } from '../../src/remediation/engine.js';
+import { compileRules, type RemediationAction } from '../../src/remediation/rules.js';
+import { MemoryState } from '../../src/remediation/state.js';
+import { metricValue, parseMetrics } from '../support/prom.js';
+
+/** A fake cluster: pure logic only, so the safeguards can be checked exhaustively. */
+class FakeCluster implements RemediationExecutor {
+  connected = true;
+  queues = new Map<string, string[]>([['images', ['celery@a', 'celery@b']]]);
+  processes = new Map<string, number>([['celery@a', 2], ['celery@b', 7], ['celery@c', 1]]);
+  sent: Array<{ action: RemediationAction; args: Record<string, unknown>; workers: string[] }> = [];
+  silent = new Set<string>();
+  brokerConnected = () => this.connected;
+  consumersOf = (q: string) => this.queues.get(q) ?? [];
+  matching = (p: string) => [...this.processes.keys()].filter((w) => new RegExp(`^${p.replace(/\*/g, '.*')}$`).test(w));
+  poolStats = async (workers: string[]) => new Map(workers.filter((w) => this.processes.has(w)).map((w) => [w, { processes: this.processes.get(w)! }]));
+  run = async (action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]> => {
+    this.sent.push({ action, args, workers });
+    return workers.map((worker) => (this.silent.has(worker) ? { worker, status: 'no_reply' as const } : { worker, status: 'ok' as const }));
+  };
+}
+
+const RULES = `
+rules:
+  - name: grow
+    match: { labels: { alertname: Backlog } }
+    action: pool_grow
+    arguments: { n: "{{ annotations.grow_by | default: 2 }}" }
+    target: { queue_label: queue_name }
+    bounds: { max_pool_processes: 8 }
+    cooldown_seconds: 300
+    max_actions: { count: 3, window_seconds: 3600 }
+    on_resolved: { action: pool_shrink, arguments: { n: 5 } }
+  - name: shrink-worker
+    match: { labels: { alertname: Idle } }
+    action: pool_shrink
+    arguments: { n: 1 }
+    target: { worker_label: hostname }
+    bounds: { min_pool_processes: 1 }
+  - name: autoscale
+    match: { labels: { alertname: Scale } }
+    action: autoscale
+    arguments: { max: "{{ labels.max }}", min: "{{ labels.min }}" }
+    target: { worker_label: hostname }
+    bounds: { max_autoscale: 10 }
+    dry_run: false
+`;
+
+function setup(options: Partial<RemediationOptions> = {}, rules = RULES) {
+  const cluster = new FakeCluster();
+  const registry = new Registry();
+  const metrics = new ActionMetrics(registry, 'celery_autopilot_');
+  const audit = new AuditLog(undefined);
+  let now = 1_800_000_000_000;
+  const state = new MemoryState(() => now);
+  const remediator = new Remediator(compileRules(rules, []), cluster, state, audit, metrics, silentLogger(), {
+    dryRun: false,
+    killSwitch: false,
+    allowDangerous: [],
+    memorySeconds: 86_400,
+    inFlightSeconds: 60,
+    ...options,
+  });
+  const post = async (...alerts: Alert[]) => {
+    const r = remediator.accept({ version: '4', truncatedAlerts: 0, malformedAlerts: 0, alerts } satisfies Notification);
+    await remediator.idle();
+    return r;
+  };
+  const read = async () => parseMetrics(await registry.metrics());
+  return { cluster, remediator, audit, post, read, advance: (ms: number) => (now += ms) };
+}
+
+const alert = (labels: Record<string, string>, extra: Partial<Alert> = {}): Alert => ({
+  status: 'firing',
+  labels,
+  annotations: {},
+  startsAt: '2026-11-30T00:00:00Z',
+  fingerprint: `fp-${labels.alertname}-${labels.queue_name ?? labels.hostname ?? ''}`,
+  ...extra,
+});
+const backlog = (extra: Partial<Alert> = {}) => alert({ alertname: 'Backlog', queue_name: 'images' }, extra);
+
+describe('remediation safeguards', () => {
+  it('acts once on the workers consuming the alert\'s queue, clamping grow to the ceiling', async () => {
+    const { cluster, post, audit } = setup();
+    await post(backlog());
+    // a: 2 → +2 (room 6); b: 7 → +1 only (ceiling 8): two commands, never past the ceiling.
+    expect(cluster.sent).toHaveLength(2);
+    expect(cluster.sent.flatMap((s) => s.workers).sort()).toEqual(['celery@a', 'celery@b']);
+    expect(cluster.sent.find((s) => s.workers.includes('celery@b'))!.args).toEqual({ n: 1 });
+    expect(cluster.sent.find((s) => s.workers.includes('celery@a'))!.args).toEqual({ n: 2 });
+    expect(audit.recent('remediation')[0]).toMatchObject({ rule: 'grow', outcome: 'acted', targets: ['celery@a', 'celery@b'] });
+  });
+
+  it('the same notification three times sends one command', async () => {
+    const { cluster, post, read } = setup();
+    await post(backlog());
+    await post(backlog());
+    await post(backlog());
+    expect(cluster.sent.flatMap((s) => s.workers)).toHaveLength(2);
+    const m = await read();
+    expect(metricValue(m, 'celery_autopilot_remediation_suppressed_total', { rule: 'grow', reason: 'duplicate' })).toBe(2);
+    expect(metricValue(m, 'celery_autopilot_remediation_decisions_total', { rule: 'grow', outcome: 'acted' })).toBe(1);
+  });
+
+  it('a new alert instance for the same target inside the cooldown does nothing', async () => {
+    const { cluster, post, advance } = setup();
+    await post(backlog());
+    await post(backlog({ startsAt: '2026-11-30T01:00:00Z' }));
+    expect(cluster.sent).toHaveLength(2);
+    advance(301_000);
+    await post(backlog({ startsAt: '2026-11-30T02:00:00Z' }));
+    expect(cluster.sent.length).toBeGreaterThan(2);
+  });
+
+  it('a missing or empty target label, or a queue nobody consumes, sends nothing (never a broadcast)', async () => {
+    const { cluster, post, audit } = setup();
+    await post(alert({ alertname: 'Backlog' }), alert({ alertname: 'Backlog', queue_name: '' }), alert({ alertname: 'Backlog', queue_name: 'nobody' }), alert({ alertname: 'Idle' }));
+    expect(cluster.sent).toEqual([]);
+    expect(audit.recent('remediation').map((d) => d.reason)).toEqual(['no_target', 'no_target', 'no_target', 'no_target']);
+  });
+
+  it('refuses to shrink below the floor and autoscale with min > max or above the ceiling', async () => {
+    const { cluster, post, audit } = setup();
+    await post(alert({ alertname: 'Idle', hostname: 'celery@c' }));
+    await post(alert({ alertname: 'Scale', hostname: 'celery@a', min: '5', max: '2' }));
+    await post(alert({ alertname: 'Scale', hostname: 'celery@b', min: '1', max: '11' }));
+    expect(cluster.sent).toEqual([]);
+    expect(audit.recent('remediation').map((d) => d.reason)).toEqual(['bound', 'bound', 'bound']);
+  });
+
+  it('grow at the ceiling is refused and audited', async () => {
+    const { cluster, post, audit } = setup();
+    cluster.processes.set('celery@a', 8);
+    cluster.processes.set('celery@b', 9);
+    await post(backlog());
+    expect(cluster.sent).toEqual([]);
+    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'suppressed', reason: 'bound' });
+  });
+
+  it('kill switch and dry-run put nothing on the wire but audit the would-be command', async () => {
+    const k = setup({ killSwitch: true });
+    await k.post(backlog());
+    expect(k.cluster.sent).toEqual([]);
+    expect(k.audit.recent()[0]).toMatchObject({ outcome: 'suppressed', reason: 'kill_switch' });
+    const d = setup({ dryRun: true });
+    await d.post(backlog());
+    expect(d.cluster.sent).toEqual([]);
+    expect(d.audit.recent()[0]).toMatchObject({ outcome: 'dry_run', action: 'pool_grow', targets: ['celery@a', 'celery@b'], arguments: { n: 2 } });
+  });
+
+  it('asks Alertmanager to retry (nothing recorded) when the broker is down, and sends nothing late', async () => {
+    const { cluster, remediator, post } = setup();
+    cluster.connected = false;
+    expect(remediator.accept({ version: '4', truncatedAlerts: 0, malformedAlerts: 0, alerts: [backlog()] }).status).toBe('retry');
+    await remediator.idle();
+    cluster.connected = true;
+    await new Promise((r) => setTimeout(r, 10));
+    expect(cluster.sent).toEqual([]);
+    // The retry delivery then acts normally.
+    await post(backlog());
+    expect(cluster.sent.length).toBe(2);
+  });
+
+  it('a worker that does not answer is recorded as no_reply and not retried', async () => {
+    const { cluster, post, audit } = setup();
+    cluster.silent.add('celery@c');
+    await post(alert({ alertname: 'Idle', hostname: 'celery@a' }));
+    cluster.processes.set('celery@c', 3);
+    await post(alert({ alertname: 'Idle', hostname: 'celery@c' }));
+    await post(alert({ alertname: 'Idle', hostname: 'celery@c' }));
+    expect(cluster.sent.filter((s) => s.workers.includes('celery@c'))).toHaveLength(1);
+    expect(audit.recent('remediation').map((d) => d.outcome)).toEqual(['suppressed', 'no_reply', 'acted']);
+  });
+
+  it('50 alerts in one POST, some for unknown workers: one decision each, the cap honoured', async () => {
+    const rules = `
+rules:
+  - name: shrink
+    match: { labels: { alertname: Idle } }
+    action: pool_shrink
+    arguments: { n: 1 }
+    target: { worker_label: hostname }
+    max_actions: { count: 10, window_seconds: 3600 }
+`;
+    const { cluster, remediator, audit } = setup({}, rules);
+    for (let i = 0; i < 50; i++) cluster.processes.set(`celery@w${i}`, 4);
+    const alerts = Array.from({ length: 50 }, (_, i) => alert({ alertname: 'Idle', hostname: i % 5 === 0 ? `celery@ghost${i}` : `celery@w${i}` }, { fingerprint: `f${i}` }));
+    expect(remediator.accept({ version: '4', truncatedAlerts: 12, malformedAlerts: 0, alerts }).jobs).toBe(50);
+    await remediator.idle();
+    const decisions = audit.recent('remediation', 1000);
+    expect(decisions).toHaveLength(50);
+    expect(cluster.sent).toHaveLength(10);
+    expect(decisions.filter((d) => d.reason === 'cap')).toHaveLength(30);
+    expect(decisions.filter((d) => d.reason === 'bound')).toHaveLength(10); // the ghosts: no live stats
+  });
+
+  it('on resolve, shrinks back only what this alert grew, never below where it started', async () => {
+    const { cluster, post } = setup();
+    await post(backlog());
+    cluster.processes.set('celery@a', 4);
+    cluster.processes.set('celery@b', 8);
+    cluster.sent = [];
+    await post(backlog({ status: 'resolved' }));
+    // on_resolved asks for n=5, but a grew by 2 and b by 1.
+    expect(cluster.sent.find((s) => s.workers.includes('celery@a'))).toMatchObject({ action: 'pool_shrink', args: { n: 2 } });
+    expect(cluster.sent.find((s) => s.workers.includes('celery@b'))).toMatchObject({ action: 'pool_shrink', args: { n: 1 } });
+    cluster.sent = [];
+    await post(backlog({ status: 'resolved' }));
+    expect(cluster.sent).toEqual([]);
+  });
+
+  it('resolved notifications of rules without on_resolved are ignored', async () => {
+    const { cluster, remediator } = setup();
+    expect(remediator.accept({ version: '4', truncatedAlerts: 0, malformedAlerts: 0, alerts: [alert({ alertname: 'Idle', hostname: 'celery@a' }, { status: 'resolved' })] }).jobs).toBe(0);
+    await remediator.idle();
+    expect(cluster.sent).toEqual([]);
+  });
+});
