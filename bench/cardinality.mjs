@@ -82,7 +82,7 @@ function runPlan(name) {
         name,
         ...big,
         tasks: bigTasks,
-        exporterArgs: ['--cardinality-max-task-names', limit, '--cardinality-max-hostnames', limit],
+        exporterArgs: ['--cardinality-max-task-names', limit, '--cardinality-max-hostnames', limit, '--cardinality-max-task-series', String(Number(limit) * 10)],
       };
     case 'small':
       return {
