@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { authSchema } from './auth-schema.js';
+import { remediationSchema } from './remediation-schema.js';
 
 /**
  * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
@@ -126,6 +128,26 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    auth: authSchema.prefault({}),
+    control: z
+      .object({
+        /** Idle timeout while collecting replies (kombu's default is 1 s). */
+        reply_timeout_ms: z.number().int().min(50).max(60_000).default(1000),
+        /** Largest accepted request body for control endpoints. */
+        max_body_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    audit: z
+      .object({
+        /** JSON-lines audit log: a file path (appended), "-" for stdout, or "" for none (memory only). */
+        file: z.string().default('-'),
+        /** Recent records kept in memory for the API. */
+        keep: z.number().int().min(10).max(100_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
+    remediation: remediationSchema.prefault({}),
   })
   .strict();
 

@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import express, { type Request, type RequestHandler, type Router } from 'express';
+import { Passport } from 'passport';
+import { refuse, type AuthContext } from './context.js';
+import { csrfProblem, ensureCsrfToken, expectedOrigin } from './csrf.js';
+import { GitHubAllowList, createGitHubStrategy } from './github.js';
+import { ipKey, userKey } from './login-limiter.js';
+import { loginPage } from './login-page.js';
+import type { SessionPrincipal } from './principal.js';
+import { safeNext } from './redirect.js';
+
+export const GITHUB_CALLBACK_PATH = '/auth/github/callback';
+
+/**
+ * GET+POST /login, POST /logout, GET /auth/github and its callback. Every sign-in ends in
+ * `establishSession`, which issues a new session id (no fixation) and a new CSRF token.
+ */
+export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boolean | 'auto' }): Router {
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
+  const noStore: RequestHandler = (_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  };
+  const sessionsOn = ctx.interactive.password || ctx.interactive.github;
+
+  const renderLogin = (req: Request, res: express.Response, status: number, next: string, message?: string) => {
+    const p = req.session.principal;
+    res
+      .status(status)
+      .set('Content-Security-Policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+      .set('X-Frame-Options', 'DENY')
+      .type('html')
+      .send(
+        loginPage({
+          csrfToken: ensureCsrfToken(req),
+          next,
+          passwordLogin: ctx.interactive.password,
+          githubLogin: ctx.interactive.github,
+          ...(p ? { signedInAs: `${p.name} (${p.role})` } : {}),
+          ...(message ? { message } : {}),
+        }),
+      );
+  };
+
+  router.get('/login', noStore, (req, res) => {
+    if (!sessionsOn) return refuse(req, res, 404, 'no interactive sign-in is configured (auth.users or auth.github)');
+    renderLogin(req, res, 200, safeNext(req.query.next));
+  });
+
+  router.post('/login', noStore, form, async (req, res) => {
+    if (!ctx.interactive.password) return refuse(req, res, 404, 'no password sign-in is configured (auth.users)');
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const next = safeNext(body.next);
+    const why = csrfProblem(req, expectedOrigin(req, ctx.publicOrigin));
+    if (why) {
+      ctx.logger.info({ ip: req.ip, reason: why }, 'sign-in form refused by CSRF check');
+      return renderLogin(req, res, 403, next, 'This sign-in form expired or came from another site: please try again.');
+    }
+    const { username, password } = body;
+    if (typeof username !== 'string' || typeof password !== 'string' || username === '' || password === '') {
+      return renderLogin(req, res, 400, next, 'Enter a username and a password.');
+    }
+    const keys = [ipKey(req.ip), userKey(username)];
+    const wait = ctx.limiter.retryAfterSeconds(keys);
+    if (wait > 0) {
+      res.set('Retry-After', String(wait));
+      return renderLogin(req, res, 429, next, `Too many failed sign-ins: try again in ${wait} s.`);
+    }
+    const principal = await ctx.verifier.verifyPassword(username, password);
+    if (!principal) {
+      ctx.limiter.recordFailure(keys);
+      const user = ctx.verifier.hasUser(username) ? username : '<unknown>';
+      ctx.logger.info({ ip: req.ip, user, scheme: 'form' }, 'authentication failed');
+      if (ctx.limiter.retryAfterSeconds(keys) > 0) ctx.logger.warn({ ip: req.ip, user }, 'too many failed logins: throttling');
+      return renderLogin(req, res, 401, next, 'Wrong username or password.');
+    }
+    ctx.limiter.reset(userKey(username));
+    await establishSession(req, principal);
+    ctx.logger.info({ ip: req.ip, user: principal.name, role: principal.role }, 'signed in');
+    res.redirect(303, next);
+  });
+
+  router.post('/logout', noStore, form, async (req, res) => {
+    if (req.session?.principal) {
+      const why = csrfProblem(req, expectedOrigin(req, ctx.publicOrigin));
+      if (why) return refuse(req, res, 403, why);
+      ctx.logger.info({ ip: req.ip, principal: `${req.session.principal.kind}:${req.session.principal.name}` }, 'signed out');
+    }
+    if (req.session) await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err as Error) : resolve())));
+    res.clearCookie(cookie.name, { path: '/', httpOnly: true, sameSite: 'lax', ...(cookie.secure === true ? { secure: true } : {}) });
+    res.redirect(303, '/login');
+  });
+
+  const github = ctx.config.github;
+  if (github && ctx.publicOrigin) {
+    const passport = new Passport();
+    const strategy = createGitHubStrategy({
+      config: github,
+      callbackURL: new URL(GITHUB_CALLBACK_PATH, ctx.publicOrigin).toString(),
+      allowList: new GitHubAllowList(github, ctx.logger),
+      clock: ctx.clock,
+      logger: ctx.logger,
+    });
+    passport.use('github', strategy);
+
+    router.get('/auth/github', noStore, (req, res, next) => {
+      req.session.loginNext = safeNext(req.query.next);
+      (passport.authenticate('github', { session: false }) as RequestHandler)(req, res, next);
+    });
+
+    router.get(GITHUB_CALLBACK_PATH, noStore, (req, res, next) => {
+      if (typeof req.query.code !== 'string' && typeof req.query.error !== 'string') {
+        // Without a code passport would start a new round trip instead of refusing.
+        return refuse(req, res, 400, 'missing OAuth code: start again from /auth/github');
+      }
+      const handler = passport.authenticate('github', { session: false }, (err: Error | null, user: SessionPrincipal | false | undefined, info: { message?: string } | undefined) => {
+        if (err) {
+          ctx.logger.warn({ ip: req.ip, err: err.message }, 'GitHub sign-in failed');
+          return refuse(req, res, 502, 'GitHub sign-in failed: try again later');
+        }
+        if (!user) {
+          const message = info?.message ?? 'GitHub sign-in refused';
+          ctx.logger.info({ ip: req.ip, reason: message }, 'GitHub sign-in refused');
+          return refuse(req, res, 403, message);
+        }
+        const target = safeNext(req.session.loginNext);
+        establishSession(req, user).then(() => res.redirect(303, target), next);
+      }) as RequestHandler;
+      handler(req, res, next);
+    });
+  }
+  return router;
+}
+
+/** A fresh session id and CSRF token for the new principal: whatever id existed before the login is discarded. */
+async function establishSession(req: Request, principal: SessionPrincipal): Promise<void> {
+  await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err as Error) : resolve())));
+  req.session.principal = { kind: principal.kind, name: principal.name, role: principal.role };
+  req.session.csrfToken = randomBytes(32).toString('base64url');
+  await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err as Error) : resolve())));
+}

@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { parseScryptHash } from '../auth/hashing.js';
+import { Secret } from './secret.js';
+
+/**
+ * The `auth:` section. Every credential is either a hash or a Secret, so the parsed config can be
+ * printed or logged without revealing anything. With nothing configured, control endpoints refuse
+ * to run (fail closed) unless `insecure_no_auth` says otherwise.
+ */
+
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+const role = z.enum(ROLES);
+
+/* eslint-disable no-control-regex -- rejecting control characters is the point */
+const printable = /^[^\s\x00-\x1f\x7f]+$/;
+// Basic auth splits user and password at the first ":".
+const usernameChars = /^[^:\s\x00-\x1f\x7f]+$/;
+/* eslint-enable no-control-regex */
+const secret = (minLength: number) => z.string().min(minLength).transform((s) => new Secret(s));
+
+const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.username === '' && u.password === '';
+  } catch {
+    return false;
+  }
+}, 'must be an http:// or https:// URL without credentials');
+
+const passwordHash = z
+  .string()
+  .superRefine((s, ctx) => {
+    const parsed = parseScryptHash(s);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.error });
+  })
+  .transform((s) => new Secret(s));
+
+const user = z
+  .object({
+    username: z.string().min(1).max(128).regex(usernameChars, 'usernames may not contain ":", spaces or control characters'),
+    password_hash: passwordHash.optional(),
+    /** Flower's --basic-auth takes plaintext; accepted only when marked as such, with a warning at start. */
+    password: z
+      .object({ plain: secret(1) }, { error: (iss) => (iss.code === 'invalid_type' ? 'a plaintext password must be written as password: { plain: "..." } (better: password_hash)' : undefined) })
+      .strict()
+      .optional(),
+    role,
+  })
+  .strict()
+  .refine((u) => (u.password_hash === undefined) !== (u.password === undefined), {
+    message: 'give exactly one of password_hash or password: { plain: ... }',
+    path: ['password_hash'],
+  });
+
+const token = z
+  .object({
+    name: z.string().min(1).max(128).regex(printable, 'token names may not contain spaces or control characters'),
+    /** Hex SHA-256 of the token; the token itself is never stored. */
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be the hex SHA-256 of the token (node scripts/hash-secret.mjs token)')
+      .transform((s) => s.toLowerCase()),
+    role,
+  })
+  .strict();
+
+const githubLogin = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+const githubAllow = z
+  .object({
+    /** A GitHub login (case-insensitive). */
+    user: z.string().regex(githubLogin, 'not a GitHub login').optional(),
+    /** Active members of this organisation, checked with GitHub's API. */
+    org: z.string().regex(githubLogin, 'not a GitHub organisation name').optional(),
+    /** Active members of this team, written "org/team-slug". */
+    team: z
+      .string()
+      .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9_.-]{1,100}$/, 'must be "org/team-slug"')
+      .optional(),
+    role,
+  })
+  .strict()
+  .refine((e) => [e.user, e.org, e.team].filter((v) => v !== undefined).length === 1, 'each allow entry names exactly one of user, org or team');
+
+const github = z
+  .object({
+    client_id: z.string().min(1).max(256),
+    client_secret: secret(1),
+    /** Who may sign in and with which role; the highest role of all matching entries wins. */
+    allow: z.array(githubAllow).min(1, 'list at least one user, org or team').max(1000),
+    // Overridable for GitHub Enterprise Server (and for tests).
+    authorize_url: httpUrl.default('https://github.com/login/oauth/authorize'),
+    token_url: httpUrl.default('https://github.com/login/oauth/access_token'),
+    user_profile_url: httpUrl.default('https://api.github.com/user'),
+    api_url: httpUrl.default('https://api.github.com'),
+    timeout_seconds: z.number().min(0.1).max(60).default(10),
+  })
+  .strict();
+
+export const authSchema = z
+  .object({
+    /** With no users, tokens or GitHub: treat every request as admin. For local experiments only. */
+    insecure_no_auth: z.boolean().default(false),
+    /** Require the viewer role on /metrics (Prometheus sends basic auth or a bearer token). */
+    protect_metrics: z.boolean().default(false),
+    /** The external URL people reach us at; GitHub redirects back to <public_url>/auth/github/callback. */
+    public_url: httpUrl.optional(),
+    users: z.array(user).max(1000).default([]),
+    tokens: z.array(token).max(1000).default([]),
+    github: github.optional(),
+    session: z
+      .object({
+        /** Signs session cookies. Unset: random per start (sessions live in memory, so a restart ends them anyway). */
+        secret: secret(32).optional(),
+        cookie_name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-" only').default('celery_autopilot_session'),
+        /** auto: Secure when public_url is https:// or the request came over TLS. */
+        cookie_secure: z.enum(['auto', 'always', 'never']).default('auto'),
+        max_age_seconds: z.number().int().min(60).max(30 * 86_400).default(8 * 3600),
+        /** Sessions kept in memory; the oldest are dropped beyond this. */
+        max_sessions: z.number().int().min(10).max(1_000_000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Failed logins (basic auth, bearer tokens, the login form) per client IP and per username. */
+    login_rate_limit: z
+      .object({
+        max_failures: z.number().int().min(1).max(10_000).default(10),
+        window_seconds: z.number().min(1).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const configured = a.users.length > 0 || a.tokens.length > 0 || a.github !== undefined;
+    if (a.insecure_no_auth && configured) issue(['insecure_no_auth'], 'cannot be combined with users, tokens or github');
+    if (a.protect_metrics && a.users.length === 0 && a.tokens.length === 0) {
+      issue(['protect_metrics'], 'needs auth.users or auth.tokens (Prometheus authenticates with basic auth or a bearer token)');
+    }
+    if (a.github && !a.public_url) issue(['public_url'], 'auth.github needs auth.public_url (GitHub redirects back to <public_url>/auth/github/callback)');
+    const dup = (values: string[], path: string, describe: (v: string) => string) => {
+      const seen = new Set<string>();
+      values.forEach((v, i) => {
+        if (seen.has(v)) issue([path, i], describe(v));
+        seen.add(v);
+      });
+    };
+    dup(a.users.map((u) => u.username), 'users', (v) => `duplicate username "${v}"`);
+    dup(a.tokens.map((t) => t.name), 'tokens', (v) => `duplicate token name "${v}"`);
+    dup(a.tokens.map((t) => t.sha256), 'tokens', () => 'the same token hash appears twice');
+  });
+
+export type AuthConfig = z.output<typeof authSchema>;
+export type AuthConfigInput = z.input<typeof authSchema>;
+export type Role = AuthConfig['users'][number]['role'];
