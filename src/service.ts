@@ -9,6 +9,18 @@ import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
 import { WorkerInspector } from './exporter/worker-inspector.js';
 import { createHttpApp } from './http/app.js';
+import { AuditLog } from './audit/audit-log.js';
+import { createAuth, type Auth } from './auth/index.js';
+import { ControlClient } from './control/client.js';
+import { ActionMetrics } from './metrics/remediation-metrics.js';
+import { Remediator } from './remediation/engine.js';
+import { ClusterExecutor } from './remediation/executor.js';
+import { loadRulesFile, type RemediationRule } from './remediation/rules.js';
+import { MemoryState, RedisState, type RemediationState } from './remediation/state.js';
+import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { Secret } from './config/secret.js';
+import type { WebhookCredentials } from './http/remediation-api.js';
 import { TaskTracker } from './state/tasks.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
@@ -43,9 +55,18 @@ export class Service {
   readonly celeryMetrics: CeleryMetrics;
   readonly selfMetrics: SelfMetrics;
   readonly queues: QueueCollector;
+  readonly control: ControlClient;
+  readonly audit: AuditLog;
+  readonly auth: Auth;
+  readonly actionMetrics: ActionMetrics;
+  /** Present when remediation.enabled. */
+  readonly remediator: Remediator | undefined;
+  readonly #stateRedis: Redis | undefined;
+  readonly webhookCredentials: WebhookCredentials;
   readonly #inspector: WorkerInspector;
   readonly #clock: Clock;
   readonly #logger: Logger;
+  readonly logger: Logger;
   #sweeper: NodeJS.Timeout | undefined;
   #server: Server | undefined;
   #stopped = false;
@@ -56,6 +77,7 @@ export class Service {
   ) {
     this.#clock = deps.clock ?? systemClock;
     this.#logger = deps.logger;
+    this.logger = deps.logger;
     const m = config.metrics;
     this.registry.setDefaultLabels(m.static_labels);
     this.celeryMetrics = new CeleryMetrics(this.registry, {
@@ -120,7 +142,54 @@ export class Service {
       { intervalSeconds: m.inspect_interval_seconds, timeoutMs: 1000 },
       (outcome) => this.selfMetrics.inspectRequests.inc({ outcome }),
     );
+    this.actionMetrics = new ActionMetrics(this.registry, m.self_prefix);
+    this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome) =>
+      this.actionMetrics.controlCommands.inc({ command, outcome }),
+    );
+    this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep);
+    this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
+    const r = config.remediation;
+    this.webhookCredentials = webhookCredentials(config);
+    if (r.enabled) {
+      let state: RemediationState = new MemoryState(() => this.#clock.nowMs());
+      if (r.state_redis_url) {
+        // Replicas behind one URL share idempotency and cooldowns here (SET NX PX).
+        this.#stateRedis = new Redis(r.state_redis_url.reveal(), { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+        this.#stateRedis.on('error', (e: Error) => this.#logger.warn({ err: e.message }, 'remediation state Redis error'));
+        state = new RedisState(this.#stateRedis, r.state_key_prefix, () => this.#clock.nowMs());
+      }
+      this.remediator = new Remediator(
+        this.loadRules(),
+        new ClusterExecutor(this.transport, this.control, this.workers),
+        state,
+        this.audit,
+        this.actionMetrics,
+        this.#logger.child({ component: 'remediation' }),
+        {
+          dryRun: r.dry_run,
+          killSwitch: r.kill_switch,
+          allowDangerous: r.allow_dangerous_actions,
+          globalCap: { count: r.max_actions.count, windowSeconds: r.max_actions.window_seconds },
+          memorySeconds: r.memory_seconds,
+          inFlightSeconds: 120,
+        },
+      );
+    }
     this.#wireCollectors();
+  }
+
+  /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
+  loadRules(): RemediationRule[] {
+    const r = this.config.remediation;
+    return r.rules_file ? loadRulesFile(r.rules_file, r.allow_dangerous_actions) : [];
+  }
+
+  /** SIGHUP / POST reload: validate the whole file, then swap atomically. */
+  reloadRules(): number {
+    const rules = this.loadRules();
+    this.remediator?.replaceRules(rules);
+    this.#logger.info({ rules: rules.length }, 'remediation rules reloaded');
+    return rules.length;
   }
 
   #wireCollectors(): void {
@@ -226,6 +295,20 @@ export class Service {
         setTimeout(() => server.closeAllConnections(), 5000).unref();
       });
     }
+    await this.remediator?.idle();
     await this.transport.close();
+    this.#stateRedis?.disconnect();
+    await this.audit.close();
   }
+}
+
+/** The webhook's credentials; a token file is read once, at start. */
+function webhookCredentials(config: Config): WebhookCredentials {
+  const w = config.remediation.webhook;
+  const out: WebhookCredentials = {};
+  if (w.bearer_token) out.bearer = w.bearer_token;
+  else if (w.bearer_token_file) out.bearer = new Secret(readFileSync(w.bearer_token_file, 'utf8').trim());
+  if (w.basic_auth) out.basic = { username: w.basic_auth.username, password: w.basic_auth.password };
+  if (!out.bearer && !out.basic && config.auth.insecure_no_auth) out.insecure = true;
+  return out;
 }

@@ -116,6 +116,15 @@ export function loadConfig(options: LoadOptions): { action: CliAction; config?: 
       problems.push(`broker_url: ${e.message}`);
     }
   }
+  if (result.success) {
+    const r = result.data.remediation;
+    if (r.enabled && !r.rules_file) problems.push('remediation.rules_file: remediation is enabled but no rules file is given');
+    const w = r.webhook;
+    if (r.enabled && !w.bearer_token && !w.bearer_token_file && !w.basic_auth && !result.data.auth.insecure_no_auth) {
+      problems.push('remediation.webhook: give bearer_token_file, bearer_token or basic_auth (the receiver never runs unauthenticated unless auth.insecure_no_auth)');
+    }
+    if (w.bearer_token && w.bearer_token_file) problems.push('remediation.webhook: give bearer_token or bearer_token_file, not both');
+  }
   if (problems.length > 0 || !result.success || !broker) throw new ConfigError(problems);
   const { broker_url: _rawUrl, ...rest } = result.data;
   return { action, config: deepFreeze({ ...rest, broker }) };

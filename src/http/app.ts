@@ -2,6 +2,9 @@ import { once } from 'node:events';
 import express, { type Express } from 'express';
 import type { Service } from '../service.js';
 import { VERSION } from '../metrics/self-metrics.js';
+import { controlApi, sendError } from './control-api.js';
+import { operatorPage } from './operator-page.js';
+import { remediationApi } from './remediation-api.js';
 
 const LANDING = (metricsPath: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>
@@ -9,6 +12,7 @@ const LANDING = (metricsPath: string) => `<!doctype html>
 <h1>celery-autopilot</h1>
 <p>Celery metrics for Prometheus, version ${VERSION}.</p>
 <ul>
+<li><a href="/ui">Operator page</a> (sign-in required)</li>
 <li><a href="${metricsPath}">Metrics</a></li>
 <li><a href="/-/healthy">Health</a></li>
 <li><a href="/-/ready">Readiness</a></li>
@@ -16,17 +20,25 @@ const LANDING = (metricsPath: string) => `<!doctype html>
 </body></html>
 `;
 
-/** The exporter's HTTP surface: landing page, /metrics, liveness and readiness. */
+/**
+ * The HTTP surface: exporter endpoints (landing page, /metrics, liveness, readiness), the
+ * operator page, the control API (Flower paths and /api/v1), and the Alertmanager receiver.
+ * Authentication runs first on everything; each route then asks for the role it needs.
+ */
 export function createHttpApp(service: Service): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const auth = service.auth;
+  app.use(auth.sessionMiddleware);
+  app.use(auth.authenticate);
+  app.use(auth.router);
 
   app.get('/', (_req, res) => {
     res.type('html').send(LANDING('/metrics'));
   });
 
-  app.get('/metrics', async (_req, res, next) => {
+  app.get('/metrics', auth.protectMetrics, async (_req, res, next) => {
     try {
       res.set('Content-Type', service.registry.contentType);
       // Streamed with backpressure: a large cluster's exposition never sits in memory whole.
@@ -51,12 +63,42 @@ export function createHttpApp(service: Service): Express {
     res.status(ready ? 200 : 503).json({ ready, broker: { connected, subscribed, reconnects, ...(lastError ? { lastError } : {}) } });
   });
 
+  app.get('/ui', ...operatorPage({ auth, workers: service.workers, queues: () => service.queues.collect() }));
+  app.use(
+    controlApi({
+      control: service.control,
+      workers: service.workers,
+      queues: service.queues,
+      audit: service.audit,
+      auth,
+      maxBodyBytes: service.config.control.max_body_bytes,
+    }),
+  );
+  if (service.remediator) {
+    app.use(
+      remediationApi({
+        remediator: service.remediator,
+        credentials: service.webhookCredentials,
+        maxBodyBytes: service.config.remediation.webhook.max_body_bytes,
+        audit: service.audit,
+        auth,
+        metrics: service.actionMetrics,
+        logger: service.logger,
+        reloadRules: () => service.reloadRules(),
+      }),
+    );
+  }
+
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });
   });
-  // Express 5 error handler: a JSON answer, never a stack trace.
-  app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    res.status(500).json({ error: err.message });
+  // Express 5 error handler: body-parser's 4xx as they are, anything else a JSON 500 without
+  // a stack trace.
+  app.use((err: Error & { status?: number; type?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    if (err.type === 'entity.too.large') res.status(413).json({ error: 'request body too large' });
+    else if (err.type === 'entity.parse.failed') res.status(400).json({ error: 'request body is not valid JSON' });
+    else if (err.status && err.status >= 400 && err.status < 500) res.status(err.status).json({ error: err.message });
+    else sendError(res, err);
   });
   return app;
 }

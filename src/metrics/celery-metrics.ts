@@ -55,6 +55,8 @@ export class CeleryMetrics {
       maxSeries: options.maxTaskSeries,
       overflowValue: options.overflowValue,
     });
+    // prom-client calls collect() with the metric as `this`; the closures need ours.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.#workerUp = new Gauge({
       name: `${p}worker_up`,

@@ -104,6 +104,12 @@ export class WorkerRegistry {
     worker.inspectedAt = this.clock.nowMs();
   }
 
+  /** After a command that changes queues or pool size: inspect this worker again on the next tick. */
+  markStale(hostname: string): void {
+    const worker = this.#workers.get(hostname);
+    if (worker) worker.inspectedAt = undefined;
+  }
+
   /**
    * The queue a task from this worker came from, when that can be known without the task-sent
    * event: a worker consuming exactly one queue. (Celery 5.2 task-received carries no routing.)

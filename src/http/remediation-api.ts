@@ -1,0 +1,136 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Auth } from '../auth/index.js';
+import { describePrincipal } from '../auth/index.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { constantTimeEqual, type Secret } from '../config/secret.js';
+import type { Logger } from '../log.js';
+import type { ActionMetrics } from '../metrics/remediation-metrics.js';
+import { parseNotification, PayloadError } from '../remediation/alertmanager.js';
+import type { Remediator } from '../remediation/engine.js';
+import { RulesError } from '../remediation/rules.js';
+
+export interface WebhookCredentials {
+  bearer?: Secret;
+  basic?: { username: string; password: Secret };
+  /** auth.insecure_no_auth with no webhook credential: accept anyone (logged loudly at start). */
+  insecure?: boolean;
+}
+
+export interface RemediationApiDeps {
+  remediator: Remediator;
+  credentials: WebhookCredentials;
+  maxBodyBytes: number;
+  audit: AuditLog;
+  auth: Auth;
+  metrics: ActionMetrics;
+  logger: Logger;
+  /** Re-reads and validates the rules file; throws RulesError and keeps the old rules. */
+  reloadRules: () => number;
+}
+
+/** Credentials exactly as Alertmanager's http_config sends them, compared in constant time. */
+export function webhookAuthorized(header: string | undefined, credentials: WebhookCredentials): boolean {
+  if (credentials.insecure) return true;
+  if (!header) return false;
+  const space = header.indexOf(' ');
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  if (scheme === 'bearer' && credentials.bearer) return credentials.bearer.equals(value);
+  if (scheme === 'basic' && credentials.basic) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return false;
+    // Both halves are always compared, so a wrong username costs the same as a wrong password.
+    const userOk = constantTimeEqual(decoded.slice(0, colon), credentials.basic.username);
+    const passOk = credentials.basic.password.equals(decoded.slice(colon + 1));
+    return userOk && passOk;
+  }
+  return false;
+}
+
+/**
+ * The Alertmanager receiver and the remediation admin endpoints. Status codes say what
+ * Alertmanager should do: 2xx once the notification is recorded, 4xx for what a retry cannot fix
+ * (auth, size, malformed body), 5xx only when nothing was done and a retry is wanted.
+ */
+export function remediationApi(deps: RemediationApiDeps): Router {
+  const { remediator, metrics, audit, auth } = deps;
+  const router = express.Router();
+
+  const answer = (res: Response, status: number, body: Record<string, unknown>) => {
+    metrics.webhooks.inc({ status: `${Math.floor(status / 100)}xx` });
+    res.status(status).json(body);
+  };
+
+  router.post(
+    '/api/v1/alertmanager',
+    // Authenticate before reading a byte of the body.
+    (req: Request, res: Response, next: NextFunction) => {
+      if (!webhookAuthorized(req.get('authorization'), deps.credentials)) {
+        res.set('WWW-Authenticate', 'Bearer realm="celery-autopilot"');
+        answer(res, 401, { error: 'unauthorized' });
+        return;
+      }
+      next();
+    },
+    express.json({ limit: deps.maxBodyBytes, type: () => true }),
+    (req: Request, res: Response) => {
+      let notification;
+      try {
+        notification = parseNotification(req.body);
+      } catch (e) {
+        if (e instanceof PayloadError) return answer(res, 400, { error: e.message });
+        throw e;
+      }
+      const { status, jobs } = remediator.accept(notification);
+      if (status === 'retry') return answer(res, 503, { error: 'broker unavailable: nothing was done, retry later' });
+      answer(res, 200, { status: 'accepted', alerts: notification.alerts.length, decisions: jobs, malformed_alerts: notification.malformedAlerts });
+    },
+    (err: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
+      if (err.type === 'entity.too.large') return answer(res, 413, { error: `body larger than ${deps.maxBodyBytes} bytes` });
+      if (err.type === 'entity.parse.failed') return answer(res, 400, { error: 'body is not valid JSON' });
+      if (err.status && err.status >= 400 && err.status < 500) return answer(res, err.status, { error: err.message });
+      next(err);
+    },
+  );
+
+  router.get('/api/v1/remediation/decisions', auth.requireRole('viewer'), (req, res) => {
+    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
+    res.json(audit.recent('remediation', limit));
+  });
+
+  router.get('/api/v1/remediation/rules', auth.requireRole('viewer'), (_req, res) => {
+    res.json({ kill_switch: remediator.killSwitch, rules: remediator.rules.map(({ regexes: _r, ...rule }) => rule) });
+  });
+
+  const adminBody = [express.json({ limit: 4096 }), express.urlencoded({ extended: false, limit: 4096 }), auth.requireRole('admin')];
+
+  router.post('/api/v1/remediation/kill-switch', ...adminBody, (req, res) => {
+    const raw = (req.body as { enabled?: unknown } | undefined)?.enabled ?? req.query.enabled;
+    const enabled = raw === true || raw === 'true' || raw === '1' ? true : raw === false || raw === 'false' || raw === '0' ? false : undefined;
+    if (enabled === undefined) {
+      res.status(400).json({ error: 'enabled must be true or false' });
+      return;
+    }
+    remediator.setKillSwitch(enabled);
+    audit.write({ kind: 'admin', by: describePrincipal(req), action: 'kill_switch', enabled });
+    deps.logger.warn({ enabled }, 'remediation kill switch changed');
+    res.json({ kill_switch: enabled });
+  });
+
+  router.post('/api/v1/remediation/reload', ...adminBody, (req, res) => {
+    try {
+      const count = deps.reloadRules();
+      audit.write({ kind: 'admin', by: describePrincipal(req), action: 'reload_rules', rules: count });
+      res.json({ rules: count });
+    } catch (e) {
+      if (e instanceof RulesError) {
+        res.status(400).json({ error: 'rules not reloaded; the previous rules stay in force', problems: e.problems });
+        return;
+      }
+      throw e;
+    }
+  });
+
+  return router;
+}

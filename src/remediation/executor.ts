@@ -1,0 +1,71 @@
+import type { ControlClient } from '../control/client.js';
+import { poolProcesses } from '../exporter/worker-inspector.js';
+import type { WorkerRegistry } from '../state/workers.js';
+import type { BrokerTransport } from '../transport/transport.js';
+import type { RemediationExecutor, TargetOutcome } from './engine.js';
+import type { RemediationAction } from './rules.js';
+
+/** fnmatch-style `*` and `?` (kombu's "glob" matcher), anchored. */
+export function globToRegExp(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * Remediation's view of the cluster and its hands: targets come from the live worker registry
+ * (queues from `active_queues`), bounds from a fresh `stats`, and commands go through the same
+ * validated control client as the HTTP API, always with an explicit destination.
+ */
+export class ClusterExecutor implements RemediationExecutor {
+  constructor(
+    private readonly transport: BrokerTransport,
+    private readonly control: ControlClient,
+    private readonly workers: WorkerRegistry,
+  ) {}
+
+  brokerConnected(): boolean {
+    return this.transport.isConnected();
+  }
+
+  consumersOf(queue: string): string[] {
+    return this.workers
+      .alive()
+      .filter((w) => w.queues?.includes(queue))
+      .map((w) => w.hostname);
+  }
+
+  matching(pattern: string): string[] {
+    const re = globToRegExp(pattern);
+    return this.workers
+      .alive()
+      .map((w) => w.hostname)
+      .filter((name) => re.test(name));
+  }
+
+  async poolStats(workers: string[]): Promise<Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>> {
+    const result = await this.control.run('stats', {}, { workers });
+    const out = new Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>();
+    for (const r of result.results) {
+      if (r.status !== 'ok') continue;
+      const reply = r.reply as { autoscaler?: { min?: unknown; max?: unknown } } | null;
+      const auto = reply?.autoscaler;
+      // pool_grow/pool_shrink are refused by autoscaling workers: their size is the autoscaler's.
+      const processes = auto ? undefined : poolProcesses(reply);
+      out.set(r.worker, {
+        ...(processes !== undefined ? { processes } : {}),
+        ...(auto && typeof auto.min === 'number' && typeof auto.max === 'number' ? { autoscaler: { min: auto.min, max: auto.max } } : {}),
+      });
+    }
+    return out;
+  }
+
+  async run(action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]> {
+    if (workers.length === 0) return [];
+    const result = await this.control.run(action, args, { workers });
+    return result.results.map((r) => ({
+      worker: r.worker,
+      status: r.status === 'ok' || r.status === 'sent' ? 'ok' : r.status === 'error' ? 'error' : 'no_reply',
+      ...(r.message ? { message: r.message } : {}),
+    }));
+  }
+}
