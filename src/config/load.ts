@@ -67,7 +67,7 @@ export function loadConfig(options: LoadOptions): { action: CliAction; config?: 
         problems.push(`unknown flag --${flag} (see --help)`);
         continue;
       }
-      setPath(fromFlags, leaf.path, coerce(leaf, value, `--${flag}`, problems));
+      setIfValid(fromFlags, leaf, value, `--${flag}`, problems);
     } else {
       problems.push(`unexpected argument "${arg}"`);
     }
@@ -96,7 +96,7 @@ export function loadConfig(options: LoadOptions): { action: CliAction; config?: 
       problems.push(`unknown environment variable ${name}`);
       continue;
     }
-    setPath(fromEnv, leaf.path, coerce(leaf, value, name, problems));
+    setIfValid(fromEnv, leaf, value, name, problems);
   }
 
   const merged = deepMerge(deepMerge(fromFile, fromEnv), fromFlags);
@@ -218,6 +218,13 @@ function coerce(leaf: Leaf, raw: string, source: string, problems: string[]): un
     default:
       return raw;
   }
+}
+
+/** A value that could not even be converted is reported once, here, and not passed on to the schema. */
+function setIfValid(target: Record<string, unknown>, leaf: Leaf, raw: string, source: string, problems: string[]): void {
+  const before = problems.length;
+  const value = coerce(leaf, raw, source, problems);
+  if (problems.length === before) setPath(target, leaf.path, value);
 }
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
