@@ -412,7 +412,13 @@ export class AmqpTransport implements BrokerTransport {
       body['reply_to'] = { exchange: REPLY_EXCHANGE, routing_key: session.oid };
     }
     this.#clock += 1;
-    const headers = { clock: this.#clock, expires: options.timeoutMs > 0 ? Date.now() / 1000 + options.timeoutMs / 1000 : 0 };
+    // Typed explicitly: amqplib would send a clock of 128..32767 as a 16-bit int (table type
+    // 's'), which py-amqp 5.1 reads as a short string; the worker then dies with a
+    // UnicodeDecodeError on every command. Celery itself sends an int32 and a double.
+    const headers = {
+      clock: { '!': 'int', value: this.#clock },
+      expires: { '!': 'double', value: options.timeoutMs > 0 ? Date.now() / 1000 + options.timeoutMs / 1000 : 0 },
+    };
 
     let result: Promise<ControlReply[]> = Promise.resolve([]);
     if (ticket) {

@@ -520,6 +520,22 @@ export function describeTransportConformance(name: string, makeHarness: () => Pr
           'the on-request worker-heartbeat',
         );
       });
+
+      it('keeps working once the request clock passes 127 and 32767 (header integer types)', async () => {
+        // Regression: amqplib sent clock 128..32767 as a 16-bit int that py-amqp reads as a string,
+        // and every worker receiving a command died. Push our clock past both limits with casts
+        // addressed to nobody, then the worker must still answer, and still be alive.
+        for (let i = 0; i < 330; i++) {
+          await h.transport.broadcast({ method: 'ping', arguments: {}, destination: [uniqueNodename('nobody')] }, { reply: false, timeoutMs: 0 });
+        }
+        expect(await within(ping([worker.nodename], 5000), 20_000, 'ping after clock 330')).toEqual([{ worker: worker.nodename, value: { ok: 'pong' } }]);
+        for (let i = 0; i < 32_500; i += 1) {
+          await h.transport.broadcast({ method: 'ping', arguments: {}, destination: [uniqueNodename('nobody')] }, { reply: false, timeoutMs: 0 });
+          if (i % 5000 === 0 && !h.transport.isConnected()) throw new Error('transport disconnected while pushing the clock');
+        }
+        expect(await within(ping([worker.nodename], 5000), 20_000, 'ping after clock 32830')).toEqual([{ worker: worker.nodename, value: { ok: 'pong' } }]);
+        expect(worker.logs()).not.toContain('Unrecoverable error');
+      });
     });
   });
 }
