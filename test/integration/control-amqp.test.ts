@@ -1,0 +1,3 @@
+import { describeControlOnRealWorkers } from '../support/control-scenarios.js';
+
+describeControlOnRealWorkers('amqp');
