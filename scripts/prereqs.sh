@@ -13,6 +13,10 @@ need_apt=()
 "$CELERY_PY" -c 'import celery, redis' 2>/dev/null || need_apt+=(python3-celery python3-redis)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+# The operator page's browser test drives Debian's Chromium (playwright-core downloads no browser).
+[[ -x ${CHROMIUM_PATH:-/usr/bin/chromium} ]] || need_apt+=(chromium)
+# `docker-compose config` validates docker-compose.yml without a Docker engine.
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
