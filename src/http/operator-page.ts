@@ -88,8 +88,8 @@ function render(req: Request, deps: { auth: Auth; workers: WorkerRegistry }, que
 <html lang="en"><head><meta charset="utf-8"><title>celery-autopilot: operator</title>
 <meta name="csrf-token" content="${esc(deps.auth.csrfToken(req))}"><style>${STYLE}</style></head>
 <body>
-<p>Signed in as <strong>${esc(principal.name)}</strong> (${esc(principal.role)}) · <a href="/metrics">metrics</a>
-<form method="post" action="/logout" style="display:inline"><input type="hidden" name="_csrf" value="${esc(deps.auth.csrfToken(req))}"><button>Log out</button></form></p>
+<div>Signed in as <strong>${esc(principal.name)}</strong> (${esc(principal.role)}) · <a href="/metrics">metrics</a>
+<form method="post" action="/logout" style="display:inline"><input type="hidden" name="_csrf" value="${esc(deps.auth.csrfToken(req))}"><button>Log out</button></form></div>
 <h1>Workers</h1>
 <table id="workers"><thead><tr><th>worker</th><th>state</th><th>pool processes</th><th>active tasks</th><th>queues</th>${canOperate ? '<th>actions</th>' : ''}</tr></thead>
 <tbody>${rows || '<tr><td colspan="6">no worker seen yet</td></tr>'}</tbody></table>

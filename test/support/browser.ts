@@ -1,0 +1,97 @@
+import { access, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+
+/**
+ * Debian's Chromium (scripts/prereqs.sh installs it): playwright-core never downloads a browser,
+ * and the machines reach no browser download site anyway.
+ */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/**
+ * Loopback only: nothing in the browser may reach out (updates, sync, field trials), so a run
+ * without network behaves like one with it. Playwright itself adds --headless, --no-sandbox
+ * (root in a container has no user namespaces for the sandbox) and a fresh --user-data-dir per
+ * launch, removed on close.
+ */
+const CHROMIUM_ARGS = [
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export interface HeadlessBrowser {
+  readonly browser: Browser;
+  /** Where screenshots go; kept after the run so a person can look at them. */
+  readonly artifactsDir: string;
+  /** A page in a context of its own (cookies, storage): one per signed-in person. */
+  newPage(): Promise<Page>;
+  screenshot(page: Page, name: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function launchBrowser(): Promise<HeadlessBrowser> {
+  await access(CHROMIUM).catch(() => {
+    throw new Error(`no Chromium at ${CHROMIUM}: run scripts/prereqs.sh (apt-get install -y chromium) or set CHROMIUM_PATH`);
+  });
+  const artifactsDir = await mkdtemp(path.join(tmpdir(), 'celery-autopilot-browser-'));
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const contexts: BrowserContext[] = [];
+  return {
+    browser,
+    artifactsDir,
+    newPage: async () => {
+      const context = await browser.newContext();
+      // Every wait in a test is bounded well below the suite's timeout.
+      context.setDefaultTimeout(15_000);
+      contexts.push(context);
+      return context.newPage();
+    },
+    screenshot: async (page, name) => {
+      const file = path.join(artifactsDir, `${name}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      return file;
+    },
+    close: async () => {
+      await Promise.allSettled(contexts.map((c) => c.close()));
+      await browser.close();
+    },
+  };
+}
+
+/**
+ * Signs in through the login page as a person would: /ui sends an anonymous browser to
+ * /login?next=/ui, and the form brings it back there.
+ */
+export async function signIn(page: Page, baseUrl: string, username: string, password: string): Promise<Page> {
+  await page.goto(`${baseUrl}/ui`);
+  const login = new URL(page.url());
+  if (login.pathname !== '/login' || login.searchParams.get('next') !== '/ui') throw new Error(`expected a redirect to /login?next=/ui, landed on ${page.url()}`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await Promise.all([page.waitForURL(`${baseUrl}/ui`), page.getByRole('button', { name: 'Sign in' }).click()]);
+  return page;
+}
+
+/** The page's CSRF token, as its own script reads it. */
+export function csrfToken(page: Page): Promise<string> {
+  return page.locator('meta[name=csrf-token]').getAttribute('content').then((t) => {
+    if (!t) throw new Error('the page carries no CSRF token');
+    return t;
+  });
+}
+
+/** A fetch from inside the page (its cookies, its Origin): what the page's own script could send. */
+export async function postFromPage(page: Page, pathname: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+  return page.evaluate(
+    async ({ pathname, body, headers }) => {
+      const res = await fetch(pathname, { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json().catch(() => null)) as unknown };
+    },
+    { pathname, body, headers },
+  );
+}
