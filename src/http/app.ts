@@ -4,7 +4,7 @@ import type { Service } from '../service.js';
 import { VERSION } from '../metrics/self-metrics.js';
 import { controlApi, sendError } from './control-api.js';
 import { operatorPage } from './operator-page.js';
-import { remediationApi } from './remediation-api.js';
+import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
 
 const LANDING = (metricsPath: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>
@@ -30,6 +30,19 @@ export function createHttpApp(service: Service): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const auth = service.auth;
+  const remediation: RemediationApiDeps | undefined = service.remediator && {
+    remediator: service.remediator,
+    credentials: service.webhookCredentials,
+    maxBodyBytes: service.config.remediation.webhook.max_body_bytes,
+    audit: service.audit,
+    auth,
+    metrics: service.actionMetrics,
+    logger: service.logger,
+    reloadRules: () => service.reloadRules(),
+  };
+  // The receiver checks Alertmanager's own credentials; ahead of the API's authentication, its
+  // deliveries are never mistaken for failed logins (which would throttle the sender's IP).
+  if (remediation) app.use(alertmanagerReceiver(remediation));
   app.use(auth.sessionMiddleware);
   app.use(auth.authenticate);
   app.use(auth.router);
@@ -74,20 +87,7 @@ export function createHttpApp(service: Service): Express {
       maxBodyBytes: service.config.control.max_body_bytes,
     }),
   );
-  if (service.remediator) {
-    app.use(
-      remediationApi({
-        remediator: service.remediator,
-        credentials: service.webhookCredentials,
-        maxBodyBytes: service.config.remediation.webhook.max_body_bytes,
-        audit: service.audit,
-        auth,
-        metrics: service.actionMetrics,
-        logger: service.logger,
-        reloadRules: () => service.reloadRules(),
-      }),
-    );
-  }
+  if (remediation) app.use(remediationAdminApi(remediation));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

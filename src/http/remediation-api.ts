@@ -49,12 +49,13 @@ export function webhookAuthorized(header: string | undefined, credentials: Webho
 }
 
 /**
- * The Alertmanager receiver and the remediation admin endpoints. Status codes say what
+ * The Alertmanager receiver. It has its own credentials and is mounted ahead of the API's
+ * authentication, so deliveries never count as failed API logins. Status codes say what
  * Alertmanager should do: 2xx once the notification is recorded, 4xx for what a retry cannot fix
  * (auth, size, malformed body), 5xx only when nothing was done and a retry is wanted.
  */
-export function remediationApi(deps: RemediationApiDeps): Router {
-  const { remediator, metrics, audit, auth } = deps;
+export function alertmanagerReceiver(deps: Omit<RemediationApiDeps, 'auth' | 'audit' | 'reloadRules'>): Router {
+  const { remediator, metrics } = deps;
   const router = express.Router();
 
   const answer = (res: Response, status: number, body: Record<string, unknown>) => {
@@ -93,6 +94,14 @@ export function remediationApi(deps: RemediationApiDeps): Router {
       next(err);
     },
   );
+
+  return router;
+}
+
+/** Decisions, rules, kill switch and reload: behind the API's own authentication and roles. */
+export function remediationAdminApi(deps: RemediationApiDeps): Router {
+  const { remediator, audit, auth } = deps;
+  const router = express.Router();
 
   router.get('/api/v1/remediation/decisions', auth.requireRole('viewer'), (req, res) => {
     const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));

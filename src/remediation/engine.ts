@@ -5,6 +5,7 @@ import type { Alert, Notification } from './alertmanager.js';
 import { dangerOf, ruleMatches, type DangerousAction, type RemediationAction, type RemediationRule } from './rules.js';
 import type { RemediationState } from './state.js';
 import { render, TemplateError } from './template.js';
+import { BrokerUnavailableError } from '../transport/transport.js';
 
 /** What remediation needs from the rest of the service: live cluster view and control. */
 export interface RemediationExecutor {
@@ -13,6 +14,12 @@ export interface RemediationExecutor {
   consumersOf(queue: string): string[];
   /** Live workers whose name matches the glob. */
   matching(pattern: string): string[];
+  /**
+   * Is this node name a live worker? Used for `worker_label` targets, whose names come from an
+   * alert: a worker that is gone (or never was) gets no command and no reply timeout. Without
+   * it, the label is trusted and bounds or the reply timeout find out.
+   */
+  isLive?(worker: string): boolean;
   /** Live pool figures per worker (stats), for bounds. Missing workers are absent from the map. */
   poolStats(workers: string[]): Promise<Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>>;
   /** Sends the command to exactly these workers; never to an empty list. */
@@ -41,12 +48,14 @@ export interface Decision {
   rule: string;
   action: RemediationAction;
   outcome: DecisionOutcome;
-  reason?: SuppressReason | 'bad_arguments' | 'broker_unavailable';
+  reason?: SuppressReason | 'bad_arguments' | 'broker_unavailable' | 'error';
   alert: { fingerprint: string; startsAt: string; status: Alert['status']; labels: Record<string, string> };
   arguments?: Record<string, unknown>;
   targets: string[];
   skipped: Array<{ worker: string; reason: SuppressReason; detail?: string }>;
   results?: TargetOutcome[];
+  /** Why a decision failed before any command was sent (outcome failed, reason error/broker_unavailable). */
+  error?: string;
 }
 
 export interface RemediationOptions {
@@ -67,9 +76,9 @@ interface Job {
 
 /**
  * Turns Alertmanager notifications into control actions, safely: each alert in `alerts[]` is
- * judged by each rule on its own labels; safeguards run in a fixed order (kill switch,
- * allow-list, targets, idempotency, cooldown, in-flight, bounds, caps, dry-run) and every
- * decision is audited and counted. Work runs after the webhook has been answered.
+ * judged by each rule on its own labels; safeguards run in a fixed order (allow-list, targets,
+ * kill switch, idempotency, cooldown, in-flight, bounds, caps, dry-run) and every decision is
+ * audited and counted, failures included. Work runs after the webhook has been answered.
  */
 export class Remediator {
   #rules: readonly RemediationRule[];
@@ -153,7 +162,9 @@ export class Remediator {
       targets: [],
       skipped: [],
     };
+    let finished = false;
     const finish = (outcome: DecisionOutcome, reason?: Decision['reason']): Decision => {
+      finished = true;
       decision.outcome = outcome;
       if (reason) decision.reason = reason;
       this.metrics.decisions.inc({ rule: rule.name, action: step.action, outcome });
@@ -162,7 +173,25 @@ export class Remediator {
       return decision;
     };
 
-    if (this.options.killSwitch) return finish('suppressed', 'kill_switch');
+    try {
+      return await this.#judge(alert, rule, step, Boolean(resolvedStep), decision, finish);
+    } catch (e) {
+      // A stats request that could not be sent, a name the control layer refuses...: still one
+      // audited, counted decision, never a silent gap.
+      if (finished) throw e;
+      decision.error = (e as Error).message;
+      return finish('failed', e instanceof BrokerUnavailableError ? 'broker_unavailable' : 'error');
+    }
+  }
+
+  async #judge(
+    alert: Alert,
+    rule: RemediationRule,
+    step: { action: RemediationAction; arguments: Record<string, unknown> },
+    resolvedStep: boolean,
+    decision: Decision,
+    finish: (outcome: DecisionOutcome, reason?: Decision['reason']) => Decision,
+  ): Promise<Decision> {
     let args: Record<string, unknown>;
     try {
       args = render(step.arguments, alert) as Record<string, unknown>;
@@ -175,8 +204,14 @@ export class Remediator {
     const danger = dangerOf(step.action, args);
     if (danger && !this.options.allowDangerous.includes(danger)) return finish('suppressed', 'not_allowed');
 
-    let targets = this.#targets(rule, alert);
+    let targets = this.#targets(rule, alert, decision);
     if (targets.length === 0) return finish('suppressed', 'no_target');
+    // After the targets, so the audit shows the command that would have gone to whom; before
+    // anything that talks to the broker (bounds read stats), so nothing at all is sent.
+    if (this.options.killSwitch) {
+      decision.targets = targets;
+      return finish('suppressed', 'kill_switch');
+    }
 
     const idem = `idem:${alert.fingerprint}:${alert.startsAt}:${alert.status}:${rule.name}:${step.action}`;
     if (await this.state.has(idem)) {
@@ -263,12 +298,16 @@ export class Remediator {
     }
   }
 
-  #targets(rule: RemediationRule, alert: Alert): string[] {
+  #targets(rule: RemediationRule, alert: Alert, decision: Decision): string[] {
     const t = rule.target;
     let names: string[] = [];
     if (t.worker_label) {
       const v = alert.labels[t.worker_label];
       names = v ? [v] : [];
+      if (v && this.executor.isLive && !this.executor.isLive(v)) {
+        decision.skipped.push({ worker: v, reason: 'no_target', detail: 'not a live worker' });
+        names = [];
+      }
     } else if (t.queue_label) {
       const q = alert.labels[t.queue_label];
       names = q ? this.executor.consumersOf(q) : [];

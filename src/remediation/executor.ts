@@ -34,6 +34,10 @@ export class ClusterExecutor implements RemediationExecutor {
       .map((w) => w.hostname);
   }
 
+  isLive(worker: string): boolean {
+    return this.workers.alive().some((w) => w.hostname === worker);
+  }
+
   matching(pattern: string): string[] {
     const re = globToRegExp(pattern);
     return this.workers
