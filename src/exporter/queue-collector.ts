@@ -17,7 +17,7 @@ export interface QueueCollectorOptions {
  */
 export class QueueCollector {
   #cache: { at: number; depths: Map<string, QueueDepth>; key: string } | undefined;
-  #inFlight: Promise<Map<string, QueueDepth>> | undefined;
+  #inFlight: { key: string; depths: Promise<Map<string, QueueDepth>> } | undefined;
   errors = 0;
 
   constructor(
@@ -56,7 +56,9 @@ export class QueueCollector {
     const now = this.clock.nowMs();
     if (this.#cache && this.#cache.key === key && now - this.#cache.at < this.options.cacheMs) return this.#cache.depths;
     if (names.length === 0 || !this.transport.isConnected()) return new Map();
-    this.#inFlight ??= this.transport
+    // Concurrent scrapes share one read, but only one for the same set of queues.
+    if (this.#inFlight?.key === key) return this.#inFlight.depths;
+    const depths = this.transport
       .queueDepths(names, this.options.timeoutMs)
       .then((list) => {
         const depths = new Map(list.map((d) => [d.name, d]));
@@ -69,8 +71,9 @@ export class QueueCollector {
         return new Map<string, QueueDepth>();
       })
       .finally(() => {
-        this.#inFlight = undefined;
+        if (this.#inFlight?.depths === depths) this.#inFlight = undefined;
       });
-    return this.#inFlight;
+    this.#inFlight = { key, depths };
+    return depths;
   }
 }

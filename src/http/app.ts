@@ -85,6 +85,7 @@ export function createHttpApp(service: Service): Express {
       audit: service.audit,
       auth,
       maxBodyBytes: service.config.control.max_body_bytes,
+      refused: (command) => service.actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
     }),
   );
   if (remediation) app.use(remediationAdminApi(remediation));

@@ -17,6 +17,8 @@ export interface ControlApiDeps {
   audit: AuditLog;
   auth: Auth;
   maxBodyBytes: number;
+  /** Counts a command refused for the caller's role (metrics). */
+  refused: (command: CommandName) => void;
 }
 
 /** Commands after which a worker's queues or pool size, as the exporter reports them, change. */
@@ -46,13 +48,27 @@ export function controlApi(deps: ControlApiDeps): Router {
   const operator = [...body, auth.requireRole('operator')];
   const viewer = auth.requireRole('viewer');
 
-  /** Runs one command for an authenticated caller: role check, send, audit. */
-  async function execute(req: Request, command: CommandName, args: Record<string, unknown>, targets: Targets, opts: RunOptions = {}): Promise<ControlResult> {
+  /**
+   * Runs one command for an authenticated caller: validation and role check, then the targets
+   * (which may ask the cluster about a worker), then send and audit. Nothing reaches the broker,
+   * not even a ping, for a request that is refused anyway.
+   */
+  async function execute(
+    req: Request,
+    command: CommandName,
+    args: Record<string, unknown>,
+    targets: Targets | (() => Promise<Targets>),
+    opts: RunOptions = {},
+  ): Promise<ControlResult> {
     const prepared = prepareCommand(command, args);
     const principal = req.principal;
     if (!principal || !roleAtLeast(principal.role, prepared.role)) {
+      // A refused attempt by a signed-in user leaves a trace too.
+      deps.refused(command);
+      audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: prepared.arguments, outcome: 'refused', reason: `needs the ${prepared.role} role` });
       throw new HttpError(403, `${command}${prepared.role === 'admin' ? ' with these arguments' : ''} needs the ${prepared.role} role`);
     }
+    if (typeof targets === 'function') targets = await targets();
     const result = await control.run(command, args, targets, opts);
     if (CHANGES_INSPECTION.has(command)) for (const r of result.results) if (r.status === 'ok') workers.markStale(r.worker);
     audit.write({
@@ -68,15 +84,22 @@ export function controlApi(deps: ControlApiDeps): Router {
     return result;
   }
 
-  /** Flower's is_worker, without its stale cache: a worker we have not heard of yet is pinged. */
-  async function requireWorker(raw: string | undefined): Promise<string> {
-    const name = validateWorkerName(raw, 'workername');
+  /**
+   * Flower's is_worker, without its stale cache: a worker we have not heard of yet is pinged.
+   * Takes a validated name; callers validate every parameter and the role first (see `execute`).
+   */
+  async function requireWorker(name: string): Promise<string> {
     const known = workers.get(name);
     if (known && workers.isAlive(known)) return name;
     const answered = (await control.ping([name])).get(name);
     if (!answered) throw new HttpError(404, `Unknown worker '${name}'`);
     return name;
   }
+
+  /** The one named worker as targets, resolved only once the request is known to be acceptable. */
+  const theWorker =
+    (name: string) =>
+    async (): Promise<Targets> => ({ workers: [await requireWorker(name)] });
 
   /** Flower's answers: 200 with a message when the worker said ok, 403 otherwise. */
   function flowerReply(res: Response, result: ControlResult, worker: string, success: (okText: string | undefined) => string, failure: string): void {
@@ -98,14 +121,14 @@ export function controlApi(deps: ControlApiDeps): Router {
   // --- Flower-compatible paths ----------------------------------------------------------------
 
   router.post('/api/worker/shutdown/:workername', ...operator, handle(async (req, res) => {
-    const worker = await requireWorker(req.params.workername as string);
-    const result = await execute(req, 'shutdown', {}, { workers: [worker] });
+    const worker = validateWorkerName(req.params.workername, 'workername');
+    const result = await execute(req, 'shutdown', {}, theWorker(worker));
     flowerReply(res, result, worker, () => 'Shutting down!', `Failed to shut down '${worker}'`);
   }));
 
   router.post('/api/worker/pool/restart/:workername', ...operator, handle(async (req, res) => {
-    const worker = await requireWorker(req.params.workername as string);
-    const result = await execute(req, 'pool_restart', { reload: false }, { workers: [worker] });
+    const worker = validateWorkerName(req.params.workername, 'workername');
+    const result = await execute(req, 'pool_restart', { reload: false }, theWorker(worker));
     flowerReply(res, result, worker, () => `Restarting '${worker}' worker's pool`, `Failed to restart the '${worker}' pool`);
   }));
 
@@ -114,32 +137,32 @@ export function controlApi(deps: ControlApiDeps): Router {
     ['shrink', 'pool_shrink', 'Shrinking', 'shrink'],
   ] as const) {
     router.post(`/api/worker/pool/${path}/:workername`, ...operator, handle(async (req, res) => {
-      const worker = await requireWorker(req.params.workername as string);
+      const worker = validateWorkerName(req.params.workername, 'workername');
       const n = integerParam(req, 'n', 1)!;
-      const result = await execute(req, command, { n }, { workers: [worker] }, { confirm: booleanParam(req, 'confirm', false) });
+      const result = await execute(req, command, { n }, theWorker(worker), { confirm: booleanParam(req, 'confirm', false) });
       flowerReply(res, result, worker, () => `${verb} '${worker}' worker's pool by ${n}`, `Failed to ${noun} '${worker}' worker's pool`);
     }));
   }
 
   router.post('/api/worker/pool/autoscale/:workername', ...operator, handle(async (req, res) => {
-    const worker = await requireWorker(req.params.workername as string);
+    const worker = validateWorkerName(req.params.workername, 'workername');
     const min = integerParam(req, 'min');
     const max = integerParam(req, 'max');
-    const result = await execute(req, 'autoscale', { min, max }, { workers: [worker] });
+    const result = await execute(req, 'autoscale', { min, max }, theWorker(worker));
     flowerReply(res, result, worker, () => `Autoscaling '${worker}' worker (min=${min}, max=${max})`, `Failed to autoscale '${worker}' worker`);
   }));
 
   router.post('/api/worker/queue/add-consumer/:workername', ...operator, handle(async (req, res) => {
-    const worker = await requireWorker(req.params.workername as string);
+    const worker = validateWorkerName(req.params.workername, 'workername');
     const queue = validateQueueName(param(req, 'queue'));
-    const result = await execute(req, 'add_consumer', { queue }, { workers: [worker] }, { confirm: booleanParam(req, 'confirm', false) });
+    const result = await execute(req, 'add_consumer', { queue }, theWorker(worker), { confirm: booleanParam(req, 'confirm', false) });
     flowerReply(res, result, worker, (ok) => ok ?? `add consumer ${queue}`, `Failed to add '${queue}' consumer to '${worker}' worker`);
   }));
 
   router.post('/api/worker/queue/cancel-consumer/:workername', ...operator, handle(async (req, res) => {
-    const worker = await requireWorker(req.params.workername as string);
+    const worker = validateWorkerName(req.params.workername, 'workername');
     const queue = validateQueueName(param(req, 'queue'));
-    const result = await execute(req, 'cancel_consumer', { queue }, { workers: [worker] }, { confirm: booleanParam(req, 'confirm', false) });
+    const result = await execute(req, 'cancel_consumer', { queue }, theWorker(worker), { confirm: booleanParam(req, 'confirm', false) });
     flowerReply(res, result, worker, (ok) => ok ?? `no longer consuming from ${queue}`, `Failed to cancel '${queue}' consumer from '${worker}' worker`);
   }));
 
@@ -148,23 +171,25 @@ export function controlApi(deps: ControlApiDeps): Router {
     const terminate = booleanParam(req, 'terminate', false);
     const signal = stringParam(req, 'signal') ?? 'SIGTERM';
     // Revoke is addressed to every worker, as Celery's own revoke is: any of them may hold the
-    // task (or receive it later), and each keeps the id in its revoked set.
-    const result = await execute(req, 'revoke', { task_id: taskId, terminate, signal }, { all: true });
+    // task (or receive it later), and each keeps the id in its revoked set. Flower always passes
+    // a signal and Celery ignores it without terminate; our validator refuses that combination,
+    // so the signal only goes along with terminate.
+    const result = await execute(req, 'revoke', { task_id: taskId, terminate, ...(terminate ? { signal } : {}) }, { all: true });
     res.json({ message: `Revoked '${taskId}'`, results: result.results });
   }));
 
   router.post('/api/task/timeout/:taskname', ...operator, handle(async (req, res) => {
     const task = validateTaskName(req.params.taskname);
-    const worker = await requireWorker(requiredWorkername(req));
-    const result = await execute(req, 'time_limit', { task_name: task, soft: numberParam(req, 'soft'), hard: numberParam(req, 'hard') }, { workers: [worker] });
+    const worker = validateWorkerName(requiredWorkername(req), 'workername');
+    const result = await execute(req, 'time_limit', { task_name: task, soft: numberParam(req, 'soft'), hard: numberParam(req, 'hard') }, theWorker(worker));
     const r = result.results[0];
     flowerReply(res, result, worker, (ok) => ok ?? 'time limits set successfully', `Failed to set timeouts: '${r?.message ?? r?.status ?? ''}'`);
   }));
 
   router.post('/api/task/rate-limit/:taskname', ...operator, handle(async (req, res) => {
     const task = validateTaskName(req.params.taskname);
-    const worker = await requireWorker(requiredWorkername(req));
-    const result = await execute(req, 'rate_limit', { task_name: task, rate_limit: stringParam(req, 'ratelimit') }, { workers: [worker] });
+    const worker = validateWorkerName(requiredWorkername(req), 'workername');
+    const result = await execute(req, 'rate_limit', { task_name: task, rate_limit: stringParam(req, 'ratelimit') }, theWorker(worker));
     const r = result.results[0];
     flowerReply(res, result, worker, (ok) => ok ?? 'new rate limit set successfully', `Failed to set rate limit: '${r?.message ?? r?.status ?? ''}'`);
   }));
@@ -190,7 +215,8 @@ export function controlApi(deps: ControlApiDeps): Router {
 
   router.get('/api/queues/length', viewer, handle(async (_req, res) => {
     const samples = await deps.queues.collect();
-    res.json({ active_queues: samples.map((q) => ({ name: q.queue, messages: q.length ?? 0 })) });
+    // A depth that could not be read is left out rather than shown as an empty queue.
+    res.json({ active_queues: samples.filter((q) => q.length !== null).map((q) => ({ name: q.queue, messages: q.length })) });
   }));
 
   /** A plain JSON list, for scripts that just want depths. */
@@ -233,8 +259,8 @@ export function controlApi(deps: ControlApiDeps): Router {
     const unknownKeys = Object.keys(b).filter((k) => !['command', 'arguments', 'targets', 'dry_run', 'confirm', 'timeout_ms'].includes(k));
     if (unknownKeys.length) throw new CommandValidationError(`unknown field${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.join(', ')}`);
     if (typeof b.command !== 'string') throw new CommandValidationError('must name a command', 'command');
-    const targets = resolveTargets(b.targets);
-    const result = await execute(req, b.command as CommandName, (b.arguments ?? {}) as Record<string, unknown>, targets, {
+    // Queue targets are resolved after validation and the role check, like every other target.
+    const result = await execute(req, b.command as CommandName, (b.arguments ?? {}) as Record<string, unknown>, async () => resolveTargets(b.targets), {
       dryRun: b.dry_run === true,
       confirm: b.confirm === true,
       ...(b.timeout_ms !== undefined ? { timeoutMs: b.timeout_ms as number } : {}),
@@ -276,7 +302,7 @@ export function controlApi(deps: ControlApiDeps): Router {
   }
 
   async function requireWorkerOrEmpty(name: string): Promise<string> {
-    return requireWorker(name);
+    return requireWorker(validateWorkerName(name, 'workername'));
   }
 
   return router;

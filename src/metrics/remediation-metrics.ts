@@ -14,6 +14,6 @@ export class ActionMetrics {
     this.suppressed = new Counter({ name: `${prefix}remediation_suppressed_total`, help: 'Remediation actions not taken, by reason.', labelNames: ['rule', 'action', 'reason'], registers: r });
     this.killSwitch = new Gauge({ name: `${prefix}remediation_kill_switch`, help: '1 while the remediation kill switch stops every action.', registers: r });
     this.webhooks = new Counter({ name: `${prefix}remediation_webhooks_total`, help: 'Alertmanager webhook deliveries, by answer status class.', labelNames: ['status'], registers: r });
-    this.controlCommands = new Counter({ name: `${prefix}control_commands_total`, help: 'Control commands per targeted worker, by command and outcome (ok, error, no_reply, dry_run, refused).', labelNames: ['command', 'outcome'], registers: r });
+    this.controlCommands = new Counter({ name: `${prefix}control_commands_total`, help: 'Control commands, one per request, by command and outcome (ok, partial, error, no_reply, sent, dry_run, invalid, broker_unavailable, failed, refused).', labelNames: ['command', 'outcome'], registers: r });
   }
 }

@@ -1,0 +1,3 @@
+import { describeHttpControl } from '../support/http-control-scenarios.js';
+
+describeHttpControl('amqp');
