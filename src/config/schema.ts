@@ -42,6 +42,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     listen_address: z.string().min(1).default('0.0.0.0'),
+    /**
+     * Behind a reverse proxy, which X-Forwarded-For hops to believe for client addresses (audit,
+     * login throttling): Express's "trust proxy" — e.g. "loopback", "10.0.0.0/8", or a hop count
+     * like "1". Empty: trust none, use the socket's address.
+     */
+    trust_proxy: z.string().max(512).default(''),
     /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
     port: z.number().int().min(0).max(65535).default(9818),
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

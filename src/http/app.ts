@@ -29,6 +29,8 @@ export function createHttpApp(service: Service): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const trust = service.config.trust_proxy.trim();
+  if (trust !== '') app.set('trust proxy', /^\d+$/.test(trust) ? Number(trust) : trust === 'true' ? true : trust);
   const auth = service.auth;
   const remediation: RemediationApiDeps | undefined = service.remediator && {
     remediator: service.remediator,
