@@ -33,6 +33,12 @@ export interface AmqpTransportSettings {
     readonly messageTtlMs: number;
     readonly expiresMs: number;
     readonly prefetch: number;
+    /**
+     * Celery's receiver queue is auto-delete (gone with its last consumer). A queue with a fixed
+     * name must outlive a restart instead, so events published meanwhile wait for us (until
+     * x-expires): false there. Default true.
+     */
+    readonly autoDelete?: boolean;
   };
   readonly maxMessageBytes: number;
   /** AMQP heartbeat; a half-open socket is noticed after about two intervals without traffic. */
@@ -282,7 +288,7 @@ export class AmqpTransport implements BrokerTransport {
   // Events (§A1, §A3)
 
   async #subscribeEvents(session: Session): Promise<EventSubscription> {
-    const { name, messageTtlMs, expiresMs, prefetch } = this.#settings.eventQueue;
+    const { name, messageTtlMs, expiresMs, prefetch, autoDelete = true } = this.#settings.eventQueue;
     const channel = await session.model.createChannel();
     const subscription = new EventSubscription(channel, this.#sink!, this.#settings.maxMessageBytes, prefetch, this.#logger);
     channel.on('error', (error: Error) => {
@@ -297,7 +303,7 @@ export class AmqpTransport implements BrokerTransport {
     const args: Record<string, number> = {};
     if (messageTtlMs > 0) args['x-message-ttl'] = Math.round(messageTtlMs);
     if (expiresMs > 0) args['x-expires'] = Math.round(expiresMs);
-    await channel.assertQueue(name, { durable: false, autoDelete: true, exclusive: false, arguments: args });
+    await channel.assertQueue(name, { durable: false, autoDelete, exclusive: false, arguments: args });
     await channel.bindQueue(name, EVENT_EXCHANGE, '#');
     await channel.prefetch(prefetch);
     await channel.consume(

@@ -18,6 +18,8 @@ export function createTransport(config: Config, observer: TransportObserver, log
           messageTtlMs: Math.round(config.events.queue_message_ttl_seconds * 1000),
           expiresMs: Math.round(config.events.queue_expires_seconds * 1000),
           prefetch: config.events.prefetch,
+          // A fixed name is chosen to resume after a restart: the queue must not vanish with us.
+          autoDelete: config.events.queue_name === undefined,
         },
         maxMessageBytes: config.events.max_message_bytes,
         heartbeatSeconds: config.events.broker_heartbeat_seconds,
