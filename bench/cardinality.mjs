@@ -13,61 +13,47 @@
  *
  * Writes a table to stdout and JSON to bench/results/cardinality-<date>.json.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
-  REPO_ROOT,
   countSeries,
-  createVhost,
   environment,
-  eventsReceived,
+  finishRows,
+  mb,
   median,
+  parseBenchArgs,
+  runOnBrokers,
   samplesByLabel,
-  sleep,
-  startExporter,
+  splitList,
   waitForEvents,
+  withExporter,
 } from './exporter-process.mjs';
-import { spawnGenerator } from './generate-events.mjs';
 
-const { values: opts } = parseArgs({
-  options: {
-    brokers: { type: 'string', default: 'amqp' },
-    runs: { type: 'string', default: 'default,uncapped,small' },
-    workers: { type: 'string', default: '200' },
-    'task-names': { type: 'string', default: '500' },
-    tasks: { type: 'string' },
-    'small-workers': { type: 'string', default: '10' },
-    'small-task-names': { type: 'string', default: '20' },
-    'small-tasks': { type: 'string', default: '10000' },
-    batch: { type: 'string', default: '10' },
-    'uncapped-limit': { type: 'string', default: '100000' },
-    'idle-seconds': { type: 'string', default: '10' },
-    'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379/0' },
-    'exporter-args': { type: 'string', default: '' },
-    quick: { type: 'boolean', default: false },
-    out: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
-
-if (opts.help) {
-  console.log(`usage: node bench/cardinality.mjs [--quick] [--brokers amqp[,redis]] [--runs default,uncapped,small]
+const USAGE = `usage: node bench/cardinality.mjs [--quick] [--brokers amqp[,redis]] [--runs default,uncapped,small]
   [--workers 200] [--task-names 500] [--tasks W*T] [--small-workers 10] [--small-task-names 20]
   [--small-tasks 10000] [--batch 10] [--uncapped-limit 100000] [--idle-seconds 10]
-  [--redis-url redis://127.0.0.1:6379/0] [--exporter-args "..."] [--out file.json]`);
-  process.exit(0);
-}
+  [--redis-url redis://127.0.0.1:6379/0] [--exporter-args "..."] [--out file.json]`;
+
+const opts = parseBenchArgs(USAGE, {
+  brokers: 'amqp',
+  runs: 'default,uncapped,small',
+  workers: '200',
+  'task-names': '500',
+  tasks: null,
+  'small-workers': '10',
+  'small-task-names': '20',
+  'small-tasks': '10000',
+  batch: '10',
+  'uncapped-limit': '100000',
+  'idle-seconds': '10',
+  'redis-url': 'redis://127.0.0.1:6379/0',
+  'exporter-args': '',
+  quick: false,
+});
 if (opts.quick) {
   opts.workers = '50';
   opts['task-names'] = '100';
   opts['small-tasks'] = '5000';
 }
 
-const suffix = () => randomBytes(4).toString('hex');
-const mb = (bytes) => (bytes === null ? null : Math.round((bytes / 1024 / 1024) * 10) / 10);
 const SCRAPES = 3;
 
 function runPlan(name) {
@@ -112,25 +98,18 @@ async function runOne(broker, plan, target) {
   if (plan.tasks < plan.workers * plan.taskNames) {
     console.error(`[cardinality] ${label}: fewer tasks than pairs, not every worker × name pair is used`);
   }
-  const keyprefix = broker === 'redis' ? `bench-${suffix()}:` : '';
   const extra = [...plan.exporterArgs, ...opts['exporter-args'].split(/\s+/).filter(Boolean)];
   console.error(`[cardinality] ${label}: starting exporter ${extra.join(' ')}`);
-  const exporter = await startExporter({ brokerUrl: target.url, keyprefix, extraArgs: extra });
-  let generator;
-  try {
-    await sleep(1000);
-    const baseline = eventsReceived((await exporter.scrape()).text);
+  return withExporter({ broker, target, extraArgs: extra }, async ({ exporter, baseline, publish }) => {
     const args = [
-      '--broker', target.url,
       '--tasks', String(plan.tasks),
       '--workers', String(plan.workers),
       '--task-names', String(plan.taskNames),
       '--batch', opts.batch,
       '--heartbeats',
     ];
-    if (keyprefix) args.push('--keyprefix', keyprefix);
     console.error(`[cardinality] ${label}: publishing`);
-    generator = spawnGenerator(args);
+    const generator = publish(args);
     // No polling while publishing: scraping a huge page would only slow the ingest down.
     const published = await generator.done;
     const wait = await waitForEvents(exporter, {
@@ -171,67 +150,38 @@ async function runOne(broker, plan, target) {
       peak_rss_bytes_after_ingest: afterIngest.peakRss,
       peak_rss_bytes: afterScrapes.peakRss,
     };
-  } finally {
-    generator?.kill();
-    await exporter.stop();
-  }
+  });
 }
 
-function printTable(rows) {
-  const header = ['run', 'broker', 'workers×names', 'events', 'lost', '/metrics bytes', 'series', 'scrape ms (median)', 'RSS after ingest MB', 'peak RSS MB', 'names/hosts seen', 'overflow'];
-  const cells = rows.map((r) =>
-    r.error
-      ? [r.run, r.broker, 'ERROR', r.error.split('\n')[0], '', '', '', '', '', '', '', '']
-      : [
-          r.run,
-          r.broker,
-          `${r.workers}×${r.task_names}`,
-          String(r.counted_events),
-          String(r.lost_events),
-          String(r.metrics_bytes),
-          String(r.series_lines),
-          String(r.scrape_ms_median),
-          String(mb(r.rss_bytes_after_ingest)),
-          String(mb(r.peak_rss_bytes)),
-          `${r.distinct_task_names}/${r.distinct_hostnames}`,
-          JSON.stringify(r.label_overflow),
-        ],
-  );
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const c of cells) console.log(line(c));
-}
+const HEADER = ['run', 'broker', 'workers×names', 'events', 'lost', '/metrics bytes', 'series', 'scrape ms (median)', 'RSS after ingest MB', 'peak RSS MB', 'names/hosts seen', 'overflow'];
+
+/** The table's cells for a case that ran. */
+const cellsOf = (r) => [
+  r.run,
+  r.broker,
+  `${r.workers}×${r.task_names}`,
+  String(r.counted_events),
+  String(r.lost_events),
+  String(r.metrics_bytes),
+  String(r.series_lines),
+  String(r.scrape_ms_median),
+  String(mb(r.rss_bytes_after_ingest)),
+  String(mb(r.peak_rss_bytes)),
+  `${r.distinct_task_names}/${r.distinct_hostnames}`,
+  JSON.stringify(r.label_overflow),
+];
 
 async function main() {
   const env = environment();
   const plans = opts.runs.split(',').map((r) => runPlan(r.trim()));
-  const rows = [];
-  for (const broker of opts.brokers.split(',').map((b) => b.trim()).filter(Boolean)) {
-    if (broker !== 'amqp' && broker !== 'redis') throw new Error(`unknown broker ${broker}`);
-    const vhost = broker === 'amqp' ? createVhost(`bench-cardinality-${suffix()}`) : null;
-    const target = vhost ? { url: vhost.url } : { url: opts['redis-url'] };
-    try {
-      for (const plan of plans) {
-        try {
-          rows.push(await runOne(broker, plan, target));
-        } catch (error) {
-          console.error(`[cardinality] ${plan.name} on ${broker} failed: ${error.message}`);
-          rows.push({ run: plan.name, broker, error: error.message });
-        }
-      }
-    } finally {
-      vhost?.remove();
-    }
-  }
-  printTable(rows);
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const out = opts.out ?? join(REPO_ROOT, 'bench', 'results', `cardinality-${stamp}.json`);
-  mkdirSync(join(out, '..'), { recursive: true });
-  writeFileSync(out, JSON.stringify({ benchmark: 'cardinality', date: new Date().toISOString(), environment: env, options: opts, results: rows }, null, 2) + '\n');
-  console.log(`\nresults written to ${out}`);
-  if (rows.some((r) => r.error)) process.exitCode = 1;
+  const rows = await runOnBrokers('cardinality', {
+    brokers: splitList(opts.brokers),
+    redisUrl: opts['redis-url'],
+    cases: plans,
+    runCase: runOne,
+    describe: (broker, plan) => ({ label: `${plan.name} on ${broker}`, row: { run: plan.name, broker } }),
+  });
+  finishRows('cardinality', rows, { header: HEADER, cellsOf, environment: env, options: opts });
 }
 
 main().catch((error) => {

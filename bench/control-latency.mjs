@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/* global console, process, fetch, AbortSignal, setTimeout, clearTimeout */
+/* global console, process, fetch, AbortSignal */
 /**
  * Control latency benchmark: how long an HTTP control request takes from the moment a script
  * sends it until the service has every targeted worker's reply and has answered, against real
@@ -18,48 +18,46 @@
  *
  * Writes a table to stdout and JSON to bench/results/control-latency-<date>.json.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import { REPO_ROOT, createVhost, environment, median, sleep, startExporter } from './exporter-process.mjs';
+import {
+  createVhost,
+  environment,
+  mb,
+  median,
+  parseBenchArgs,
+  randomSuffix,
+  sleep,
+  splitList,
+  startCeleryWorker,
+  startExporter,
+  writeResults,
+} from './exporter-process.mjs';
 
-const { values: opts } = parseArgs({
-  options: {
-    brokers: { type: 'string', default: 'amqp,redis' },
-    workers: { type: 'string', default: '1,20' },
-    requests: { type: 'string', default: '200' },
-    warmup: { type: 'string', default: '10' },
-    commands: { type: 'string', default: 'ping,stats,pool_grow+pool_shrink' },
-    pool: { type: 'string', default: 'solo' },
-    python: { type: 'string', default: process.env.CELERY_PYTHON ?? '/usr/bin/python3' },
-    'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379/0' },
-    out: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
+const USAGE = `usage: node bench/control-latency.mjs [--brokers amqp,redis] [--workers 1,20] [--requests 200]
+  [--warmup 10] [--commands ping,stats,pool_grow+pool_shrink] [--pool solo|prefork]
+  [--python /usr/bin/python3] [--redis-url redis://127.0.0.1:6379/0] [--out file.json]`;
+
+const opts = parseBenchArgs(USAGE, {
+  brokers: 'amqp,redis',
+  workers: '1,20',
+  requests: '200',
+  warmup: '10',
+  commands: 'ping,stats,pool_grow+pool_shrink',
+  pool: 'solo',
+  python: process.env.CELERY_PYTHON ?? '/usr/bin/python3',
+  'redis-url': 'redis://127.0.0.1:6379/0',
 });
 
-if (opts.help) {
-  console.log(`usage: node bench/control-latency.mjs [--brokers amqp,redis] [--workers 1,20] [--requests 200]
-  [--warmup 10] [--commands ping,stats,pool_grow+pool_shrink] [--pool solo|prefork]
-  [--python /usr/bin/python3] [--redis-url redis://127.0.0.1:6379/0] [--out file.json]`);
-  process.exit(0);
-}
-
-const brokers = opts.brokers.split(',').map((b) => b.trim()).filter(Boolean);
+const brokers = splitList(opts.brokers);
 const fleetSizes = opts.workers.split(',').map(Number).sort((a, b) => a - b);
-const commands = opts.commands.split(',').map((c) => c.trim()).filter(Boolean);
+const commands = splitList(opts.commands);
 const requests = Number(opts.requests);
 const warmup = Number(opts.warmup);
-const CELERY_DIR = join(REPO_ROOT, 'test', 'support', 'celery');
-const WORKER_START_TIMEOUT_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
-const suffix = () => randomBytes(4).toString('hex');
 const round = (ms) => Math.round(ms * 100) / 100;
 
 /** Nearest-rank percentile. */
@@ -79,77 +77,23 @@ function summarize(samples) {
   };
 }
 
-/**
- * One real Celery worker from the test rig's app (test/support/celery/app.py): it logs
- * `rig: consuming <node>` once its pidbox is listened to, and dies with this process.
- */
-async function startCeleryWorker({ brokerUrl, keyprefix, nodename, pool }) {
-  const args = ['-m', 'celery', '-A', 'app', 'worker', '-n', nodename, '-l', 'info', '-Q', 'bench-control', '--pool', pool, '--without-gossip', '--without-mingle'];
-  if (pool === 'prefork') args.push('-c', '1');
-  const child = spawn(opts.python, args, {
-    cwd: CELERY_DIR,
-    env: {
-      ...process.env,
-      PYTHONPATH: CELERY_DIR,
-      PYTHONDONTWRITEBYTECODE: '1',
-      PYTHONUNBUFFERED: '1',
-      CAP_BROKER_URL: brokerUrl,
-      CAP_TRANSPORT_OPTIONS: JSON.stringify(keyprefix ? { global_keyprefix: keyprefix } : {}),
-      CAP_PARENT_PID: String(process.pid),
-    },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  const exited = once(child, 'exit');
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${nodename} not consuming after ${WORKER_START_TIMEOUT_MS} ms:\n${log.slice(-2000)}`)), WORKER_START_TIMEOUT_MS);
-    const onData = (chunk) => {
-      log = (log + chunk.toString('utf8')).slice(-20_000);
-      if (log.includes(`rig: consuming ${nodename}`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`${nodename} exited before consuming:\n${log.slice(-2000)}`));
-    });
-  });
-  const handle = {
-    nodename,
-    pid: child.pid,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const late = sleep(10_000).then(() => 'late');
-      if ((await Promise.race([exited, late])) === 'late') {
-        try {
-          process.kill(-child.pid, 'SIGKILL'); // its own process group: the pool children too
-        } catch {
-          // already gone
-        }
-        await exited;
-      }
-    },
-  };
-  try {
-    await ready;
-  } catch (error) {
-    await handle.stop();
-    throw error;
-  }
-  return handle;
-}
-
 /** Starts workers a few at a time: 20 Python interpreters at once would stall a 2-core machine. */
-async function startWorkers(count, options, into) {
+async function startWorkers(count, { brokerUrl, keyprefix, pool, prefix }, into) {
   for (let i = 0; i < count; i += 4) {
     const batch = [];
     for (let j = i; j < Math.min(count, i + 4); j += 1) {
-      batch.push(startCeleryWorker({ ...options, nodename: `${options.prefix}-${into.length + j - i}@bench` }));
+      batch.push(
+        startCeleryWorker({
+          brokerUrl,
+          keyprefix,
+          nodename: `${prefix}-${into.length + j - i}@bench`,
+          queues: 'bench-control',
+          pool,
+          // Prefork with one process each, so that 20 of them stay light (a solo pool has no size).
+          concurrency: pool === 'prefork' ? 1 : undefined,
+          python: opts.python,
+        }),
+      );
     }
     const started = await Promise.allSettled(batch);
     for (const s of started) if (s.status === 'fulfilled') into.push(s.value);
@@ -227,8 +171,8 @@ async function waitUntilAllUp(service, token, names, timeoutMs = 60_000) {
 }
 
 async function runBroker(broker, token, configFile) {
-  const keyprefix = broker === 'redis' ? `bench-${suffix()}:` : '';
-  const vhost = broker === 'amqp' ? createVhost(`bench-control-${suffix()}`) : undefined;
+  const keyprefix = broker === 'redis' ? `bench-${randomSuffix()}:` : '';
+  const vhost = broker === 'amqp' ? createVhost(`bench-control-${randomSuffix()}`) : undefined;
   const brokerUrl = vhost ? vhost.url : opts['redis-url'];
   const workers = [];
   let service;
@@ -240,7 +184,7 @@ async function runBroker(broker, token, configFile) {
     rows.push({ broker, workers: 0, command: 'GET /-/healthy', ...http });
     for (const size of fleetSizes) {
       console.error(`[control-latency] ${broker}: ${size} ${opts.pool} worker(s)`);
-      await startWorkers(size - workers.length, { brokerUrl, keyprefix, pool: opts.pool, prefix: `bench${suffix()}` }, workers);
+      await startWorkers(size - workers.length, { brokerUrl, keyprefix, pool: opts.pool, prefix: `bench${randomSuffix()}` }, workers);
       // Measured once the service has heard of every worker and its first inspection is over.
       await waitUntilAllUp(service, token, workers.map((w) => w.nodename));
       await sleep(2000);
@@ -250,7 +194,7 @@ async function runBroker(broker, token, configFile) {
         rows.push({ broker, ...row });
       }
     }
-    return { rows, service_peak_rss_mb: Math.round(((service.memory().peakRss ?? 0) / 1024 / 1024) * 10) / 10 };
+    return { rows, service_peak_rss_mb: mb(service.memory().peakRss ?? 0) };
   } catch (error) {
     if (service) console.error(service.logTail().slice(-30).join('\n'));
     throw error;
@@ -283,9 +227,7 @@ async function main() {
     }
   }
   console.log(lines.join('\n'));
-  const out = opts.out ?? join(REPO_ROOT, 'bench', 'results', `control-latency-${results.started_at.replace(/[:.]/g, '-')}.json`);
-  mkdirSync(join(out, '..'), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  const out = writeResults('control-latency', results, { out: opts.out, at: results.started_at });
   console.error(`[control-latency] wrote ${out}`);
 }
 

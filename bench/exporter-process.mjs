@@ -1,16 +1,20 @@
-/* global process, Buffer, setTimeout, clearTimeout, fetch, AbortSignal */
+/* global console, process, Buffer, setTimeout, clearTimeout, fetch, AbortSignal */
 /**
  * Runs the built exporter (dist/main.js) as a child process for the benchmarks, and reads what
  * the benchmarks measure about it: its /metrics, its CPU time and its peak RSS (from /proc, so
- * the numbers are the kernel's, not the exporter's own view of itself).
+ * the numbers are the kernel's, not the exporter's own view of itself). Also what the benchmark
+ * scripts share: their command line, real Celery workers, the results table and the JSON file.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { spawnGenerator } from './generate-events.mjs';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const EXPORTER_MAIN = join(REPO_ROOT, 'dist', 'main.js');
@@ -123,6 +127,26 @@ export function eventsReceived(text, selfPrefix = 'celery_autopilot_') {
 }
 
 /**
+ * SIGTERM, then `forceKill()` if the child is still running after `graceMs`; resolves once it has
+ * exited (`exited` is its 'exit' event). Without a pid the spawn itself failed: nothing to stop.
+ */
+async function terminate(child, exited, graceMs, forceKill) {
+  const running = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+  if (!running()) return;
+  child.kill('SIGTERM');
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('late'), graceMs);
+  });
+  const outcome = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (outcome === 'late' && running()) {
+    forceKill();
+    await exited;
+  }
+}
+
+/**
  * Starts `node dist/main.js` with the given settings and waits until GET /-/ready is 200 (broker
  * connected, event subscription live). Events published before that are not routed anywhere.
  */
@@ -178,20 +202,7 @@ export async function startExporter({
     memory: () => memoryBytes(child.pid),
     scrape: (timeoutMs) => scrape(baseUrl, timeoutMs),
     /** SIGTERM by PID, then SIGKILL by PID if it has not exited within `graceMs`. */
-    async stop(graceMs = 15_000) {
-      if (!handle.isRunning()) return;
-      child.kill('SIGTERM');
-      let timer;
-      const timedOut = new Promise((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), graceMs);
-      });
-      const outcome = await Promise.race([exited, timedOut]);
-      clearTimeout(timer);
-      if (outcome === 'timeout' && handle.isRunning()) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
+    stop: (graceMs = 15_000) => terminate(child, exited, graceMs, () => child.kill('SIGKILL')),
   };
 
   const deadline = performance.now() + readyTimeoutMs;
@@ -316,4 +327,220 @@ export function environment() {
     git_commit: read('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']),
     git_dirty: (read('git', ['--no-optional-locks', '-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
   };
+}
+
+/** A short random tag for vhost names, Redis key prefixes and node names, unique per run. */
+export function randomSuffix() {
+  return randomBytes(4).toString('hex');
+}
+
+/** Bytes as MB with one decimal, as the tables show them. */
+export function mb(bytes) {
+  return bytes === null ? null : Math.round((bytes / 1024 / 1024) * 10) / 10;
+}
+
+/** A comma-separated option (`--brokers amqp,redis`) as its non-empty items. */
+export function splitList(value) {
+  return value.split(',').map((item) => item.trim()).filter(Boolean);
+}
+
+/**
+ * Parses a benchmark's command line. `defaults` maps each option to its default: a string or a
+ * boolean gives the option that type, `null` a string option without default. Every script also
+ * takes `--out file.json` and `--help` (prints `usage` and exits), kept last so the options stored
+ * with the results list in the same order as before.
+ */
+export function parseBenchArgs(usage, defaults) {
+  const options = {};
+  for (const [name, value] of Object.entries(defaults)) {
+    options[name] = value === null ? { type: 'string' } : { type: typeof value, default: value };
+  }
+  options.out = { type: 'string' };
+  options.help = { type: 'boolean', default: false };
+  const { values } = parseArgs({ options, strict: true });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return values;
+}
+
+/**
+ * Runs every case on every broker, one after the other. A RabbitMQ broker gets a vhost of its own
+ * per benchmark run (nothing else publishes there, and deleting it removes every leftover); Redis
+ * runs at `redisUrl`. A case that fails becomes a row `{ ...describe().row, error }` instead of
+ * ending the benchmark, so the other cases still report.
+ */
+export async function runOnBrokers(name, { brokers, redisUrl, cases, runCase, describe }) {
+  const rows = [];
+  for (const broker of brokers) {
+    if (broker !== 'amqp' && broker !== 'redis') throw new Error(`unknown broker ${broker}`);
+    const vhost = broker === 'amqp' ? createVhost(`bench-${name}-${randomSuffix()}`) : null;
+    const target = vhost ? { url: vhost.url } : { url: redisUrl };
+    try {
+      for (const item of cases) {
+        try {
+          rows.push(await runCase(broker, item, target));
+        } catch (error) {
+          const { label, row } = describe(broker, item);
+          console.error(`[${name}] ${label} failed: ${error.message}`);
+          rows.push({ ...row, error: error.message });
+        }
+      }
+    } finally {
+      vhost?.remove();
+    }
+  }
+  return rows;
+}
+
+/**
+ * One case of an event benchmark: starts the exporter on `target` (a Redis broker gets a key
+ * prefix of its own), lets its wake-up traffic pass, then calls `measure` with the exporter, the
+ * events it counted so far (`baseline`) and `publish(args)`, which starts the load generator on
+ * the same broker and prefix with `args` and returns it. The generator and the exporter are
+ * stopped when `measure` is done, whether it succeeded or not.
+ */
+export async function withExporter({ broker, target, extraArgs }, measure) {
+  const keyprefix = broker === 'redis' ? `bench-${randomSuffix()}:` : '';
+  const exporter = await startExporter({ brokerUrl: target.url, keyprefix, extraArgs });
+  let generator;
+  try {
+    // The wake-up heartbeat broadcast and first inspect go out right after ready: let them pass.
+    await sleep(1000);
+    const baseline = eventsReceived((await exporter.scrape()).text);
+    const publish = (args) => {
+      generator = spawnGenerator(['--broker', target.url, ...args, ...(keyprefix ? ['--keyprefix', keyprefix] : [])]);
+      return generator;
+    };
+    return await measure({ exporter, baseline, publish });
+  } finally {
+    generator?.kill();
+    await exporter.stop();
+  }
+}
+
+/** A Markdown table with padded columns; rows shorter than the header get empty cells. */
+export function printTable(header, cells) {
+  const full = cells.map((c) => header.map((_, i) => c[i] ?? ''));
+  const widths = header.map((h, i) => Math.max(h.length, ...full.map((c) => c[i].length)));
+  const line = (c) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const c of full) console.log(line(c));
+}
+
+/**
+ * Writes a benchmark's JSON to `out`, or else to bench/results/<name>-<at>.json with `at` (an ISO
+ * date, by default now) made safe for file names. Returns the path written.
+ */
+export function writeResults(name, payload, { out, at = new Date().toISOString() } = {}) {
+  const file = out ?? join(REPO_ROOT, 'bench', 'results', `${name}-${at.replace(/[:.]/g, '-')}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(payload, null, 2) + '\n');
+  return file;
+}
+
+/**
+ * The end of a benchmark that makes one row per case (see runOnBrokers): its table on stdout, with
+ * `cellsOf(row)` for the cases that ran and the case's keys, ERROR and the first line of the error
+ * for those that failed; the rows with the machine facts and options in the JSON file; exit code 1
+ * if any case failed.
+ */
+export function finishRows(name, rows, { header, cellsOf, environment: env, options }) {
+  const failed = (r) => [...Object.entries(r).filter(([key]) => key !== 'error').map(([, value]) => String(value)), 'ERROR', r.error.split('\n')[0]];
+  printTable(header, rows.map((r) => (r.error ? failed(r) : cellsOf(r))));
+  const date = new Date().toISOString();
+  const out = writeResults(name, { benchmark: name, date, environment: env, options, results: rows }, { out: options.out, at: date });
+  console.log(`\nresults written to ${out}`);
+  if (rows.some((r) => r.error)) process.exitCode = 1;
+}
+
+/** The test rig's Celery app (test/support/celery/app.py). */
+export const CELERY_RIG_DIR = join(REPO_ROOT, 'test', 'support', 'celery');
+
+/**
+ * Starts one real Celery worker from the test rig's app and resolves once it logs
+ * `rig: consuming <node>` (its pidbox is listened to). `pool` and `concurrency` default to
+ * Celery's own; `events` adds -E. The worker gets a process group of its own, so stop() can kill
+ * its pool children with it, and it dies with this process anyway (the rig's parent-death signal).
+ */
+export async function startCeleryWorker({
+  brokerUrl,
+  nodename,
+  queues,
+  keyprefix = '',
+  pool,
+  concurrency,
+  events = false,
+  // Debian's Celery 5.2.6: the python3 first on PATH may have no Celery.
+  python = process.env.CELERY_PYTHON ?? '/usr/bin/python3',
+  env = {},
+  startTimeoutMs = 60_000,
+  stopGraceMs = 10_000,
+}) {
+  const args = ['-m', 'celery', '-A', 'app', 'worker', '-n', nodename, '-l', 'info', '-Q', [queues].flat().join(',')];
+  if (pool) args.push('--pool', pool);
+  if (concurrency !== undefined) args.push('-c', String(concurrency));
+  if (events) args.push('-E');
+  args.push('--without-gossip', '--without-mingle');
+  const child = spawn(python, args, {
+    cwd: CELERY_RIG_DIR,
+    env: {
+      ...process.env,
+      PYTHONPATH: CELERY_RIG_DIR,
+      PYTHONDONTWRITEBYTECODE: '1',
+      PYTHONUNBUFFERED: '1',
+      CAP_BROKER_URL: brokerUrl,
+      CAP_TRANSPORT_OPTIONS: JSON.stringify(keyprefix ? { global_keyprefix: keyprefix } : {}),
+      CAP_PARENT_PID: String(process.pid),
+      ...env,
+    },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const exited = once(child, 'exit');
+  const handle = {
+    nodename,
+    pid: child.pid,
+    logTail: () => log,
+    /** SIGTERM (warm shutdown), then SIGKILL of its process group if it has not exited in time. */
+    stop: () =>
+      terminate(child, exited, stopGraceMs, () => {
+        try {
+          process.kill(-child.pid, 'SIGKILL'); // the pool children too
+        } catch {
+          // already gone
+        }
+      }),
+  };
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${nodename} not consuming after ${startTimeoutMs} ms:\n${log.slice(-2000)}`)), startTimeoutMs);
+      const onData = (chunk) => {
+        log = (log + chunk.toString('utf8')).slice(-20_000);
+        if (log.includes(`rig: consuming ${nodename}`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      exited.then(
+        () => {
+          clearTimeout(timer);
+          reject(new Error(`${nodename} exited before consuming:\n${log.slice(-2000)}`));
+        },
+        (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  } catch (error) {
+    await handle.stop();
+    throw error;
+  }
+  return handle;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/* global console, process, fetch, AbortSignal, setTimeout, clearTimeout, Buffer, URL */
+/* global console, process, fetch, AbortSignal, Buffer, URL */
 /**
  * Remediation latency: from the moment Alertmanager's webhook POST reaches celery-autopilot to
  * the moment the worker's pool really has one more process, against a real Alertmanager 0.25
@@ -22,40 +22,40 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { REPO_ROOT, createVhost, environment, freePort, median, sleep, startExporter } from './exporter-process.mjs';
+import {
+  createVhost,
+  environment,
+  freePort,
+  median,
+  parseBenchArgs,
+  randomSuffix,
+  sleep,
+  startCeleryWorker,
+  startExporter,
+  writeResults,
+} from './exporter-process.mjs';
 
-const { values: opts } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '5' },
-    direct: { type: 'boolean', default: false },
-    'poll-ms': { type: 'string', default: '50' },
-    'max-gap-ms': { type: 'string', default: '5000' },
-    python: { type: 'string', default: process.env.CELERY_PYTHON ?? '/usr/bin/python3' },
-    alertmanager: { type: 'string', default: process.env.ALERTMANAGER_BIN ?? 'prometheus-alertmanager' },
-    out: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
+const USAGE = `usage: node bench/remediation-latency.mjs [--runs 5] [--direct] [--poll-ms 50] [--max-gap-ms 5000]
+  [--python /usr/bin/python3] [--alertmanager prometheus-alertmanager] [--out file.json]`;
+
+const opts = parseBenchArgs(USAGE, {
+  runs: '5',
+  direct: false,
+  'poll-ms': '50',
+  'max-gap-ms': '5000',
+  python: process.env.CELERY_PYTHON ?? '/usr/bin/python3',
+  alertmanager: process.env.ALERTMANAGER_BIN ?? 'prometheus-alertmanager',
 });
-
-if (opts.help) {
-  console.log(`usage: node bench/remediation-latency.mjs [--runs 5] [--direct] [--poll-ms 50] [--max-gap-ms 5000]
-  [--python /usr/bin/python3] [--alertmanager prometheus-alertmanager] [--out file.json]`);
-  process.exit(0);
-}
 
 const RUNS = Number(opts.runs);
 const POLL_MS = Number(opts['poll-ms']);
 const MAX_GAP_MS = Number(opts['max-gap-ms']);
 const QUEUE = 'bench_remediation';
 const RUN_TIMEOUT_MS = 60_000;
-const CELERY_DIR = join(REPO_ROOT, 'test', 'support', 'celery');
-const suffix = () => randomBytes(4).toString('hex');
 
 /** Waits for `probe` to return something other than undefined, or throws after `timeoutMs`. */
 async function until(what, probe, timeoutMs, everyMs = POLL_MS) {
@@ -67,48 +67,6 @@ async function until(what, probe, timeoutMs, everyMs = POLL_MS) {
     await sleep(everyMs);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-/** A prefork -c 1 worker from the test rig's app; resolves once it consumes. */
-async function startWorker(brokerUrl, nodename) {
-  const args = ['-m', 'celery', '-A', 'app', 'worker', '-n', nodename, '-l', 'info', '-Q', QUEUE, '-c', '1', '-E', '--without-gossip', '--without-mingle'];
-  const child = spawn(opts.python, args, {
-    cwd: CELERY_DIR,
-    env: { ...process.env, PYTHONPATH: CELERY_DIR, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1', CAP_BROKER_URL: brokerUrl, CAP_TRANSPORT_OPTIONS: '{}', CAP_PARENT_PID: String(process.pid) },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  const exited = once(child, 'exit');
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    if ((await Promise.race([exited, sleep(10_000).then(() => 'late')])) === 'late') {
-      try {
-        process.kill(-child.pid, 'SIGKILL'); // its own process group: the pool children too
-      } catch {
-        // already gone
-      }
-      await exited;
-    }
-  };
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${nodename} not consuming after 60 s:\n${log.slice(-2000)}`)), 60_000);
-    const onData = (chunk) => {
-      log = (log + chunk.toString('utf8')).slice(-20_000);
-      if (log.includes(`rig: consuming ${nodename}`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    exited.then(() => reject(new Error(`${nodename} exited before consuming:\n${log.slice(-2000)}`)));
-  }).catch(async (error) => {
-    await stop();
-    throw error;
-  });
-  return { nodename, stop };
 }
 
 /**
@@ -202,7 +160,7 @@ function summarize(values) {
 async function main() {
   const env = environment();
   const dir = mkdtempSync(join(tmpdir(), 'cap-bench-remediation-'));
-  const vhost = createVhost(`bench-remediation-${suffix()}`);
+  const vhost = createVhost(`bench-remediation-${randomSuffix()}`);
   const cleanup = [];
   try {
     const webhookToken = randomBytes(16).toString('hex');
@@ -242,8 +200,9 @@ async function main() {
 
     const service = await startExporter({ brokerUrl: vhost.url, extraArgs: ['--config', configFile] });
     cleanup.push(() => service.stop());
-    const nodename = `bench-remediation-${suffix()}@bench`;
-    const worker = await startWorker(vhost.url, nodename);
+    const nodename = `bench-remediation-${randomSuffix()}@bench`;
+    // Prefork -c 1, task events on (-E): a pool that can really grow, one process at a time.
+    const worker = await startCeleryWorker({ brokerUrl: vhost.url, nodename, queues: QUEUE, concurrency: 1, events: true, python: opts.python });
     cleanup.push(() => worker.stop());
     const api = async (path, init = {}) => {
       const res = await fetch(service.baseUrl + path, { ...init, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', ...init.headers }, signal: AbortSignal.timeout(30_000) });
@@ -311,9 +270,7 @@ async function main() {
       const s = result[key];
       console.log(`| ${label} | ${s.median_ms} ms | ${s.min_ms} ms | ${s.max_ms} ms |`);
     }
-    const out = opts.out ?? join(REPO_ROOT, 'bench', 'results', `remediation-latency-${result.date.replace(/[:.]/g, '-')}.json`);
-    mkdirSync(join(out, '..'), { recursive: true });
-    writeFileSync(out, JSON.stringify(result, null, 2));
+    const out = writeResults('remediation-latency', result, { out: opts.out, at: result.date });
     console.log(`\nwrote ${out}`);
   } finally {
     for (const step of cleanup.reverse()) await step().catch(() => undefined);
