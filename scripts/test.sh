@@ -4,4 +4,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x node_modules/.bin/vitest ]] || npm ci --no-audit --no-fund
 bash scripts/prereqs.sh
-exec node_modules/.bin/vitest run "$@"
+mkdir -p .tmp
+rm -f .tmp/vitest-results.json
+set +e
+node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest-results.json "$@"
+status=$?
+set -e
+# One plain closing line, whatever the reporter printed above it.
+node -e '
+  const r = require("./.tmp/vitest-results.json");
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' 2>/dev/null || echo "tests: no result file (vitest exit status $status)"
+exit "$status"
