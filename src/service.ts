@@ -259,6 +259,7 @@ export class Service {
     this.transport.start(this.processor);
     this.#inspector.start();
     this.#sweeper = setInterval(() => {
+      this.processor.flushHeld();
       for (const hostname of this.workers.purge()) {
         this.celeryMetrics.removeHostname(hostname);
         this.processor.hostnames.forget(hostname);

@@ -13,6 +13,10 @@ import type { TaskTracker, TaskRecord } from '../state/tasks.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { EventSink, RawEventMessage, TransportDropReason } from '../transport/transport.js';
 
+/** How long a worker's event may wait for its task-sent (they come on different connections). */
+const HOLD_MS = 2000;
+const MAX_HELD_TASKS = 10_000;
+
 export interface EventProcessorOptions {
   defaultQueue: string;
   taskSentHostname: 'generic' | 'host' | 'full';
@@ -43,6 +47,10 @@ export class EventProcessor implements EventSink {
   readonly exceptions: LabelLimiter;
   readonly #decodeTarget: DecodeTarget;
   #subscribed: () => void = () => undefined;
+  /** Worker events waiting (briefly) for their task-sent, by task id, oldest first. */
+  readonly #held = new Map<string, { since: number; events: TaskEvent[] }>();
+  /** Clients send task-sent here (task_send_sent_event), so a task's queue can be learnt. */
+  #sentSeen = false;
 
   constructor(
     private readonly clock: Clock,
@@ -99,6 +107,7 @@ export class EventProcessor implements EventSink {
       return;
     }
     if (event.type === 'task-sent') {
+      this.#sentSeen = true;
       task.queue = stringOr(event.queue, event.routing_key) ?? task.queue;
       if (Number.isFinite(event.timestamp)) task.sentAt = event.timestamp;
       task.etaAt = parseEta(event.eta) ?? task.etaAt;
@@ -106,8 +115,50 @@ export class EventProcessor implements EventSink {
       // The client's task-sent and the worker's events travel on different connections: on a
       // fast worker task-started can arrive first.
       if (task.startedAt !== undefined && task.startedBy !== undefined) this.#observeQueueWait(task, task.startedBy);
+      this.#release(event.uuid, task);
       return;
     }
+    if (this.#shouldHold(task, event)) {
+      const held = this.#held.get(event.uuid);
+      if (held) held.events.push(event);
+      else this.#held.set(event.uuid, { since: this.clock.nowMs(), events: [event] });
+      return;
+    }
+    this.#count(task, event);
+  }
+
+  /**
+   * Hold a worker's event briefly when its queue is not known yet but will be: clients send
+   * task-sent (we have seen some), and the worker consumes several queues, so only task-sent can
+   * tell which. Counted as soon as task-sent arrives, or after HOLD_MS with the fallback queue.
+   */
+  #shouldHold(task: TaskRecord, event: TaskEvent): boolean {
+    if (task.queue !== undefined || !this.#sentSeen) return false;
+    if (this.#held.has(event.uuid)) return true; // keep a task's events in order
+    if (this.workers.soleQueue(event.hostname) !== undefined) return false;
+    return this.#held.size < MAX_HELD_TASKS;
+  }
+
+  #release(uuid: string, task: TaskRecord): void {
+    const held = this.#held.get(uuid);
+    if (!held) return;
+    this.#held.delete(uuid);
+    for (const e of held.events) this.#count(task, e);
+  }
+
+  /** Counts held events whose task-sent did not come in time. Called about once a second. */
+  flushHeld(now = this.clock.nowMs()): void {
+    for (const [uuid, held] of this.#held) {
+      if (now - held.since < HOLD_MS) break; // insertion order: the rest are younger
+      this.#release(uuid, this.tasks.getOrCreate(uuid));
+    }
+  }
+
+  get heldTasks(): number {
+    return this.#held.size;
+  }
+
+  #count(task: TaskRecord, event: TaskEvent): void {
     const hostname = this.hostnames.value(event.hostname);
     switch (event.type) {
       case 'task-received':

@@ -166,6 +166,22 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
       expect(value('celery_task_received_total', { hostname: solo.nodename, queue_name: 'solo_q', name: 'tasks.add' })).toBe(1);
     });
 
+    it('a worker consuming several queues: queue_name from task-sent, even when the worker\'s events arrive first', async () => {
+      const multi = await startWorker({ brokerUrl: broker.celery.brokerUrl, transportOptions: broker.celery.transportOptions, nodename: node('multi'), queues: ['mq_a', 'mq_b'], pool: 'solo' });
+      workers.push(multi);
+      await until('multi worker inspected', () => value('celery_active_worker_count', { queue_name: 'mq_b' }) === 1);
+      await sendTasks({ ...broker.celery, sendSentEvent: true }, [
+        { name: 'tasks.add', args: [1, 2], queue: 'mq_b' },
+        { name: 'tasks.add', args: [3, 4], queue: 'mq_a' },
+        { name: 'tasks.add', args: [5, 6], queue: 'mq_b' },
+      ]);
+      await until('multi tasks succeeded', () => value('celery_task_succeeded_total', { hostname: multi.nodename }) === 3);
+      for (const family of ['received', 'started', 'succeeded']) {
+        expect(value(`celery_task_${family}_total`, { hostname: multi.nodename, queue_name: 'mq_b' }), family).toBe(2);
+        expect(value(`celery_task_${family}_total`, { hostname: multi.nodename, queue_name: 'mq_a' }), family).toBe(1);
+      }
+    });
+
     it('a SIGKILLed worker goes to celery_worker_up 0 within its heartbeat window, then its series are purged', async () => {
       const victim = await startWorker({ brokerUrl: broker.celery.brokerUrl, transportOptions: broker.celery.transportOptions, nodename: node('victim'), queues: ['victim_q'], pool: 'solo' });
       workers.push(victim);

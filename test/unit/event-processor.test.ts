@@ -44,10 +44,13 @@ function setup(options: Partial<EventProcessorOptions> = {}, capacity = 1000) {
 
 describe('task events become celery-exporter metrics', () => {
   it('counts the captured fixtures once each, with names and exceptions from earlier events', async () => {
-    const { processor, read } = setup();
+    const { processor, read, clock } = setup();
     for (const fx of Object.values(amqpEventFixtures())) {
       processor.onEvents({ contentType: 'application/json', contentEncoding: 'utf-8', body: Buffer.from(fx.body_raw), routingKey: fx.routing_key });
     }
+    // The capture's client sent task-sent for some tasks: the others' events wait for theirs a moment.
+    clock.advance(2000);
+    processor.flushHeld();
     const m = await read();
     // The batch fixture repeats events captured on their own too: those are duplicates, nothing else.
     expect([...processor.counts.drops.keys()].filter((r) => r !== 'duplicate')).toEqual([]);
@@ -143,7 +146,7 @@ describe('task events become celery-exporter metrics', () => {
   });
 
   it('queue_name: task-sent routing first, else the worker\'s only queue, else the default', async () => {
-    const { send, read, workers } = setup({ defaultQueue: 'fallback' });
+    const { send, read, workers, processor, clock } = setup({ defaultQueue: 'fallback' });
     send({ type: 'worker-online', hostname: 'celery@single', freq: 2 }, { type: 'worker-online', hostname: 'celery@multi', freq: 2 });
     workers.recordInspection('celery@single', { queues: ['images'] });
     workers.recordInspection('celery@multi', { queues: ['a', 'b'] });
@@ -153,10 +156,48 @@ describe('task events become celery-exporter metrics', () => {
       { type: 'task-received', uuid: 'x', name: 't', hostname: 'celery@single', retries: 0 },
       { type: 'task-received', uuid: 'y', name: 't', hostname: 'celery@multi', retries: 0 },
     );
+    clock.advance(2000); // 'y' waits for a task-sent that never comes
+    processor.flushHeld();
     const m = await read();
     expect(metricValue(m, 'celery_task_received_total', { hostname: 'celery@multi', queue_name: 'routed' })).toBe(1);
     expect(metricValue(m, 'celery_task_received_total', { hostname: 'celery@single', queue_name: 'images' })).toBe(1);
     expect(metricValue(m, 'celery_task_received_total', { hostname: 'celery@multi', queue_name: 'fallback' })).toBe(1);
+  });
+
+  it('holds a multi-queue worker\'s events until their task-sent arrives, when clients send task-sent', async () => {
+    const { send, read, workers, processor, clock } = setup();
+    send({ type: 'worker-online', hostname: 'celery@multi', freq: 2 });
+    workers.recordInspection('celery@multi', { queues: ['a', 'b'] });
+    send({ type: 'task-sent', uuid: 'earlier', name: 't', queue: 'a', hostname: 'gen1@c', retries: 0 }); // clients do send task-sent
+    send(
+      { type: 'task-received', uuid: 'late-sent', name: 't', hostname: 'celery@multi', retries: 0 },
+      { type: 'task-started', uuid: 'late-sent', hostname: 'celery@multi' },
+    );
+    expect(metricValue(await read(), 'celery_task_received_total')).toBeUndefined();
+    expect(processor.heldTasks).toBe(1);
+    send({ type: 'task-sent', uuid: 'late-sent', name: 't', queue: 'b', hostname: 'gen1@c', retries: 0 });
+    const m = await read();
+    expect(metricValue(m, 'celery_task_received_total', { queue_name: 'b', hostname: 'celery@multi' })).toBe(1);
+    expect(metricValue(m, 'celery_task_started_total', { queue_name: 'b', hostname: 'celery@multi' })).toBe(1);
+    expect(metricValue(m, 'celery_task_queue_wait_time_count', { queue_name: 'b' })).toBe(1);
+    expect(processor.heldTasks).toBe(0);
+
+    // No task-sent ever comes for this one: counted after the hold, under the fallback queue.
+    send({ type: 'task-received', uuid: 'never-sent', name: 't', hostname: 'celery@multi', retries: 0 });
+    processor.flushHeld();
+    expect(metricValue(await read(), 'celery_task_received_total', { queue_name: 'celery' })).toBeUndefined();
+    clock.advance(2000);
+    processor.flushHeld();
+    expect(metricValue(await read(), 'celery_task_received_total', { queue_name: 'celery' })).toBe(1);
+  });
+
+  it('never holds events of single-queue workers, nor when no client sends task-sent', async () => {
+    const { send, read, workers, processor } = setup();
+    send({ type: 'worker-online', hostname: 'celery@multi', freq: 2 });
+    workers.recordInspection('celery@multi', { queues: ['a', 'b'] });
+    send({ type: 'task-received', uuid: 'x', name: 't', hostname: 'celery@multi', retries: 0 });
+    expect(processor.heldTasks).toBe(0);
+    expect(metricValue(await read(), 'celery_task_received_total')).toBe(1);
   });
 
   it('a revoke of an expired task (no received, no name) is still counted', async () => {
