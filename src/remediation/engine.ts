@@ -58,6 +58,9 @@ export interface Decision {
   error?: string;
 }
 
+/** How long a grow or shrink counts as pending: longer than the pool's 5 s maintenance tick. */
+const PENDING_RESIZE_MS = 10_000;
+
 export interface RemediationOptions {
   dryRun: boolean;
   killSwitch: boolean;
@@ -285,6 +288,13 @@ export class Remediator {
         // Per action: a shrink-back on resolve is not held up by the cooldown of the grow it undoes.
         if (rule.cooldown_seconds > 0) await this.state.claim(`cooldown:${rule.name}:${step.action}:${r.worker}`, rule.cooldown_seconds * 1000);
         const n = perTargetArgs.get(r.worker)?.n ?? args.n;
+        if ((step.action === 'pool_grow' || step.action === 'pool_shrink') && typeof n === 'number') {
+          // Pool processes change on the pool's next maintenance tick (up to ~5 s), so `stats`
+          // lags: until then the bounds count this change as already made.
+          // (The worker's in-flight lock is still held: nobody else updates this key meanwhile.)
+          const key = `pending:${step.action}:${r.worker}`;
+          await this.state.put(key, String(Number((await this.state.get(key)) ?? '0') + n), PENDING_RESIZE_MS);
+        }
         if (!resolvedStep && step.action === 'pool_grow' && typeof n === 'number') {
           await this.state.put(memoryKey(r.worker), String(n), this.options.memorySeconds * 1000);
         }
@@ -356,14 +366,17 @@ export class Remediator {
         continue;
       }
       let allowed: number;
+      const pending = async (a: 'pool_grow' | 'pool_shrink') => Number((await this.state.get(`pending:${a}:${worker}`)) ?? '0');
       if (action === 'pool_grow') {
-        allowed = Math.min(n, (b.max_pool_processes ?? 0) - s.processes);
+        const recent = await pending('pool_grow');
+        const counted = s.processes + recent;
+        allowed = Math.min(n, (b.max_pool_processes ?? 0) - counted);
         if (allowed < 1) {
-          skip(worker, 'bound', `already at ${s.processes} processes (ceiling ${b.max_pool_processes})`);
+          skip(worker, 'bound', `already at ${counted} processes${recent > 0 ? ` (${recent} from a grow not in stats yet)` : ''} (ceiling ${b.max_pool_processes})`);
           continue;
         }
       } else {
-        allowed = Math.min(n, s.processes - b.min_pool_processes);
+        allowed = Math.min(n, s.processes - (await pending('pool_shrink')) - b.min_pool_processes);
         if (shrinkBackKey) {
           const grown = Number((await this.state.get(shrinkBackKey(worker))) ?? '0');
           if (grown < 1) {

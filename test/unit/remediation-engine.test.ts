@@ -135,6 +135,21 @@ describe('remediation safeguards', () => {
     expect(audit.recent('remediation').map((d) => d.reason)).toEqual(['bound', 'bound', 'bound']);
   });
 
+  it('with no cooldown, a second grow right after the first counts it before stats show it (never past the ceiling)', async () => {
+    const rules = RULES.replace('cooldown_seconds: 300', 'cooldown_seconds: 0');
+    const { cluster, post, advance } = setup({}, rules);
+    cluster.queues.set('images', ['celery@a']);
+    cluster.processes.set('celery@a', 5);
+    await post(backlog({ startsAt: 't1' })); // +2 → 7, but stats still say 5
+    await post(backlog({ startsAt: 't2' })); // only 1 more fits under 8
+    await post(backlog({ startsAt: 't3' })); // nothing fits
+    expect(cluster.sent.map((x) => x.args.n)).toEqual([2, 1]);
+    advance(11_000); // the pool's tick has passed: stats are the truth again
+    cluster.processes.set('celery@a', 8);
+    await post(backlog({ startsAt: 't4' }));
+    expect(cluster.sent).toHaveLength(2);
+  });
+
   it('grow at the ceiling is refused and audited', async () => {
     const { cluster, post, audit } = setup();
     cluster.processes.set('celery@a', 8);
