@@ -33,7 +33,7 @@ export class GitHubAllowList {
     this.#entries = [...config.allow].sort((a, b) => compareRolesDescending(a.role, b.role));
   }
 
-  async roleFor(login: string, accessToken: string): Promise<Role | undefined> {
+  async roleFor(login: string, accessToken: string, userId?: number): Promise<Role | undefined> {
     const asked = new Map<string, Promise<boolean>>();
     const once = (key: string, ask: () => Promise<boolean>) => {
       if (!asked.has(key)) asked.set(key, ask());
@@ -42,6 +42,8 @@ export class GitHubAllowList {
     for (const entry of this.#entries) {
       if (entry.user !== undefined) {
         if (entry.user.toLowerCase() === login.toLowerCase()) return entry.role;
+      } else if (entry.user_id !== undefined) {
+        if (userId !== undefined && entry.user_id === userId) return entry.role;
       } else if (entry.org !== undefined) {
         const org = entry.org;
         if (await once(`org:${org.toLowerCase()}`, () => this.#isActiveOrgMember(org, accessToken))) return entry.role;
@@ -142,12 +144,14 @@ export function createGitHubStrategy(options: {
       store: sessionStateStore(options.clock),
     },
     (accessToken: string, _refreshToken: string, profile: Profile, done: (err: Error | null, user?: SessionPrincipal | false, info?: { message: string }) => void) => {
-      const login = (profile as Profile & { _json?: { login?: unknown } })._json?.login;
+      const json = (profile as Profile & { _json?: { login?: unknown; id?: unknown } })._json;
+      const login = json?.login;
+      const userId = typeof json?.id === 'number' ? json.id : undefined;
       if (typeof login !== 'string' || login === '') {
         done(null, false, { message: 'GitHub returned no login' });
         return;
       }
-      allowList.roleFor(login, accessToken).then(
+      allowList.roleFor(login, accessToken, userId).then(
         (role) => {
           if (role) {
             logger.info({ github: login, role }, 'GitHub login allowed');

@@ -67,8 +67,10 @@ const token = z
 const githubLogin = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
 const githubAllow = z
   .object({
-    /** A GitHub login (case-insensitive). */
+    /** A GitHub login (case-insensitive). A renamed login can be claimed by someone else: prefer user_id. */
     user: z.string().regex(githubLogin, 'not a GitHub login').optional(),
+    /** A GitHub account's numeric id (GET https://api.github.com/users/<login> → id), which never changes hands. */
+    user_id: z.number().int().positive().optional(),
     /** Active members of this organisation, checked with GitHub's API. */
     org: z.string().regex(githubLogin, 'not a GitHub organisation name').optional(),
     /** Active members of this team, written "org/team-slug". */
@@ -79,7 +81,7 @@ const githubAllow = z
     role,
   })
   .strict()
-  .refine((e) => [e.user, e.org, e.team].filter((v) => v !== undefined).length === 1, 'each allow entry names exactly one of user, org or team');
+  .refine((e) => [e.user, e.user_id, e.org, e.team].filter((v) => v !== undefined).length === 1, 'each allow entry names exactly one of user, user_id, org or team');
 
 const github = z
   .object({

@@ -20,6 +20,7 @@ beforeAll(async () => {
     clientSecret: CLIENT_SECRET,
     users: [
       { login: 'OctoCat', id: 1 },
+      { login: 'renamed-ron', id: 77 },
       { login: 'sre-alice', id: 2, orgs: { acme: 'active' } },
       { login: 'team-bob', id: 3, orgs: { acme: 'active' }, teams: { 'acme/platform': 'active' } },
       { login: 'pending-pat', id: 4, orgs: { acme: 'pending' }, teams: { 'acme/platform': 'pending' } },
@@ -36,6 +37,7 @@ beforeAll(async () => {
         ...github.urls,
         allow: [
           { user: 'octocat', role: 'admin' },
+          { user_id: 77, role: 'operator' },
           { org: 'acme', role: 'viewer' },
           { team: 'acme/platform', role: 'operator' },
         ],
@@ -86,6 +88,7 @@ async function whoami(browser: Browser): Promise<Record<string, unknown>> {
 describe('GitHub sign-in through passport-github2', () => {
   it.each([
     ['allowed by login (case-insensitive), admin', 'OctoCat', 'admin'],
+    ['allowed by numeric user id (survives a rename), operator', 'renamed-ron', 'operator'],
     ['allowed by active org membership, viewer', 'sre-alice', 'viewer'],
     ['allowed by active team membership, the highest matching role wins', 'team-bob', 'operator'],
   ])('%s', async (_scenario, login, role) => {

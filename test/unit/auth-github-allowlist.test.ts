@@ -47,6 +47,13 @@ describe('GitHub allow-list', () => {
     expect(await list.roleFor(login, 'user-token')).toBe(role);
   });
 
+  it('matches a numeric user id, not the login that account has today', async () => {
+    const { list } = allowList([{ user_id: 42, role: 'operator' }], {});
+    expect(await list.roleFor('any-new-login', 'user-token', 42)).toBe('operator');
+    expect(await list.roleFor('any-new-login', 'user-token', 43)).toBeUndefined();
+    expect(await list.roleFor('any-new-login', 'user-token')).toBeUndefined();
+  });
+
   it('the highest role wins, and lower entries are not asked once a higher one matched', async () => {
     const { list, asked } = allowList(
       [
