@@ -16,11 +16,26 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: ['test/integration/**/*.serial.test.ts'],
           // Unit tests first (fast feedback), then the broker suites with their own parallelism.
           sequence: { groupOrder: 1 },
           globalSetup: ['test/support/global-setup.ts'],
           pool: 'forks',
           maxWorkers: 2,
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // Load-sensitive suites (a publisher racing our subscriber): alone, after everything else.
+        test: {
+          name: 'integration-serial',
+          include: ['test/integration/**/*.serial.test.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+          pool: 'forks',
+          maxWorkers: 1,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
