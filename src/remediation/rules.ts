@@ -1,10 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import type { CommandName } from '../control/commands.js';
 import type { Alert } from './alertmanager.js';
 import { checkTemplate, TemplateError } from './template.js';
 
-/** Control actions a rule may take. The last three are dangerous: off unless enabled in config. */
+/**
+ * The control commands a rule may take (the writing ones; reads make no sense as remediation).
+ * Checked against the control layer's command names. The dangerous ones are off unless enabled.
+ */
 export const REMEDIATION_ACTIONS = [
   'pool_grow',
   'pool_shrink',
@@ -16,7 +20,7 @@ export const REMEDIATION_ACTIONS = [
   'revoke',
   'pool_restart',
   'shutdown',
-] as const;
+] as const satisfies readonly CommandName[];
 export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
 export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate'] as const;
 export type DangerousAction = (typeof DANGEROUS)[number];
