@@ -44,10 +44,10 @@ describe('Redis read-ahead', () => {
   });
 
   it('a burst larger than Redis\'s 32 MB pub/sub buffer reaches a slower subscriber whole and in order', async () => {
-    // A subscriber that needs 20 µs per message: well behind the publisher below.
+    // A subscriber that needs 400 µs per message (2.5k/s): far behind the publisher below.
     const slow: EventSink = {
       onEvents: (m) => {
-        const until = performance.now() + 0.02;
+        const until = performance.now() + 0.4;
         while (performance.now() < until);
         sink.onEvents(m);
       },
@@ -56,9 +56,12 @@ describe('Redis read-ahead', () => {
     };
     transport.start(slow);
     await waitFor(() => sink.subscribed >= 1 && transport.isConnected(), 'first subscription');
-    // 80k Celery-sized envelopes (~46 MB) from another process, as fast as Redis takes them:
-    // processed inline, Redis would close the subscriber at 32 MB and the rest would be lost.
-    const total = 80_000;
+    // 100k Celery-sized envelopes (~58 MB) from another process at 10k/s: reading that is easy
+    // (only a stall of over 5 s would fill Redis's buffer), processing it is not. Processed
+    // inline, 7.5k messages a second pile up in Redis's buffer for this subscriber, which Redis
+    // closes at 32 MB (after ~7 s), and the rest is lost.
+    const total = 100_000;
+    const perSecond = 10_000;
     const envelope = encodeEnvelope({
       body: '__BODY__',
       headers: { hostname: 'burst@test' },
@@ -68,13 +71,16 @@ describe('Redis read-ahead', () => {
     const script = `
       import { Redis } from 'ioredis';
       const r = new Redis(process.env.URL);
+      const start = Date.now();
       for (let sent = 0; sent < ${total};) {
         const p = r.pipeline();
-        for (let i = 0; i < 5000; i++, sent++) {
+        for (let i = 0; i < 500; i++, sent++) {
           const body = Buffer.from(process.env.BODY.replace('__N__', String(sent))).toString('base64');
           p.publish(process.env.CHANNEL, process.env.ENVELOPE.replace('__BODY__', body));
         }
         await p.exec();
+        const ahead = start + (sent / ${perSecond}) * 1000 - Date.now();
+        if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, ahead));
       }
       r.disconnect();`;
     await run(process.execPath, ['--input-type=module', '-e', script], {
