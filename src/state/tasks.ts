@@ -15,6 +15,8 @@ export interface TaskRecord {
   retries: number;
   /** Bit per event type already counted for the current attempt (see `markSeen`). */
   seen: number;
+  /** Bit per attempt (retries value) whose task-sent was counted. */
+  sentAttempts: number;
 }
 
 const BIT: Record<TaskEventType, number> = {
@@ -54,7 +56,7 @@ export class TaskTracker {
           this.evictions++;
         }
       }
-      task = { retries: 0, seen: 0 };
+      task = { retries: 0, seen: 0, sentAttempts: 0 };
       this.#tasks.set(uuid, task);
     }
     return task;
@@ -65,9 +67,17 @@ export class TaskTracker {
    * duplicate delivery) and must not be counted again.
    */
   markSeen(task: TaskRecord, type: TaskEventType, retries?: number): boolean {
+    if (type === 'task-sent') {
+      // The client's task-sent travels on its own connection and can arrive after the worker has
+      // already retried the task: judged by its own attempt number, never as a stale replay.
+      const bit = 2 ** Math.min(typeof retries === 'number' && retries >= 0 ? retries : 0, 30);
+      if (task.sentAttempts & bit) return false;
+      task.sentAttempts |= bit;
+      return true;
+    }
     if (typeof retries === 'number') {
-      // task-sent and task-received carry `retries`: a higher value is the next attempt of the
-      // same uuid (after task-retried), so every state counts again; a lower one is a stale replay.
+      // task-received carries `retries`: a higher value is the next attempt of the same uuid
+      // (after task-retried), so every state counts again; a lower one is a stale replay.
       if (retries < task.retries) return false;
       if (retries > task.retries) {
         task.retries = retries;
@@ -82,6 +92,7 @@ export class TaskTracker {
     task.seen |= bit;
     return true;
   }
+
 
   get size(): number {
     return this.#tasks.size;

@@ -132,6 +132,21 @@ describe('task events become celery-exporter metrics', () => {
     expect(metricValue(m, 'celery_task_succeeded_total', labels)).toBe(1);
   });
 
+  it('a task-sent that arrives after the worker already retried the task is still counted, once', async () => {
+    const { send, read, processor } = setup();
+    send(
+      { type: 'task-received', uuid: 'r', name: 't', retries: 0 },
+      { type: 'task-started', uuid: 'r' },
+      { type: 'task-retried', uuid: 'r', exception: "KeyError('again')" },
+      { type: 'task-received', uuid: 'r', name: 't', retries: 1 },
+      { type: 'task-sent', uuid: 'r', name: 't', queue: 'q', hostname: 'gen1@c', retries: 0 }, // late, from the client
+      { type: 'task-sent', uuid: 'r', name: 't', queue: 'q', hostname: 'gen1@c', retries: 0 }, // replayed
+      { type: 'task-sent', uuid: 'r', name: 't', queue: 'q', hostname: 'gen2@w', retries: 1 }, // the worker's republish
+    );
+    expect(metricValue(await read(), 'celery_task_sent_total', { name: 't' })).toBe(2);
+    expect(processor.counts.drops.get('duplicate')).toBe(1);
+  });
+
   it('failures are labelled with the exception class name', async () => {
     const { send, read } = setup();
     send(
