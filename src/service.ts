@@ -172,6 +172,8 @@ export class Service {
           globalCap: { count: r.max_actions.count, windowSeconds: r.max_actions.window_seconds },
           memorySeconds: r.memory_seconds,
           inFlightSeconds: 120,
+          busyShrinkRetries: 10,
+          busyShrinkRetryMs: 2000,
         },
       );
     }

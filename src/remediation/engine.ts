@@ -70,6 +70,9 @@ export interface RemediationOptions {
   memorySeconds: number;
   /** Upper bound on one action's duration, for the in-flight lock. */
   inFlightSeconds: number;
+  /** A shrink refused because every pool process is busy is tried again this often. */
+  busyShrinkRetries: number;
+  busyShrinkRetryMs: number;
 }
 
 interface Job {
@@ -275,13 +278,7 @@ export class Remediator {
         groups.set(key, g);
       }
       if (!this.executor.brokerConnected()) return finish('failed', 'broker_unavailable');
-      for (const g of groups.values()) {
-        try {
-          results.push(...(await this.executor.run(step.action, g.args, g.workers)));
-        } catch (e) {
-          for (const worker of g.workers) results.push({ worker, status: 'error', message: (e as Error).message });
-        }
-      }
+      for (const g of groups.values()) results.push(...(await this.#send(step.action, g.args, g.workers)));
       decision.results = results;
       for (const r of results) {
         if (r.status !== 'ok') continue;
@@ -306,6 +303,31 @@ export class Remediator {
     } finally {
       await releaseHeld();
     }
+  }
+
+  /**
+   * Sends one command to these workers. A pool_shrink that a worker refuses only because every
+   * pool process is busy right now (billiard's "Can't shrink pool. All processes busy!") is
+   * tried again a few times, for that worker alone: the refusal is an answer, not a lost reply,
+   * and a resolved alert is not resent by Alertmanager, so giving up would leave the pool grown.
+   */
+  async #send(action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]> {
+    const attempt = async (names: string[]): Promise<TargetOutcome[]> => {
+      try {
+        return await this.executor.run(action, args, names);
+      } catch (e) {
+        return names.map((worker) => ({ worker, status: 'error' as const, message: (e as Error).message }));
+      }
+    };
+    let outcomes = await attempt(workers);
+    for (let retry = 1; action === 'pool_shrink' && retry <= this.options.busyShrinkRetries; retry++) {
+      const busy = outcomes.filter((o) => o.status === 'error' && /all processes busy/i.test(o.message ?? ''));
+      if (busy.length === 0 || !this.executor.brokerConnected()) break;
+      await new Promise((resolve) => setTimeout(resolve, this.options.busyShrinkRetryMs));
+      const again = await attempt(busy.map((o) => o.worker));
+      outcomes = [...outcomes.filter((o) => !busy.includes(o)), ...again];
+    }
+    return outcomes;
   }
 
   #targets(rule: RemediationRule, alert: Alert, decision: Decision): string[] {

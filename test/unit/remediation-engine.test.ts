@@ -16,13 +16,23 @@ class FakeCluster implements RemediationExecutor {
   processes = new Map<string, number>([['celery@a', 2], ['celery@b', 7], ['celery@c', 1]]);
   sent: Array<{ action: RemediationAction; args: Record<string, unknown>; workers: string[] }> = [];
   silent = new Set<string>();
+  /** Workers that refuse this many shrinks with billiard's "all processes busy" first. */
+  busy = new Map<string, number>();
   brokerConnected = () => this.connected;
   consumersOf = (q: string) => this.queues.get(q) ?? [];
   matching = (p: string) => [...this.processes.keys()].filter((w) => new RegExp(`^${p.replace(/\*/g, '.*')}$`).test(w));
   poolStats = async (workers: string[]) => new Map(workers.filter((w) => this.processes.has(w)).map((w) => [w, { processes: this.processes.get(w)! }]));
   run = async (action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]> => {
     this.sent.push({ action, args, workers });
-    return workers.map((worker) => (this.silent.has(worker) ? { worker, status: 'no_reply' as const } : { worker, status: 'ok' as const }));
+    return workers.map((worker) => {
+      if (this.silent.has(worker)) return { worker, status: 'no_reply' as const };
+      const refusals = this.busy.get(worker) ?? 0;
+      if (action === 'pool_shrink' && refusals > 0) {
+        this.busy.set(worker, refusals - 1);
+        return { worker, status: 'error' as const, message: `the worker failed: ValueError("Can't shrink pool. All processes busy!")` };
+      }
+      return { worker, status: 'ok' as const };
+    });
   };
 }
 
@@ -65,6 +75,8 @@ function setup(options: Partial<RemediationOptions> = {}, rules = RULES) {
     allowDangerous: [],
     memorySeconds: 86_400,
     inFlightSeconds: 60,
+    busyShrinkRetries: 3,
+    busyShrinkRetryMs: 1,
     ...options,
   });
   const post = async (...alerts: Alert[]) => {
@@ -229,6 +241,20 @@ rules:
     cluster.sent = [];
     await post(backlog({ status: 'resolved' }));
     expect(cluster.sent).toEqual([]);
+  });
+
+  it('a shrink refused because all pool processes are busy is tried again for that worker only, then gives up', async () => {
+    const { cluster, post, audit } = setup();
+    cluster.busy.set('celery@a', 2);
+    await post(alert({ alertname: 'Idle', hostname: 'celery@a' }));
+    expect(cluster.sent.map((x) => x.workers)).toEqual([['celery@a'], ['celery@a'], ['celery@a']]);
+    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'acted' });
+
+    cluster.busy.set('celery@b', 99);
+    cluster.sent = [];
+    await post(alert({ alertname: 'Idle', hostname: 'celery@b' }));
+    expect(cluster.sent).toHaveLength(4); // the first try and 3 retries
+    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'failed' });
   });
 
   it('resolved notifications of rules without on_resolved are ignored', async () => {
