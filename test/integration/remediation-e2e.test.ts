@@ -107,11 +107,16 @@ describe('remediation end to end: Prometheus → Alertmanager → webhook → po
     expect(shrink.alert.fingerprint).toBe(grow.alert.fingerprint);
     await waitFor('the pool to be back at 1 process', async () => ((await processes()) === 1 ? true : undefined), 20_000, 500, observed);
 
-    // On the wire: exactly the grow and the shrink, both addressed to the worker, and nothing else.
+    // On the wire: the grow, then the shrink, both addressed to the worker, and nothing else. A
+    // shrink the worker refused because all its processes were busy (a task still running after
+    // the purge) is sent again, so there may be more than one; each is the same n=1.
     await spy.barrier();
     const sent = spy.since(mark);
-    expect(describeCommands(sent)).toBe(`pool_grow → ${nodename}\npool_shrink → ${nodename}`);
-    expect(sent.map((c) => c.arguments)).toEqual([{ n: 1 }, { n: 1 }]);
+    const lines = describeCommands(sent).split('\n');
+    expect(lines[0]).toBe(`pool_grow → ${nodename}`);
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines.slice(1).every((l) => l === `pool_shrink → ${nodename}`)).toBe(true);
+    expect(sent.every((c) => JSON.stringify(c.arguments) === JSON.stringify({ n: 1 }))).toBe(true);
     const all = ofRule(await service.decisions());
     expect(all.filter((d) => d.outcome !== 'suppressed').map((d) => `${d.action}:${d.outcome}`).sort()).toEqual(['pool_grow:acted', 'pool_shrink:acted']);
     expect(all.filter((d) => d.outcome === 'suppressed').every((d) => d.reason === 'duplicate')).toBe(true);
