@@ -14,6 +14,8 @@ set -e
 node -e '
   const r = require("./.tmp/vitest-results.json");
   const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  // A suite whose setup failed fails no test by itself (its tests show as skipped): count it.
+  const failed = r.numFailedTests > 0 ? r.numFailedTests : r.success ? 0 : Math.max(1, r.numFailedTestSuites);
+  console.log(`tests: ${r.numPassedTests} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' 2>/dev/null || echo "tests: no result file (vitest exit status $status)"
 exit "$status"

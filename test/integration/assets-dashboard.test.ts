@@ -80,10 +80,18 @@ describe('shipped dashboard and alert rules on a real Prometheus scraping real C
     // Prometheus sees no increase in a series whose first sample already holds every count, and
     // neither would Grafana: a first wave creates the series, the mixed workload then moves them.
     await sendTasks(client, ['tasks.add', 'tasks.fail', 'tasks.fail_custom', 'tasks.noop'].map((name) => ({ name, args: name === 'tasks.add' ? [0, 1] : [], queue: 'work' })));
+    // What the exporter itself shows, for the failure message of the wait below.
+    let lastWave = '';
+    let exporterText = '';
+    const exporterSeries = () => exporterText.split('\n').filter((l) => /^celery_task_(succeeded|failed)_total/.test(l));
+    const refreshExporter = setInterval(() => void exporter.get('/metrics').then(async (r) => (exporterText = await r.text())).catch(() => undefined), 1000);
+    refreshExporter.unref();
     await waitFor('Prometheus to have scraped the first wave', async () => {
       const [failed, succeeded] = await Promise.all([scalar(`sum(celery_task_failed_total{${sel}})`), scalar(`sum(celery_task_succeeded_total{${sel}})`)]);
+      lastWave = `Prometheus: failed=${failed} succeeded=${succeeded}`;
       return failed === 2 && succeeded === 2 ? true : undefined;
-    }, 30_000, 250, () => worker?.logs().slice(-2000) ?? '');
+    }, 60_000, 250, () => `${lastWave}\nexporter: ${(exporterSeries()).join(', ')}\nworker log tail:\n${worker?.logs().slice(-1500) ?? ''}`);
+    clearInterval(refreshExporter);
     await sendTasks(client, [
       ...Array.from({ length: 10 }, (_, i) => ({ name: 'tasks.add', args: [i, i], queue: 'work' })),
       ...Array.from({ length: 4 }, () => ({ name: 'tasks.fail', queue: 'work' })),
