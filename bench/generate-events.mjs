@@ -2,7 +2,7 @@
 /* global console, process, Buffer, URL, setTimeout, clearTimeout */
 /**
  * Load generator: publishes Celery 5.2.6-shaped events as fast as it can (or at --rate), on
- * RabbitMQ or Redis, exactly as real workers and clients put them on the wire (wire notes §A).
+ * RabbitMQ or Redis, exactly as real workers and clients put them on the wire (docs/wire-protocol.md §A).
  *
  *   node bench/generate-events.mjs --broker amqp://guest:guest@127.0.0.1:5672/bench \
  *        --tasks 100000 --workers 8 --task-names 8 --batch 10 --heartbeats
@@ -95,7 +95,7 @@ function parseOptions(argv) {
 
 // ---------------------------------------------------------------------------------------------
 // Event bodies in Python json.dumps style (", " and ": " separators, floats keep their ".0"),
-// keys in the order Celery 5.2.6 emits them (wire notes §A5).
+// keys in the order Celery 5.2.6 emits them (docs/wire-protocol.md §A5).
 
 /** Python's repr(float): always a decimal point or exponent, exponent form below 1e-4. */
 function pyFloat(x) {
@@ -253,7 +253,7 @@ async function redisPublisher(url, keyprefix, chunk) {
       return stats.unrouted;
     },
     publish(routingKey, headers, body) {
-      // The kombu envelope as captured (wire notes §A3), body base64, one delivery_tag per message.
+      // The kombu envelope as captured (docs/wire-protocol.md §A3), body base64, one delivery_tag per message.
       const envelope =
         `{"body": "${Buffer.from(body).toString('base64')}", "content-encoding": "utf-8", ` +
         `"content-type": "application/json", "headers": {"hostname": ${JSON.stringify(headers.hostname)}}, ` +

@@ -3,7 +3,7 @@ import type { RawEventMessage } from '../transport/transport.js';
 /**
  * Celery event decoding: a RawEventMessage from either transport becomes zero or more validated
  * events. Anything else is dropped with a reason, never thrown: one bad message must not stop
- * the stream. Field names and shapes follow Celery 5.2.6 (celery-wire-protocol.md §A5) and stay
+ * the stream. Field names and shapes follow Celery 5.2.6 (docs/wire-protocol.md §A5) and stay
  * lenient about what older and newer Celery versions add or leave out.
  */
 

@@ -21,7 +21,7 @@ import {
 /**
  * The remote-control commands celery-autopilot sends, one definition each: who may run it, how
  * its arguments are validated into exactly the pidbox `arguments` Celery's own client sends
- * (wire notes §B5), whether workers answer, and how its effect can be observed afterwards.
+ * (docs/wire-protocol.md §B5), whether workers answer, and how its effect can be observed afterwards.
  */
 
 export type Role = 'viewer' | 'operator' | 'admin';

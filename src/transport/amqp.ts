@@ -14,7 +14,7 @@ import {
 } from './transport.js';
 
 /**
- * RabbitMQ transport in Celery 5.2 / kombu 5.2's exact layout (wire notes §A1, §A3, §B1-B3, §B6,
+ * RabbitMQ transport in Celery 5.2 / kombu 5.2's exact layout (docs/wire-protocol.md §A1, §A3, §B1-B3, §B6,
  * §C1). One connection carries three things: the event subscription (own channel, manual batched
  * acks), the pidbox (one channel, one long-lived reply queue per connection, replies matched by
  * ticket), and short-lived channels for passive queue checks. Any loss tears the whole connection

@@ -1,5 +1,5 @@
 /**
- * kombu 5.2's Redis layout (wire notes §A2, §B4, §C2, §E) as pure functions: channel and key
+ * kombu 5.2's Redis layout (docs/wire-protocol.md §A2, §B4, §C2, §E) as pure functions: channel and key
  * names, the reply binding, and the JSON envelope kombu wraps every message in. The transport
  * in redis.ts only moves bytes; every name it uses comes from here.
  */
@@ -198,7 +198,7 @@ export interface PidboxRequestInput {
   readonly deliveryTag: string;
 }
 
-/** The PUBLISH payload of `kombu.pidbox.Mailbox._broadcast` on Redis (wire notes §B1). */
+/** The PUBLISH payload of `kombu.pidbox.Mailbox._broadcast` on Redis (docs/wire-protocol.md §B1). */
 export function encodePidboxRequest(input: PidboxRequestInput): string {
   const body: Record<string, unknown> = {
     method: input.method,

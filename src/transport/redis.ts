@@ -27,7 +27,7 @@ import {
 } from './transport.js';
 
 /**
- * Celery's Redis broker as kombu 5.2 lays it out (wire notes §A2, §B4, §C2, §E).
+ * Celery's Redis broker as kombu 5.2 lays it out (docs/wire-protocol.md §A2, §B4, §C2, §E).
  *
  * Connections, each with one job so none can stall another:
  * - events: PSUBSCRIBE on `<prefix>/<db>.celeryev/*`, bodies kept as Buffers;

@@ -56,7 +56,7 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     return reply;
   };
   const processes = async (role: string) => (await stats(role)).pool.processes?.length;
-  /** `--autoscale` workers report their range in stats (wire notes §B5). */
+  /** `--autoscale` workers report their range in stats (docs/wire-protocol.md §B5). */
   const autoscaler = async (role: string) => (await stats(role)).autoscaler as { max: number; min: number } | undefined;
   const actionsSince = (mark: number): SpiedCommand[] => spy.since(mark, { all: true }).filter((c) => SPIED_ACTIONS.has(c.method));
   const metric = async (name: string, labels: Record<string, string>) => metricValue(await service.exporter.scrape(), name, labels) ?? 0;
@@ -314,7 +314,7 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
       auto.kill('SIGCONT');
     }
     // The worker wakes up and runs the command it had queued (kombu 5.2 ignores the request's
-    // expiry, wire notes §B1); its reply comes after the collection ended and changes nothing.
+    // expiry, docs/wire-protocol.md §B1); its reply comes after the collection ended and changes nothing.
     await waitFor('the late autoscale to take effect', async () => ((await autoscaler('auto'))?.max === 4 ? true : undefined), 20_000, 500);
     await spy.barrier();
     expect(describeCommands(actionsSince(mark))).toBe(`autoscale → ${node('auto')}`);

@@ -91,7 +91,7 @@ class AmqpHarness implements TransportHarness {
   }
 
   async publishRawEvent(body: Buffer | string, routingKey: string, props: { contentType?: string; contentEncoding?: string } = {}): Promise<void> {
-    // Exactly the properties a Celery 5.2.6 worker's EventDispatcher sets (wire notes §A3).
+    // Exactly the properties a Celery 5.2.6 worker's EventDispatcher sets (docs/wire-protocol.md §A3).
     await publish(this.raw.channel, 'celeryev', routingKey, Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), {
       contentType: props.contentType ?? 'application/json',
       contentEncoding: props.contentEncoding ?? 'utf-8',

@@ -42,7 +42,7 @@ function pyJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** A kombu envelope exactly as a worker's EventDispatcher PUBLISHes it on Redis (wire notes §A3). */
+/** A kombu envelope exactly as a worker's EventDispatcher PUBLISHes it on Redis (docs/wire-protocol.md §A3). */
 function kombuEventEnvelope(body: Buffer | string, routingKey: string, props: { contentType?: string; contentEncoding?: string } = {}): string {
   return pyJson({
     body: (typeof body === 'string' ? Buffer.from(body, 'utf8') : body).toString('base64'),
@@ -59,7 +59,7 @@ function kombuEventEnvelope(body: Buffer | string, routingKey: string, props: { 
   });
 }
 
-/** A protocol v2 task message as Celery's client LPUSHes it (wire notes §D). */
+/** A protocol v2 task message as Celery's client LPUSHes it (docs/wire-protocol.md §D). */
 function kombuTaskEnvelope(queue: string, priority: number): string {
   const id = randomUUID();
   return pyJson({

@@ -10,7 +10,7 @@ import { ALERTMANAGER_CONFIG_FILE } from './prometheus.js';
 /**
  * Alertmanager on the remediation side: the shipped alertmanager.yml pointed at a test service
  * with short intervals, and webhook bodies shaped exactly like Alertmanager 0.25's captured
- * deliveries (/work/shared/fixtures/alertmanager-0.25/webhooks.jsonl) for tests that post them.
+ * deliveries (test/fixtures/captures/alertmanager-0.25/webhooks.jsonl) for tests that post them.
  */
 
 interface Route {

@@ -2,15 +2,15 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-/** ../shared/fixtures beside the repository (CI lays a copy of shared/ next to the clone). */
-export const FIXTURES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures');
+/** Real captures kept in the repository (test/fixtures/captures/README.md says what each is). */
+export const FIXTURES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/captures');
 
 export function readFixture<T = unknown>(relative: string): T {
   const file = path.join(FIXTURES_DIR, relative);
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as T;
   } catch (e) {
-    throw new Error(`cannot read fixture ${file} (shared/ must sit beside the repository): ${(e as Error).message}`, { cause: e });
+    throw new Error(`cannot read fixture ${file}: ${(e as Error).message}`, { cause: e });
   }
 }
 

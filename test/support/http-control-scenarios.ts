@@ -145,7 +145,7 @@ export function describeHttpControl(kind: 'amqp' | 'redis'): void {
     };
     const poolProcesses = async (worker: CeleryWorker) => (await inspectStats(broker.celery, [worker.nodename]))[worker.nodename]?.pool.processes?.length;
     const waitForProcesses = (worker: CeleryWorker, n: number) =>
-      // pool_grow/pool_shrink act on the pool's next maintenance tick (≤ 5 s, wire notes §B5).
+      // pool_grow/pool_shrink act on the pool's next maintenance tick (≤ 5 s, docs/wire-protocol.md §B5).
       waitFor(`${worker.nodename} to run ${n} pool processes`, async () => ((await poolProcesses(worker)) === n ? true : undefined), 10_000, 500, () => logTail(worker));
     const activeTaskIds = async (worker: CeleryWorker) => {
       const active = (await celeryInspect(broker.celery, 'active', [worker.nodename]))[worker.nodename];

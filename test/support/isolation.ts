@@ -28,8 +28,8 @@ export async function createVhost(name: string, port = 5672): Promise<{ vhost: s
 }
 
 /**
- * Redis isolation: a unique kombu global_keyprefix (every key and channel carries it, §E of the
- * wire notes) on the given db. PUB/SUB ignores the db number, so the prefix is what isolates.
+ * Redis isolation: a unique kombu global_keyprefix (every key and channel carries it, §E of docs/wire-protocol.md)
+ * on the given db. PUB/SUB ignores the db number, so the prefix is what isolates.
  */
 export function redisIsolation(suite: string, db = 0): { db: number; keyprefix: string; url: string } {
   return { db, keyprefix: `${uniqueId(suite)}:`, url: `redis://127.0.0.1:6379/${db}` };
