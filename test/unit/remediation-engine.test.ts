@@ -29,7 +29,7 @@ class FakeCluster implements RemediationExecutor {
       const refusals = this.busy.get(worker) ?? 0;
       if (action === 'pool_shrink' && refusals > 0) {
         this.busy.set(worker, refusals - 1);
-        return { worker, status: 'error' as const, message: `the worker failed: ValueError("Can't shrink pool. All processes busy!")` };
+        return { worker, status: 'error' as const, kind: 'pool_busy' as const, message: 'every pool process is busy right now, so none can be removed; try again when a task has finished' };
       }
       return { worker, status: 'ok' as const };
     });
