@@ -13,11 +13,9 @@ import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
 import { ControlClient } from './control/client.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
-import { Remediator } from './remediation/engine.js';
-import { ClusterExecutor } from './remediation/executor.js';
-import { loadRulesFile, type RemediationRule } from './remediation/rules.js';
-import { MemoryState, RedisState, type RemediationState } from './remediation/state.js';
-import { Redis } from 'ioredis';
+import type { Remediator } from './remediation/engine.js';
+import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
+import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { readFileSync } from 'node:fs';
 import { Secret } from './config/secret.js';
 import type { WebhookCredentials } from './http/remediation-api.js';
@@ -61,7 +59,7 @@ export class Service {
   readonly actionMetrics: ActionMetrics;
   /** Present when remediation.enabled. */
   readonly remediator: Remediator | undefined;
-  readonly #stateRedis: Redis | undefined;
+  readonly #remediation: Remediation | undefined;
   readonly webhookCredentials: WebhookCredentials;
   readonly #inspector: WorkerInspector;
   readonly #clock: Clock;
@@ -151,39 +149,23 @@ export class Service {
     const r = config.remediation;
     this.webhookCredentials = webhookCredentials(config);
     if (r.enabled) {
-      let state: RemediationState = new MemoryState(() => this.#clock.nowMs());
-      if (r.state_redis_url) {
-        // Replicas behind one URL share idempotency and cooldowns here (SET NX PX).
-        this.#stateRedis = new Redis(r.state_redis_url.reveal(), { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
-        this.#stateRedis.on('error', (e: Error) => this.#logger.warn({ err: e.message }, 'remediation state Redis error'));
-        state = new RedisState(this.#stateRedis, r.state_key_prefix, () => this.#clock.nowMs());
-      }
-      this.remediator = new Remediator(
-        this.loadRules(),
-        new ClusterExecutor(this.transport, this.control, this.workers),
-        state,
-        this.audit,
-        this.actionMetrics,
-        this.#logger.child({ component: 'remediation' }),
-        {
-          dryRun: r.dry_run,
-          killSwitch: r.kill_switch,
-          allowDangerous: r.allow_dangerous_actions,
-          globalCap: { count: r.max_actions.count, windowSeconds: r.max_actions.window_seconds },
-          memorySeconds: r.memory_seconds,
-          inFlightSeconds: 120,
-          busyShrinkRetries: 10,
-          busyShrinkRetryMs: 2000,
-        },
-      );
+      this.#remediation = createRemediation(r, {
+        transport: this.transport,
+        control: this.control,
+        workers: this.workers,
+        audit: this.audit,
+        metrics: this.actionMetrics,
+        logger: this.#logger,
+        clock: this.#clock,
+      });
+      this.remediator = this.#remediation.remediator;
     }
     this.#wireCollectors();
   }
 
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
   loadRules(): RemediationRule[] {
-    const r = this.config.remediation;
-    return r.rules_file ? loadRulesFile(r.rules_file, r.allow_dangerous_actions) : [];
+    return loadConfiguredRules(this.config.remediation);
   }
 
   /** SIGHUP / POST reload: validate the whole file, then swap atomically. */
@@ -300,7 +282,7 @@ export class Service {
     }
     await this.remediator?.idle();
     await this.transport.close();
-    this.#stateRedis?.disconnect();
+    this.#remediation?.close();
     await this.audit.close();
   }
 }

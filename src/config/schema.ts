@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
-import { remediationSchema } from './remediation-schema.js';
+import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
 
 /**
  * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
@@ -155,7 +155,8 @@ export const configSchema = z
       .prefault({}),
     remediation: remediationSchema.prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => checkRemediationAgainstAuth(c.remediation, c.auth.insecure_no_auth, ctx));
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
