@@ -161,7 +161,7 @@ export const SAFEGUARDS: readonly Safeguard[] = [
     name: 'command',
     check(j) {
       try {
-        for (const args of [j.args, ...j.perTarget.values()]) prepareCommand(j.action, args);
+        for (const worker of j.targets) prepareCommand(j.action, j.perTarget.get(worker) ?? j.args);
       } catch (e) {
         if (!(e instanceof CommandValidationError)) throw e;
         j.decision.error = e.message;
