@@ -144,7 +144,7 @@ export class Service {
     this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome) =>
       this.actionMetrics.controlCommands.inc({ command, outcome }),
     );
-    this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep);
+    this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep, Date.now, config.audit.keep_bytes);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
     const r = config.remediation;
     this.webhookCredentials = webhookCredentials(config);

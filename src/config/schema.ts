@@ -150,6 +150,8 @@ export const configSchema = z
         file: z.string().default('-'),
         /** Recent records kept in memory for the API. */
         keep: z.number().int().min(10).max(100_000).default(1000),
+        /** ...and at most this much of them, as JSON (records carry alert labels of any size). */
+        keep_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
       })
       .strict()
       .prefault({}),
