@@ -12,6 +12,7 @@ import { createHttpApp } from './http/app.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
 import { ControlClient } from './control/client.js';
+import { COMMANDS } from './control/commands.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
@@ -141,9 +142,13 @@ export class Service {
       (outcome) => this.selfMetrics.inspectRequests.inc({ outcome }),
     );
     this.actionMetrics = new ActionMetrics(this.registry, m.self_prefix);
-    this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome) =>
-      this.actionMetrics.controlCommands.inc({ command, outcome }),
-    );
+    this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome, result) => {
+      this.actionMetrics.controlCommands.inc({ command, outcome });
+      // HTTP or remediation alike: a pool or consumer change shows in the figures at once.
+      if (result && command !== 'unknown' && COMMANDS.get(command)?.changesInspection) {
+        for (const r of result.results) if (r.status === 'ok') this.#inspector.refresh(r.worker);
+      }
+    });
     this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep, Date.now, config.audit.keep_bytes);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
     const r = config.remediation;

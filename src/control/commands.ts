@@ -62,6 +62,8 @@ export interface CommandDefinition {
   readonly numericArguments?: readonly string[];
   /** false: sent as a cast (no ticket, no reply_to); workers never answer it. */
   readonly reply: boolean;
+  /** Changes what `stats` / `active_queues` report (pool size, consumed queues): re-inspect after it. */
+  readonly changesInspection?: boolean;
   readonly confirmation?: Confirmation;
 }
 
@@ -319,6 +321,7 @@ const definitions: CommandDefinition[] = [
     validate: validatePoolDelta,
     numericArguments: ['n'],
     reply: true,
+    changesInspection: true,
     confirmation: poolSizeConfirmation(1),
   },
   {
@@ -328,6 +331,7 @@ const definitions: CommandDefinition[] = [
     validate: validatePoolDelta,
     numericArguments: ['n'],
     reply: true,
+    changesInspection: true,
     confirmation: poolSizeConfirmation(-1),
   },
   {
@@ -337,6 +341,7 @@ const definitions: CommandDefinition[] = [
     validate: validateAutoscale,
     numericArguments: ['max', 'min'],
     reply: true,
+    changesInspection: true,
     confirmation: autoscaleConfirmation,
   },
   {
@@ -346,6 +351,7 @@ const definitions: CommandDefinition[] = [
     role: () => 'operator',
     validate: validateAddConsumer,
     reply: true,
+    changesInspection: true,
     confirmation: consumingConfirmation(true),
   },
   {
@@ -354,6 +360,7 @@ const definitions: CommandDefinition[] = [
     role: () => 'operator',
     validate: (raw) => ({ queue: validateQueueName(validateObject(raw, 'arguments', ['queue']).queue) }),
     reply: true,
+    changesInspection: true,
     confirmation: consumingConfirmation(false),
   },
   {
