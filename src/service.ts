@@ -239,6 +239,11 @@ export class Service {
     return text;
   }
 
+  /** Re-inspections after pool or consumer changes still to come (tests wait for none). */
+  get pendingInspections(): number {
+    return this.#inspector.pendingRefreshes;
+  }
+
   isReady(): boolean {
     return this.status.connected && this.status.subscribed;
   }

@@ -18,6 +18,8 @@ export class WorkerInspector {
   #running = false;
   /** Workers to inspect ahead of their interval, with the times they are due at. */
   readonly #refreshAt = new Map<string, number[]>();
+  /** A pass serving refresh() is running (its requests may still be on their way). */
+  #refreshing = false;
 
   constructor(
     private readonly transport: BrokerTransport,
@@ -50,6 +52,13 @@ export class WorkerInspector {
     void this.tick();
   }
 
+  /** Re-inspections asked for by refresh() and not done yet. */
+  get pendingRefreshes(): number {
+    let n = 0;
+    for (const times of this.#refreshAt.values()) n += times.length;
+    return n + (this.#refreshing ? 1 : 0);
+  }
+
   /** One pass: inspect every live worker that was never inspected, is due again or was asked for. */
   async tick(): Promise<void> {
     if (this.#running || !this.transport.isConnected()) return;
@@ -59,13 +68,17 @@ export class WorkerInspector {
       .alive(now)
       .filter((w) => w.inspectedAt === undefined || now - w.inspectedAt >= this.options.intervalSeconds * 1000 || asked(w.hostname))
       .map((w) => w.hostname);
-    for (const hostname of due) {
-      const left = this.#refreshAt.get(hostname)?.filter((t) => t > now);
-      if (left && left.length > 0) this.#refreshAt.set(hostname, left);
+    // Times that have come are served by this pass (or dropped: a worker gone meanwhile).
+    let served = false;
+    for (const [hostname, times] of this.#refreshAt) {
+      const left = times.filter((t) => t > now);
+      served ||= left.length < times.length;
+      if (left.length > 0) this.#refreshAt.set(hostname, left);
       else this.#refreshAt.delete(hostname);
     }
     if (due.length === 0) return;
     this.#running = true;
+    this.#refreshing = served;
     try {
       const [queues, stats] = await Promise.all([
         this.#ask('active_queues', due),
@@ -89,6 +102,7 @@ export class WorkerInspector {
       this.logger.debug({ err: (e as Error).message }, 'worker inspection failed');
     } finally {
       this.#running = false;
+      this.#refreshing = false;
     }
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { notification, postWebhook, startRemediationService, waitForConsumer, type RemediationRecord, type RemediationService } from '../support/alertmanager.js';
 import { inspectStats } from '../support/celery/client.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
@@ -37,6 +37,14 @@ describe('two remediation replicas sharing Redis state', () => {
     spy = await startPidboxSpy({ kind: 'amqp', url: vhost.url });
     worker = await startWorker({ brokerUrl: vhost.url, nodename, queues: [QUEUE], concurrency: 1 });
     for (const r of replicas) await waitForConsumer(r, nodename, QUEUE);
+  });
+
+  // A pool change is followed by re-inspections of that worker (at once and after the pool's
+  // 5 s tick): let them finish, so "nothing on the wire" in the next test is about that test.
+  beforeEach(async () => {
+    const pending = () => replicas.reduce((n, r) => n + r.exporter.service.pendingInspections, 0);
+    await waitFor('the re-inspections after the previous test\'s changes', () => (pending() === 0 ? true : undefined), 30_000, 100);
+    await spy.barrier();
   });
 
   afterAll(async () => {
