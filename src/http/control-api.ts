@@ -284,7 +284,7 @@ export function controlApi(deps: ControlApiDeps): Router {
       const keys = Object.keys(raw);
       if (keys.length !== 1) throw new CommandValidationError('give only one of workers, pattern, queue, all', 'targets');
       const queue = validateQueueName((raw as { queue: unknown }).queue, 'targets.queue');
-      const consumers = workers.alive().filter((w) => w.queues?.includes(queue)).map((w) => w.hostname);
+      const consumers = workers.consumersOf(queue).map((w) => w.hostname);
       if (consumers.length === 0) throw new HttpError(404, `no live worker consumes queue '${queue}'`);
       return { workers: consumers };
     }
