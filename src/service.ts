@@ -81,7 +81,6 @@ export class Service {
     this.#logger = deps.logger;
     this.logger = deps.logger;
     const m = config.metrics;
-    this.registry.setDefaultLabels(m.static_labels);
     this.celeryMetrics = new CeleryMetrics(this.registry, {
       prefix: m.prefix,
       runtimeBuckets: [...m.runtime_buckets],
