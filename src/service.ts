@@ -73,6 +73,8 @@ export class Service {
   #server: Server | undefined;
   #stopped = false;
 
+  // Over 80 lines on purpose: the composition root builds every component in dependency order,
+  // and readonly fields can only be assigned here; each step is one constructor call.
   constructor(
     readonly config: Config,
     deps: ServiceDeps,
@@ -104,24 +106,7 @@ export class Service {
       overflowValue: c.overflow_value,
     });
     this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, this.#selfTelemetry());
-    const observer: TransportObserver = {
-      connected: () => {
-        this.status.connected = true;
-        this.status.lastError = undefined;
-        this.#logger.info({ broker: config.broker.display }, 'broker connected');
-      },
-      disconnected: (error) => {
-        if (this.status.connected) this.#logger.warn({ err: error.message }, 'broker connection lost');
-        this.status.connected = false;
-        this.status.subscribed = false;
-        this.status.lastError = error.message;
-      },
-      reconnecting: (attempt, delayMs) => {
-        this.status.reconnects++;
-        this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
-      },
-    };
-    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(observer);
+    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(this.#transportObserver());
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
       // Celery's EventReceiver wake-up: every worker answers with a heartbeat at once, so
@@ -186,6 +171,27 @@ export class Service {
       );
     }
     this.#wireCollectors();
+  }
+
+  /** Broker connection state for readiness and self-telemetry, and its log lines. */
+  #transportObserver(): TransportObserver {
+    return {
+      connected: () => {
+        this.status.connected = true;
+        this.status.lastError = undefined;
+        this.#logger.info({ broker: this.config.broker.display }, 'broker connected');
+      },
+      disconnected: (error) => {
+        if (this.status.connected) this.#logger.warn({ err: error.message }, 'broker connection lost');
+        this.status.connected = false;
+        this.status.subscribed = false;
+        this.status.lastError = error.message;
+      },
+      reconnecting: (attempt, delayMs) => {
+        this.status.reconnects++;
+        this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
+      },
+    };
   }
 
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
