@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
-import type { WorkerRegistry } from '../state/workers.js';
+import type { WorkerRecord, WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport } from '../transport/transport.js';
 
 export interface TaskEventsWatchOptions {
@@ -20,8 +20,8 @@ export interface TaskEventsWatchOptions {
  */
 export class TaskEventsWatch {
   #timer: NodeJS.Timeout | undefined;
-  /** hostname → when enable_events was last sent to it (ms). */
-  readonly #enabledAt = new Map<string, number>();
+  /** hostname → when enable_events was last sent to it (ms), and to which process. */
+  readonly #enabledAt = new Map<string, { at: number; pid: number | undefined }>();
   readonly #reported = new Set<string>();
   /** Live workers without task events at the last tick, for self-telemetry. */
   silentWorkers = 0;
@@ -47,7 +47,7 @@ export class TaskEventsWatch {
 
   tick(now = this.clock.nowMs()): void {
     const alive = this.workers.alive(now);
-    if (this.options.enableEvents) this.#enableEvents(alive.map((w) => w.hostname), now);
+    if (this.options.enableEvents) this.#enableEvents(alive, now);
     for (const h of this.#reported) if (this.workers.get(h) === undefined) this.#reported.delete(h); // purged
     const silent = this.workers.withoutTaskEvents(now);
     this.silentWorkers = silent.length;
@@ -63,19 +63,20 @@ export class TaskEventsWatch {
     }
   }
 
-  #enableEvents(alive: string[], now: number): void {
-    const live = new Set(alive);
+  #enableEvents(alive: WorkerRecord[], now: number): void {
+    const live = new Set(alive.map((w) => w.hostname));
     for (const hostname of this.#enabledAt.keys()) if (!live.has(hostname)) this.#enabledAt.delete(hostname);
     const intervalMs = this.options.intervalSeconds * 1000;
-    const due = alive.filter((h) => {
-      const at = this.#enabledAt.get(h);
-      return at === undefined || now - at >= intervalMs;
+    // A restarted worker (same name, new pid) has forgotten: it is due at once.
+    const due = alive.filter((w) => {
+      const sent = this.#enabledAt.get(w.hostname);
+      return sent === undefined || sent.pid !== w.pid || now - sent.at >= intervalMs;
     });
     if (due.length === 0 || !this.transport.isConnected()) return;
-    for (const h of due) this.#enabledAt.set(h, now);
+    for (const w of due) this.#enabledAt.set(w.hostname, { at: now, pid: w.pid });
     this.enableEventsSent++;
     this.transport
-      .broadcast({ method: 'enable_events', arguments: {}, destination: due }, { reply: false, timeoutMs: 0 })
+      .broadcast({ method: 'enable_events', arguments: {}, destination: due.map((w) => w.hostname) }, { reply: false, timeoutMs: 0 })
       .catch((e: Error) => this.logger.debug({ err: e.message }, 'enable_events not sent'));
   }
 }

@@ -19,8 +19,8 @@ function setup(enableEvents = true) {
   } as unknown as BrokerTransport;
   const log = capturingLogger();
   const watch = new TaskEventsWatch(transport, workers, clock, log.logger, { enableEvents, intervalSeconds: 60 });
-  const heartbeat = (hostname: string, processed = 0) =>
-    workers.handle({ type: 'worker-heartbeat', hostname, timestamp: clock.nowMs() / 1000, freq: 30, processed } as WorkerEvent);
+  const heartbeat = (hostname: string, processed = 0, pid = 1) =>
+    workers.handle({ type: 'worker-heartbeat', hostname, timestamp: clock.nowMs() / 1000, freq: 30, processed, pid } as WorkerEvent);
   return { clock, workers, sent, watch, heartbeat, log };
 }
 
@@ -39,6 +39,19 @@ describe('enable_events for workers started without -E', () => {
     heartbeat('b@h');
     watch.tick();
     expect(sent.map((r) => r.destination)).toEqual([['a@h'], ['b@h'], ['a@h']]);
+  });
+
+  it('is sent again at once to a worker restarted under the same name (a new pid)', () => {
+    const { clock, sent, watch, heartbeat } = setup();
+    heartbeat('a@h', 0, 100);
+    watch.tick();
+    clock.advance(1000);
+    heartbeat('a@h', 0, 100);
+    watch.tick();
+    expect(sent).toHaveLength(1);
+    heartbeat('a@h', 0, 200);
+    watch.tick();
+    expect(sent.map((r) => r.destination)).toEqual([['a@h'], ['a@h']]);
   });
 
   it('is never sent when switched off, and never without a live worker to name', () => {
