@@ -112,9 +112,6 @@ const read = (name: CommandName, description: string, validate: (raw: unknown) =
 
 // ---- confirmations -------------------------------------------------------------------------
 
-const asRecord = (value: unknown): Record<string, unknown> | undefined =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-
 /** `stats.pool.processes` is the list of live prefork children; it changes within ~5 s (§B5). */
 const poolProcessCount = (stats: unknown): number | undefined => parseStats(stats)?.poolProcesses;
 
@@ -181,7 +178,7 @@ const timeLimitConfirmation: Confirmation = {
 const autoscaleConfirmation: Confirmation = {
   probe: () => ({ method: 'stats', arguments: {} }),
   reached: (reply, args) => {
-    const autoscaler = asRecord(asRecord(reply)?.autoscaler);
+    const autoscaler = parseStats(reply)?.autoscaler;
     return autoscaler?.max === args.max && autoscaler?.min === args.min;
   },
   expectation: (args) => `stats.autoscaler max=${String(args.max)} min=${String(args.min)}`,
