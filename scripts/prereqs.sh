@@ -12,6 +12,8 @@ CELERY_PY=${CELERY_PYTHON:-/usr/bin/python3}
 need_apt=()
 "$CELERY_PY" -c 'import celery, redis' 2>/dev/null || need_apt+=(python3-celery python3-redis)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+# promtool (Debian ships it with prometheus) lints the real /metrics output.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 # The operator page's browser test drives Debian's Chromium (playwright-core downloads no browser).
 [[ -x ${CHROMIUM_PATH:-/usr/bin/chromium} ]] || need_apt+=(chromium)

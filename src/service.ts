@@ -4,9 +4,10 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
 import { CeleryMetrics } from './metrics/celery-metrics.js';
-import { SelfMetrics } from './metrics/self-metrics.js';
+import { SelfMetrics, type SelfTelemetrySource } from './metrics/self-metrics.js';
 import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
+import { TaskEventsWatch } from './exporter/task-events-watch.js';
 import { WorkerInspector } from './exporter/worker-inspector.js';
 import { createHttpApp } from './http/app.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -63,6 +64,7 @@ export class Service {
   readonly #remediation: Remediation | undefined;
   readonly webhookCredentials: WebhookCredentials;
   readonly #inspector: WorkerInspector;
+  readonly #taskEventsWatch: TaskEventsWatch;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly logger: Logger;
@@ -70,6 +72,8 @@ export class Service {
   #server: Server | undefined;
   #stopped = false;
 
+  // Over 80 lines on purpose: the composition root builds every component in dependency order,
+  // and readonly fields can only be assigned here; each step is one constructor call.
   constructor(
     readonly config: Config,
     deps: ServiceDeps,
@@ -78,7 +82,6 @@ export class Service {
     this.#logger = deps.logger;
     this.logger = deps.logger;
     const m = config.metrics;
-    this.registry.setDefaultLabels(m.static_labels);
     this.celeryMetrics = new CeleryMetrics(this.registry, {
       prefix: m.prefix,
       runtimeBuckets: [...m.runtime_buckets],
@@ -87,7 +90,6 @@ export class Service {
       maxTaskSeries: config.cardinality.max_task_series,
       overflowValue: config.cardinality.overflow_value,
     });
-    this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix);
     this.workers = new WorkerRegistry(this.#clock, {
       ...(m.worker_timeout_seconds !== undefined ? { workerTimeoutSeconds: m.worker_timeout_seconds } : {}),
       purgeAfterSeconds: m.purge_offline_worker_seconds,
@@ -102,24 +104,8 @@ export class Service {
       maxQueues: c.max_queues,
       overflowValue: c.overflow_value,
     });
-    const observer: TransportObserver = {
-      connected: () => {
-        this.status.connected = true;
-        this.status.lastError = undefined;
-        this.#logger.info({ broker: config.broker.display }, 'broker connected');
-      },
-      disconnected: (error) => {
-        if (this.status.connected) this.#logger.warn({ err: error.message }, 'broker connection lost');
-        this.status.connected = false;
-        this.status.subscribed = false;
-        this.status.lastError = error.message;
-      },
-      reconnecting: (attempt, delayMs) => {
-        this.status.reconnects++;
-        this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
-      },
-    };
-    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(observer);
+    this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, this.#selfTelemetry());
+    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(this.#transportObserver());
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
       // Celery's EventReceiver wake-up: every worker answers with a heartbeat at once, so
@@ -132,6 +118,13 @@ export class Service {
       configuredQueues: m.queues,
       timeoutMs: m.queue_length_timeout_seconds * 1000,
       cacheMs: m.queue_length_cache_seconds * 1000,
+      retentionMs: m.queue_retention_seconds * 1000,
+      maxQueues: c.max_queues,
+    });
+    this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
+    this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.#logger, {
+      enableEvents: config.events.enable_events,
+      intervalSeconds: config.events.enable_events_interval_seconds,
     });
     this.#inspector = new WorkerInspector(
       this.transport,
@@ -168,6 +161,27 @@ export class Service {
     this.#wireCollectors();
   }
 
+  /** Broker connection state for readiness and self-telemetry, and its log lines. */
+  #transportObserver(): TransportObserver {
+    return {
+      connected: () => {
+        this.status.connected = true;
+        this.status.lastError = undefined;
+        this.#logger.info({ broker: this.config.broker.display }, 'broker connected');
+      },
+      disconnected: (error) => {
+        if (this.status.connected) this.#logger.warn({ err: error.message }, 'broker connection lost');
+        this.status.connected = false;
+        this.status.subscribed = false;
+        this.status.lastError = error.message;
+      },
+      reconnecting: (attempt, delayMs) => {
+        this.status.reconnects++;
+        this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
+      },
+    };
+  }
+
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
   loadRules(): RemediationRule[] {
     return loadConfiguredRules(this.config.remediation);
@@ -175,7 +189,16 @@ export class Service {
 
   /** SIGHUP / POST reload: validate the whole file, then swap atomically. */
   reloadRules(): number {
-    const rules = this.loadRules();
+    let rules: RemediationRule[];
+    try {
+      rules = this.loadRules();
+    } catch (e) {
+      this.selfMetrics.rulesReloads.inc({ outcome: 'failure' });
+      this.selfMetrics.rulesLastReloadSuccessful.set(0);
+      throw e;
+    }
+    this.selfMetrics.rulesReloads.inc({ outcome: 'success' });
+    this.selfMetrics.rulesLastReloadSuccessful.set(1);
     this.remediator?.replaceRules(rules);
     this.#logger.info({ rules: rules.length }, 'remediation rules reloaded');
     return rules.length;
@@ -189,36 +212,24 @@ export class Service {
     this.celeryMetrics.onCollectQueues(() => this.queues.collect());
   }
 
-  /** Hot-path counts are plain numbers; they are copied into prom-client at scrape time. */
-  #collectSelf(): void {
-    const s = this.selfMetrics;
-    const counts = this.processor.counts;
-    const setCounter = (counter: { reset(): void; inc(labels: Record<string, string>, v: number): void }, label: string, values: Map<string, number>) => {
-      counter.reset();
-      for (const [k, v] of values) counter.inc({ [label]: k }, v);
+  /** What self-telemetry reads at scrape time, each answer from the module that owns it. */
+  #selfTelemetry(): SelfTelemetrySource {
+    return {
+      ingest: () => this.processor.counts,
+      broker: () => ({ ready: this.isReady(), reconnects: this.status.reconnects }),
+      tracked: () => ({ tasks: this.tasks.size, workers: this.workers.size, taskEvictions: this.tasks.evictions }),
+      queueLengthErrors: () => this.queues.errors,
+      labelOverflow: () => [
+        ...[this.processor.names, this.processor.hostnames, this.processor.queues, this.processor.exceptions].map((l): [string, number] => [l.label, l.overflowed]),
+        ['series', this.celeryMetrics.tasks.overflowed],
+      ],
+      workerClockSkew: () =>
+        this.workers
+          .alive()
+          .filter((w) => w.clockSkewSeconds !== undefined)
+          .map((w): [string, number] => [w.hostname, w.clockSkewSeconds!]),
+      workersWithoutTaskEvents: () => this.#taskEventsWatch.silentWorkers,
     };
-    {
-      setCounter(s.eventsReceived, 'type', counts.events);
-      setCounter(s.eventsDropped, 'reason', counts.drops);
-      s.messagesReceived.reset();
-      s.messagesReceived.inc(counts.messages);
-      s.brokerConnected.set(this.status.connected && this.status.subscribed ? 1 : 0);
-      s.brokerReconnects.reset();
-      s.brokerReconnects.inc(this.status.reconnects);
-      if (counts.lastEventAtMs > 0) s.lastEventTimestamp.set(counts.lastEventAtMs / 1000);
-      s.trackedTasks.set(this.tasks.size);
-      s.trackedWorkers.set(this.workers.size);
-      s.taskEvictions.set(this.tasks.evictions);
-      s.queueLengthErrors.reset();
-      s.queueLengthErrors.inc(this.queues.errors);
-      s.labelOverflow.reset();
-      for (const l of [this.processor.names, this.processor.hostnames, this.processor.queues, this.processor.exceptions]) {
-        if (l.overflowed > 0) s.labelOverflow.inc({ label: l.label }, l.overflowed);
-      }
-      if (this.celeryMetrics.tasks.overflowed > 0) s.labelOverflow.inc({ label: 'series' }, this.celeryMetrics.tasks.overflowed);
-      s.workerClockSkew.reset();
-      for (const w of this.workers.alive()) if (w.clockSkewSeconds !== undefined) s.workerClockSkew.set({ hostname: w.hostname }, w.clockSkewSeconds);
-    }
   }
 
   /**
@@ -227,16 +238,10 @@ export class Service {
    */
   async *metricsChunks(): AsyncGenerator<string> {
     const started = performance.now();
-    this.#collectSelf();
+    this.selfMetrics.collect();
     yield await this.registry.metrics();
     yield* this.celeryMetrics.tasks.render();
     this.selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
-  }
-
-  async renderMetrics(): Promise<string> {
-    let text = '';
-    for await (const chunk of this.metricsChunks()) text += chunk;
-    return text;
   }
 
   /** Re-inspections after pool or consumer changes still to come (tests wait for none). */
@@ -252,13 +257,9 @@ export class Service {
   start(): void {
     this.transport.start(this.processor);
     this.#inspector.start();
+    this.#taskEventsWatch.start();
     this.#sweeper = setInterval(() => {
-      this.processor.flushHeld();
-      for (const hostname of this.workers.purge()) {
-        this.celeryMetrics.removeHostname(hostname);
-        this.processor.hostnames.forget(hostname);
-        this.#logger.info({ hostname }, 'purged series of departed worker');
-      }
+      for (const hostname of this.processor.sweep()) this.#logger.info({ hostname }, 'purged series of departed worker');
     }, 1000);
     this.#sweeper.unref();
   }
@@ -281,6 +282,7 @@ export class Service {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#inspector.stop();
+    this.#taskEventsWatch.stop();
     if (this.#sweeper) clearInterval(this.#sweeper);
     const server = this.#server;
     if (server) {

@@ -8,8 +8,11 @@ import { checkRemediationAgainstAuth, remediationSchema } from './remediation-sc
  * nowhere else. Unknown keys are errors.
  */
 
-// prometheus/client_python's default buckets, which celery-exporter uses for both histograms.
+// prometheus/client_python's default buckets, which celery-exporter uses for task runtime.
 export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+// celery-exporter's DEFAULT_QUEUE_WAIT_BUCKETS: waits run from seconds to hours. 10 stays a
+// boundary because the shipped CeleryQueueWaitHigh rule reads le="10".
+export const DEFAULT_QUEUE_WAIT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
 const buckets = z
   .array(z.number().positive().finite())
@@ -22,6 +25,8 @@ const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid Prom
 const queueName = z.string().min(1).max(255).regex(/^[^\s\x00-\x1f]+$/, 'queue names may not contain spaces or control characters');
 
 const seconds = (min: number, max: number) => z.number().min(min).max(max);
+
+const LOG_LEVEL_ALIASES: Record<string, string> = { warning: 'warn', critical: 'fatal' };
 
 export const configSchema = z
   .object({
@@ -50,7 +55,15 @@ export const configSchema = z
     trust_proxy: z.string().max(512).default(''),
     /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
     port: z.number().int().min(0).max(65535).default(9818),
-    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    /**
+     * Any case (`INFO` as celery-exporter and Flower take it); their `warning` and `critical`
+     * are accepted as `warn` and `fatal`.
+     */
+    log_level: z
+      .string()
+      .transform((v) => LOG_LEVEL_ALIASES[v.toLowerCase()] ?? v.toLowerCase())
+      .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+      .default('info'),
     events: z
       .object({
         /** Fixed event queue name (must start with "celeryev."); default: celeryev.<random uuid> per start. */
@@ -72,6 +85,13 @@ export const configSchema = z
         max_backlog_bytes: z.number().int().min(1024 * 1024).max(8 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
         /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
         broker_heartbeat_seconds: seconds(1, 600).default(10),
+        /**
+         * Send `enable_events` to the live workers every `enable_events_interval_seconds`, as
+         * Flower does, so workers started without -E still send task events (and a restarted
+         * worker gets them again). Off: workers without -E export no task metrics.
+         */
+        enable_events: z.boolean().default(true),
+        enable_events_interval_seconds: seconds(1, 86_400).default(60),
       })
       .strict()
       .prefault({}),
@@ -89,11 +109,17 @@ export const configSchema = z
         /** Prefix of our own telemetry, kept apart from the translated Celery metrics. */
         self_prefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/).default('celery_autopilot_'),
         runtime_buckets: buckets.default(DEFAULT_BUCKETS),
-        queue_wait_buckets: buckets.default(DEFAULT_BUCKETS),
+        queue_wait_buckets: buckets.default(DEFAULT_QUEUE_WAIT_BUCKETS),
         static_labels: z.record(labelName, z.string().max(256)).default({}),
         default_queue_name: queueName.default('celery'),
         /** Queues reported even when no worker consumes them (a backlog with no consumer is news). */
         queues: z.array(queueName).max(1000).default([]),
+        /**
+         * A queue seen once (consumed by a live worker, or named by task-sent routing) stays
+         * reported this long after it was last consumed or sent to, with 0 workers when its
+         * consumers are gone: CeleryQueueNoWorkers needs the series. 0 = for ever.
+         */
+        queue_retention_seconds: seconds(0, 31_536_000).default(86_400),
         /** Queue depths are read at scrape time, with this timeout, and cached this long. */
         queue_length_timeout_seconds: seconds(0.05, 30).default(2),
         queue_length_cache_seconds: seconds(0, 600).default(5),

@@ -1,3 +1,4 @@
+import { parseActiveQueues, parseStats } from '../celery/worker-replies.js';
 import {
   CommandValidationError,
   MAX_MODULES,
@@ -118,14 +119,8 @@ const read = (name: CommandName, description: string, validate: (raw: unknown) =
 
 // ---- confirmations -------------------------------------------------------------------------
 
-const asRecord = (value: unknown): Record<string, unknown> | undefined =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-
 /** `stats.pool.processes` is the list of live prefork children; it changes within ~5 s (§B5). */
-function poolProcessCount(stats: unknown): number | undefined {
-  const processes = asRecord(asRecord(stats)?.pool)?.processes;
-  return Array.isArray(processes) ? processes.length : undefined;
-}
+const poolProcessCount = (stats: unknown): number | undefined => parseStats(stats)?.poolProcesses;
 
 function poolSizeConfirmation(direction: 1 | -1): Confirmation {
   return {
@@ -137,9 +132,7 @@ function poolSizeConfirmation(direction: 1 | -1): Confirmation {
   };
 }
 
-function queueNames(reply: unknown): string[] {
-  return Array.isArray(reply) ? reply.map((q) => asRecord(q)?.name).filter((n): n is string => typeof n === 'string') : [];
-}
+const queueNames = (reply: unknown): string[] => parseActiveQueues(reply) ?? [];
 
 function consumingConfirmation(consuming: boolean): Confirmation {
   return {
@@ -192,7 +185,7 @@ const timeLimitConfirmation: Confirmation = {
 const autoscaleConfirmation: Confirmation = {
   probe: () => ({ method: 'stats', arguments: {} }),
   reached: (reply, args) => {
-    const autoscaler = asRecord(asRecord(reply)?.autoscaler);
+    const autoscaler = parseStats(reply)?.autoscaler;
     return autoscaler?.max === args.max && autoscaler?.min === args.min;
   },
   expectation: (args) => `stats.autoscaler max=${String(args.max)} min=${String(args.min)}`,

@@ -284,7 +284,7 @@ export function controlApi(deps: ControlApiDeps): Router {
       const keys = Object.keys(raw);
       if (keys.length !== 1) throw new CommandValidationError('give only one of workers, pattern, queue, all', 'targets');
       const queue = validateQueueName((raw as { queue: unknown }).queue, 'targets.queue');
-      const consumers = workers.alive().filter((w) => w.queues?.includes(queue)).map((w) => w.hostname);
+      const consumers = workers.consumersOf(queue).map((w) => w.hostname);
       if (consumers.length === 0) throw new HttpError(404, `no live worker consumes queue '${queue}'`);
       return { workers: consumers };
     }
@@ -311,8 +311,8 @@ export function controlApi(deps: ControlApiDeps): Router {
 function requiredWorkername(req: Request): string {
   const w = stringParam(req, 'workername');
   if (w === undefined || w === '') {
-    // Flower would broadcast to every worker here; an accidental cluster-wide change is what
-    // this service exists to prevent, so the worker must be named.
+    // Flower 2.1 cannot address every worker here either (it answers 404 "Unknown worker '[]'");
+    // a clear 400 that names the parameter beats a 404 about a worker nobody named.
     throw new CommandValidationError('name the worker (workername=...); use POST /api/v1/actions with targets {"all": true} to address every worker', 'workername');
   }
   return w;
