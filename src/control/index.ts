@@ -18,7 +18,6 @@ export {
   ROLES,
   isCommandName,
   prepareCommand,
-  roleAllows,
   type CommandDefinition,
   type CommandName,
   type PreparedCommand,
