@@ -8,8 +8,9 @@ import { FailureLimiter } from './login-limiter.js';
  * - A client (IP) is refused (429) once its failures plus its attempts in flight reach
  *   `maxFailures` in the window: an attempt counts when it starts, so N parallel requests cannot
  *   all slip past the limit while the first is still hashing.
- * - A client has at most PER_CLIENT_IN_FLIGHT attempts waiting or hashing; beyond that it is
- *   answered 429 at once.
+ * - A client with recent failures has at most PER_CLIENT_IN_FLIGHT attempts waiting or hashing;
+ *   beyond that it is answered 429 at once. (A clean client is bounded by the first rule only,
+ *   so a script's few parallel requests are never refused.)
  * - At most SLOTS verifications run at a time, and clients with recent failures ("dirty") may
  *   hold only SLOTS - 1 of them and wait in a short queue (full: 429), so a client without
  *   failures always finds a slot within about one verification, and is never refused.
@@ -65,9 +66,9 @@ export class PasswordGate {
     if (failures + inFlight >= this.options.maxFailures) {
       return { admitted: false, why: 'client', retryAfterSeconds: Math.max(1, this.#clients.retryAfterSeconds([key])) };
     }
-    if (inFlight >= PER_CLIENT_IN_FLIGHT) return { admitted: false, why: 'client', retryAfterSeconds: 1 };
     const clean = failures === 0;
     if (!clean) {
+      if (inFlight >= PER_CLIENT_IN_FLIGHT) return { admitted: false, why: 'client', retryAfterSeconds: 1 };
       const wait = this.#userBackoffMs(username);
       if (wait > 0) return { admitted: false, why: 'username', retryAfterSeconds: Math.ceil(wait / 1000) };
     }

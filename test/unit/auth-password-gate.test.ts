@@ -35,13 +35,18 @@ describe('PasswordGate', () => {
     expect(await gate.enter('a', 'z')).toMatchObject({ admitted: false, why: 'client', retryAfterSeconds: 60 });
   });
 
-  it('at most two attempts per client in flight; the third is refused at once', async () => {
+  it('a client with failures has at most two attempts in flight, the third refused at once; a clean client is not limited that way', async () => {
     const { gate } = make(100);
+    await fail(gate, 'a');
     const one = admitted(await gate.enter('a', 'u'));
-    const two = admitted(await gate.enter('a', 'u'));
+    const two = gate.enter('a', 'u');
     expect(await gate.enter('a', 'u')).toMatchObject({ admitted: false, why: 'client', retryAfterSeconds: 1 });
-    one.release('success');
-    two.release('success');
+    one.release('failure');
+    admitted(await two).release('failure');
+    const clean = [gate.enter('c', 'u'), gate.enter('c', 'u'), gate.enter('c', 'u')];
+    const first = await Promise.all(clean.slice(0, 2));
+    for (const e of first) admitted(e).release('success');
+    admitted(await clean[2]!).release('success');
   });
 
   it('clients with failures hold at most one of the two slots, so a clean client always finds one', async () => {
