@@ -7,11 +7,13 @@
  *   node bench/login-flood.mjs                         # this checkout, 300 in flight, 8 real logins
  *   node bench/login-flood.mjs --repo /path/to/other   # the same against another checkout (e.g. main)
  *   node bench/login-flood.mjs --flood 0               # the baseline: no flood
+ *   node bench/login-flood.mjs --mode wave             # one wave of 300 at once instead of 300 always in flight
  *
  * The service runs as a child process (`node --import tsx src/main.ts` in --repo), with a
  * broker URL nobody listens on: password checks need no broker. The flood comes from
- * 127.0.0.2 and re-sends each bad login as soon as it is answered, so `--flood` requests are
- * always in flight. Each real login is from 127.0.0.3 for a different user (so the verification
+ * 127.0.0.2 and (mode `sustained`) re-sends each bad login as soon as it is answered, so
+ * `--flood` requests are always in flight, or (mode `wave`) sends `--flood` at once and the real
+ * logins start 50 ms later, while the wave is being answered. Each real login is from 127.0.0.3 for a different user (so the verification
  * cache never answers), one after another, on GET /api/v1/audit (viewer).
  *
  * Prints the latencies and writes JSON to bench/results/login-flood-<date>.json.
@@ -24,8 +26,9 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { environment, freePort, median, parseBenchArgs, REPO_ROOT, sleep, writeResults } from './exporter-process.mjs';
 
-const usage = 'node bench/login-flood.mjs [--repo DIR] [--flood 300] [--logins 8] [--warmup-ms 1000]';
-const opts = parseBenchArgs(usage, { repo: REPO_ROOT, flood: '300', logins: '8', 'warmup-ms': '1000' });
+const usage = 'node bench/login-flood.mjs [--repo DIR] [--flood 300] [--mode sustained|wave] [--logins 8] [--warmup-ms 1000]';
+const opts = parseBenchArgs(usage, { repo: REPO_ROOT, flood: '300', mode: 'sustained', logins: '8', 'warmup-ms': '1000' });
+const wave = opts.mode === 'wave';
 const repo = resolve(opts.repo);
 const floodSize = Number(opts.flood);
 const logins = Number(opts.logins);
@@ -73,14 +76,14 @@ async function main() {
     const floodStatuses = new Map();
     let floodAnswers = 0;
     const floodLoop = async (n) => {
-      while (flooding) {
-        const a = await get(url, basic('user0', `wrong-${n}-${floodAnswers}`), '127.0.0.2');
+      do {
+        const a = await get(url, basic('nobody', `wrong-${n}-${floodAnswers}`), '127.0.0.2');
         floodAnswers++;
         floodStatuses.set(a.status, (floodStatuses.get(a.status) ?? 0) + 1);
-      }
+      } while (flooding && !wave);
     };
     const flood = Array.from({ length: floodSize }, (_, n) => floodLoop(n));
-    await sleep(Number(opts['warmup-ms']));
+    await sleep(wave ? 50 : Number(opts['warmup-ms']));
     const samples = [];
     for (const u of users) {
       const a = await get(url, basic(u.username, u.password), '127.0.0.3');
@@ -92,6 +95,7 @@ async function main() {
     const result = {
       repo,
       flood: floodSize,
+      mode: opts.mode,
       samples,
       median_ms: median(ms),
       max_ms: Math.max(...ms),

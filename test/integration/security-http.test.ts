@@ -3,10 +3,10 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/auth/index.js';
 import { ManualClock } from '../../src/clock.js';
-import { Browser, csrfFromPage } from '../support/fake-github.js';
+import { Browser, csrfFromPage, FakeGitHub, type FakeGitHubUser } from '../support/fake-github.js';
 import { waitFor } from '../support/exporter.js';
 import { createVhost, uniqueId } from '../support/isolation.js';
-import { basicAuth, send, startSecureService, type SecureService } from '../support/secure-service.js';
+import { basicAuth, freePort, send, startSecureService, type SecureService } from '../support/secure-service.js';
 
 /**
  * Issue 8, against the real service on a real broker (its own RabbitMQ vhost), over real HTTP:
@@ -223,5 +223,41 @@ describe('hardening: readiness detail, probe paths, session lifetime, cookie pre
     expect(cookie).toMatch(/Secure/);
     expect(cookie).toMatch(/Path=\//);
     expect(cookie).not.toMatch(/Domain=/i);
+  });
+
+  it("a GitHub user's membership is asked again when the session's absolute lifetime ends: a removed member stays out", async () => {
+    const member: FakeGitHubUser = { login: 'sre-alice', id: 2, orgs: { acme: 'active' } };
+    const github = await FakeGitHub.start({ clientId: 'autopilot-client', clientSecret: 'github-client-secret-4f9d2a', users: [member] });
+    try {
+      const clock = new ManualClock(Date.now());
+      const port = await freePort();
+      const s = await startSecureService(
+        {
+          broker_url: vhost.url,
+          auth: {
+            public_url: `http://127.0.0.1:${port}`,
+            session: { absolute_lifetime_seconds: 120 },
+            github: { client_id: github.clientId, client_secret: github.clientSecret, ...github.urls, allow: [{ org: 'acme', role: 'viewer' }] },
+          },
+        },
+        { clock, port },
+      );
+      running.push(s);
+      const signIn = async (browser: Browser) => {
+        const start = await browser.fetch(`${s.url}/auth/github`);
+        github.signInAs('sre-alice');
+        const consent = await fetch(new URL(start.headers.get('location')!), { redirect: 'manual' });
+        return browser.fetch(consent.headers.get('location')!);
+      };
+      const browser = new Browser();
+      expect((await signIn(browser)).status).toBe(303);
+      expect((await browser.fetch(s.url + whoamiPath)).status).toBe(200);
+      member.orgs = {};
+      clock.advance(121_000);
+      expect((await browser.fetch(s.url + whoamiPath)).status).toBe(401);
+      expect((await signIn(browser)).status).toBe(403);
+    } finally {
+      await github.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,16 +21,25 @@ export interface SecureService {
   stop(): Promise<void>;
 }
 
-export async function startSecureService(config: Record<string, unknown>, options: { clock?: Clock } = {}): Promise<SecureService> {
+export async function startSecureService(config: Record<string, unknown>, options: { clock?: Clock; port?: number } = {}): Promise<SecureService> {
   const dir = mkdtempSync(path.join(tmpdir(), 'cap-sec-'));
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, stringify({ audit: { file: '' }, ...config }));
-  const { config: parsed } = loadConfig({ argv: ['--listen-address', '127.0.0.1', '--port', '0', '--config', file], env: {} });
+  const { config: parsed } = loadConfig({ argv: ['--listen-address', '127.0.0.1', '--port', String(options.port ?? 0), '--config', file], env: {} });
   const logs = capturingLogger();
   const service = new Service(parsed!, { logger: logs.logger, ...(options.clock ? { clock: options.clock } : {}) });
   service.start();
   const port = await service.listen();
   return { service, url: `http://127.0.0.1:${port}`, port, logs, stop: () => service.stop() };
+}
+
+/** A port nobody listens on right now, for a service whose public_url must be known before it starts. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 export interface Answer {
