@@ -7,13 +7,14 @@
  *
  *   const auth = createAuth(config.auth, { logger });
  *   app.use(auth.sessionMiddleware);   // cookie sessions (a no-op when only tokens are configured)
- *   app.use(auth.authenticate);        // sets req.principal; never answers by itself
+ *   app.use(auth.authenticate);        // req.principal from the session (cheap); header credentials are verified by requireRole
  *   app.use(auth.router);              // GET+POST /login, POST /logout, /auth/github, /auth/github/callback
  *   app.get('/metrics', auth.protectMetrics, ...);            // viewer when auth.protect_metrics
  *   app.post('/api/...', express.json(), auth.requireRole('operator'), handler);
  *   // in the handler: audit.write({ ...describePrincipal(req), action, ... })
  *
- * - requireRole(role): 503 (auth not configured) / 429 (failed-login throttle, Retry-After) /
+ * - requireRole(role): verifies Authorization header credentials (passwords through PasswordGate),
+ *   then 503 (auth not configured) / 429 (failed-login throttle, Retry-After) /
  *   401 (JSON + WWW-Authenticate for scripts; browsers are redirected to /login on GET) /
  *   403 (role too low, or a cookie session's unsafe request without a valid CSRF token or from
  *   a foreign Origin). It runs the CSRF check itself, so `csrf` is only needed on routes that
@@ -58,7 +59,7 @@ export interface Auth {
   /** For cookie sessions on unsafe methods (requireRole already includes it). */
   readonly csrf: RequestHandler;
   csrfToken(req: Request): string;
-  /** The caller when known without hashing a password (session, token, a recently verified password), else undefined. */
+  /** The caller when known without hashing a password and without a guessing oracle (session, insecure mode, a valid bearer token), else undefined. */
   knownCaller(req: Request): Principal | undefined;
   /** requireRole('viewer') when auth.protect_metrics, else a pass-through. */
   readonly protectMetrics: RequestHandler;

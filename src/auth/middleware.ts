@@ -187,7 +187,8 @@ function unauthenticated(ctx: AuthContext, req: Request, res: Response, reason: 
 /** CSRF check for cookie sessions on unsafe methods; header-authenticated requests pass untouched. */
 export function csrf(ctx: AuthContext): RequestHandler {
   return (req, res, next) => {
-    const cookieAuthenticated = req.principal ? req.principal.via === 'session' : Boolean(req.session?.principal);
+    // Explicit credentials win over the cookie (see authenticate), so a request carrying them is not cookie-authenticated.
+    const cookieAuthenticated = req.principal ? req.principal.via === 'session' : req.get('authorization') === undefined && Boolean(req.session?.principal);
     if (cookieAuthenticated && isUnsafeMethod(req.method)) {
       const why = csrfProblem(req, expectedOrigins(req, ctx.publicOrigin));
       if (why) {
