@@ -13,7 +13,9 @@ import { FailureLimiter } from './login-limiter.js';
  *   so a script's few parallel requests are never refused.)
  * - At most SLOTS verifications run at a time, and clients with recent failures ("dirty") may
  *   hold only SLOTS - 1 of them and wait in a short queue (full: 429), so a client without
- *   failures always finds a slot within about one verification, and is never refused.
+ *   failures always finds a slot within about one verification, and is never refused. Waiters
+ *   are served one client at a time in turn, so a client with many attempts queued cannot make
+ *   one with a single attempt wait behind all of them.
  *
  * A username with many failures (from anywhere) backs off exponentially, but only for dirty
  * clients: the right password from a client that has not failed is never refused, so nobody can
@@ -37,7 +39,7 @@ export class PasswordGate {
   readonly #inFlight = new Map<string, number>();
   readonly #users = new Map<string, { failures: number; lastMs: number }>();
   readonly #running = { clean: 0, dirty: 0 };
-  readonly #waiting = { clean: [] as Array<() => void>, dirty: [] as Array<() => void> };
+  readonly #waiting = { clean: new FairQueue(), dirty: new FairQueue() };
   readonly #windowMs: number;
 
   constructor(
@@ -74,7 +76,7 @@ export class PasswordGate {
     }
     this.#inFlight.set(key, inFlight + 1);
     const lane = clean ? 'clean' : 'dirty';
-    if (!(await this.#acquire(lane))) {
+    if (!(await this.#acquire(lane, key))) {
       this.#leave(key);
       return { admitted: false, why: 'busy', retryAfterSeconds: 1 };
     }
@@ -108,15 +110,15 @@ export class PasswordGate {
     return total < SLOTS && (lane === 'clean' || this.#running.dirty < SLOTS - 1);
   }
 
-  #acquire(lane: 'clean' | 'dirty'): Promise<boolean> {
-    if (this.#canRun(lane) && (lane === 'dirty' || this.#waiting.clean.length === 0)) {
+  #acquire(lane: 'clean' | 'dirty', key: string): Promise<boolean> {
+    if (this.#canRun(lane) && (lane === 'dirty' || this.#waiting.clean.size === 0)) {
       this.#running[lane]++;
       return Promise.resolve(true);
     }
     const queue = this.#waiting[lane];
-    if (queue.length >= (lane === 'clean' ? CLEAN_WAITING : DIRTY_WAITING)) return Promise.resolve(false);
+    if (queue.size >= (lane === 'clean' ? CLEAN_WAITING : DIRTY_WAITING)) return Promise.resolve(false);
     return new Promise((resolve) =>
-      queue.push(() => {
+      queue.push(key, () => {
         this.#running[lane]++;
         resolve(true);
       }),
@@ -126,8 +128,8 @@ export class PasswordGate {
   /** Clean clients first; a dirty one only into a slot that leaves one free for them. */
   #wake(): void {
     for (;;) {
-      if (this.#waiting.clean.length > 0 && this.#canRun('clean')) this.#waiting.clean.shift()!();
-      else if (this.#waiting.dirty.length > 0 && this.#canRun('dirty')) this.#waiting.dirty.shift()!();
+      if (this.#waiting.clean.size > 0 && this.#canRun('clean')) this.#waiting.clean.shift()!();
+      else if (this.#waiting.dirty.size > 0 && this.#canRun('dirty')) this.#waiting.dirty.shift()!();
       else return;
     }
   }
@@ -153,3 +155,32 @@ export class PasswordGate {
 }
 
 const clientKey = (ip: string): string => `ip:${ip}`;
+
+/** Waiters per client, taken one client at a time in turn (round robin), each client's in order. */
+class FairQueue {
+  readonly #byClient = new Map<string, Array<() => void>>();
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(key: string, waiter: () => void): void {
+    let queue = this.#byClient.get(key);
+    if (!queue) this.#byClient.set(key, (queue = []));
+    queue.push(waiter);
+    this.#size++;
+  }
+
+  shift(): (() => void) | undefined {
+    const next = this.#byClient.entries().next();
+    if (next.done) return undefined;
+    const [key, queue] = next.value;
+    const waiter = queue.shift()!;
+    // To the back of the line: the next turn is another client's.
+    this.#byClient.delete(key);
+    if (queue.length > 0) this.#byClient.set(key, queue);
+    this.#size--;
+    return waiter;
+  }
+}

@@ -102,4 +102,18 @@ describe('PasswordGate', () => {
     expect(waits[2]! > waits[1]!).toBe(true);
     expect(Math.max(...waits)).toBeLessThanOrEqual(60);
   });
+
+  it('waiting clients are served in turn: one attempt from a real user goes before the rest of a burst from one client', async () => {
+    const { gate } = make(100);
+    const running = [admitted(await gate.enter('burst', 'u')), admitted(await gate.enter('burst', 'u'))];
+    const burst = Array.from({ length: 8 }, () => gate.enter('burst', 'u'));
+    const real = gate.enter('real', 'alice');
+    // Two slots free up: the burst's turn, then the real user's (not after all eight).
+    running[0]!.release('success');
+    running[1]!.release('success');
+    expect(await settled(real)).toBe(true);
+    expect((await Promise.all(burst.map(settled))).filter(Boolean)).toHaveLength(1);
+    admitted(await real).release('success');
+    for (const b of burst) admitted(await b).release('success');
+  });
 });
