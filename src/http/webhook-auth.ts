@@ -23,12 +23,13 @@ export class WebhookCredentialsError extends Error {}
  * The webhook's credentials from the config, the token file read once: the one loader both the
  * service and `--check-config` use, so both refuse the same things. Every bearer source must
  * pass the same minimum (an empty token file used to accept an empty credential). Returns
- * warnings for the caller to log.
+ * warnings for the caller to log. With remediation off there is no receiver, so nothing is read.
  */
 export function loadWebhookCredentials(config: Pick<Config, 'remediation' | 'auth'>): { credentials: WebhookCredentials; warnings: string[] } {
   const w = config.remediation.webhook;
   const credentials: WebhookCredentials = {};
   const warnings: string[] = [];
+  if (!config.remediation.enabled) return { credentials, warnings };
   if (w.bearer_token) {
     const problem = presentedSecretProblem(w.bearer_token.reveal());
     if (problem) throw new WebhookCredentialsError(`remediation.webhook.bearer_token: ${problem}`);
