@@ -88,44 +88,47 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
   });
 
   const github = ctx.config.github;
-  if (github && ctx.publicOrigin) {
-    const passport = new Passport();
-    const strategy = createGitHubStrategy({
-      config: github,
-      callbackURL: new URL(GITHUB_CALLBACK_PATH, ctx.publicOrigin).toString(),
-      allowList: new GitHubAllowList(github, ctx.logger),
-      clock: ctx.clock,
-      logger: ctx.logger,
-    });
-    passport.use('github', strategy);
-
-    router.get('/auth/github', noStore, (req, res, next) => {
-      req.session.loginNext = safeNext(req.query.next);
-      (passport.authenticate('github', { session: false }) as RequestHandler)(req, res, next);
-    });
-
-    router.get(GITHUB_CALLBACK_PATH, noStore, (req, res, next) => {
-      if (typeof req.query.code !== 'string' && typeof req.query.error !== 'string') {
-        // Without a code passport would start a new round trip instead of refusing.
-        return refuse(req, res, 400, 'missing OAuth code: start again from /auth/github');
-      }
-      const handler = passport.authenticate('github', { session: false }, (err: Error | null, user: SessionPrincipal | false | undefined, info: { message?: string } | undefined) => {
-        if (err) {
-          ctx.logger.warn({ ip: req.ip, err: err.message }, 'GitHub sign-in failed');
-          return refuse(req, res, 502, 'GitHub sign-in failed: try again later');
-        }
-        if (!user) {
-          const message = info?.message ?? 'GitHub sign-in refused';
-          ctx.logger.info({ ip: req.ip, reason: message }, 'GitHub sign-in refused');
-          return refuse(req, res, 403, message);
-        }
-        const target = safeNext(req.session.loginNext);
-        establishSession(req, user, ctx.clock.nowMs()).then(() => res.redirect(303, target), next);
-      }) as RequestHandler;
-      handler(req, res, next);
-    });
-  }
+  if (github && ctx.publicOrigin) githubRoutes(router, ctx, github, ctx.publicOrigin, noStore);
   return router;
+}
+
+/** GET /auth/github and its callback, through passport-github2 with our own state store and allow list. */
+function githubRoutes(router: Router, ctx: AuthContext, github: NonNullable<AuthContext['config']['github']>, publicOrigin: string, noStore: RequestHandler): void {
+  const passport = new Passport();
+  const strategy = createGitHubStrategy({
+    config: github,
+    callbackURL: new URL(GITHUB_CALLBACK_PATH, publicOrigin).toString(),
+    allowList: new GitHubAllowList(github, ctx.logger),
+    clock: ctx.clock,
+    logger: ctx.logger,
+  });
+  passport.use('github', strategy);
+
+  router.get('/auth/github', noStore, (req, res, next) => {
+    req.session.loginNext = safeNext(req.query.next);
+    (passport.authenticate('github', { session: false }) as RequestHandler)(req, res, next);
+  });
+
+  router.get(GITHUB_CALLBACK_PATH, noStore, (req, res, next) => {
+    if (typeof req.query.code !== 'string' && typeof req.query.error !== 'string') {
+      // Without a code passport would start a new round trip instead of refusing.
+      return refuse(req, res, 400, 'missing OAuth code: start again from /auth/github');
+    }
+    const handler = passport.authenticate('github', { session: false }, (err: Error | null, user: SessionPrincipal | false | undefined, info: { message?: string } | undefined) => {
+      if (err) {
+        ctx.logger.warn({ ip: req.ip, err: err.message }, 'GitHub sign-in failed');
+        return refuse(req, res, 502, 'GitHub sign-in failed: try again later');
+      }
+      if (!user) {
+        const message = info?.message ?? 'GitHub sign-in refused';
+        ctx.logger.info({ ip: req.ip, reason: message }, 'GitHub sign-in refused');
+        return refuse(req, res, 403, message);
+      }
+      const target = safeNext(req.session.loginNext);
+      establishSession(req, user, ctx.clock.nowMs()).then(() => res.redirect(303, target), next);
+    }) as RequestHandler;
+    handler(req, res, next);
+  });
 }
 
 /** A fresh session id and CSRF token for the new principal: whatever id existed before the login is discarded. */
