@@ -9,7 +9,7 @@ import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
 import { TaskEventsWatch } from './exporter/task-events-watch.js';
 import { WorkerInspector } from './exporter/worker-inspector.js';
-import { createHttpApp } from './http/app.js';
+import { createHttpApp, type HttpDeps } from './http/app.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
 import { ControlClient } from './control/client.js';
@@ -18,9 +18,8 @@ import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
 import { createRemediation, type Remediation } from './remediation/wiring.js';
-import { readFileSync } from 'node:fs';
-import { Secret } from './config/secret.js';
-import type { WebhookCredentials } from './http/remediation-api.js';
+import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
+import { VERSION } from './metrics/self-metrics.js';
 import { TaskTracker } from './state/tasks.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
@@ -71,6 +70,7 @@ export class Service {
   #sweeper: NodeJS.Timeout | undefined;
   #server: Server | undefined;
   #stopped = false;
+  #scrapesInFlight = 0;
 
   // Over 80 lines on purpose: the composition root builds every component in dependency order,
   // and readonly fields can only be assigned here; each step is one constructor call.
@@ -145,7 +145,9 @@ export class Service {
     this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep, Date.now, config.audit.keep_bytes);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
     const r = config.remediation;
-    this.webhookCredentials = webhookCredentials(config);
+    const webhook = loadWebhookCredentials(config);
+    this.webhookCredentials = webhook.credentials;
+    for (const warning of webhook.warnings) this.#logger.warn(warning);
     if (r.enabled) {
       this.#remediation = createRemediation(r, {
         transport: this.transport,
@@ -237,11 +239,21 @@ export class Service {
    * families streamed from their store. Times itself for the next scrape_duration_seconds.
    */
   async *metricsChunks(): AsyncGenerator<string> {
-    const started = performance.now();
-    this.selfMetrics.collect();
-    yield await this.registry.metrics();
-    yield* this.celeryMetrics.tasks.render();
-    this.selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
+    this.#scrapesInFlight++;
+    try {
+      const started = performance.now();
+      this.selfMetrics.collect();
+      yield await this.registry.metrics();
+      yield* this.celeryMetrics.tasks.render();
+      this.selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
+    } finally {
+      this.#scrapesInFlight--;
+    }
+  }
+
+  /** Scrapes whose stream has not finished or been closed: stays 0 between scrapes, however they ended. */
+  get scrapesInFlight(): number {
+    return this.#scrapesInFlight;
   }
 
   /** Re-inspections after pool or consumer changes still to come (tests wait for none). */
@@ -266,7 +278,7 @@ export class Service {
 
   /** Starts the HTTP server on the configured address; resolves with the bound port. */
   async listen(port = this.config.port, host = this.config.listen_address): Promise<number> {
-    const app = createHttpApp(this);
+    const app = createHttpApp(this.#httpDeps());
     const server = app.listen(port, host);
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -275,6 +287,28 @@ export class Service {
     });
     const address = server.address();
     return typeof address === 'object' && address ? address.port : port;
+  }
+
+  /** What the HTTP surface gets from the service: explicit, so http/ never depends on Service itself. */
+  #httpDeps(): HttpDeps {
+    const r = this.config.remediation;
+    return {
+      version: VERSION,
+      clock: this.#clock,
+      logger: this.logger,
+      trustProxy: this.config.trust_proxy,
+      auth: this.auth,
+      publicUrl: this.config.auth.public_url,
+      metrics: { contentType: this.registry.contentType, chunks: () => this.metricsChunks() },
+      readiness: () => ({ ready: this.isReady(), broker: { ...this.status } }),
+      cluster: { control: this.control, workers: this.workers, queues: this.queues },
+      audit: this.audit,
+      controlMaxBodyBytes: this.config.control.max_body_bytes,
+      actionMetrics: this.actionMetrics,
+      ...(this.remediator
+        ? { remediation: { remediator: this.remediator, credentials: this.webhookCredentials, maxBodyBytes: r.webhook.max_body_bytes, reloadRules: () => this.reloadRules() } }
+        : {}),
+    };
   }
 
   /** Graceful stop: no new connections, in-flight requests finish, broker resources released. */
@@ -297,15 +331,4 @@ export class Service {
     this.#remediation?.close();
     await this.audit.close();
   }
-}
-
-/** The webhook's credentials; a token file is read once, at start. */
-function webhookCredentials(config: Config): WebhookCredentials {
-  const w = config.remediation.webhook;
-  const out: WebhookCredentials = {};
-  if (w.bearer_token) out.bearer = w.bearer_token;
-  else if (w.bearer_token_file) out.bearer = new Secret(readFileSync(w.bearer_token_file, 'utf8').trim());
-  if (w.basic_auth) out.basic = { username: w.basic_auth.username, password: w.basic_auth.password };
-  if (!out.bearer && !out.basic && config.auth.insecure_no_auth) out.insecure = true;
-  return out;
 }

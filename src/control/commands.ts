@@ -25,13 +25,9 @@ import {
  * (docs/wire-protocol.md §B5), whether workers answer, and how its effect can be observed afterwards.
  */
 
-export type Role = 'viewer' | 'operator' | 'admin';
-export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
-
-/** Whether `have` may do what needs `need` (roles are ordered viewer < operator < admin). */
-export function roleAllows(have: Role, need: Role): boolean {
-  return ROLES.indexOf(have) >= ROLES.indexOf(need);
-}
+// Roles are defined once, with the rest of authorisation.
+import type { Role } from '../auth/roles.js';
+export { ROLES, type Role } from '../auth/roles.js';
 
 export type WireArguments = Readonly<Record<string, unknown>>;
 

@@ -3,9 +3,7 @@ import { roleAtLeast, type Auth } from '../auth/index.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { WorkerRegistry } from '../state/workers.js';
 
-function esc(v: unknown): string {
-  return String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { escapeHtml as esc } from '../html.js';
 
 const STYLE = `body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:75rem}table{border-collapse:collapse;margin-bottom:1.5rem}
 td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f3f3f3}
@@ -86,7 +84,7 @@ function render(req: Request, deps: { auth: Auth; workers: WorkerRegistry }, que
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>celery-autopilot: operator</title>
-<meta name="csrf-token" content="${esc(deps.auth.csrfToken(req))}"><style>${STYLE}</style></head>
+<meta name="csrf-token" content="${esc(deps.auth.csrfToken(req))}"><style nonce="${esc(req.res?.locals.cspNonce)}">${STYLE}</style></head>
 <body>
 <div>Signed in as <strong>${esc(principal.name)}</strong> (${esc(principal.role)}) · <a href="/metrics">metrics</a>
 <form method="post" action="/logout" style="display:inline"><input type="hidden" name="_csrf" value="${esc(deps.auth.csrfToken(req))}"><button>Log out</button></form></div>
@@ -97,6 +95,6 @@ function render(req: Request, deps: { auth: Auth; workers: WorkerRegistry }, que
 <table id="queues"><thead><tr><th>queue</th><th>depth</th><th>consumers</th><th>workers</th><th>processes</th></tr></thead>
 <tbody>${queueRows || '<tr><td colspan="5">no queue known yet</td></tr>'}</tbody></table>
 ${canOperate ? '<h2>Result</h2><pre id="result" aria-live="polite"></pre>' : ''}
-${canOperate ? `<script>${SCRIPT}</script>` : ''}
+${canOperate ? `<script nonce="${esc(req.res?.locals.cspNonce)}">${SCRIPT}</script>` : ''}
 </body></html>`;
 }

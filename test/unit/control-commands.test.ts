@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { COMMAND_NAMES, COMMANDS, prepareCommand, roleAllows, type CommandName, type Role } from '../../src/control/commands.js';
+import { roleAtLeast } from '../../src/auth/roles.js';
+import { COMMAND_NAMES, COMMANDS, prepareCommand, type CommandName, type Role } from '../../src/control/commands.js';
 import { CommandValidationError } from '../../src/control/validators.js';
 import { readFixture } from '../support/fixtures.js';
 
@@ -135,10 +136,10 @@ describe('control commands', () => {
   });
 
   it('orders roles viewer < operator < admin', () => {
-    expect(roleAllows('admin', 'operator')).toBe(true);
-    expect(roleAllows('operator', 'operator')).toBe(true);
-    expect(roleAllows('viewer', 'operator')).toBe(false);
-    expect(roleAllows('operator', 'admin')).toBe(false);
+    expect(roleAtLeast('admin', 'operator')).toBe(true);
+    expect(roleAtLeast('operator', 'operator')).toBe(true);
+    expect(roleAtLeast('viewer', 'operator')).toBe(false);
+    expect(roleAtLeast('operator', 'admin')).toBe(false);
   });
 
   it('sends only shutdown as a cast', () => {
