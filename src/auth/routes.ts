@@ -37,6 +37,7 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
           next,
           passwordLogin: ctx.interactive.password,
           githubLogin: ctx.interactive.github,
+          base: typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '',
           ...(p ? { signedInAs: `${p.name} (${p.role})` } : {}),
           ...(message ? { message } : {}),
         }),

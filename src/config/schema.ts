@@ -48,6 +48,17 @@ export const configSchema = z
      * like "1". Empty: trust none, use the socket's address.
      */
     trust_proxy: z.string().max(512).default(''),
+    /**
+     * Serve under a sub-path behind a reverse proxy (Flower's url_prefix), e.g. "flower" or
+     * "/ops/celery": every link, form action, asset and redirect carries it. Requests may arrive
+     * with it (the proxy passes the path on) or without it (the proxy strips it). "" = the root.
+     */
+    url_prefix: z
+      .string()
+      .max(200)
+      .regex(/^\/?(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*)?\/?$/, 'a URL path such as "flower" or "/ops/celery": letters, digits and ._~- between slashes')
+      .transform((p) => (p.replace(/^\/+|\/+$/g, '') === '' ? '' : `/${p.replace(/^\/+|\/+$/g, '')}`))
+      .default(''),
     /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
     port: z.number().int().min(0).max(65535).default(9818),
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

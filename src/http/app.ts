@@ -3,19 +3,20 @@ import express, { type Express } from 'express';
 import type { Service } from '../service.js';
 import { VERSION } from '../metrics/self-metrics.js';
 import { controlApi, sendError } from './control-api.js';
-import { operatorPage } from './operator-page.js';
+import { operatorConsole } from './operator-page.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
+import { urlPrefix } from './url-prefix.js';
 
-const LANDING = (metricsPath: string) => `<!doctype html>
+const LANDING = (prefix: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>
 <body>
 <h1>celery-autopilot</h1>
 <p>Celery metrics for Prometheus, version ${VERSION}.</p>
 <ul>
-<li><a href="/ui">Operator page</a> (sign-in required)</li>
-<li><a href="${metricsPath}">Metrics</a></li>
-<li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a></li>
+<li><a href="${prefix}/ui">Operator console</a> (sign-in required)</li>
+<li><a href="${prefix}/metrics">Metrics</a></li>
+<li><a href="${prefix}/-/healthy">Health</a></li>
+<li><a href="${prefix}/-/ready">Readiness</a></li>
 </ul>
 </body></html>
 `;
@@ -31,6 +32,8 @@ export function createHttpApp(service: Service): Express {
   app.set('etag', false);
   const trust = service.config.trust_proxy.trim();
   if (trust !== '') app.set('trust proxy', /^\d+$/.test(trust) ? Number(trust) : trust === 'true' ? true : trust);
+  // First: requests under url_prefix are routed as if at the root, redirects get the prefix.
+  app.use(urlPrefix(service.config.url_prefix));
   const auth = service.auth;
   const remediation: RemediationApiDeps | undefined = service.remediator && {
     remediator: service.remediator,
@@ -50,7 +53,7 @@ export function createHttpApp(service: Service): Express {
   app.use(auth.router);
 
   app.get('/', (_req, res) => {
-    res.type('html').send(LANDING('/metrics'));
+    res.type('html').send(LANDING(service.config.url_prefix));
   });
 
   app.get('/metrics', auth.protectMetrics, async (_req, res, next) => {
@@ -78,7 +81,7 @@ export function createHttpApp(service: Service): Express {
     res.status(ready ? 200 : 503).json({ ready, broker: { connected, subscribed, reconnects, ...(lastError ? { lastError } : {}) } });
   });
 
-  app.get('/ui', ...operatorPage({ auth, workers: service.workers, queues: () => service.queues.collect() }));
+  app.use(operatorConsole(service));
   app.use(
     controlApi({
       control: service.control,

@@ -1,0 +1,123 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
+import type { Auth } from '../auth/index.js';
+import type { ControlClient } from '../control/client.js';
+import { CommandValidationError, validateWorkerName } from '../control/validators.js';
+import type { QueueSample } from '../metrics/celery-metrics.js';
+import type { Remediator } from '../remediation/engine.js';
+import type { WorkerRegistry } from '../state/workers.js';
+import { BrokerUnavailableError } from '../transport/transport.js';
+import { consoleContext, errorPage, type ConsoleContext } from './layout.js';
+import { queuesPage } from './queues.js';
+import { remediationPage } from './remediation.js';
+import { serveAsset } from './static/assets.js';
+import { inspectWorker, workerPage, type Inspection } from './worker.js';
+import { workersPage } from './workers.js';
+
+export interface ConsoleDeps {
+  auth: Auth;
+  workers: WorkerRegistry;
+  control: ControlClient;
+  queues: () => Promise<QueueSample[]>;
+  audit: AuditLog;
+  remediator: Remediator | undefined;
+  now?: () => number;
+}
+
+/**
+ * Only the console's own files, no inline script or style, no framing. helmet (the security
+ * layer) may already have set a policy for the whole app: then that one stands.
+ */
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+function pageHeaders(_req: Request, res: Response, next: NextFunction): void {
+  if (!res.getHeader('Content-Security-Policy')) res.set('Content-Security-Policy', CSP);
+  if (!res.getHeader('X-Frame-Options')) res.set('X-Frame-Options', 'DENY');
+  // Pages carry the session's CSRF token and cluster data: never cached, never leaked in Referer.
+  res.set('Cache-Control', 'no-store').set('Referrer-Policy', 'same-origin').set('X-Content-Type-Options', 'nosniff');
+  next();
+}
+
+/**
+ * The operator console under /ui: server-rendered pages for workers, queues, remediation and
+ * tasks. Reading needs the viewer role; every action form posts to the control API, which checks
+ * the role and the CSRF token again. `/ui` itself stays the entry (old links keep working).
+ */
+export function consoleRouter(deps: ConsoleDeps): Router {
+  const router = express.Router();
+  const now = deps.now ?? Date.now;
+  router.get('/ui/static/:name', serveAsset);
+
+  const page =
+    (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string) =>
+    [
+      deps.auth.requireRole('viewer'),
+      pageHeaders,
+      (req: Request, res: Response, next: NextFunction) => {
+        const ctx = consoleContext(req, res, deps.auth);
+        Promise.resolve()
+          .then(() => render(ctx, req))
+          .then((body) => res.type('html').send(body))
+          .catch((e: unknown) => {
+            if (e instanceof PageError) res.status(e.status).type('html').send(errorPage(ctx, e.section, e.title, e.message));
+            else next(e);
+          });
+      },
+    ];
+
+  const workers = (ctx: ConsoleContext) => workersPage(ctx, deps.workers, now());
+  router.get('/ui', ...page(workers));
+  router.get('/ui/workers', ...page(workers));
+
+  router.get('/ui/workers/:name', ...page(async (ctx, req) => {
+    let name: string;
+    try {
+      name = validateWorkerName(req.params.name, 'worker');
+    } catch (e) {
+      if (e instanceof CommandValidationError) throw new PageError(400, 'workers', 'Not a worker name', e.message);
+      throw e;
+    }
+    const record = deps.workers.get(name);
+    const alive = record ? deps.workers.isAlive(record) : false;
+    let inspection: Inspection | undefined;
+    let error: string | undefined;
+    if (alive) {
+      try {
+        inspection = await inspectWorker(deps.control, name);
+      } catch (e) {
+        if (!(e instanceof BrokerUnavailableError)) throw e;
+        error = 'The broker is unavailable: the worker could not be asked.';
+      }
+    } else if (!record) {
+      throw new PageError(404, 'workers', 'Unknown worker', `No worker named ${name} has been seen.`);
+    }
+    return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
+  }));
+
+  router.get('/ui/queues', ...page(async (ctx, req) => {
+    const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
+    return queuesPage(ctx, await deps.queues(), deps.workers, only, now());
+  }));
+
+  router.get('/ui/remediation', ...page((ctx, req) => {
+    const kind = req.query.audit;
+    if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
+      throw new PageError(400, 'remediation', 'Remediation', 'audit must be control, remediation or admin');
+    }
+    return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
+  }));
+
+  return router;
+}
+
+/** An answer in the console's frame instead of the page asked for. */
+export class PageError extends Error {
+  constructor(
+    readonly status: number,
+    readonly section: 'workers' | 'tasks' | 'queues' | 'remediation',
+    readonly title: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
