@@ -4,6 +4,7 @@ import type { Service } from '../service.js';
 import { VERSION } from '../metrics/self-metrics.js';
 import { controlApi, sendError } from './control-api.js';
 import { operatorPage } from './operator-page.js';
+import { taskReadApi } from './task-api.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
 
 const LANDING = (metricsPath: string) => `<!doctype html>
@@ -79,6 +80,7 @@ export function createHttpApp(service: Service): Express {
   });
 
   app.get('/ui', ...operatorPage({ auth, workers: service.workers, queues: () => service.queues.collect() }));
+  app.use(taskReadApi({ store: service.taskStore, auth, payloadRole: service.config.tasks.payload_role }));
   app.use(
     controlApi({
       control: service.control,
