@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { Secret } from './config/secret.js';
 import type { WebhookCredentials } from './http/remediation-api.js';
 import { TaskTracker } from './state/tasks.js';
+import { TaskStore } from './tasks/task-store.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
@@ -50,6 +51,8 @@ export class Service {
   readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
   readonly workers: WorkerRegistry;
   readonly tasks: TaskTracker;
+  /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
+  readonly taskStore: TaskStore | undefined;
   readonly processor: EventProcessor;
   readonly transport: BrokerTransport;
   readonly celeryMetrics: CeleryMetrics;
@@ -103,6 +106,11 @@ export class Service {
       maxQueues: c.max_queues,
       overflowValue: c.overflow_value,
     });
+    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
+    if (this.taskStore) {
+      const store = this.taskStore;
+      this.processor.observeTasks((event) => store.handle(event));
+    }
     const observer: TransportObserver = {
       connected: () => {
         this.status.connected = true;
@@ -303,6 +311,14 @@ export class Service {
     this.#stateRedis?.disconnect();
     await this.audit.close();
   }
+}
+
+function createTaskStore(config: Config): TaskStore {
+  const t = config.tasks;
+  return new TaskStore({
+    maxTasks: t.max_tasks,
+    limits: { args: t.max_args_chars, kwargs: t.max_kwargs_chars, result: t.max_result_chars, exception: t.max_exception_chars, traceback: t.max_traceback_chars },
+  });
 }
 
 /** The webhook's credentials; a token file is read once, at start. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { remediationSchema } from './remediation-schema.js';
+import { tasksSchema } from './tasks-schema.js';
 
 /**
  * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
@@ -165,6 +166,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     remediation: remediationSchema.prefault({}),
+    tasks: tasksSchema.prefault({}),
   })
   .strict();
 

@@ -4,6 +4,7 @@ import type { Service } from '../service.js';
 import { VERSION } from '../metrics/self-metrics.js';
 import { controlApi, sendError } from './control-api.js';
 import { operatorConsole } from './operator-page.js';
+import { taskReadApi } from './task-api.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
 import { urlPrefix } from './url-prefix.js';
 
@@ -82,6 +83,7 @@ export function createHttpApp(service: Service): Express {
   });
 
   app.use(operatorConsole(service));
+  app.use(taskReadApi({ store: service.taskStore, auth, payloadRole: service.config.tasks.payload_role }));
   app.use(
     controlApi({
       control: service.control,

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { ROLES } from './auth-schema.js';
+
+/**
+ * The `tasks:` section: the store of recent tasks behind Flower's task API (how many, how much
+ * of each), and who may read task payloads.
+ */
+const chars = (fallback: number) => z.number().int().min(16).max(1024 * 1024).default(fallback);
+
+export const tasksSchema = z
+  .object({
+    /** Keep recent tasks from the event stream (Flower's task API). Off: those endpoints answer 503. */
+    enabled: z.boolean().default(true),
+    /**
+     * Tasks kept (Flower's max_tasks, default 100 000); the least recently updated is evicted
+     * first. Memory per kept task is measured by bench/tasks-store.mjs (README, Tasks).
+     */
+    max_tasks: z.number().int().min(100).max(10_000_000).default(50_000),
+    /** Each kept field is cut to this many characters (Celery itself cuts args/kwargs at 1024). */
+    max_args_chars: chars(1024),
+    max_kwargs_chars: chars(1024),
+    max_result_chars: chars(1024),
+    max_exception_chars: chars(1024),
+    max_traceback_chars: chars(8192),
+    /** args, kwargs and results may hold personal data: the least role that sees (and searches) them. */
+    payload_role: z.enum(ROLES).default('operator'),
+  })
+  .strict();
+
+export type TasksConfig = z.output<typeof tasksSchema>;
