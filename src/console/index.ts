@@ -1,16 +1,20 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
-import type { Auth } from '../auth/index.js';
+import { roleAtLeast, type Auth, type Role } from '../auth/index.js';
 import type { ControlClient } from '../control/client.js';
 import { CommandValidationError, validateWorkerName } from '../control/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { Remediator } from '../remediation/engine.js';
+import { TaskQueryError } from '../tasks/task-query.js';
+import type { TaskStore } from '../tasks/task-store.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 import { consoleContext, errorPage, type ConsoleContext } from './layout.js';
 import { queuesPage } from './queues.js';
 import { remediationPage } from './remediation.js';
 import { serveAsset } from './static/assets.js';
+import { taskPage } from './task.js';
+import { tasksPage } from './tasks.js';
 import { inspectWorker, workerPage, type Inspection } from './worker.js';
 import { workersPage } from './workers.js';
 
@@ -21,6 +25,9 @@ export interface ConsoleDeps {
   queues: () => Promise<QueueSample[]>;
   audit: AuditLog;
   remediator: Remediator | undefined;
+  /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
+  tasks: TaskStore | undefined;
+  payloadRole: Role;
   now?: () => number;
 }
 
@@ -105,6 +112,30 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       throw new PageError(400, 'remediation', 'Remediation', 'audit must be control, remediation or admin');
     }
     return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
+  }));
+
+  const withTasks = (): TaskStore => {
+    if (!deps.tasks) throw new PageError(503, 'tasks', 'Tasks', 'The task store is off (tasks.enabled: false): task pages need it.');
+    return deps.tasks;
+  };
+  const seesPayload = (ctx: ConsoleContext) => roleAtLeast(ctx.principal.role, deps.payloadRole);
+
+  router.get('/ui/tasks', ...page((ctx, req) => {
+    const store = withTasks();
+    const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
+    try {
+      return tasksPage(ctx, store, req, { seesPayload: seesPayload(ctx), payloadRole: deps.payloadRole, workers });
+    } catch (e) {
+      if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
+      throw e;
+    }
+  }));
+
+  router.get('/ui/tasks/:id', ...page((ctx, req) => {
+    const store = withTasks();
+    const task = store.get(String(req.params.id));
+    if (!task) throw new PageError(404, 'tasks', 'Unknown task', `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`);
+    return taskPage(ctx, task, store.children(task.uuid), seesPayload(ctx));
   }));
 
   return router;

@@ -11,5 +11,7 @@ export function operatorConsole(service: Service): Router {
     queues: () => service.queues.collect(),
     audit: service.audit,
     remediator: service.remediator,
+    tasks: service.taskStore,
+    payloadRole: service.config.tasks.payload_role,
   });
 }

@@ -98,7 +98,7 @@ export function parseDate(name: string, v: string): number {
   throw new TaskQueryError(`${name} must be a date like '2024-05-01 13:45' (server local time) or ISO 8601 with a zone, got '${v.slice(0, 40)}'`);
 }
 
-function parseTaskQuery(req: Request, showPayload: boolean): TaskQuery {
+export function parseTaskQuery(req: Request, showPayload: boolean): TaskQuery {
   const q: TaskQuery = {};
   const limit = wholeNumber(req, 'limit', MAX_LIMIT);
   if (limit !== undefined) q.limit = limit;

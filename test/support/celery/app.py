@@ -88,6 +88,24 @@ def noop():
     return None
 
 
+@app.task(name='tasks.fail_with')
+def fail_with(message):
+    """A failure whose exception text (and so traceback) the test chooses, e.g. markup."""
+    raise ValueError(message)
+
+
+@app.task(name='tasks.spawn_child', bind=True)
+def spawn_child(self):
+    """Sends tasks.add from inside a task: Celery sets the child's parent_id and root_id."""
+    return add.delay(1, 1).id
+
+
+# A task name made of markup, for the console's escaping tests: Celery accepts any string.
+@app.task(name="tasks.<svg/onload=document.title='owned'>")
+def hostile_name(*args, **kwargs):
+    return [args, kwargs]
+
+
 @signals.worker_ready.connect
 def _announce_consuming(sender=None, **_kwargs):
     """Logs `rig: consuming <nodename>` once the event loop has really started.
