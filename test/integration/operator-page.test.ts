@@ -1,15 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { hashPassword } from '../../src/auth/index.js';
-import { csrfToken, launchBrowser, postFromPage, signIn, watchPage, type HeadlessBrowser } from '../support/browser.js';
+import { csrfToken, postFromPage, signIn, watchPage } from '../support/browser.js';
 import { celeryInspect, inspectStats, sendTasks } from '../support/celery/client.js';
 import { startWorker, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
-import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
-import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenarios.js';
+import { CONSOLE_USERS as USERS, startConsoleRig, type ConsoleRig } from '../support/console-rig.js';
+import { waitFor } from '../support/exporter.js';
 
 /**
  * The operator console in a real headless Chromium, against a real Celery worker on RabbitMQ:
@@ -18,33 +13,19 @@ import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenar
  * CSP (no inline script or style) is in force: any violation fails the walk.
  */
 
-const USERS = {
-  olga: { password: 'olga-Operator-Pass-7', role: 'operator' },
-  vera: { password: 'vera-Viewer-Pass-3', role: 'viewer' },
-  ada: { password: 'ada-Admin-Pass-9', role: 'admin' },
-} as const;
 const QUEUE = 'ui-work';
 
 describe('operator console in a browser (RabbitMQ)', () => {
-  let broker: BrokerUnderTest;
-  let exporter: RunningExporter;
+  let rig: ConsoleRig;
   let worker: CeleryWorker;
-  let browser: HeadlessBrowser;
-  let configDir: string;
+  let exporter: ConsoleRig['exporter'];
+  let browser: ConsoleRig['browser'];
+  let broker: ConsoleRig['broker'];
 
   beforeAll(async () => {
-    broker = await isolatedBroker('amqp', 'operator-page');
-    configDir = await mkdtemp(path.join(tmpdir(), 'operator-page-'));
-    const users = await Promise.all(
-      Object.entries(USERS).map(async ([username, u]) => ({ username, password_hash: await hashPassword(u.password), role: u.role })),
-    );
-    const configFile = path.join(configDir, 'config.yaml');
-    await writeFile(configFile, stringify({ auth: { users }, audit: { file: '' } }));
-    [exporter, worker, browser] = await Promise.all([
-      startExporter([...broker.exporterArgs, '--config', configFile, '--metrics-queue-length-cache-seconds', '0']),
-      startWorker({ brokerUrl: broker.celery.brokerUrl, nodename: uniqueNodename('ui'), queues: [QUEUE], concurrency: 2 }),
-      launchBrowser(),
-    ]);
+    rig = await startConsoleRig('amqp', 'operator-page', {}, ['--metrics-queue-length-cache-seconds', '0']);
+    ({ exporter, browser, broker } = rig);
+    worker = await startWorker({ brokerUrl: broker.celery.brokerUrl, nodename: uniqueNodename('ui'), queues: [QUEUE], concurrency: 2 });
     await waitFor('the exporter to see the worker up with 2 pool processes', () => {
       const w = exporter.service.workers.get(worker.nodename);
       return w && exporter.service.workers.isAlive(w) && w.processes === 2 && w.queues?.includes(QUEUE) ? true : undefined;
@@ -54,11 +35,8 @@ describe('operator console in a browser (RabbitMQ)', () => {
   });
 
   afterAll(async () => {
-    await browser?.close();
     await worker?.stop();
-    await exporter?.stop();
-    await broker?.cleanup();
-    if (configDir) await rm(configDir, { recursive: true, force: true });
+    await rig?.stop();
   });
 
   const workerRow = (page: Page) => page.locator(`#workers tr[data-worker="${worker.nodename}"]`);

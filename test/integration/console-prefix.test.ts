@@ -1,0 +1,105 @@
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signIn, watchPage } from '../support/browser.js';
+import { sendTasks } from '../support/celery/client.js';
+import { startWorker, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
+import { startConsoleRig, type ConsoleRig } from '../support/console-rig.js';
+import { waitFor } from '../support/exporter.js';
+import { startPrefixProxy } from '../support/prefix-proxy.js';
+
+/**
+ * url_prefix behind a reverse proxy that publishes only the sub-path, on Redis: signed in
+ * through the proxy, every link, form action, asset and redirect of every console page stays
+ * under the prefix and resolves, and the console's script posts actions under it. Both proxy
+ * set-ups are walked: the path passed on unchanged, and the prefix stripped.
+ */
+
+const PREFIX = '/ops/celery';
+
+describe('operator console under url_prefix behind a reverse proxy (Redis)', () => {
+  let rig: ConsoleRig;
+  let worker: CeleryWorker;
+  let exporter: ConsoleRig['exporter'];
+  let browser: ConsoleRig['browser'];
+  let taskId: string;
+
+  beforeAll(async () => {
+    // Written as a user might: no leading slash, a trailing one. The schema normalises it.
+    rig = await startConsoleRig('redis', 'console-prefix', { url_prefix: 'ops/celery/' });
+    ({ exporter, browser } = rig);
+    worker = await startWorker({ brokerUrl: rig.broker.celery.brokerUrl, transportOptions: rig.broker.celery.transportOptions, nodename: uniqueNodename('prefix'), concurrency: 1 });
+    await waitFor('the exporter to see the worker with its queues', () => {
+      const w = exporter.service.workers.get(worker.nodename);
+      return w && exporter.service.workers.isAlive(w) && w.queues?.length ? true : undefined;
+    });
+    [taskId] = (await sendTasks(rig.broker.celery, [{ name: 'tasks.add', args: [1, 2] }])) as [string];
+    await waitFor('the task to succeed', () => (exporter.service.taskStore!.get(taskId)?.state === 'SUCCESS' ? true : undefined));
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await rig?.stop();
+  });
+
+  /** Every URL a page points to, by kind; GET targets are fetched with the page's cookies. */
+  async function targets(page: Page): Promise<{ get: string[]; post: string[]; scripted: string[] }> {
+    const attr = (selector: string, name: string) => page.locator(selector).evaluateAll((els, n) => els.map((e) => e.getAttribute(n) ?? ''), name);
+    return {
+      get: [...(await attr('a[href]', 'href')), ...(await attr('link[href]', 'href')), ...(await attr('script[src]', 'src'))],
+      post: await attr('form[action]', 'action'),
+      scripted: await attr('form[data-post]', 'data-post'),
+    };
+  }
+
+  for (const strip of [false, true]) {
+    it(`${strip ? 'a proxy that strips the prefix' : 'a proxy that passes the path on'}: every link of every page resolves under ${PREFIX}, and an action goes through`, async () => {
+      const proxy = await startPrefixProxy(exporter.url, PREFIX, strip);
+      try {
+        const page = await browser.newPage();
+        const watch = watchPage(page);
+        await signIn(page, proxy.url, 'olga', rig.passwords.olga, PREFIX);
+        const seen = new Set<string>();
+        const pages = [`${PREFIX}/ui`, `${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`, `${PREFIX}/ui/queues`, `${PREFIX}/ui/remediation`, `${PREFIX}/ui/tasks`, `${PREFIX}/ui/tasks/${taskId}`, `${PREFIX}/`];
+        for (const pathname of pages) {
+          expect((await page.goto(`${proxy.url}${pathname}`))!.status()).toBe(200);
+          const { get, post, scripted } = await targets(page);
+          expect(get.length).toBeGreaterThan(0);
+          for (const href of [...get, ...post]) expect(href, `on ${pathname}`).toMatch(new RegExp(`^${PREFIX}/`));
+          // Paths the script posts to are API paths: console.js puts the prefix in front.
+          for (const p of scripted) expect(p).toMatch(/^\/api\//);
+          for (const href of get) seen.add(href);
+        }
+        for (const href of seen) {
+          const res = await page.request.get(`${proxy.url}${href}`, { headers: { accept: 'text/html' }, maxRedirects: 0 });
+          expect(res.status(), href).toBe(200);
+        }
+        expect([...seen]).toEqual(expect.arrayContaining([`${PREFIX}/ui/queues`, `${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`, `${PREFIX}/metrics`]));
+
+        await page.goto(`${proxy.url}${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`);
+        await page.locator('form[data-command="pool_grow"] button').click();
+        await page.locator('#result[data-status]').waitFor();
+        expect(await page.locator('#result').getAttribute('data-status')).toBe('200');
+        expect(await page.locator('#result').getAttribute('data-outcome')).toBe('ok');
+        if (!strip) await browser.screenshot(page, 'console-worker-redis');
+
+        await Promise.all([page.waitForURL(`${proxy.url}${PREFIX}/login`), page.getByRole('button', { name: 'Log out' }).click()]);
+        expect(watch.problems).toEqual([]);
+        // Nothing was asked for outside the prefix, but the browser's own /favicon.ico guess on
+        // the pages without an icon link (sign-in and landing page): no link of ours.
+        expect(proxy.requests.filter((u) => !u.startsWith(`${PREFIX}/`) && u !== PREFIX && u !== '/favicon.ico')).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+
+  it('without a proxy, the prefixed and the bare paths both answer, and a redirect to sign in keeps the prefix', async () => {
+    const prefixed = await fetch(`${exporter.url}${PREFIX}/ui`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    expect(prefixed.status).toBe(302);
+    expect(prefixed.headers.get('location')).toBe(`${PREFIX}/login?next=${encodeURIComponent(`${PREFIX}/ui`)}`);
+    const bare = await fetch(`${exporter.url}/ui`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    expect(bare.headers.get('location')).toBe(`${PREFIX}/login?next=${encodeURIComponent('/ui')}`);
+    const css = await fetch(`${exporter.url}${PREFIX}/ui/static/console.css`);
+    expect(css.headers.get('content-type')).toBe('text/css; charset=utf-8');
+  });
+});
