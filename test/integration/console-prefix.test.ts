@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signIn, watchPage } from '../support/browser.js';
@@ -5,6 +6,7 @@ import { sendTasks } from '../support/celery/client.js';
 import { startWorker, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
 import { startConsoleRig, type ConsoleRig } from '../support/console-rig.js';
 import { waitFor } from '../support/exporter.js';
+import { notification, postWebhook } from '../support/alertmanager.js';
 import { startPrefixProxy } from '../support/prefix-proxy.js';
 
 /**
@@ -15,6 +17,8 @@ import { startPrefixProxy } from '../support/prefix-proxy.js';
  */
 
 const PREFIX = '/ops/celery';
+const RULES = fileURLToPath(new URL('../fixtures/remediation/faults.yml', import.meta.url));
+const TOKEN = 'console-prefix-webhook-token';
 
 describe('operator console under url_prefix behind a reverse proxy (Redis)', () => {
   let rig: ConsoleRig;
@@ -25,7 +29,11 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
 
   beforeAll(async () => {
     // Written as a user might: no leading slash, a trailing one. The schema normalises it.
-    rig = await startConsoleRig('redis', 'console-prefix', { url_prefix: 'ops/celery/' });
+    rig = await startConsoleRig('redis', 'console-prefix', {
+      url_prefix: 'ops/celery/',
+      // Dry-run remediation: decisions are made and audited, nothing is sent to the worker.
+      remediation: { enabled: true, dry_run: true, rules_file: RULES, webhook: { bearer_token: TOKEN } },
+    });
     ({ exporter, browser } = rig);
     worker = await startWorker({ brokerUrl: rig.broker.celery.brokerUrl, transportOptions: rig.broker.celery.transportOptions, nodename: uniqueNodename('prefix'), concurrency: 1 });
     await waitFor('the exporter to see the worker with its queues', () => {
@@ -92,6 +100,42 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
       }
     });
   }
+
+  it('remediation page: an Alertmanager decision shows up, and an admin flips the kill switch from the page', async () => {
+    const proxy = await startPrefixProxy(exporter.url, PREFIX, false);
+    try {
+      const webhook = await postWebhook(proxy.url, notification([{ labels: { alertname: 'HostBusy', hostname: worker.nodename } }]), TOKEN, `${PREFIX}/api/v1/alertmanager`);
+      expect(webhook.status).toBe(200);
+      await waitFor('the decision to be audited', () => (exporter.service.audit.recent('remediation', 10).length > 0 ? true : undefined));
+      const page = await signIn(await browser.newPage(), proxy.url, 'ada', rig.passwords.ada, PREFIX);
+      const watch = watchPage(page);
+      await page.goto(`${proxy.url}${PREFIX}/ui/remediation`);
+      const decision = page.locator('#decisions tbody tr').first();
+      expect(await decision.locator('td').nth(1).textContent()).toBe('grow-named-worker');
+      expect(await decision.locator('td').nth(3).textContent()).toContain('dry_run');
+      expect(await decision.locator('td').nth(4).textContent()).toBe(worker.nodename);
+      expect(await page.locator('#rules tbody tr td:first-child').allTextContents()).toContain('grow-named-worker');
+      expect(await page.locator('#kill-switch').textContent()).toContain('kill switch off');
+
+      await page.locator('#kill-switch button[name="kill-switch"]').click();
+      await page.locator('#result[data-status]').waitFor();
+      expect(await page.locator('#result').getAttribute('data-status')).toBe('200');
+      expect(exporter.service.remediator!.killSwitch).toBe(true);
+      await page.reload();
+      expect(await page.locator('#kill-switch').textContent()).toContain('kill switch ON');
+      expect(await page.locator('#audit tbody tr[data-kind="admin"]').first().textContent()).toContain('basic:ada');
+      await rig.browser.screenshot(page, 'console-remediation');
+      expect(watch.problems).toEqual([]);
+
+      // An operator sees the same page without the switch.
+      const op = await signIn(await browser.newPage(), proxy.url, 'olga', rig.passwords.olga, PREFIX);
+      await op.goto(`${proxy.url}${PREFIX}/ui/remediation`);
+      expect(await op.locator('#kill-switch button').count()).toBe(0);
+    } finally {
+      exporter.service.remediator?.setKillSwitch(false);
+      await proxy.close();
+    }
+  });
 
   it('without a proxy, the prefixed and the bare paths both answer, and a redirect to sign in keeps the prefix', async () => {
     const prefixed = await fetch(`${exporter.url}${PREFIX}/ui`, { headers: { accept: 'text/html' }, redirect: 'manual' });
