@@ -41,8 +41,8 @@ const NAV: ReadonlyArray<readonly [Section, string, string]> = [
 ];
 
 /**
- * The page shell: navigation, who is signed in, sign-out, and the result panel the action
- * forms write the workers' replies into (operators only). No inline script or style: the CSP
+ * The page shell: navigation, who is signed in, sign-out, and the reply panel the action forms
+ * write the API's answer into (operators only; shown, and kept in view, once something was sent). No inline script or style: the CSP
  * allows only the console's own files.
  */
 export function layout(ctx: ConsoleContext, o: { title: string; section: Section; body: Html }): string {
@@ -63,8 +63,8 @@ export function layout(ctx: ConsoleContext, o: { title: string; section: Section
 <form method="post" action="${ctx.href('/logout')}" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken}"><button>Log out</button></form></div></header>
 <main>
 <h1>${o.title}</h1>
+${ctx.can('operator') ? html`<pre id="result" aria-live="polite" hidden></pre>` : ''}
 ${o.body}
-${ctx.can('operator') ? html`<section class="result"><h2>Reply</h2><pre id="result" aria-live="polite">Replies from the workers appear here.</pre></section>` : ''}
 </main>
 </body></html>
 `;

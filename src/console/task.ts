@@ -1,6 +1,6 @@
 import { postForm, roleFor } from './actions.js';
 import type { TaskRecord } from '../tasks/task-state.js';
-import { html, isoTime, type Html } from './html.js';
+import { html, type Html } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { revokeForms, taskHref } from './worker-tasks.js';
 import { workerHref } from './workers.js';
@@ -27,7 +27,7 @@ const TIMELINE = [
 function timeline(t: Readonly<TaskRecord>): Html {
   const steps = TIMELINE.filter(([field]) => t[field] !== null).map(([field, label]) => ({ label, at: t[field]! }));
   const rows = steps.map(
-    (s, i) => html`<tr><td><span class="state state-${s.label.split(' ')[0]}">${s.label}</span></td><td class="mono">${isoTime(s.at * 1000)}</td>
+    (s, i) => html`<tr><td><span class="state state-${s.label.split(' ')[0]}">${s.label}</span></td><td class="mono">${Number.isFinite(s.at) ? new Date(s.at * 1000).toISOString() : ''}</td>
 <td class="num">${i === 0 ? '' : `+${(s.at - steps[i - 1]!.at).toFixed(3)} s`}</td></tr>`,
   );
   return html`<table id="timeline"><thead><tr><th>state</th><th>at (sender's clock)</th><th class="num">after previous</th></tr></thead><tbody>${rows}</tbody></table>`;
@@ -62,7 +62,7 @@ ${t.state === 'REVOKED' ? html`<dt>revoked</dt><dd>${t.terminated ? `terminated 
 </dl><dl class="kv" id="task-family"><dt>parent</dt><dd id="parent">${link(ctx, t.parent_id)}</dd><dt>root</dt><dd id="root">${link(ctx, t.root_id)}</dd>
 <dt>children</dt><dd id="children">${children.length ? children.map((c, i) => html`${i ? html`<br>` : ''}${link(ctx, c)}`) : html`<span class="muted">none</span>`}</dd></dl></div>
 ${timeline(t)}
-${seesPayload ? html`${pre('task-args', 'args', t.args)}${pre('task-kwargs', 'kwargs', t.kwargs)}${pre('task-result', 'result', t.result)}` : html`<p class="muted" id="payload-hidden">args, kwargs and result are hidden for your role.</p>`}
+${seesPayload ? html`${pre('task-args', 'args', t.args)}${pre('task-kwargs', 'kwargs', t.kwargs)}${t.result !== null ? pre('task-result', 'result', t.result) : ''}` : html`<p class="muted" id="payload-hidden">args, kwargs and result are hidden for your role.</p>`}
 ${t.exception !== null ? pre('task-exception', 'exception', t.exception) : ''}${t.traceback !== null ? pre('task-traceback', 'traceback', t.traceback) : ''}`;
   return layout(ctx, { title: `Task ${t.name ?? t.uuid}`, section: 'tasks', body });
 }

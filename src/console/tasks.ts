@@ -34,7 +34,11 @@ export function tasksQuery(req: Request, seesPayload: boolean): { query: TaskQue
   return { query, params, limit: query.limit, offset: query.offset ?? 0 };
 }
 
-const when = (seconds: number | null) => (seconds === null ? '' : isoTime(seconds * 1000).replace('T', ' '));
+/** "12-01 23:08:18", UTC (the header says so), the full timestamp on hover: dense, one line. */
+const when = (seconds: number | null): Html => {
+  const full = seconds === null ? '' : isoTime(seconds * 1000);
+  return full ? html`<span title="${full}">${full.slice(5, 19).replace('T', ' ')}</span>` : html``;
+};
 
 function select(name: string, label: string, options: readonly string[], chosen: string | undefined, all = 'All'): Html {
   return html`<label>${label}<select name="${name}"><option value="">${all}</option>${options.map((o) => html`<option${o === chosen ? html` selected` : ''}>${o}</option>`)}</select></label>`;
@@ -61,11 +65,11 @@ function sortable(ctx: ConsoleContext, p: Params, field: (typeof SORT_FIELDS)[nu
 }
 
 function row(ctx: ConsoleContext, t: Readonly<TaskRecord>, seesPayload: boolean): Html {
-  return html`<tr data-task-id="${t.uuid}"><td>${t.name ?? ''}</td><td class="mono"><a href="${taskHref(ctx, t.uuid)}">${t.uuid}</a></td>
+  return html`<tr data-task-id="${t.uuid}"><td>${t.name ?? ''}</td><td class="mono nowrap"><a href="${taskHref(ctx, t.uuid)}">${t.uuid}</a></td>
 <td><span class="state state-${t.state}">${t.state}</span></td>
 ${seesPayload ? html`<td class="mono truncate">${t.args ?? ''} ${t.kwargs ?? ''}</td><td class="mono truncate">${t.result ?? t.exception ?? ''}</td>` : ''}
-<td>${when(t.received)}</td><td>${when(t.started)}</td><td class="num">${t.runtime === null ? '' : t.runtime.toFixed(3)}</td>
-<td>${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</td></tr>`;
+<td class="nowrap">${when(t.received)}</td><td class="nowrap">${when(t.started)}</td><td class="num">${t.runtime === null ? '' : t.runtime.toFixed(3)}</td>
+<td class="nowrap">${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</td></tr>`;
 }
 
 /**
@@ -82,9 +86,9 @@ export function tasksPage(ctx: ConsoleContext, store: TaskStore, req: Request, o
 <div class="pager" id="pager"><span><strong>${page.filtered ? offset + 1 : 0}–${last}</strong> of <strong>${page.filtered}</strong> matching (${page.total} kept, at most ${store.capacity})</span>
 ${offset > 0 ? html`<a href="${pager(Math.max(0, offset - limit))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
 <label><input type="checkbox" id="live-toggle"> live</label></div>
-<table id="tasks"><thead><tr>${sortable(ctx, params, 'name', 'name')}<th>uuid</th>${sortable(ctx, params, 'state', 'state')}
-${o.seesPayload ? html`<th>args, kwargs</th><th>result</th>` : ''}${sortable(ctx, params, 'received', 'received')}${sortable(ctx, params, 'started', 'started')}${sortable(ctx, params, 'runtime', 'runtime s', 'num')}<th>worker</th></tr></thead>
-<tbody data-live="3">${page.tasks.length ? page.tasks.map((t) => row(ctx, t, o.seesPayload)) : html`<tr><td colspan="9" class="muted">no task matches</td></tr>`}</tbody></table>
+<div class="scroll"><table id="tasks"><thead><tr>${sortable(ctx, params, 'name', 'name')}<th>uuid</th>${sortable(ctx, params, 'state', 'state')}
+${o.seesPayload ? html`<th>args, kwargs</th><th>result</th>` : ''}${sortable(ctx, params, 'received', 'received (UTC)')}${sortable(ctx, params, 'started', 'started (UTC)')}${sortable(ctx, params, 'runtime', 'runtime s', 'num')}<th>worker</th></tr></thead>
+<tbody data-live="3">${page.tasks.length ? page.tasks.map((t) => row(ctx, t, o.seesPayload)) : html`<tr><td colspan="9" class="muted">no task matches</td></tr>`}</tbody></table></div>
 ${o.seesPayload ? '' : html`<p class="muted">Arguments and results are shown from the ${o.payloadRole} role up (tasks.payload_role).</p>`}`;
   return layout(ctx, { title: 'Tasks', section: 'tasks', body });
 }

@@ -28,7 +28,7 @@ pre{background:#f6f8fa;border:1px solid var(--line);padding:.5rem;white-space:pr
 .muted{color:var(--muted)}.error{color:var(--down);font-weight:600}
 .summary{display:flex;gap:1.5rem;margin:.2rem 0 .6rem;color:var(--muted)}.summary strong{color:var(--fg)}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(22rem,1fr));gap:0 1.5rem}
-dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .8rem;margin:.2rem 0 .8rem}dl.kv dt{color:var(--muted)}dl.kv dd{margin:0}
+dl.kv{display:grid;align-content:start;grid-template-columns:max-content 1fr;gap:.1rem .8rem;margin:.2rem 0 .8rem}dl.kv dt{color:var(--muted)}dl.kv dd{margin:0}
 form.inline{display:inline}
 .actions form,form.action{display:inline-flex;gap:.25rem;align-items:center;margin:.15rem .5rem .15rem 0;padding:.2rem .35rem;border:1px solid var(--line);border-radius:4px;background:#fbfcfd}
 input,select,button{font:inherit;font-size:12px}input[type=number]{width:4.5rem}input.wide{width:14rem}
@@ -36,7 +36,9 @@ button{cursor:pointer;padding:.1rem .5rem;border:1px solid #aab4be;border-radius
 button.danger{border-color:var(--down);color:var(--down)}
 form.filters{display:flex;flex-wrap:wrap;gap:.4rem;align-items:end;margin:.2rem 0 .6rem}form.filters label{display:flex;flex-direction:column;font-size:11px;color:var(--muted)}
 .pager{display:flex;gap:.8rem;align-items:center;margin:.3rem 0}
-section.result{position:sticky;bottom:0;background:var(--bg);border-top:1px solid var(--line)}
-#result{max-height:14rem;min-height:2rem}
-.truncate{max-width:28rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+#result{position:sticky;top:0;z-index:1;max-height:14rem;background:#fffbe6;border-color:#e0c97a;box-shadow:0 2px 4px rgba(0,0,0,.08)}
+#result[data-status^="4"],#result[data-status^="5"],#result[data-status="0"]{background:#fce8e6;border-color:var(--down)}
+td.nowrap,.nowrap{white-space:nowrap}
+.scroll{overflow-x:auto}
+.truncate{max-width:16rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 `;

@@ -24,6 +24,7 @@ export const CONSOLE_JS = `(() => {
     const out = document.getElementById('result');
     if (!out) return;
     delete out.dataset.status; delete out.dataset.outcome;
+    out.hidden = false;
     out.textContent = 'sending ' + what + '…';
     try {
       const res = await fetch(prefix + path, { method: 'POST', credentials: 'same-origin',
