@@ -36,24 +36,28 @@ export class WorkerSnapshot {
     private readonly options: WorkerSnapshotOptions,
   ) {}
 
-  /** Starts the background refresh (idempotent); the first round runs now. */
+  /** Starts the background refresh (idempotent) and waits for a first round if none ran yet. */
   use(): Promise<void> {
-    if (this.#timer === undefined && !this.#stopped) {
-      this.#timer = setInterval(() => void this.refresh().catch(() => undefined), this.options.refreshSeconds * 1000);
-      this.#timer.unref();
-      return this.refresh();
-    }
+    this.#startTimer();
+    if (this.lastRoundAt === 0) return this.refresh();
     return this.#rounds.get('') ?? Promise.resolve();
   }
 
   /** One parallel inspect round, for every worker or one; joins a round already running. */
   refresh(worker?: string): Promise<void> {
+    this.#startTimer();
     const key = worker ?? '';
     const running = this.#rounds.get(key) ?? (worker !== undefined ? this.#rounds.get('') : undefined);
     if (running) return running;
     const round = this.#round(worker).finally(() => this.#rounds.delete(key));
     this.#rounds.set(key, round);
     return round;
+  }
+
+  #startTimer(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#timer = setInterval(() => void this.refresh().catch(() => undefined), this.options.refreshSeconds * 1000);
+    this.#timer.unref();
   }
 
   async #round(worker: string | undefined): Promise<void> {
