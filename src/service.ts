@@ -22,7 +22,8 @@ import { readFileSync } from 'node:fs';
 import { Secret } from './config/secret.js';
 import type { WebhookCredentials } from './http/remediation-api.js';
 import { TaskTracker } from './state/tasks.js';
-import { TaskStore } from './tasks/task-store.js';
+import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPublisher, type TaskStore } from './tasks/index.js';
+import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
@@ -53,6 +54,12 @@ export class Service {
   readonly tasks: TaskTracker;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
   readonly taskStore: TaskStore | undefined;
+  /** Publishes task messages on its own broker connection (opened on first use). */
+  readonly taskPublisher: TaskPublisher;
+  /** Celery's result backend when tasks.result_backend is set. */
+  readonly resultBackend: ResultBackend | undefined;
+  /** What Flower's /api/workers shows, refreshed in the background once someone asks. */
+  readonly workerSnapshot: WorkerSnapshot;
   readonly processor: EventProcessor;
   readonly transport: BrokerTransport;
   readonly celeryMetrics: CeleryMetrics;
@@ -154,6 +161,12 @@ export class Service {
     this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome) =>
       this.actionMetrics.controlCommands.inc({ command, outcome }),
     );
+    this.workerSnapshot = new WorkerSnapshot(this.control, this.#clock, this.#logger, {
+      refreshSeconds: config.control.workers_refresh_seconds,
+      forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),
+    });
+    this.taskPublisher = createTaskPublisher(config, this.#logger.child({ component: 'task-publisher' }));
+    this.resultBackend = createResultBackend(config, this.#logger);
     this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
     const r = config.remediation;
@@ -186,6 +199,10 @@ export class Service {
       );
     }
     this.#wireCollectors();
+  }
+
+  get clock(): Clock {
+    return this.#clock;
   }
 
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
@@ -297,6 +314,7 @@ export class Service {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#inspector.stop();
+    this.workerSnapshot.stop();
     if (this.#sweeper) clearInterval(this.#sweeper);
     const server = this.#server;
     if (server) {
@@ -308,17 +326,11 @@ export class Service {
     }
     await this.remediator?.idle();
     await this.transport.close();
+    await this.taskPublisher.close();
+    this.resultBackend?.close();
     this.#stateRedis?.disconnect();
     await this.audit.close();
   }
-}
-
-function createTaskStore(config: Config): TaskStore {
-  const t = config.tasks;
-  return new TaskStore({
-    maxTasks: t.max_tasks,
-    limits: { args: t.max_args_chars, kwargs: t.max_kwargs_chars, result: t.max_result_chars, exception: t.max_exception_chars, traceback: t.max_traceback_chars },
-  });
 }
 
 /** The webhook's credentials; a token file is read once, at start. */

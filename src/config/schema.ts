@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { remediationSchema } from './remediation-schema.js';
 import { tasksSchema } from './tasks-schema.js';
+import { Secret } from './secret.js';
 
 /**
  * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
@@ -27,6 +28,11 @@ const seconds = (min: number, max: number) => z.number().min(min).max(max);
 export const configSchema = z
   .object({
     broker_url: z.string().min(1).default('amqp://guest:guest@localhost:5672//'),
+    /**
+     * Flower's `broker_api`: the RabbitMQ management API (http://user:pass@host:15672/api/), for
+     * /api/queues/length with ready + unacknowledged messages and consumers. Unset: passive declares.
+     */
+    broker_api: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').transform((s) => new Secret(s)).optional(),
     /** Celery's `broker_transport_options` that change where things live on the broker. */
     broker_transport_options: z
       .object({
@@ -153,6 +159,8 @@ export const configSchema = z
         reply_timeout_ms: z.number().int().min(50).max(60_000).default(1000),
         /** Largest accepted request body for control endpoints. */
         max_body_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
+        /** Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round). */
+        workers_refresh_seconds: seconds(1, 3600).default(10),
       })
       .strict()
       .prefault({}),

@@ -5,6 +5,8 @@ import { VERSION } from '../metrics/self-metrics.js';
 import { controlApi, sendError } from './control-api.js';
 import { operatorConsole } from './operator-page.js';
 import { taskReadApi } from './task-api.js';
+import { taskSubmitApi } from './task-submit-api.js';
+import { flowerWorkersApi } from './flower-workers-api.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
 import { urlPrefix } from './url-prefix.js';
 
@@ -83,7 +85,35 @@ export function createHttpApp(service: Service): Express {
   });
 
   app.use(operatorConsole(service));
-  app.use(taskReadApi({ store: service.taskStore, auth, payloadRole: service.config.tasks.payload_role }));
+  // Flower's task half and its /api/workers and /api/queues/length, ahead of the control API's
+  // older handlers for the same two paths.
+  const t = service.config.tasks;
+  app.use(taskReadApi({ store: service.taskStore, auth, payloadRole: t.payload_role }));
+  app.use(
+    taskSubmitApi({
+      publisher: service.taskPublisher,
+      backend: service.resultBackend,
+      workers: service.workerSnapshot,
+      auth,
+      audit: service.audit,
+      clock: service.clock,
+      defaultQueue: service.config.metrics.default_queue_name,
+      payloadRole: t.payload_role,
+      maxWaitSeconds: t.max_result_wait_seconds,
+      maxBodyBytes: service.config.control.max_body_bytes,
+    }),
+  );
+  const broker = service.config.broker;
+  app.use(
+    flowerWorkersApi({
+      snapshot: service.workerSnapshot,
+      workers: service.workers,
+      queues: service.queues,
+      auth,
+      brokerApi: service.config.broker_api && broker.kind === 'amqp' ? { url: service.config.broker_api, vhost: broker.vhost } : undefined,
+      refreshSeconds: service.config.control.workers_refresh_seconds,
+    }),
+  );
   app.use(
     controlApi({
       control: service.control,

@@ -166,6 +166,8 @@ export function describeHttpControl(kind: 'amqp' | 'redis'): void {
         // Workers are inspected when first heard of and after a command changed them; a long
         // interval keeps the pidbox quiet otherwise.
         '--metrics-inspect-interval-seconds', '3600',
+        // Likewise the /api/workers snapshot: refreshed when asked, not in the background here.
+        '--control-workers-refresh-seconds', '3600',
         ...extra,
       ]).then((e) => {
         exporters.push(e);
