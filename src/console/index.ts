@@ -28,6 +28,8 @@ export interface ConsoleDeps {
   /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
   tasks: TaskStore | undefined;
   payloadRole: Role;
+  /** A result backend is configured: Abort (AbortableTask) can work. */
+  abortable: boolean;
   now?: () => number;
 }
 
@@ -135,7 +137,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const store = withTasks();
     const task = store.get(String(req.params.id));
     if (!task) throw new PageError(404, 'tasks', 'Unknown task', `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`);
-    return taskPage(ctx, task, store.children(task.uuid), seesPayload(ctx));
+    return taskPage(ctx, task, store.children(task.uuid), { seesPayload: seesPayload(ctx), abortable: deps.abortable });
   }));
 
   return router;

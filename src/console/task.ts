@@ -35,10 +35,10 @@ function timeline(t: Readonly<TaskRecord>): Html {
 
 const link = (ctx: ConsoleContext, id: string | null) => (id ? html`<a class="mono" href="${taskHref(ctx, id)}">${id}</a>` : html`<span class="muted">none</span>`);
 
-/** Revoke and terminate (the control layer's roles) and abort (AbortableTask, through the result backend). */
-function actions(ctx: ConsoleContext, t: Readonly<TaskRecord>): Html {
+/** Revoke and terminate (the control layer's roles) and abort (AbortableTask, through the result backend, when there is one). */
+function actions(ctx: ConsoleContext, t: Readonly<TaskRecord>, abortable: boolean): Html {
   if (FINAL.has(t.state) || !ctx.can(roleFor('revoke'))) return html``;
-  const abort = postForm(ctx, 'operator', `/api/task/abort/${encodeURIComponent(t.uuid)}`, 'Abort', { name: 'abort', ask: `Abort task ${t.uuid}? It stops at its next is_aborted() check.` });
+  const abort = !abortable ? html`` : postForm(ctx, 'operator', `/api/task/abort/${encodeURIComponent(t.uuid)}`, 'Abort', { name: 'abort', ask: `Abort task ${t.uuid}? It stops at its next is_aborted() check.` });
   return html`<section class="actions" id="actions"><h2>Actions</h2>${revokeForms(ctx, t.uuid)}${abort}</section>`;
 }
 
@@ -47,11 +47,12 @@ function actions(ctx: ConsoleContext, t: Readonly<TaskRecord>): Html {
  * roles allowed to see it, exception and traceback, the state timeline, its parent, root and
  * children, and revoke / terminate / abort while it can still be stopped.
  */
-export function taskPage(ctx: ConsoleContext, t: Readonly<TaskRecord>, children: string[], seesPayload: boolean): string {
+export function taskPage(ctx: ConsoleContext, t: Readonly<TaskRecord>, children: string[], o: { seesPayload: boolean; abortable: boolean }): string {
+  const { seesPayload } = o;
   const pre = (id: string, label: string, value: string | null) => html`<h2>${label}</h2><pre id="${id}">${value ?? ''}</pre>`;
   const body = html`<div class="summary"><span class="state state-${t.state}" id="task-state">${t.state}</span><span>${t.name ?? 'name not seen yet'}</span>
 <span class="muted mono">${t.uuid}</span></div>
-${actions(ctx, t)}
+${actions(ctx, t, o.abortable)}
 <div class="grid"><dl class="kv" id="task-fields">
 <dt>name</dt><dd>${t.name ?? ''}</dd><dt>worker</dt><dd>${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</dd>
 <dt>queue</dt><dd>${t.queue ? html`<a href="${ctx.href('/ui/queues', { queue: t.queue })}">${t.queue}</a>` : ''}</dd>

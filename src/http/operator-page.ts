@@ -13,5 +13,6 @@ export function operatorConsole(service: Service): Router {
     remediator: service.remediator,
     tasks: service.taskStore,
     payloadRole: service.config.tasks.payload_role,
+    abortable: service.resultBackend !== undefined,
   });
 }

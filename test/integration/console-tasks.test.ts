@@ -17,6 +17,7 @@ import { waitFor } from '../support/exporter.js';
 // No single quote: Python's repr (args, exceptions) would escape it and the text would differ.
 const XSS = '"><img src=x onerror="document.title=`owned`"><script>document.title=`owned`</script>';
 const HOSTILE_TASK = "tasks.<svg/onload=document.title='owned'>";
+const RESULT_BACKEND = 'redis://127.0.0.1:6379/3';
 
 describe('operator console task pages (Redis), with hostile names and payloads', () => {
   let rig: ConsoleRig;
@@ -24,13 +25,15 @@ describe('operator console task pages (Redis), with hostile names and payloads',
   const ids: Record<'add' | 'fail' | 'hostile' | 'parent' | 'sleep', string> = { add: '', fail: '', hostile: '', parent: '', sleep: '' };
 
   beforeAll(async () => {
-    rig = await startConsoleRig('redis', 'console-tasks');
+    // A result backend, so the page's Abort (AbortableTask) has somewhere to write.
+    rig = await startConsoleRig('redis', 'console-tasks', { tasks: { result_backend: RESULT_BACKEND } });
     // A worker name that is markup too: the name part may hold anything but @, % and spaces.
     worker = await startWorker({
       brokerUrl: rig.broker.celery.brokerUrl,
       transportOptions: rig.broker.celery.transportOptions,
       nodename: `${uniqueId('w')}"><img/src=x/onerror=document.title='owned'>@cap`,
       concurrency: 2,
+      env: { CAP_RESULT_BACKEND: RESULT_BACKEND },
     });
     const celery = { ...rig.broker.celery, sendSentEvent: true };
     [ids.add, ids.fail, ids.hostile, ids.parent] = await sendTasks(celery, [
@@ -172,6 +175,20 @@ describe('operator console task pages (Redis), with hostile names and payloads',
     expect(await admin.page.locator('#task-fields').textContent()).toMatch(/terminated/);
     expect(await admin.page.locator('#actions').count()).toBe(0);
     expect(admin.problems).toEqual([]);
+  });
+
+  it('operator: aborts an AbortableTask from its page; the task ends with its own "aborted" result', async () => {
+    const [id] = (await sendTasks(rig.broker.celery, [{ name: 'tasks.abortable', args: [60] }])) as [string];
+    await waitFor('the abortable task to start', () => (rig.exporter.service.taskStore!.get(id)?.state === 'STARTED' ? true : undefined));
+    const { page, problems } = await open('olga', `/ui/tasks/${id}`);
+    await page.locator('#actions button[name="abort"]').click();
+    await page.locator('#result[data-status]').waitFor();
+    expect(await page.locator('#result').getAttribute('data-status')).toBe('200');
+    expect(await page.locator('#result').textContent()).toContain(`Aborted '${id}'`);
+    await waitFor('the task to finish', () => (rig.exporter.service.taskStore!.get(id)?.state === 'SUCCESS' ? true : undefined));
+    await page.reload();
+    expect(await page.locator('#task-result').textContent()).toBe("'aborted'");
+    expect(problems).toEqual([]);
   });
 
   it('the worker list shows the hostile worker name as text, and its page refuses the name with 400', async () => {

@@ -128,6 +128,10 @@ describe('operator console in a browser (RabbitMQ)', () => {
     expect(await activeRow(op).locator('form[data-post] button[name="revoke"]').count()).toBe(1);
     expect(await activeRow(op).locator('button[name="terminate"]').count()).toBe(0);
     expect(await op.locator('form[data-command="shutdown"], form[data-command="pool_restart"]').count()).toBe(0);
+    // Its task page offers Revoke too, but no Abort: this service has no result backend to abort through.
+    await op.goto(`${exporter.url}/ui/tasks/${taskId}`);
+    expect(await op.locator('#actions button[name="revoke"]').count()).toBe(1);
+    expect(await op.locator('#actions button[name="abort"]').count()).toBe(0);
 
     const admin = await signIn(await browser.newPage(), exporter.url, 'ada', USERS.ada.password);
     const watch = watchPage(admin);
