@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
+import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
 import { roleAtLeast, type Auth, type Role } from '../auth/index.js';
 import type { ControlClient } from '../control/client.js';
 import { CommandValidationError, validateWorkerName } from '../control/validators.js';
@@ -23,6 +24,8 @@ export interface ConsoleDeps {
   workers: WorkerRegistry;
   control: ControlClient;
   queues: () => Promise<QueueSample[]>;
+  /** With broker_api (RabbitMQ management), ready / unacknowledged / consumers per named queue. */
+  managementQueues?: (names: string[]) => Promise<ManagementQueue[]>;
   audit: AuditLog;
   remediator: Remediator | undefined;
   /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
@@ -77,37 +80,16 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const workers = (ctx: ConsoleContext) => workersPage(ctx, deps.workers, now());
   router.get('/ui', ...page(workers));
   router.get('/ui/workers', ...page(workers));
-
-  router.get('/ui/workers/:name', ...page(async (ctx, req) => {
-    let name: string;
-    try {
-      name = validateWorkerName(req.params.name, 'worker');
-    } catch (e) {
-      if (e instanceof CommandValidationError) throw new PageError(400, 'workers', 'Not a worker name', e.message);
-      throw e;
-    }
-    const record = deps.workers.get(name);
-    const alive = record ? deps.workers.isAlive(record) : false;
-    let inspection: Inspection | undefined;
-    let error: string | undefined;
-    if (alive) {
-      try {
-        inspection = await inspectWorker(deps.control, name);
-      } catch (e) {
-        if (!(e instanceof BrokerUnavailableError)) throw e;
-        error = 'The broker is unavailable: the worker could not be asked.';
-      }
-    } else if (!record) {
-      throw new PageError(404, 'workers', 'Unknown worker', `No worker named ${name} has been seen.`);
-    }
-    return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
-  }));
-
+  router.get('/ui/workers/:name', ...page((ctx, req) => renderWorker(deps, ctx, req.params.name, now)));
   router.get('/ui/queues', ...page(async (ctx, req) => {
     const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
-    return queuesPage(ctx, await deps.queues(), deps.workers, only, now());
+    const samples = await deps.queues();
+    // The management API is an extra: when it fails, the page says so and shows the rest.
+    const management = deps.managementQueues
+      ? await deps.managementQueues(samples.map((q) => q.queue)).then((queues) => ({ queues }), (e: unknown) => ({ error: (e as Error).message }))
+      : undefined;
+    return queuesPage(ctx, samples, deps.workers, { only, nowMs: now(), ...(management ? { management } : {}) });
   }));
-
   router.get('/ui/remediation', ...page((ctx, req) => {
     const kind = req.query.audit;
     if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
@@ -115,32 +97,56 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     }
     return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
   }));
-
-  const withTasks = (): TaskStore => {
-    if (!deps.tasks) throw new PageError(503, 'tasks', 'Tasks', 'The task store is off (tasks.enabled: false): task pages need it.');
-    return deps.tasks;
-  };
-  const seesPayload = (ctx: ConsoleContext) => roleAtLeast(ctx.principal.role, deps.payloadRole);
-
-  router.get('/ui/tasks', ...page((ctx, req) => {
-    const store = withTasks();
-    const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
-    try {
-      return tasksPage(ctx, store, req, { seesPayload: seesPayload(ctx), payloadRole: deps.payloadRole, workers });
-    } catch (e) {
-      if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
-      throw e;
-    }
-  }));
-
+  router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req)));
   router.get('/ui/tasks/:id', ...page((ctx, req) => {
-    const store = withTasks();
+    const store = taskStore(deps);
     const task = store.get(String(req.params.id));
     if (!task) throw new PageError(404, 'tasks', 'Unknown task', `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`);
-    return taskPage(ctx, task, store.children(task.uuid), { seesPayload: seesPayload(ctx), abortable: deps.abortable });
+    return taskPage(ctx, task, store.children(task.uuid), { seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole), abortable: deps.abortable });
   }));
-
   return router;
+}
+
+/** A worker's page: a malformed name is a 400, a never-seen one a 404; only a live worker is asked. */
+async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown, now: () => number): Promise<string> {
+  let name: string;
+  try {
+    name = validateWorkerName(raw, 'worker');
+  } catch (e) {
+    if (e instanceof CommandValidationError) throw new PageError(400, 'workers', 'Not a worker name', e.message);
+    throw e;
+  }
+  const record = deps.workers.get(name);
+  if (!record) throw new PageError(404, 'workers', 'Unknown worker', `No worker named ${name} has been seen.`);
+  const alive = deps.workers.isAlive(record);
+  let inspection: Inspection | undefined;
+  let error: string | undefined;
+  if (alive) {
+    try {
+      inspection = await inspectWorker(deps.control, name);
+    } catch (e) {
+      if (!(e instanceof BrokerUnavailableError)) throw e;
+      error = 'The broker is unavailable: the worker could not be asked.';
+    }
+  }
+  return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
+}
+
+function taskStore(deps: ConsoleDeps): TaskStore {
+  if (!deps.tasks) throw new PageError(503, 'tasks', 'Tasks', 'The task store is off (tasks.enabled: false): task pages need it.');
+  return deps.tasks;
+}
+
+/** The task list; a query the task API would refuse is refused here with the same words. */
+function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): string {
+  const store = taskStore(deps);
+  const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
+  try {
+    return tasksPage(ctx, store, req, { seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole), payloadRole: deps.payloadRole, workers });
+  } catch (e) {
+    if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
+    throw e;
+  }
 }
 
 /** An answer in the console's frame instead of the page asked for. */

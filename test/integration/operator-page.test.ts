@@ -14,6 +14,8 @@ import { waitFor } from '../support/exporter.js';
  */
 
 const QUEUE = 'ui-work';
+/** Listed in metrics.queues, consumed by nobody: its messages wait. */
+const BACKLOG = 'ui-backlog';
 
 describe('operator console in a browser (RabbitMQ)', () => {
   let rig: ConsoleRig;
@@ -23,7 +25,11 @@ describe('operator console in a browser (RabbitMQ)', () => {
   let broker: ConsoleRig['broker'];
 
   beforeAll(async () => {
-    rig = await startConsoleRig('amqp', 'operator-page', {}, ['--metrics-queue-length-cache-seconds', '0']);
+    // broker_api: the queues page adds ready / unacknowledged from RabbitMQ's management API.
+    rig = await startConsoleRig('amqp', 'operator-page', { broker_api: 'http://guest:guest@127.0.0.1:15672/api/', metrics: { queues: [BACKLOG] } }, [
+      '--metrics-queue-length-cache-seconds',
+      '0',
+    ]);
     ({ exporter, browser, broker } = rig);
     worker = await startWorker({ brokerUrl: broker.celery.brokerUrl, nodename: uniqueNodename('ui'), queues: [QUEUE], concurrency: 2 });
     await waitFor('the exporter to see the worker up with 2 pool processes', () => {
@@ -158,6 +164,16 @@ describe('operator console in a browser (RabbitMQ)', () => {
     await ui.waitForURL(`${exporter.url}/ui/queues`);
     const row = ui.locator(`#queues tr[data-queue="${QUEUE}"]`);
     expect(await row.locator('td.depth').textContent()).toMatch(/^\d+$/);
+    expect(await row.locator('td.ready').textContent()).toMatch(/^\d+$/);
+    await sendTasks(broker.celery, [0, 1, 2].map(() => ({ name: 'tasks.noop', queue: BACKLOG })));
+    // The management API's figures lag by its stats interval (5 s): reload until they show.
+    await expect
+      .poll(async () => {
+        await ui.reload();
+        const backlog = ui.locator(`#queues tr[data-queue="${BACKLOG}"]`);
+        return [await backlog.locator('td.depth').textContent(), await backlog.locator('td.ready').textContent(), await backlog.locator('td.unacked').textContent()];
+      }, { timeout: 30_000, interval: 1000 })
+      .toEqual(['3', '3', '0']);
     expect(await row.getByRole('link', { name: worker.nodename }).getAttribute('href')).toBe(`/ui/workers/${encodeURIComponent(worker.nodename)}`);
     await browser.screenshot(ui, 'console-queues');
 
