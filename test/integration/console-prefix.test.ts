@@ -143,6 +143,10 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
     expect(prefixed.headers.get('location')).toBe(`${PREFIX}/login?next=${encodeURIComponent(`${PREFIX}/ui`)}`);
     const bare = await fetch(`${exporter.url}/ui`, { headers: { accept: 'text/html' }, redirect: 'manual' });
     expect(bare.headers.get('location')).toBe(`${PREFIX}/login?next=${encodeURIComponent('/ui')}`);
+    // A refusal page for a browser (wrong credentials) links to sign-in under the prefix too.
+    const refused = await fetch(`${exporter.url}${PREFIX}/ui`, { headers: { accept: 'text/html', authorization: `Basic ${Buffer.from('olga:wrong').toString('base64')}` } });
+    expect(refused.status).toBe(401);
+    expect(await refused.text()).toContain(`<a href="${PREFIX}/login">Sign in</a>`);
     const css = await fetch(`${exporter.url}${PREFIX}/ui/static/console.css`);
     expect(css.headers.get('content-type')).toBe('text/css; charset=utf-8');
   });
