@@ -19,8 +19,9 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const TOKEN = 'console-screenshots-webhook-token';
 
 const rig = await startConsoleRig('amqp', 'console-screenshots', {
-  // A queue no worker consumes yet, so the queues page shows a backlog.
+  // A queue no worker consumes yet, so the queues page shows a backlog; ready/unacked from the management API.
   metrics: { queues: ['invoices'] },
+  broker_api: 'http://guest:guest@127.0.0.1:15672/api/',
   remediation: { enabled: true, dry_run: true, rules_file: path.join(root, 'test/fixtures/remediation/faults.yml'), webhook: { bearer_token: TOKEN } },
 });
 const workers = await Promise.all([
