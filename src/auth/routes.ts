@@ -98,7 +98,9 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
     const passport = new Passport();
     const strategy = createGitHubStrategy({
       config: github,
-      callbackURL: new URL(GITHUB_CALLBACK_PATH, ctx.publicOrigin).toString(),
+      // Under public_url's path, as documented: behind a proxy with url_prefix the callback is
+      // https://host/prefix/auth/github/callback, which the proxy forwards.
+      callbackURL: new URL(`.${GITHUB_CALLBACK_PATH}`, ctx.config.public_url!.replace(/\/*$/, '/')).toString(),
       allowList: new GitHubAllowList(github, ctx.logger),
       clock: ctx.clock,
       logger: ctx.logger,

@@ -1,11 +1,17 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signIn, watchPage } from '../support/browser.js';
+import { stringify } from 'yaml';
+import { launchBrowser, signIn, watchPage, type HeadlessBrowser } from '../support/browser.js';
 import { sendTasks } from '../support/celery/client.js';
 import { startWorker, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
 import { startConsoleRig, type ConsoleRig } from '../support/console-rig.js';
-import { waitFor } from '../support/exporter.js';
+import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
+import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenarios.js';
+import { FakeGitHub } from '../support/fake-github.js';
 import { notification, postWebhook } from '../support/alertmanager.js';
 import { startPrefixProxy } from '../support/prefix-proxy.js';
 
@@ -149,5 +155,49 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
     expect(await refused.text()).toContain(`<a href="${PREFIX}/login">Sign in</a>`);
     const css = await fetch(`${exporter.url}${PREFIX}/ui/static/console.css`);
     expect(css.headers.get('content-type')).toBe('text/css; charset=utf-8');
+  });
+});
+
+describe('GitHub sign-in under url_prefix behind a proxy that passes only the prefix', () => {
+  let github: FakeGitHub;
+  let exporter: RunningExporter | undefined;
+  let proxy: Awaited<ReturnType<typeof startPrefixProxy>>;
+  let broker: BrokerUnderTest;
+  let browser: HeadlessBrowser;
+  let configDir: string;
+
+  beforeAll(async () => {
+    github = await FakeGitHub.start({ clientId: 'console-client', clientSecret: 'console-client-secret-8d2f', users: [{ login: 'octocat', id: 1 }] });
+    // The proxy comes first: public_url, in the service's config, is its address.
+    proxy = await startPrefixProxy(() => exporter!.url, PREFIX, true);
+    broker = await isolatedBroker('redis', 'console-github');
+    configDir = await mkdtemp(path.join(tmpdir(), 'console-github-'));
+    const configFile = path.join(configDir, 'config.yaml');
+    const auth = {
+      public_url: `${proxy.url}${PREFIX}/`,
+      github: { client_id: github.clientId, client_secret: 'console-client-secret-8d2f', ...github.urls, allow: [{ user: 'octocat', role: 'operator' }] },
+    };
+    await writeFile(configFile, stringify({ url_prefix: PREFIX, auth, audit: { file: '' } }));
+    [exporter, browser] = await Promise.all([startExporter([...broker.exporterArgs, '--config', configFile]), launchBrowser()]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await exporter?.stop();
+    await proxy?.close();
+    await github?.close();
+    await broker?.cleanup();
+    if (configDir) await rm(configDir, { recursive: true, force: true });
+  });
+
+  it('GitHub sends the browser back to <public_url>/auth/github/callback under the prefix, and it lands on the console', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${proxy.url}${PREFIX}/ui`);
+    expect(new URL(page.url()).pathname).toBe(`${PREFIX}/login`);
+    github.signInAs('octocat');
+    await Promise.all([page.waitForURL(`${proxy.url}${PREFIX}/ui`), page.getByRole('link', { name: 'Sign in with GitHub' }).click()]);
+    expect(await page.locator('header .who').textContent()).toContain('Signed in as octocat (operator)');
+    expect(proxy.requests.some((u) => u.startsWith(`${PREFIX}/auth/github/callback?`))).toBe(true);
+    expect(proxy.requests.filter((u) => !u.startsWith(`${PREFIX}/`) && u !== '/favicon.ico')).toEqual([]);
   });
 });

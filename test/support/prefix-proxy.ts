@@ -8,10 +8,15 @@ import type { AddressInfo } from 'node:net';
  * in production. `strip` chooses between the two ways proxies are set up: passing the path on
  * unchanged (Flower's own expectation) or removing the prefix first.
  */
-export async function startPrefixProxy(target: string, prefix: string, strip: boolean): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
-  const upstream = new URL(target);
+export async function startPrefixProxy(
+  target: string | (() => string),
+  prefix: string,
+  strip: boolean,
+): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
+    // A function when the service starts after the proxy (its config needs the proxy's URL).
+    const upstream = new URL(typeof target === 'string' ? target : target());
     const url = req.url ?? '/';
     requests.push(url);
     if (url !== prefix && !url.startsWith(`${prefix}/`) && !url.startsWith(`${prefix}?`)) {
