@@ -42,7 +42,7 @@ function poolSection(stats: Record<string, unknown>): Html {
 <dt>processes</dt><dd class="processes">${processes.length}</dd><dt>pids</dt><dd class="mono">${processes.join(' ')}</dd>
 <dt>max concurrency</dt><dd>${pool['max-concurrency'] ?? ''}</dd><dt>max tasks per child</dt><dd>${pool['max-tasks-per-child'] ?? ''}</dd>
 <dt>timeouts (soft, hard)</dt><dd>${list(pool.timeouts).join(', ')}</dd><dt>prefetch count</dt><dd>${stats.prefetch_count ?? ''}</dd>
-${Object.keys(autoscaler).length ? html`<dt>autoscaler</dt><dd>min ${autoscaler.min ?? '?'}, max ${autoscaler.max ?? '?'}, ${autoscaler.qty ?? '?'} now</dd>` : ''}
+${Object.keys(autoscaler).length ? html`<dt>autoscaler</dt><dd>min ${autoscaler.min ?? '?'}, max ${autoscaler.max ?? '?'}, ${autoscaler.current ?? '?'} now</dd>` : ''}
 <dt>pid</dt><dd>${stats.pid ?? ''}</dd><dt>uptime</dt><dd>${stats.uptime ?? ''} s</dd><dt>logical clock</dt><dd>${stats.clock ?? ''}</dd>
 </dl>`;
 }

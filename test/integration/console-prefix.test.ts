@@ -158,7 +158,7 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
   });
 });
 
-describe('GitHub sign-in under url_prefix behind a proxy that passes only the prefix', () => {
+describe('GitHub sign-in under url_prefix behind a proxy that passes only the prefix (task store off)', () => {
   let github: FakeGitHub;
   let exporter: RunningExporter | undefined;
   let proxy: Awaited<ReturnType<typeof startPrefixProxy>>;
@@ -177,7 +177,8 @@ describe('GitHub sign-in under url_prefix behind a proxy that passes only the pr
       public_url: `${proxy.url}${PREFIX}/`,
       github: { client_id: github.clientId, client_secret: 'console-client-secret-8d2f', ...github.urls, allow: [{ user: 'octocat', role: 'operator' }] },
     };
-    await writeFile(configFile, stringify({ url_prefix: PREFIX, auth, audit: { file: '' } }));
+    // The task store off, too: the console's task pages then say so instead of failing.
+    await writeFile(configFile, stringify({ url_prefix: PREFIX, auth, audit: { file: '' }, tasks: { enabled: false } }));
     [exporter, browser] = await Promise.all([startExporter([...broker.exporterArgs, '--config', configFile]), launchBrowser()]);
   });
 
@@ -199,5 +200,10 @@ describe('GitHub sign-in under url_prefix behind a proxy that passes only the pr
     expect(await page.locator('header .who').textContent()).toContain('Signed in as octocat (operator)');
     expect(proxy.requests.some((u) => u.startsWith(`${PREFIX}/auth/github/callback?`))).toBe(true);
     expect(proxy.requests.filter((u) => !u.startsWith(`${PREFIX}/`) && u !== '/favicon.ico')).toEqual([]);
+
+    const tasks = await page.goto(`${proxy.url}${PREFIX}/ui/tasks`);
+    expect(tasks!.status()).toBe(503);
+    expect(await page.locator('p.error').textContent()).toBe('The task store is off (tasks.enabled: false): task pages need it.');
+    expect(await page.locator('nav a').count()).toBe(4);
   });
 });

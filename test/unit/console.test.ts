@@ -5,6 +5,11 @@ import { html } from '../../src/console/html.js';
 import type { ConsoleContext } from '../../src/console/layout.js';
 import { withUrlPrefix } from '../../src/http/url-prefix.js';
 import type { Role } from '../../src/auth/index.js';
+import { systemClock } from '../../src/clock.js';
+import { workerPage, type Inspection } from '../../src/console/worker.js';
+import type { WorkerResult } from '../../src/control/client.js';
+import { WorkerRegistry } from '../../src/state/workers.js';
+import { readFixture } from '../support/fixtures.js';
 
 const prefixOf = (argv: string[]) => loadConfig({ argv, env: {} }).config!.url_prefix;
 
@@ -93,5 +98,23 @@ describe('console action forms', () => {
     expect(text).toContain('data-worker="a&quot;b@h"');
     expect(text).toContain('data-args="{&quot;task_name&quot;:&quot;x\\&quot;&lt;y&quot;}"');
     expect(postForm(ctxFor('viewer'), 'operator', '/api/task/revoke/x', 'Revoke', { name: 'revoke' }).text).toBe('');
+  });
+});
+
+describe('worker page from captured Celery 5.2.6 replies', () => {
+  const captured = readFixture<{ configs: Record<string, Record<string, { reply: Array<Record<string, unknown>> }>> }>('celery-5.2.6/control_replies_by_pool.json').configs;
+  const config = captured['prefork_autoscale_amqp (-E --autoscale=4,1)']!;
+  const ok = (key: string): WorkerResult => ({ worker: 'auto1@vm', status: 'ok', reply: config[key]!.reply[0]!['auto1@vm'] });
+  const registry = new WorkerRegistry(systemClock, { purgeAfterSeconds: 600 });
+
+  it('shows the pool with its autoscaler, the queues and the revoked ids; a viewer gets no form', () => {
+    const inspection: Inspection = { stats: ok('stats_before'), active_queues: ok('active_queues'), registered: { worker: 'auto1@vm', status: 'no_reply' }, active: ok('active'), reserved: ok('reserved'), scheduled: ok('scheduled'), revoked: ok('revoked') };
+    const page = workerPage(ctxFor('viewer'), { name: 'auto1@vm', record: registry.get('auto1@vm'), alive: true, inspection, nowMs: 0 });
+    expect(page).toContain('<dd class="processes">1</dd>');
+    expect(page).toContain('min 1, max 4, 1 now');
+    expect(page).toContain('<tr data-queue="celery">');
+    expect(page).toContain('href="/ui/tasks/aaaaaaaa-0000-0000-0000-000000000001"');
+    expect(page).toContain('no reply within the timeout');
+    expect(page).not.toContain('<form class="action"');
   });
 });
