@@ -21,6 +21,10 @@ import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
 import { VERSION } from './metrics/self-metrics.js';
 import { TaskTracker } from './state/tasks.js';
+import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPublisher, type TaskStore } from './tasks/index.js';
+import { WorkerSnapshot } from './control/worker-snapshot.js';
+import { managementQueues } from './broker-api/rabbitmq-management.js';
+import type { Secret } from './config/secret.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
@@ -49,6 +53,14 @@ export class Service {
   readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
   readonly workers: WorkerRegistry;
   readonly tasks: TaskTracker;
+  /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
+  readonly taskStore: TaskStore | undefined;
+  /** Publishes task messages on its own broker connection (opened on first use). */
+  readonly taskPublisher: TaskPublisher;
+  /** Celery's result backend when tasks.result_backend is set. */
+  readonly resultBackend: ResultBackend | undefined;
+  /** What Flower's /api/workers shows, refreshed in the background once someone asks. */
+  readonly workerSnapshot: WorkerSnapshot;
   readonly processor: EventProcessor;
   readonly transport: BrokerTransport;
   readonly celeryMetrics: CeleryMetrics;
@@ -104,6 +116,11 @@ export class Service {
       maxQueues: c.max_queues,
       overflowValue: c.overflow_value,
     });
+    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
+    if (this.taskStore) {
+      const store = this.taskStore;
+      this.processor.observeTasks((event) => store.handle(event));
+    }
     this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, this.#selfTelemetry());
     this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(this.#transportObserver());
     this.processor.whenSubscribed(() => {
@@ -143,6 +160,12 @@ export class Service {
       }
     });
     this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep, Date.now, config.audit.keep_bytes);
+    this.workerSnapshot = new WorkerSnapshot(this.control, this.#clock, this.#logger, {
+      refreshSeconds: config.control.workers_refresh_seconds,
+      forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),
+    });
+    this.taskPublisher = createTaskPublisher(config, this.#logger.child({ component: 'task-publisher' }));
+    this.resultBackend = createResultBackend(config, this.#logger);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
     const r = config.remediation;
     const webhook = loadWebhookCredentials(config);
@@ -182,6 +205,10 @@ export class Service {
         this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
       },
     };
+  }
+
+  get clock(): Clock {
+    return this.#clock;
   }
 
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
@@ -292,6 +319,7 @@ export class Service {
   /** What the HTTP surface gets from the service: explicit, so http/ never depends on Service itself. */
   #httpDeps(): HttpDeps {
     const r = this.config.remediation;
+    const brokerApi = this.#brokerApi();
     return {
       version: VERSION,
       clock: this.#clock,
@@ -305,9 +333,40 @@ export class Service {
       audit: this.audit,
       controlMaxBodyBytes: this.config.control.max_body_bytes,
       actionMetrics: this.actionMetrics,
+      urlPrefix: this.config.url_prefix,
+      tasks: this.#taskHttpDeps(),
+      console: {
+        ...(brokerApi ? { managementQueues: (names: string[]) => managementQueues(brokerApi.url, brokerApi.vhost, names) } : {}),
+        tasks: this.taskStore,
+        payloadRole: this.config.tasks.payload_role,
+        abortable: this.resultBackend !== undefined,
+      },
       ...(this.remediator
         ? { remediation: { remediator: this.remediator, credentials: this.webhookCredentials, maxBodyBytes: r.webhook.max_body_bytes, reloadRules: () => this.reloadRules() } }
         : {}),
+    };
+  }
+
+  /** Flower's broker_api (RabbitMQ management), when configured and the broker is RabbitMQ. */
+  #brokerApi(): { url: Secret; vhost: string } | undefined {
+    const { broker, broker_api: url } = this.config;
+    return url && broker.kind === 'amqp' ? { url, vhost: broker.vhost } : undefined;
+  }
+
+  #taskHttpDeps(): HttpDeps['tasks'] {
+    const t = this.config.tasks;
+    return {
+      read: { store: this.taskStore, payloadRole: t.payload_role },
+      submit: {
+        publisher: this.taskPublisher,
+        backend: this.resultBackend,
+        workers: this.workerSnapshot,
+        defaultQueue: this.config.metrics.default_queue_name,
+        payloadRole: t.payload_role,
+        maxWaitSeconds: t.max_result_wait_seconds,
+        maxBodyBytes: this.config.control.max_body_bytes,
+      },
+      workers: { snapshot: this.workerSnapshot, brokerApi: this.#brokerApi(), refreshSeconds: this.config.control.workers_refresh_seconds },
     };
   }
 
@@ -317,6 +376,7 @@ export class Service {
     this.#stopped = true;
     this.#inspector.stop();
     this.#taskEventsWatch.stop();
+    this.workerSnapshot.stop();
     if (this.#sweeper) clearInterval(this.#sweeper);
     const server = this.#server;
     if (server) {
@@ -328,6 +388,8 @@ export class Service {
     }
     await this.remediator?.idle();
     await this.transport.close();
+    await this.taskPublisher.close();
+    this.resultBackend?.close();
     this.#remediation?.close();
     await this.audit.close();
   }

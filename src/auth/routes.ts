@@ -37,6 +37,7 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
           next,
           passwordLogin: ctx.interactive.password,
           githubLogin: ctx.interactive.github,
+          base: typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '',
           ...(p ? { signedInAs: `${p.name} (${p.role})` } : {}),
           ...(message ? { message } : {}),
         }),
@@ -88,16 +89,18 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
   });
 
   const github = ctx.config.github;
-  if (github && ctx.publicOrigin) githubRoutes(router, ctx, github, ctx.publicOrigin, noStore);
+  if (github && ctx.publicOrigin) githubRoutes(router, ctx, github, ctx.config.public_url ?? ctx.publicOrigin, noStore);
   return router;
 }
 
 /** GET /auth/github and its callback, through passport-github2 with our own state store and allow list. */
-function githubRoutes(router: Router, ctx: AuthContext, github: NonNullable<AuthContext['config']['github']>, publicOrigin: string, noStore: RequestHandler): void {
+function githubRoutes(router: Router, ctx: AuthContext, github: NonNullable<AuthContext['config']['github']>, publicUrl: string, noStore: RequestHandler): void {
   const passport = new Passport();
   const strategy = createGitHubStrategy({
     config: github,
-    callbackURL: new URL(GITHUB_CALLBACK_PATH, publicOrigin).toString(),
+    // Under public_url's path, as documented: behind a proxy with url_prefix the callback is
+    // https://host/prefix/auth/github/callback, which the proxy forwards.
+    callbackURL: new URL(`.${GITHUB_CALLBACK_PATH}`, publicUrl.replace(/\/*$/, '/')).toString(),
     allowList: new GitHubAllowList(github, ctx.logger),
     clock: ctx.clock,
     logger: ctx.logger,

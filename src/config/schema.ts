@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
+import { tasksSchema } from './tasks-schema.js';
+import { Secret } from './secret.js';
 
 /**
  * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
@@ -31,6 +33,11 @@ const LOG_LEVEL_ALIASES: Record<string, string> = { warning: 'warn', critical: '
 export const configSchema = z
   .object({
     broker_url: z.string().min(1).default('amqp://guest:guest@localhost:5672//'),
+    /**
+     * Flower's `broker_api`: the RabbitMQ management API (http://user:pass@host:15672/api/), for
+     * /api/queues/length with ready + unacknowledged messages and consumers. Unset: passive declares.
+     */
+    broker_api: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').transform((s) => new Secret(s)).optional(),
     /** Celery's `broker_transport_options` that change where things live on the broker. */
     broker_transport_options: z
       .object({
@@ -53,6 +60,17 @@ export const configSchema = z
      * like "1". Empty: trust none, use the socket's address.
      */
     trust_proxy: z.string().max(512).default(''),
+    /**
+     * Serve under a sub-path behind a reverse proxy (Flower's url_prefix), e.g. "flower" or
+     * "/ops/celery": every link, form action, asset and redirect carries it. Requests may arrive
+     * with it (the proxy passes the path on) or without it (the proxy strips it). "" = the root.
+     */
+    url_prefix: z
+      .string()
+      .max(200)
+      .regex(/^\/?(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*)?\/?$/, 'a URL path such as "flower" or "/ops/celery": letters, digits and ._~- between slashes')
+      .transform((p) => (p.replace(/^\/+|\/+$/g, '') === '' ? '' : `/${p.replace(/^\/+|\/+$/g, '')}`))
+      .default(''),
     /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
     port: z.number().int().min(0).max(65535).default(9818),
     /**
@@ -167,6 +185,8 @@ export const configSchema = z
         reply_timeout_ms: z.number().int().min(50).max(60_000).default(1000),
         /** Largest accepted request body for control endpoints. */
         max_body_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
+        /** Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round). */
+        workers_refresh_seconds: seconds(1, 3600).default(10),
       })
       .strict()
       .prefault({}),
@@ -182,6 +202,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     remediation: remediationSchema.prefault({}),
+    tasks: tasksSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => checkRemediationAgainstAuth(c.remediation, c.auth.insecure_no_auth, ctx));

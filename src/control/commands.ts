@@ -139,7 +139,7 @@ function consumingConfirmation(consuming: boolean): Confirmation {
 }
 
 /** `registered` lists `"<task> [k=v k=v]"`, values as Python's str(); a task without set values is its bare name. */
-function registeredInfo(reply: unknown, task: string): Map<string, string> | undefined {
+export function registeredInfo(reply: unknown, task: string): Map<string, string> | undefined {
   if (!Array.isArray(reply)) return undefined;
   for (const entry of reply) {
     if (typeof entry !== 'string') continue;

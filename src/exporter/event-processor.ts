@@ -48,6 +48,8 @@ export class EventProcessor implements EventSink {
   readonly #decodeTarget: DecodeTarget;
   #subscribed: () => void = () => undefined;
   #queueRouted: (queue: string) => void = () => undefined;
+  /** The task store (src/tasks) reads the same decoded events: one decode, one subscription. */
+  #taskObserver: ((event: TaskEvent) => void) | undefined;
   /** Worker events waiting (briefly) for their task-sent, by task id, oldest first. */
   readonly #held = new Map<string, { since: number; events: TaskEvent[] }>();
   /** Clients send task-sent here (task_send_sent_event), so a task's queue can be learnt. */
@@ -80,6 +82,11 @@ export class EventProcessor implements EventSink {
     this.#queueRouted = fn;
   }
 
+  /** Every decoded task event, duplicates and all, before the metrics' own dedupe. */
+  observeTasks(fn: (event: TaskEvent) => void): void {
+    this.#taskObserver = fn;
+  }
+
   onSubscribed(): void {
     this.#subscribed();
   }
@@ -101,8 +108,10 @@ export class EventProcessor implements EventSink {
     const events = this.counts.events;
     events.set(event.type, (events.get(event.type) ?? 0) + 1);
     this.counts.lastEventAtMs = this.clock.nowMs();
-    if (isTaskEvent(event)) this.#task(event);
-    else this.workers.handle(event);
+    if (isTaskEvent(event)) {
+      this.#taskObserver?.(event);
+      this.#task(event);
+    } else this.workers.handle(event);
   }
 
   #task(event: TaskEvent): void {

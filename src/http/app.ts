@@ -11,10 +11,13 @@ import type { Remediator } from '../remediation/engine.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import { apiV1 } from './api-v1.js';
 import { controlRoutes, sendError } from './control-routes.js';
-import { flowerClusterApi } from './flower-cluster-api.js';
 import { flowerControlApi } from './flower-control-api.js';
 import { metricsEndpoint, type MetricsSource } from './metrics-endpoint.js';
-import { operatorPage } from './operator-page.js';
+import { consoleRouter, type ConsoleDeps } from '../console/index.js';
+import { taskReadApi, type TaskApiDeps } from './task-api.js';
+import { taskSubmitApi, type TaskSubmitApiDeps } from './task-submit-api.js';
+import { flowerWorkersApi, type FlowerWorkersApiDeps } from './flower-workers-api.js';
+import { urlPrefix } from './url-prefix.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
 import { securityHeaders } from './security-headers.js';
 import { WebhookThrottle, type WebhookCredentials } from './webhook-auth.js';
@@ -44,20 +47,30 @@ export interface HttpDeps {
   readonly audit: AuditLog;
   readonly controlMaxBodyBytes: number;
   readonly actionMetrics: ActionMetrics;
+  /** url_prefix: every link, form action, asset and redirect carries it ('' = the root). */
+  readonly urlPrefix: string;
+  /** Flower's task half (read, submit, result, abort) and its /api/workers. */
+  readonly tasks: {
+    readonly read: Omit<TaskApiDeps, 'auth'>;
+    readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock'>;
+    readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues'>;
+  };
+  /** The console's own wiring; the cluster, audit, auth and remediator come from the fields above. */
+  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator'>;
   /** Present when remediation.enabled. */
   readonly remediation?: { remediator: Remediator; credentials: WebhookCredentials; maxBodyBytes: number; reloadRules: () => number };
 }
 
-const LANDING = (version: string) => `<!doctype html>
+const LANDING = (version: string, prefix: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>
 <body>
 <h1>celery-autopilot</h1>
 <p>Celery metrics for Prometheus, version ${version}.</p>
 <ul>
-<li><a href="/ui">Operator page</a> (sign-in required)</li>
-<li><a href="/metrics">Metrics</a></li>
-<li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a></li>
+<li><a href="${prefix}/ui">Operator console</a> (sign-in required)</li>
+<li><a href="${prefix}/metrics">Metrics</a></li>
+<li><a href="${prefix}/-/healthy">Health</a></li>
+<li><a href="${prefix}/-/ready">Readiness</a></li>
 </ul>
 </body></html>
 `;
@@ -78,6 +91,8 @@ export function createHttpApp(deps: HttpDeps): Express {
   if (trust !== '') app.set('trust proxy', /^\d+$/.test(trust) ? Number(trust) : trust === 'true' ? true : trust);
   else app.use(warnOnceAboutForwardedFor(deps.logger));
   const { auth } = deps;
+  // First: requests under url_prefix are routed as if at the root, redirects get the prefix.
+  app.use(urlPrefix(deps.urlPrefix));
   app.use(...securityHeaders({ https: deps.publicUrl?.startsWith('https:') ?? false }));
 
   // Probes first: they need nobody, so no session or credential is looked at.
@@ -100,7 +115,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   app.use(auth.router);
 
   app.get('/', (_req, res) => {
-    res.type('html').send(LANDING(deps.version));
+    res.type('html').send(LANDING(deps.version, deps.urlPrefix));
   });
   app.get('/metrics', auth.protectMetrics, metricsEndpoint(deps.metrics));
   app.get('/-/ready', (req, res) => {
@@ -112,7 +127,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   });
 
   const { control, workers, queues } = deps.cluster;
-  app.get('/ui', ...operatorPage({ auth, workers, queues: () => queues.collect() }));
+  app.use(consoleRouter({ ...deps.console, auth, workers, control, queues: () => queues.collect(), audit: deps.audit, remediator: deps.remediation?.remediator }));
   const routes = controlRoutes({
     control,
     workers,
@@ -122,8 +137,12 @@ export function createHttpApp(deps: HttpDeps): Express {
     maxBodyBytes: deps.controlMaxBodyBytes,
     refused: (command: CommandName) => deps.actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
   });
+  // Flower's task half, and its /api/workers and /api/queues/length served from the background
+  // worker snapshot.
+  app.use(taskReadApi({ ...deps.tasks.read, auth }));
+  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock }));
+  app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues }));
   app.use(flowerControlApi(routes));
-  app.use(flowerClusterApi(routes));
   app.use(apiV1(routes));
   if (remediation) app.use(remediationAdminApi(remediation));
 

@@ -11,7 +11,7 @@ import { BrokerUnavailableError } from '../transport/transport.js';
 
 /**
  * What the control routes share (Flower's command paths in flower-control-api.ts, Flower's
- * cluster reads in flower-cluster-api.ts, the versioned API in api-v1.ts): the one way a command
+ * cluster reads in flower-workers-api.ts, the versioned API in api-v1.ts): the one way a command
  * is run for an HTTP caller, and the one way errors become answers.
  */
 export interface ControlApiDeps {
