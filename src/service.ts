@@ -22,7 +22,7 @@ import { readFileSync } from 'node:fs';
 import { Secret } from './config/secret.js';
 import type { WebhookCredentials } from './http/remediation-api.js';
 import { TaskTracker } from './state/tasks.js';
-import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPublisher, type TaskStore } from './tasks/index.js';
+import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPersistence, type TaskPublisher, type TaskStore } from './tasks/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
@@ -74,6 +74,7 @@ export class Service {
   readonly #stateRedis: Redis | undefined;
   readonly webhookCredentials: WebhookCredentials;
   readonly #inspector: WorkerInspector;
+  readonly #taskPersistence: TaskPersistence | undefined;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly logger: Logger;
@@ -113,11 +114,10 @@ export class Service {
       maxQueues: c.max_queues,
       overflowValue: c.overflow_value,
     });
-    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
-    if (this.taskStore) {
-      const store = this.taskStore;
-      this.processor.observeTasks((event) => store.handle(event));
-    }
+    const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
+    this.taskStore = taskParts?.store;
+    this.#taskPersistence = taskParts?.persistence;
+    if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
     const observer: TransportObserver = {
       connected: () => {
         this.status.connected = true;
@@ -283,6 +283,7 @@ export class Service {
 
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
   start(): void {
+    this.#taskPersistence?.start();
     this.transport.start(this.processor);
     this.#inspector.start();
     this.#sweeper = setInterval(() => {
@@ -327,6 +328,7 @@ export class Service {
     await this.remediator?.idle();
     await this.transport.close();
     await this.taskPublisher.close();
+    this.#taskPersistence?.close();
     this.resultBackend?.close();
     this.#stateRedis?.disconnect();
     await this.audit.close();
