@@ -59,6 +59,7 @@ export class TaskStore {
     }
     this.#tasks.set(uuid, task);
     const parentBefore = task.parent_id;
+    const nameBefore = task.name;
     if (applyEvent(task, event, this.options.limits) === 'duplicate') this.duplicates++;
     else if (this.#changes) {
       // Re-added so the set keeps update order, the order records are restored in.
@@ -66,7 +67,7 @@ export class TaskStore {
       this.#changes.updated.add(uuid);
     }
     if (task.parent_id !== parentBefore) this.#link(task, parentBefore);
-    if (task.name !== null && this.#types.size < this.#maxTypes) this.#types.add(task.name);
+    if (task.name !== nameBefore && task.name !== null && this.#types.size < this.#maxTypes) this.#types.add(task.name);
   }
 
   get(uuid: string): Readonly<TaskRecord> | undefined {
