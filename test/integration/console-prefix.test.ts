@@ -32,11 +32,16 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
   let exporter: ConsoleRig['exporter'];
   let browser: ConsoleRig['browser'];
   let taskId: string;
+  let proxy: Awaited<ReturnType<typeof startPrefixProxy>>;
 
   beforeAll(async () => {
+    // The proxy comes first: behind a proxy, auth.public_url (its address) is the origin that
+    // may post to us (docs/security.md, finding 6), so the service's config needs it.
+    proxy = await startPrefixProxy(() => rig.exporter.url, PREFIX, false);
     // Written as a user might: no leading slash, a trailing one. The schema normalises it.
     rig = await startConsoleRig('redis', 'console-prefix', {
       url_prefix: 'ops/celery/',
+      auth: { public_url: `${proxy.url}${PREFIX}/` },
       // Dry-run remediation: decisions are made and audited, nothing is sent to the worker.
       remediation: { enabled: true, dry_run: true, rules_file: RULES, webhook: { bearer_token: TOKEN } },
     });
@@ -53,6 +58,7 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
   afterAll(async () => {
     await worker?.stop();
     await rig?.stop();
+    await proxy?.close();
   });
 
   /** Every URL a page points to, by kind; GET targets are fetched with the page's cookies. */
@@ -67,8 +73,8 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
 
   for (const strip of [false, true]) {
     it(`${strip ? 'a proxy that strips the prefix' : 'a proxy that passes the path on'}: every link of every page resolves under ${PREFIX}, and an action goes through`, async () => {
-      const proxy = await startPrefixProxy(exporter.url, PREFIX, strip);
-      try {
+      proxy.strip = strip;
+      {
         const page = await browser.newPage();
         const watch = watchPage(page);
         await signIn(page, proxy.url, 'olga', rig.passwords.olga, PREFIX);
@@ -101,14 +107,12 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
         // Nothing was asked for outside the prefix, but the browser's own /favicon.ico guess on
         // the pages without an icon link (sign-in and landing page): no link of ours.
         expect(proxy.requests.filter((u) => !u.startsWith(`${PREFIX}/`) && u !== PREFIX && u !== '/favicon.ico')).toEqual([]);
-      } finally {
-        await proxy.close();
       }
     });
   }
 
   it('remediation page: an Alertmanager decision shows up, and an admin flips the kill switch from the page', async () => {
-    const proxy = await startPrefixProxy(exporter.url, PREFIX, false);
+    proxy.strip = false;
     try {
       const webhook = await postWebhook(proxy.url, notification([{ labels: { alertname: 'HostBusy', hostname: worker.nodename } }]), TOKEN, `${PREFIX}/api/v1/alertmanager`);
       expect(webhook.status).toBe(200);
@@ -139,7 +143,6 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
       expect(await op.locator('#kill-switch button').count()).toBe(0);
     } finally {
       exporter.service.remediator?.setKillSwitch(false);
-      await proxy.close();
     }
   });
 

@@ -34,7 +34,8 @@ export async function startConsoleRig(kind: 'amqp' | 'redis', suite: string, con
     Object.entries(CONSOLE_USERS).map(async ([username, u]) => ({ username, password_hash: await hashPassword(u.password), role: u.role })),
   );
   const configFile = path.join(configDir, 'config.yaml');
-  await writeFile(configFile, stringify({ auth: { users }, audit: { file: '' }, ...config }));
+  const { auth, ...rest } = config as { auth?: Record<string, unknown> };
+  await writeFile(configFile, stringify({ auth: { users, ...auth }, audit: { file: '' }, ...rest }));
   const [exporter, browser] = await Promise.all([startExporter([...broker.exporterArgs, '--config', configFile, ...argv]), launchBrowser()]);
   const passwords = Object.fromEntries(Object.entries(CONSOLE_USERS).map(([u, { password }]) => [u, password])) as Record<ConsoleUser, string>;
   return {

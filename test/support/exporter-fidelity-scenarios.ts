@@ -95,7 +95,8 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
   describe(`exporter fidelity on ${kind} with real Celery workers`, () => {
     let rig: Rig;
     let prometheus: RunningPrometheus;
-    const JOB = 'fidelity';
+    // The shipped rules select the exporter's own job (alertmanager/celery-alerts.rules.yml).
+    const JOB = 'celery-autopilot';
 
     beforeAll(async () => {
       rig = await Rig.start(kind, 'fidelity', [

@@ -12,8 +12,10 @@ export async function startPrefixProxy(
   target: string | (() => string),
   prefix: string,
   strip: boolean,
-): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+): Promise<{ url: string; requests: string[]; strip: boolean; close(): Promise<void> }> {
   const requests: string[] = [];
+  // Settable, so one proxy (one origin, the one auth.public_url names) can play both set-ups.
+  const mode = { strip };
   const server = http.createServer((req, res) => {
     // A function when the service starts after the proxy (its config needs the proxy's URL).
     const upstream = new URL(typeof target === 'string' ? target : target());
@@ -23,7 +25,7 @@ export async function startPrefixProxy(
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`outside ${prefix}: ${url}\n`);
       return;
     }
-    const forwarded = strip ? url.slice(prefix.length) || '/' : url;
+    const forwarded = mode.strip ? url.slice(prefix.length) || '/' : url;
     const out = http.request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: forwarded.startsWith('/') ? forwarded : `/${forwarded}`, headers: req.headers },
       (answer) => {
@@ -38,6 +40,12 @@ export async function startPrefixProxy(
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
+    get strip() {
+      return mode.strip;
+    },
+    set strip(value: boolean) {
+      mode.strip = value;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
