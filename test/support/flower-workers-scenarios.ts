@@ -75,7 +75,9 @@ export function describeFlowerWorkersApi(kind: 'amqp' | 'redis'): void {
     });
 
     it('reports queue lengths as Flower does', async () => {
-      await sendTasks(rig.broker.celery, Array.from({ length: 4 }, () => ({ name: 'tasks.sleep', args: [3], queue: 'fw-busy' })));
+      // A backlog that lasts ~30 s (one 3 s task at a time): the management API samples its
+      // statistics every 5 s, later still on a loaded broker, so a short one can be missed.
+      await sendTasks(rig.broker.celery, Array.from({ length: 10 }, () => ({ name: 'tasks.sleep', args: [3], queue: 'fw-busy' })));
       if (kind === 'amqp') {
         // Management statistics are sampled every few seconds: wait for them to show the backlog.
         const q = await waitFor(
