@@ -1,5 +1,6 @@
 import type { RedisOptions } from 'ioredis';
 import type { BrokerTlsOptions } from '../tls.js';
+import { GuardedStandaloneConnector } from './connector.js';
 
 /** What the Redis transport is told, and how each of its connections is configured in ioredis. */
 
@@ -92,6 +93,7 @@ export function redisClientOptions(settings: RedisTransportSettings, role: Conne
     ...common,
     host: settings.host,
     port: settings.port,
+    Connector: GuardedStandaloneConnector as unknown as NonNullable<RedisOptions['Connector']>,
     // The ready check sends INFO, which a Celery ACL user often may not run; a server still
     // loading its data set answers the PSUBSCRIBE with an error and the session simply retries.
     enableReadyCheck: false,
