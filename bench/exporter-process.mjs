@@ -401,9 +401,9 @@ export async function runOnBrokers(name, { brokers, redisUrl, cases, runCase, de
  * the same broker and prefix with `args` and returns it. The generator and the exporter are
  * stopped when `measure` is done, whether it succeeded or not.
  */
-export async function withExporter({ broker, target, extraArgs }, measure) {
+export async function withExporter({ broker, target, extraArgs, nodeArgs }, measure) {
   const keyprefix = broker === 'redis' ? `bench-${randomSuffix()}:` : '';
-  const exporter = await startExporter({ brokerUrl: target.url, keyprefix, extraArgs });
+  const exporter = await startExporter({ brokerUrl: target.url, keyprefix, extraArgs, ...(nodeArgs?.length ? { nodeArgs } : {}) });
   let generator;
   try {
     // The wake-up heartbeat broadcast and first inspect go out right after ready: let them pass.

@@ -26,7 +26,8 @@ import {
 
 const USAGE = `usage: node bench/throughput.mjs [--tasks 100000] [--brokers amqp,redis] [--batches 1,10]
   [--workers 8] [--task-names 8] [--procs 1] [--rate 0] [--with-sent] [--idle-seconds 10]
-  [--poll-ms 100] [--redis-url redis://127.0.0.1:6379/0] [--exporter-args "--flag value ..."] [--out file.json]`;
+  [--poll-ms 100] [--redis-url redis://127.0.0.1:6379/0] [--exporter-args "--flag value ..."]
+  [--node-args="--max-semi-space-size=4 --cpu-prof --cpu-prof-dir=bench/results/prof"] [--out file.json]`;
 
 const opts = parseBenchArgs(USAGE, {
   brokers: 'amqp,redis',
@@ -41,6 +42,8 @@ const opts = parseBenchArgs(USAGE, {
   'poll-ms': '100',
   'redis-url': 'redis://127.0.0.1:6379/0',
   'exporter-args': '',
+  // Replaces the exporter's node flags (default: the --max-semi-space-size=4 that npm start uses).
+  'node-args': '',
 });
 
 const brokers = splitList(opts.brokers);
@@ -49,8 +52,9 @@ const batches = opts.batches.split(',').map(Number);
 async function runOne(broker, batch, target) {
   const label = `${broker} batch=${batch}`;
   const exporterArgs = opts['exporter-args'].split(/\s+/).filter(Boolean);
+  const nodeArgs = opts['node-args'].split(/\s+/).filter(Boolean);
   console.error(`[throughput] ${label}: starting exporter`);
-  return withExporter({ broker, target, extraArgs: exporterArgs }, async ({ exporter, baseline, publish }) => {
+  return withExporter({ broker, target, extraArgs: exporterArgs, nodeArgs }, async ({ exporter, baseline, publish }) => {
     const cpuBefore = exporter.cpuSeconds();
     const args = [
       '--tasks', opts.tasks,

@@ -19,6 +19,10 @@ command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/
 [[ -x ${CHROMIUM_PATH:-/usr/bin/chromium} ]] || need_apt+=(chromium)
 # `docker-compose config` validates docker-compose.yml without a Docker engine.
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+# The broker TLS tests make a CA with openssl and put stunnel in front of RabbitMQ (Redis speaks
+# TLS itself: Debian's redis-server is built with it).
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need_apt+=(stunnel4)
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -8,6 +8,8 @@ export type BrokerEndpoint = AmqpEndpoint | RedisEndpoint;
 
 export interface AmqpEndpoint {
   readonly kind: 'amqp';
+  /** `amqps://`: TLS, with the config's broker_tls settings. */
+  readonly tls: boolean;
   /** Full URL for amqplib, credentials included. */
   readonly url: Secret;
   readonly display: string;
@@ -79,7 +81,7 @@ function parseAmqp(text: string): AmqpEndpoint {
   // amqplib reads the vhost the same way, but "//" must be sent as "/%2F" to mean "/".
   const forClient = new URL(url.href);
   forClient.pathname = '/' + encodeURIComponent(vhost);
-  return { kind: 'amqp', url: new Secret(forClient.href), display: redact(url), vhost };
+  return { kind: 'amqp', tls: url.protocol === 'amqps:', url: new Secret(forClient.href), display: redact(url), vhost };
 }
 
 function parseDb(url: URL): number {

@@ -64,6 +64,10 @@ export function loadConfig(options: LoadOptions): { action: CliAction; config?: 
       if (broker.kind === 'redis' && broker.sentinels && !result.data.broker_transport_options.master_name) {
         problems.push('broker_url: a sentinel:// URL needs broker_transport_options.master_name');
       }
+      const tlsKeys = Object.entries(result.data.broker_tls).filter(([key, value]) => key !== 'verify' && value !== undefined);
+      if (!broker.tls && (tlsKeys.length > 0 || !result.data.broker_tls.verify)) {
+        problems.push('broker_tls is set but broker_url does not use TLS: use amqps:// or rediss://');
+      }
     } catch (e) {
       if (!(e instanceof BrokerUrlError)) throw e;
       problems.push(`broker_url: ${e.message}`);

@@ -50,8 +50,34 @@ export const configSchema = z
           .refine((s) => s.every((v, i) => i === 0 || v > s[i - 1]!), 'priority_steps must be strictly increasing'),
         sep: z.string().min(1).max(8).default('\x06\x16'),
         master_name: z.string().min(1).optional(),
+        /** Sentinel's own AUTH (Celery's `sentinel_kwargs`), apart from the master's in the URL. */
+        sentinel_username: z.string().min(1).max(256).optional(),
+        sentinel_password: z
+          .string()
+          .min(1)
+          .transform((s) => new Secret(s))
+          .optional(),
       })
       .strict()
+      .prefault({}),
+    /**
+     * TLS to a managed broker, used with amqps:// and rediss:// URLs: files (PEM), read once at
+     * start; only their paths are ever shown. Unset, the system's CAs verify the broker.
+     */
+    broker_tls: z
+      .object({
+        /** CA bundle that signed the broker's certificate. */
+        ca_file: z.string().min(1).optional(),
+        /** Client certificate and its key, for brokers that require mutual TLS. */
+        cert_file: z.string().min(1).optional(),
+        key_file: z.string().min(1).optional(),
+        /** Name sent as SNI and checked against the certificate (default: the URL's host). */
+        server_name: z.string().min(1).max(253).optional(),
+        /** false accepts any certificate: a test setup only, never a managed broker. */
+        verify: z.boolean().default(true),
+      })
+      .strict()
+      .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), 'cert_file and key_file go together')
       .prefault({}),
     listen_address: z.string().min(1).default('0.0.0.0'),
     /**

@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '../log.js';
-import { backoffDelay } from './backoff.js';
+import { closeModel, openConnection, withHeartbeat } from './amqp/connection.js';
+import { EventSubscription } from './amqp/event-subscription.js';
+import { parseReply, PendingReplies, publishRequest, REPLY_QUEUE_ARGUMENTS } from './amqp/pidbox.js';
+import { checkQueueDepths } from './amqp/queue-depths.js';
+import { asError } from './async.js';
+import { LamportClock, PIDBOX_EXCHANGE, REPLY_EXCHANGE } from './pidbox.js';
+import { ReconnectScheduler } from './reconnect.js';
+import { explainTlsError } from './tls.js';
+import type { AmqpTransportSettings } from './amqp/settings.js';
 import {
   BrokerUnavailableError,
   type BroadcastOptions,
@@ -12,6 +20,8 @@ import {
   type QueueDepth,
   type TransportObserver,
 } from './transport.js';
+
+export type { AmqpTransportSettings } from './amqp/settings.js';
 
 /**
  * RabbitMQ transport in Celery 5.2 / kombu 5.2's exact layout (docs/wire-protocol.md §A1, §A3, §B1-B3, §B6,
@@ -24,47 +34,7 @@ import {
  * replies that already arrived, as an idle timeout would.
  */
 
-export interface AmqpTransportSettings {
-  /** Full amqp:// or amqps:// URL, credentials included. Never logged. */
-  readonly url: string;
-  readonly eventQueue: {
-    /** `celeryev.<id>`: kept across reconnects, so a quick reconnect resumes the same queue. */
-    readonly name: string;
-    readonly messageTtlMs: number;
-    readonly expiresMs: number;
-    readonly prefetch: number;
-    /**
-     * Celery's receiver queue is auto-delete (gone with its last consumer). A queue with a fixed
-     * name must outlive a restart instead, so events published meanwhile wait for us (until
-     * x-expires): false there. Default true.
-     */
-    readonly autoDelete?: boolean;
-  };
-  readonly maxMessageBytes: number;
-  /** AMQP heartbeat; a half-open socket is noticed after about two intervals without traffic. */
-  readonly heartbeatSeconds: number;
-  readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
-  readonly connectTimeoutMs: number;
-}
-
 const EVENT_EXCHANGE = 'celeryev';
-const PIDBOX_EXCHANGE = 'celery.pidbox';
-const REPLY_EXCHANGE = 'reply.celery.pidbox';
-/** kombu's control_queue_expires (10 s) and control_queue_ttl (300 s), as the worker declares them. */
-const REPLY_QUEUE_ARGUMENTS = { 'x-expires': 10_000, 'x-message-ttl': 300_000 };
-/** Upper bound on how long an event stays unacked when traffic is too thin to fill a batch. */
-const ACK_FLUSH_MS = 25;
-/** Upper bound on a graceful connection close before the socket is simply destroyed. */
-const CLOSE_GRACE_MS = 2_000;
-
-/** One pidbox broadcast waiting for replies on the connection's reply queue. */
-interface PendingBroadcast {
-  readonly replies: ControlReply[];
-  readonly limit: number | undefined;
-  readonly idleMs: number;
-  timer: NodeJS.Timeout | undefined;
-  readonly resolve: (replies: ControlReply[]) => void;
-}
 
 /** Everything that lives and dies with one AMQP connection. */
 interface Session {
@@ -73,7 +43,7 @@ interface Session {
   readonly oid: string;
   control: Channel | undefined;
   events: EventSubscription | undefined;
-  readonly pending: Map<string, PendingBroadcast>;
+  readonly pending: PendingReplies;
   lost: boolean;
   /**
    * The first error the connection or a channel reported. amqplib closes the channels before it
@@ -94,18 +64,18 @@ export class AmqpTransport implements BrokerTransport {
   #session: Session | undefined;
   /** The connection being opened or set up, so close() can release it. */
   #opening: Session | undefined;
-  #attempt = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #reconnect: ReconnectScheduler;
   #connecting: Promise<void> | undefined;
   #closed = false;
   /** Lamport clock for pidbox request headers, as kombu's Mailbox keeps one. */
-  #clock = 0;
+  readonly #clock = new LamportClock();
 
   constructor(settings: AmqpTransportSettings, observer: TransportObserver, logger: Logger) {
     this.#settings = settings;
     this.#observer = observer;
     this.#logger = logger;
     this.#connectUrl = withHeartbeat(settings.url, settings.heartbeatSeconds);
+    this.#reconnect = new ReconnectScheduler(settings.reconnect, observer, () => this.#runConnect());
   }
 
   start(sink: EventSink): void {
@@ -125,7 +95,11 @@ export class AmqpTransport implements BrokerTransport {
     if (this.#closed) return;
     let model: ChannelModel;
     try {
-      model = await this.#open();
+      model = await openConnection({
+        url: this.#connectUrl,
+        connectTimeoutMs: this.#settings.connectTimeoutMs,
+        ...(this.#settings.tls ? { tls: this.#settings.tls } : {}),
+      });
     } catch (error) {
       if (!this.#closed) this.#failed(asError(error));
       return;
@@ -135,7 +109,7 @@ export class AmqpTransport implements BrokerTransport {
       await closeModel(model);
       return;
     }
-    const session: Session = { model, oid: randomUUID(), control: undefined, events: undefined, pending: new Map(), lost: false, cause: undefined };
+    const session: Session = { model, oid: randomUUID(), control: undefined, events: undefined, pending: new PendingReplies(), lost: false, cause: undefined };
     model.on('error', (error: Error) => {
       session.cause ??= error;
       this.#logger.warn({ err: error.message }, 'AMQP connection error');
@@ -159,45 +133,18 @@ export class AmqpTransport implements BrokerTransport {
       return;
     }
     this.#session = session;
-    this.#attempt = 0;
+    this.#reconnect.connected();
     this.#logger.info({ queue: this.#settings.eventQueue.name }, 'connected to RabbitMQ, consuming events');
     this.#observer.connected();
     this.#notifySubscribed(session);
   }
 
-  /** amqplib's socket `timeout` covers TCP + handshake; the outer deadline also covers TLS stalls. */
-  async #open(): Promise<ChannelModel> {
-    const opening = connect(this.#connectUrl, {
-      timeout: this.#settings.connectTimeoutMs,
-      noDelay: true,
-      clientProperties: { connection_name: 'celery-autopilot' },
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`connect timed out after ${this.#settings.connectTimeoutMs} ms`)), this.#settings.connectTimeoutMs + 250);
-    });
-    try {
-      return await Promise.race([opening, deadline]);
-    } catch (error) {
-      // A connection that completes after we gave up must not linger.
-      opening.then(
-        (late) => {
-          late.on('error', () => undefined);
-          void closeModel(late);
-        },
-        () => undefined,
-      );
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /** A connection attempt failed before it was usable. */
-  #failed(error: Error): void {
+  #failed(cause: Error): void {
+    const error = explainTlsError(cause);
     this.#logger.warn({ err: error.message }, 'cannot connect to RabbitMQ');
     this.#observer.disconnected(error);
-    this.#scheduleReconnect();
+    this.#reconnect.schedule();
   }
 
   /** The connection (or one of its long-lived channels) is gone: drop it all and start over. */
@@ -211,7 +158,7 @@ export class AmqpTransport implements BrokerTransport {
     if (this.#closed) return;
     this.#logger.warn({ err: error.message, wasConnected }, 'lost the RabbitMQ connection');
     this.#observer.disconnected(error);
-    this.#scheduleReconnect();
+    this.#reconnect.schedule();
   }
 
   /**
@@ -223,23 +170,12 @@ export class AmqpTransport implements BrokerTransport {
     queueMicrotask(() => this.#lose(session, new Error(what)));
   }
 
-  #scheduleReconnect(): void {
-    if (this.#closed || this.#retryTimer) return;
-    this.#attempt += 1;
-    const delay = backoffDelay(this.#attempt, this.#settings.reconnect.initialMs, this.#settings.reconnect.maxMs);
-    this.#observer.reconnecting(this.#attempt, delay);
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#runConnect();
-    }, delay);
-  }
-
   /** Runs one connection attempt, remembered so close() can wait for it to wind down. */
   #runConnect(): void {
     const attempt = this.#connect().catch((error: unknown) => {
       // Only a throwing observer gets here; the loop must survive it or it would stop for good.
       this.#logger.error({ err: asError(error).message }, 'connect attempt failed unexpectedly');
-      if (!this.#session) this.#scheduleReconnect();
+      if (!this.#session) this.#reconnect.schedule();
     });
     this.#connecting = attempt;
     void attempt.finally(() => {
@@ -251,17 +187,14 @@ export class AmqpTransport implements BrokerTransport {
   async #release(session: Session): Promise<void> {
     session.lost = true;
     session.events?.retire();
-    // Replies that already arrived are real answers, so a broadcast cut short by a lost
-    // connection resolves with them, exactly like an idle timeout would; it never hangs.
-    for (const ticket of [...session.pending.keys()]) finishBroadcast(session, ticket);
+    session.pending.finishAll();
     await closeModel(session.model);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    this.#reconnect.stop();
     const sessions = [this.#session, this.#opening].filter((s): s is Session => s !== undefined);
     this.#session = undefined;
     this.#opening = undefined;
@@ -376,26 +309,14 @@ export class AmqpTransport implements BrokerTransport {
   }
 
   #onReply(session: Session, message: ConsumeMessage): void {
-    const headers = message.properties.headers as Record<string, unknown> | undefined;
-    const ticket = headers?.['ticket'];
-    if (typeof headers?.['clock'] === 'number') this.#clock = Math.max(this.#clock, headers['clock']) + 1;
-    if (typeof ticket !== 'string') return;
-    const pending = session.pending.get(ticket);
-    if (!pending) return; // a late reply to a broadcast that already finished
-    let body: unknown;
-    try {
-      body = JSON.parse(message.content.toString('utf8'));
-    } catch {
-      this.#logger.warn({ ticket }, 'pidbox reply is not JSON; ignored');
+    const reply = parseReply(message);
+    if (reply.clock !== undefined) this.#clock.adjust(reply.clock);
+    if (reply.ticket === undefined) return;
+    if (reply.replies === undefined) {
+      this.#logger.warn({ ticket: reply.ticket }, 'pidbox reply is not a JSON object; ignored');
       return;
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
-    for (const [worker, value] of Object.entries(body)) pending.replies.push({ worker, value });
-    if (pending.limit !== undefined && pending.replies.length >= pending.limit) {
-      finishBroadcast(session, ticket);
-    } else {
-      armIdleTimer(session, ticket, pending);
-    }
+    session.pending.deliver(reply.ticket, reply.replies);
   }
 
   broadcast(request: ControlRequest, options: BroadcastOptions): Promise<ControlReply[]> {
@@ -404,242 +325,23 @@ export class AmqpTransport implements BrokerTransport {
     if (this.#closed || !session || session.lost || !channel) {
       return Promise.reject(new BrokerUnavailableError());
     }
-    const ticket = options.reply ? randomUUID() : undefined;
-    // Key order as kombu's Mailbox._broadcast builds the dict (§B1).
-    const body: Record<string, unknown> = {
-      method: request.method,
-      arguments: request.arguments,
-      destination: request.destination,
-      pattern: request.pattern ?? null,
-      matcher: request.matcher ?? null,
-    };
-    if (ticket) {
-      body['ticket'] = ticket;
-      body['reply_to'] = { exchange: REPLY_EXCHANGE, routing_key: session.oid };
-    }
-    this.#clock += 1;
-    // Typed explicitly: amqplib would send a clock of 128..32767 as a 16-bit int (table type
-    // 's'), which py-amqp 5.1 reads as a short string; the worker then dies with a
-    // UnicodeDecodeError on every command. Celery itself sends an int32 and a double.
-    const headers = {
-      clock: { '!': 'int', value: this.#clock },
-      expires: { '!': 'double', value: options.timeoutMs > 0 ? Date.now() / 1000 + options.timeoutMs / 1000 : 0 },
-    };
-
-    let result: Promise<ControlReply[]> = Promise.resolve([]);
-    if (ticket) {
-      const limit = options.limit ?? (request.destination && request.destination.length > 0 ? request.destination.length : undefined);
-      result = new Promise<ControlReply[]>((resolve) => {
-        const pending: PendingBroadcast = { replies: [], limit: limit && limit > 0 ? limit : undefined, idleMs: options.timeoutMs, timer: undefined, resolve };
-        session.pending.set(ticket, pending);
-        armIdleTimer(session, ticket, pending);
-      });
-    }
+    const reply = options.reply ? { ticket: randomUUID(), oid: session.oid } : undefined;
     try {
-      channel.publish(PIDBOX_EXCHANGE, '', Buffer.from(JSON.stringify(body), 'utf8'), {
-        contentType: 'application/json',
-        contentEncoding: 'utf-8',
-        deliveryMode: 2,
-        priority: 0,
-        headers,
-      });
+      return publishRequest(channel, session.pending, this.#clock, request, options, reply);
     } catch (error) {
       // The channel died between the check above and the publish: nothing was sent.
-      if (ticket) {
-        const pending = session.pending.get(ticket);
-        clearTimeout(pending?.timer);
-        session.pending.delete(ticket);
-      }
       return Promise.reject(new BrokerUnavailableError(`broker not connected: ${asError(error).message}`));
     }
-    return result;
   }
 
   // ---------------------------------------------------------------------------------------------
   // Queue depths (§C1)
 
   async queueDepths(queues: readonly string[], timeoutMs: number): Promise<QueueDepth[]> {
-    const results: QueueDepth[] = [];
     const session = this.#session;
     if (!session || session.lost) {
       return queues.map((name) => ({ name, messages: null, consumers: null, error: 'broker not connected' }));
     }
-    const deadline = Date.now() + timeoutMs;
-    // A passive declare of a missing queue closes its channel with 404, so checks run on a
-    // disposable channel that is replaced after every such loss; the event and pidbox channels
-    // never see it.
-    let channel: Channel | undefined;
-    try {
-      for (const name of queues) {
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) {
-          results.push({ name, messages: null, consumers: null, error: `timed out after ${timeoutMs} ms` });
-          continue;
-        }
-        try {
-          channel ??= await withDeadline(openDisposableChannel(session.model), remaining, (late) => void late.close().catch(() => undefined));
-          const ok = await withDeadline(channel.checkQueue(name), deadline - Date.now());
-          results.push({ name, messages: ok.messageCount, consumers: ok.consumerCount });
-        } catch (error) {
-          const e = error as { code?: unknown; message?: string };
-          if (e.code === 404) {
-            results.push({ name, messages: 0, consumers: 0 });
-          } else {
-            results.push({ name, messages: null, consumers: null, error: e.message ?? String(error) });
-          }
-          // After a 404 or a timeout this channel is dead or stuck; the next queue gets a new one.
-          const stale = channel;
-          channel = undefined;
-          stale?.close().catch(() => undefined);
-        }
-      }
-    } finally {
-      channel?.close().catch(() => undefined);
-    }
-    return results;
+    return checkQueueDepths(session.model, queues, timeoutMs);
   }
-}
-
-/** One consumer on the event queue, with cheap batched acknowledgements. */
-class EventSubscription {
-  retired = false;
-  #unacked = 0;
-  #last: ConsumeMessage | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  readonly #ackEvery: number;
-
-  constructor(
-    readonly channel: Channel,
-    private readonly sink: EventSink,
-    private readonly maxBytes: number,
-    prefetch: number,
-    private readonly logger: Logger,
-  ) {
-    // Acks must go out well before the prefetch window fills, or the broker stalls the stream.
-    this.#ackEvery = prefetch > 0 ? Math.max(1, Math.min(500, Math.floor(prefetch / 4))) : 500;
-  }
-
-  deliver(message: ConsumeMessage): void {
-    try {
-      if (message.content.length > this.maxBytes) {
-        this.sink.onDrop('oversize');
-      } else {
-        this.sink.onEvents({
-          contentType: message.properties.contentType as string | undefined,
-          contentEncoding: message.properties.contentEncoding as string | undefined,
-          body: message.content,
-          routingKey: message.fields.routingKey,
-        });
-      }
-    } catch (error) {
-      // A sink bug must not kill the channel (amqplib would) or stall acks; the message is spent.
-      this.logger.error({ err: asError(error).message }, 'event sink threw; event discarded');
-    }
-    this.#last = message;
-    if (++this.#unacked >= this.#ackEvery) this.flushAcks();
-    else this.#timer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS);
-  }
-
-  /** Acks everything delivered so far with one `multiple` ack. */
-  flushAcks(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const last = this.#last;
-    this.#last = undefined;
-    this.#unacked = 0;
-    if (!last || this.retired) return;
-    try {
-      this.channel.ack(last, true);
-    } catch {
-      // The channel is already closed; the broker requeues or drops those messages itself.
-    }
-  }
-
-  retire(): void {
-    this.retired = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-}
-
-function armIdleTimer(session: Session, ticket: string, pending: PendingBroadcast): void {
-  clearTimeout(pending.timer);
-  pending.timer = setTimeout(() => finishBroadcast(session, ticket), Math.max(0, pending.idleMs));
-}
-
-function finishBroadcast(session: Session, ticket: string): void {
-  const pending = session.pending.get(ticket);
-  if (!pending) return;
-  session.pending.delete(ticket);
-  clearTimeout(pending.timer);
-  pending.resolve(pending.replies);
-}
-
-async function openDisposableChannel(model: ChannelModel): Promise<Channel> {
-  const channel = await model.createChannel();
-  // Without a listener the 404 of a passive declare is an unhandled 'error' and kills the process.
-  channel.on('error', () => undefined);
-  return channel;
-}
-
-/**
- * Races `promise` against `ms`. The loser is always handled, so a late rejection never becomes an
- * unhandled one; `onLate` receives a value that arrived after the deadline, for cleanup.
- */
-async function withDeadline<T>(promise: Promise<T>, ms: number, onLate?: (value: T) => void): Promise<T> {
-  let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
-  promise.then(
-    (value) => {
-      if (timedOut) onLate?.(value);
-    },
-    () => undefined,
-  );
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          timedOut = true;
-          reject(new Error(`timed out after ${Math.max(0, Math.round(ms))} ms`));
-        }, Math.max(0, ms));
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Closes gracefully when the broker answers; on a half-open socket (where close-ok never comes)
- * the socket is destroyed after a grace period so close() always finishes.
- */
-async function closeModel(model: ChannelModel): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const graceful = model.close().catch(() => undefined);
-  const forced = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      // amqplib exposes no destroy(); its Connection keeps the socket as `stream`.
-      (model.connection as unknown as { stream?: { destroy(): void } }).stream?.destroy();
-      resolve();
-    }, CLOSE_GRACE_MS);
-  });
-  await Promise.race([graceful, forced]);
-  clearTimeout(timer);
-}
-
-/** amqplib reads the heartbeat from the URL query; an explicit setting wins over the URL's. */
-function withHeartbeat(url: string, heartbeatSeconds: number): string {
-  try {
-    const parsed = new URL(url);
-    parsed.searchParams.set('heartbeat', String(Math.max(0, Math.round(heartbeatSeconds))));
-    return parsed.href;
-  } catch {
-    // amqplib reports an unusable URL itself, on every attempt, through the normal failure path.
-    return url;
-  }
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

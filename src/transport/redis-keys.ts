@@ -1,3 +1,5 @@
+import { PIDBOX_EXCHANGE, pidboxRequestBody, REPLY_EXCHANGE } from './pidbox.js';
+
 /**
  * kombu 5.2's Redis layout (docs/wire-protocol.md §A2, §B4, §C2, §E) as pure functions: channel and key
  * names, the reply binding, and the JSON envelope kombu wraps every message in. The transport
@@ -18,8 +20,6 @@ export interface RedisLayout {
 export const DEFAULT_PRIORITY_STEPS: readonly number[] = [0, 3, 6, 9];
 export const DEFAULT_SEP = '\x06\x16';
 
-const PIDBOX_EXCHANGE = 'celery.pidbox';
-const REPLY_EXCHANGE = 'reply.celery.pidbox';
 
 /** kombu's `keyprefix_fanout` with `fanout_prefix=True`, global prefix in front: `pfx:/0.`. */
 function fanoutPrefix(layout: RedisLayout): string {
@@ -200,19 +200,8 @@ export interface PidboxRequestInput {
 
 /** The PUBLISH payload of `kombu.pidbox.Mailbox._broadcast` on Redis (docs/wire-protocol.md §B1). */
 export function encodePidboxRequest(input: PidboxRequestInput): string {
-  const body: Record<string, unknown> = {
-    method: input.method,
-    arguments: input.arguments,
-    destination: input.destination,
-    pattern: input.pattern,
-    matcher: input.matcher,
-  };
-  if (input.reply) {
-    body.ticket = input.reply.ticket;
-    body.reply_to = { exchange: REPLY_EXCHANGE, routing_key: input.reply.oid };
-  }
   return encodeEnvelope({
-    body: JSON.stringify(body),
+    body: JSON.stringify(pidboxRequestBody(input, input.reply)),
     headers: { clock: input.clock, expires: input.expires },
     // Persistent, as captured: kombu publishes by exchange name, so the producer default applies.
     properties: { delivery_mode: 2, delivery_info: { exchange: PIDBOX_EXCHANGE, routing_key: '' }, priority: 0 },
