@@ -56,16 +56,10 @@ export interface CommandDefinition {
   readonly confirmation?: Confirmation;
 }
 
-export const COMMAND_NAMES = [
-  'ping',
-  'stats',
-  'active_queues',
-  'registered',
-  'active',
-  'reserved',
-  'scheduled',
-  'revoked',
-  'conf',
+/** Read-only commands (inspect): they change nothing on the worker. */
+export const READ_COMMAND_NAMES = ['ping', 'stats', 'active_queues', 'registered', 'active', 'reserved', 'scheduled', 'revoked', 'conf'] as const;
+/** Commands that change a worker: the ones a remediation rule may take as its action. */
+export const WRITE_COMMAND_NAMES = [
   'pool_grow',
   'pool_shrink',
   'autoscale',
@@ -77,6 +71,7 @@ export const COMMAND_NAMES = [
   'shutdown',
   'pool_restart',
 ] as const;
+export const COMMAND_NAMES = [...READ_COMMAND_NAMES, ...WRITE_COMMAND_NAMES] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export function isCommandName(name: unknown): name is CommandName {
