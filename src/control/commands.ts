@@ -86,6 +86,18 @@ const read = (name: CommandName, description: string, validate: (raw: unknown) =
   reply: true,
 });
 
+/** pool_grow and pool_shrink: the same command in two directions. */
+const poolResize = (name: CommandName, description: string, direction: 1 | -1): CommandDefinition => ({
+  name,
+  description,
+  role: () => 'operator',
+  validate: validatePoolDelta,
+  numericArguments: ['n'],
+  reply: true,
+  changesInspection: true,
+  confirmation: poolSizeConfirmation(direction),
+});
+
 // ---- the registry --------------------------------------------------------------------------
 
 const definitions: CommandDefinition[] = [
@@ -99,26 +111,8 @@ const definitions: CommandDefinition[] = [
   read('revoked', 'Task ids the worker has flagged as revoked'),
   // Celery censors settings whose names look secret (API, TOKEN, KEY, SECRET, PASS...) before replying.
   read('conf', 'The worker configuration that differs from the defaults', validateConf),
-  {
-    name: 'pool_grow',
-    description: 'Add n pool processes (prefork without --autoscale only)',
-    role: () => 'operator',
-    validate: validatePoolDelta,
-    numericArguments: ['n'],
-    reply: true,
-    changesInspection: true,
-    confirmation: poolSizeConfirmation(1),
-  },
-  {
-    name: 'pool_shrink',
-    description: 'Remove n pool processes (prefork without --autoscale only)',
-    role: () => 'operator',
-    validate: validatePoolDelta,
-    numericArguments: ['n'],
-    reply: true,
-    changesInspection: true,
-    confirmation: poolSizeConfirmation(-1),
-  },
+  poolResize('pool_grow', 'Add n pool processes (prefork without --autoscale only)', 1),
+  poolResize('pool_shrink', 'Remove n pool processes (prefork without --autoscale only)', -1),
   {
     name: 'autoscale',
     description: 'Change the autoscale range of a worker started with --autoscale',
