@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { COMMANDS, prepareCommand, WRITE_COMMAND_NAMES } from '../control/commands.js';
 import { CommandValidationError } from '../control/validators.js';
+import type { DangerousAction } from '../config/remediation-schema.js';
 import type { Alert } from './alertmanager.js';
 import { globToRegExp } from './glob.js';
 import { checkTemplate, isTemplated, probeArguments, TemplateError } from './template.js';
@@ -13,8 +14,8 @@ import { checkTemplate, isTemplated, probeArguments, TemplateError } from './tem
  */
 export const REMEDIATION_ACTIONS = WRITE_COMMAND_NAMES;
 export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
-export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate'] as const;
-export type DangerousAction = (typeof DANGEROUS)[number];
+// Declared with the config key that lifts them (config/remediation-schema.ts): config/ never depends on remediation/.
+export type { DangerousAction } from '../config/remediation-schema.js';
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid label name');
 // The node-name glob of the control API (letters, digits, _ . @ - and the wildcards * ?).
