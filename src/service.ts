@@ -4,12 +4,14 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
 import { CeleryMetrics } from './metrics/celery-metrics.js';
-import { SelfMetrics, type SelfTelemetrySource } from './metrics/self-metrics.js';
+import { SelfMetrics } from './metrics/self-metrics.js';
 import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
 import { TaskEventsWatch } from './exporter/task-events-watch.js';
 import { WorkerInspector } from './exporter/worker-inspector.js';
-import { createHttpApp, type HttpDeps } from './http/app.js';
+import { createHttpApp } from './http/app.js';
+import { serviceHttpDeps } from './service-http.js';
+import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from './service-telemetry.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
 import { ControlClient } from './control/client.js';
@@ -19,29 +21,20 @@ import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
 import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
-import { VERSION } from './metrics/self-metrics.js';
 import { TaskTracker } from './state/tasks.js';
 import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPersistence, type TaskPublisher, type TaskStore } from './tasks/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
-import { managementQueues } from './broker-api/rabbitmq-management.js';
-import type { Secret } from './config/secret.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
+
+export type { BrokerStatus } from './service-telemetry.js';
 
 export interface ServiceDeps {
   logger: Logger;
   clock?: Clock;
   /** Tests may hand in a transport; by default the broker URL chooses one. */
   transport?: (observer: TransportObserver) => BrokerTransport;
-}
-
-/** Connection state as readiness and self-telemetry see it. */
-export interface BrokerStatus {
-  connected: boolean;
-  subscribed: boolean;
-  reconnects: number;
-  lastError?: string;
 }
 
 /**
@@ -121,8 +114,8 @@ export class Service {
     this.taskStore = taskParts?.store;
     this.#taskPersistence = taskParts?.persistence;
     if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
-    this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, this.#selfTelemetry());
-    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(this.#transportObserver());
+    this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, selfTelemetrySource(this, () => this.#taskEventsWatch.silentWorkers));
+    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(brokerStatusObserver(this.status, this.#logger, config.broker.display));
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
       // Celery's EventReceiver wake-up: every worker answers with a heartbeat at once, so
@@ -186,27 +179,6 @@ export class Service {
     this.#wireCollectors();
   }
 
-  /** Broker connection state for readiness and self-telemetry, and its log lines. */
-  #transportObserver(): TransportObserver {
-    return {
-      connected: () => {
-        this.status.connected = true;
-        this.status.lastError = undefined;
-        this.#logger.info({ broker: this.config.broker.display }, 'broker connected');
-      },
-      disconnected: (error) => {
-        if (this.status.connected) this.#logger.warn({ err: error.message }, 'broker connection lost');
-        this.status.connected = false;
-        this.status.subscribed = false;
-        this.status.lastError = error.message;
-      },
-      reconnecting: (attempt, delayMs) => {
-        this.status.reconnects++;
-        this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
-      },
-    };
-  }
-
   get clock(): Clock {
     return this.#clock;
   }
@@ -239,26 +211,6 @@ export class Service {
       return [...this.workers.all()].map((w) => ({ hostname: w.hostname, up: this.workers.isAlive(w, now), active: w.active ?? 0 }));
     });
     this.celeryMetrics.onCollectQueues(() => this.queues.collect());
-  }
-
-  /** What self-telemetry reads at scrape time, each answer from the module that owns it. */
-  #selfTelemetry(): SelfTelemetrySource {
-    return {
-      ingest: () => this.processor.counts,
-      broker: () => ({ ready: this.isReady(), reconnects: this.status.reconnects }),
-      tracked: () => ({ tasks: this.tasks.size, workers: this.workers.size, taskEvictions: this.tasks.evictions }),
-      queueLengthErrors: () => this.queues.errors,
-      labelOverflow: () => [
-        ...[this.processor.names, this.processor.hostnames, this.processor.queues, this.processor.exceptions].map((l): [string, number] => [l.label, l.overflowed]),
-        ['series', this.celeryMetrics.tasks.overflowed],
-      ],
-      workerClockSkew: () =>
-        this.workers
-          .alive()
-          .filter((w) => w.clockSkewSeconds !== undefined)
-          .map((w): [string, number] => [w.hostname, w.clockSkewSeconds!]),
-      workersWithoutTaskEvents: () => this.#taskEventsWatch.silentWorkers,
-    };
   }
 
   /**
@@ -306,7 +258,7 @@ export class Service {
 
   /** Starts the HTTP server on the configured address; resolves with the bound port. */
   async listen(port = this.config.port, host = this.config.listen_address): Promise<number> {
-    const app = createHttpApp(this.#httpDeps());
+    const app = createHttpApp(serviceHttpDeps(this));
     const server = app.listen(port, host);
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -315,60 +267,6 @@ export class Service {
     });
     const address = server.address();
     return typeof address === 'object' && address ? address.port : port;
-  }
-
-  /** What the HTTP surface gets from the service: explicit, so http/ never depends on Service itself. */
-  #httpDeps(): HttpDeps {
-    const r = this.config.remediation;
-    const brokerApi = this.#brokerApi();
-    return {
-      version: VERSION,
-      clock: this.#clock,
-      logger: this.logger,
-      trustProxy: this.config.trust_proxy,
-      auth: this.auth,
-      publicUrl: this.config.auth.public_url,
-      metrics: { contentType: this.registry.contentType, chunks: () => this.metricsChunks() },
-      readiness: () => ({ ready: this.isReady(), broker: { ...this.status } }),
-      cluster: { control: this.control, workers: this.workers, queues: this.queues },
-      audit: this.audit,
-      controlMaxBodyBytes: this.config.control.max_body_bytes,
-      actionMetrics: this.actionMetrics,
-      urlPrefix: this.config.url_prefix,
-      tasks: this.#taskHttpDeps(),
-      console: {
-        ...(brokerApi ? { managementQueues: (names: string[]) => managementQueues(brokerApi.url, brokerApi.vhost, names) } : {}),
-        tasks: this.taskStore,
-        payloadRole: this.config.tasks.payload_role,
-        abortable: this.resultBackend !== undefined,
-      },
-      ...(this.remediator
-        ? { remediation: { remediator: this.remediator, credentials: this.webhookCredentials, maxBodyBytes: r.webhook.max_body_bytes, reloadRules: () => this.reloadRules() } }
-        : {}),
-    };
-  }
-
-  /** Flower's broker_api (RabbitMQ management), when configured and the broker is RabbitMQ. */
-  #brokerApi(): { url: Secret; vhost: string } | undefined {
-    const { broker, broker_api: url } = this.config;
-    return url && broker.kind === 'amqp' ? { url, vhost: broker.vhost } : undefined;
-  }
-
-  #taskHttpDeps(): HttpDeps['tasks'] {
-    const t = this.config.tasks;
-    return {
-      read: { store: this.taskStore, payloadRole: t.payload_role },
-      submit: {
-        publisher: this.taskPublisher,
-        backend: this.resultBackend,
-        workers: this.workerSnapshot,
-        defaultQueue: this.config.metrics.default_queue_name,
-        payloadRole: t.payload_role,
-        maxWaitSeconds: t.max_result_wait_seconds,
-        maxBodyBytes: this.config.control.max_body_bytes,
-      },
-      workers: { snapshot: this.workerSnapshot, brokerApi: this.#brokerApi(), refreshSeconds: this.config.control.workers_refresh_seconds },
-    };
   }
 
   /** Graceful stop: no new connections, in-flight requests finish, broker resources released. */

@@ -1,6 +1,9 @@
 import { z } from 'zod';
-import { DANGEROUS } from '../remediation/rules.js';
 import { Secret } from './secret.js';
+
+/** The actions that stay off unless allow_dangerous_actions lists them (revoke_terminate: revoke with terminate). */
+export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate'] as const;
+export type DangerousAction = (typeof DANGEROUS)[number];
 
 /**
  * The `remediation:` section: whether Alertmanager webhooks may act at all, the rules file,

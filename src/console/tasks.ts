@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { parseTaskQuery } from '../http/task-api.js';
+import { parseTaskQuery } from '../tasks/query-params.js';
 import type { Role } from '../auth/index.js';
 import { SORT_FIELDS, type TaskQuery } from '../tasks/task-query.js';
 import { TASK_STATES, type TaskRecord } from '../tasks/task-state.js';
@@ -28,7 +28,7 @@ function paramsOf(req: Request): Params {
 /** The console's own defaults on top of Flower's: a page of 50, newest first. */
 export function tasksQuery(req: Request, seesPayload: boolean): { query: TaskQuery; params: Params; limit: number; offset: number } {
   const params = paramsOf(req);
-  const query = parseTaskQuery(req, seesPayload);
+  const query = parseTaskQuery(req.query, seesPayload);
   query.limit ??= DEFAULT_LIMIT;
   query.sortBy ??= { field: 'timestamp', descending: true };
   return { query, params, limit: query.limit, offset: query.offset ?? 0 };

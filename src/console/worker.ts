@@ -1,5 +1,6 @@
 import type { ControlClient, WorkerResult } from '../control/client.js';
-import { registeredInfo, type CommandName } from '../control/commands.js';
+import type { CommandName } from '../control/commands.js';
+import { registeredInfo } from '../control/confirmations.js';
 import type { WorkerRecord } from '../state/workers.js';
 import { commandForm, roleFor, taskTypeActions, workerActions } from './actions.js';
 import { age, html, isoTime, json, type Html } from './html.js';

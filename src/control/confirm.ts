@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { BrokerTransport, ControlRequest } from '../transport/transport.js';
-import type { Confirmation, WireArguments } from './commands.js';
+import type { WireArguments } from './command-arguments.js';
+import type { Confirmation } from './confirmations.js';
 
 /** How a confirmation polls: bounded in time, never more often than every `intervalMs`. */
 export interface ConfirmSettings {

@@ -43,58 +43,11 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   const viewer = deps.auth.requireRole('viewer');
   // Celery's client identity: gen<pid>@<host> as origin, one reply address per process.
   const origin = `gen${process.pid}@${hostname()}`;
-  const replyTo = randomUUID();
-
-  const handle =
-    (fn: (req: Request, res: Response) => Promise<void>) =>
-    (req: Request, res: Response): void => {
-      fn(req, res).catch((e: unknown) => answerError(res, e));
-    };
-
-  async function publish(req: Request, command: string): Promise<{ id: string; queue: string; registeredBy: string[] }> {
-    const name = validateTaskName(req.params.taskname, 'taskname');
-    const now = new Date(deps.clock.nowMs());
-    const r = parseSubmitBody(req.body, now);
-    const id = r.taskId ?? randomUUID();
-    const queue = r.queue ?? deps.defaultQueue;
-    const message = buildTaskMessage({
-      id,
-      name,
-      args: r.args,
-      kwargs: r.kwargs,
-      queue,
-      priority: r.priority,
-      ...(r.eta ? { eta: r.eta } : {}),
-      ...(r.expires ? { expires: r.expires } : {}),
-      ...(r.timeLimit ? { timeLimit: r.timeLimit } : {}),
-      ...(r.shadow ? { shadow: r.shadow } : {}),
-      ...(r.ignoreResult !== undefined ? { ignoreResult: r.ignoreResult } : {}),
-      origin,
-      replyTo,
-      now,
-    });
-    // Who registered the task comes from the background snapshot; the first call waits for a round.
-    const known = deps.workers.use().catch(() => undefined);
-    await deps.publisher.publish(message);
-    await known;
-    // Arguments are not audited: they may hold personal data.
-    deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: { task: name, task_id: id, queue }, outcome: 'sent' });
-    return { id, queue, registeredBy: deps.workers.registeredBy(name) };
-  }
-
-  function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name: string): Record<string, unknown> {
-    return {
-      'task-id': p.id,
-      queue: p.queue,
-      registered_by: p.registeredBy,
-      // Celery sends to any name too; the message waits in the queue until a worker knows it.
-      ...(p.registeredBy.length === 0 ? { warning: `no live worker has registered '${name}': the message waits in '${p.queue}' until one does` } : {}),
-    };
-  }
+  const client: PublishingClient = { origin, replyTo: randomUUID() };
 
   for (const path of ['async-apply', 'send-task'] as const) {
     router.post(`/api/task/${path}/:taskname`, ...operator, handle(async (req, res) => {
-      const sent = await publish(req, path === 'send-task' ? 'send_task' : 'apply_async');
+      const sent = await publish(deps, client, req, path === 'send-task' ? 'send_task' : 'apply_async');
       const state = deps.backend ? ((await deps.backend.get(sent.id).catch(() => null))?.status ?? 'PENDING') : undefined;
       res.json({ ...sentBody(sent, String(req.params.taskname)), ...(state ? { state } : {}) });
     }));
@@ -104,7 +57,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
     // Refused before anything is sent: without a backend the result can never be read.
     if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
     const timeout = waitSeconds(req, deps.maxWaitSeconds) ?? deps.maxWaitSeconds;
-    const sent = await publish(req, 'apply');
+    const sent = await publish(deps, client, req, 'apply');
     const meta = await deps.backend.wait(sent.id, timeout * 1000);
     res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, seesPayload(req)) });
   }));
@@ -127,6 +80,62 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
 
   const seesPayload = (req: Request) => req.principal !== undefined && roleAtLeast(req.principal.role, deps.payloadRole);
   return router;
+}
+
+/** An async route handler whose failures become Flower-style error answers. */
+function handle(fn: (req: Request, res: Response) => Promise<void>) {
+  return (req: Request, res: Response): void => {
+    fn(req, res).catch((e: unknown) => answerError(res, e));
+  };
+}
+
+/** Celery's client identity for the messages this process publishes. */
+interface PublishingClient {
+  readonly origin: string;
+  readonly replyTo: string;
+}
+
+/** Builds and publishes one task message, audits it, and says which live workers registered the task. */
+async function publish(deps: TaskSubmitApiDeps, client: PublishingClient, req: Request, command: string): Promise<{ id: string; queue: string; registeredBy: string[] }> {
+  const name = validateTaskName(req.params.taskname, 'taskname');
+  const now = new Date(deps.clock.nowMs());
+  const r = parseSubmitBody(req.body, now);
+  const id = r.taskId ?? randomUUID();
+  const queue = r.queue ?? deps.defaultQueue;
+  const message = buildTaskMessage({
+    id,
+    name,
+    args: r.args,
+    kwargs: r.kwargs,
+    queue,
+    priority: r.priority,
+    ...(r.eta ? { eta: r.eta } : {}),
+    ...(r.expires ? { expires: r.expires } : {}),
+    ...(r.timeLimit ? { timeLimit: r.timeLimit } : {}),
+    ...(r.shadow ? { shadow: r.shadow } : {}),
+    ...(r.ignoreResult !== undefined ? { ignoreResult: r.ignoreResult } : {}),
+    origin: client.origin,
+    replyTo: client.replyTo,
+    now,
+  });
+  // Who registered the task comes from the background snapshot; the first call waits for a round.
+  const known = deps.workers.use().catch(() => undefined);
+  await deps.publisher.publish(message);
+  await known;
+  // Arguments are not audited: they may hold personal data.
+  deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: { task: name, task_id: id, queue }, outcome: 'sent' });
+  return { id, queue, registeredBy: deps.workers.registeredBy(name) };
+}
+
+/** Flower's answer to a publish, with a warning when no live worker has registered the task. */
+function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name: string): Record<string, unknown> {
+  return {
+    'task-id': p.id,
+    queue: p.queue,
+    registered_by: p.registeredBy,
+    // Celery sends to any name too; the message waits in the queue until a worker knows it.
+    ...(p.registeredBy.length === 0 ? { warning: `no live worker has registered '${name}': the message waits in '${p.queue}' until one does` } : {}),
+  };
 }
 
 /** Flower's result fields: state always, result once ready (traceback on FAILURE). */

@@ -1,31 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { COMMANDS, prepareCommand, type CommandName } from '../control/commands.js';
+import { COMMANDS, prepareCommand, WRITE_COMMAND_NAMES } from '../control/commands.js';
 import { CommandValidationError } from '../control/validators.js';
+import type { DangerousAction } from '../config/remediation-schema.js';
 import type { Alert } from './alertmanager.js';
 import { globToRegExp } from './glob.js';
 import { checkTemplate, isTemplated, probeArguments, TemplateError } from './template.js';
 
 /**
- * The control commands a rule may take (the writing ones; reads make no sense as remediation).
- * Checked against the control layer's command names. The dangerous ones are off unless enabled.
+ * The control commands a rule may take: the writing ones (reads make no sense as remediation),
+ * as the control layer defines them. The dangerous ones are off unless enabled.
  */
-export const REMEDIATION_ACTIONS = [
-  'pool_grow',
-  'pool_shrink',
-  'autoscale',
-  'add_consumer',
-  'cancel_consumer',
-  'rate_limit',
-  'time_limit',
-  'revoke',
-  'pool_restart',
-  'shutdown',
-] as const satisfies readonly CommandName[];
+export const REMEDIATION_ACTIONS = WRITE_COMMAND_NAMES;
 export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
-export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate'] as const;
-export type DangerousAction = (typeof DANGEROUS)[number];
+// Declared with the config key that lifts them (config/remediation-schema.ts): config/ never depends on remediation/.
+export type { DangerousAction } from '../config/remediation-schema.js';
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid label name');
 // The node-name glob of the control API (letters, digits, _ . @ - and the wildcards * ?).

@@ -1,0 +1,71 @@
+import { PAYLOAD_FIELDS, SORT_FIELDS, TaskQueryError, parseSearch, searchFields, type SortField, type TaskQuery } from './task-query.js';
+
+/** A parsed query string (Express's req.query): values are strings, arrays when repeated, or nested objects. */
+export type QueryParams = Readonly<Record<string, unknown>>;
+
+/** Far above any store's size; a bigger number is a typo, not a wish. */
+const MAX_LIMIT = 10_000_000;
+
+/** One query-string value (the last if repeated); Flower's "All" means no filter. */
+function query(params: QueryParams, name: string): string | undefined {
+  const raw = params[name];
+  const v = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string') throw new TaskQueryError(`${name} must be text`);
+  return v;
+}
+
+function wholeNumber(params: QueryParams, name: string, max: number): number | undefined {
+  const v = query(params, name);
+  if (v === undefined) return undefined;
+  if (!/^\d{1,12}$/.test(v.trim()) || Number(v) > max) throw new TaskQueryError(`${name} must be a whole number from 0 to ${max}, got '${v.slice(0, 40)}'`);
+  return Number(v);
+}
+
+/** Flower's received_start/_end format, `YYYY-MM-DD HH:MM` in the server's local time; ISO 8601 with a zone also works. */
+export function parseDate(name: string, v: string): number {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})$/.exec(v.trim());
+  if (m) {
+    const [y, mo, d, h, mi] = m.slice(1).map(Number) as [number, number, number, number, number];
+    const date = new Date(y, mo - 1, d, h, mi);
+    if (date.getFullYear() === y && date.getMonth() === mo - 1 && date.getDate() === d && date.getHours() === h && date.getMinutes() === mi) return date.getTime() / 1000;
+  } else if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(v.trim())) {
+    const ms = Date.parse(v.trim());
+    if (Number.isFinite(ms)) return ms / 1000;
+  }
+  throw new TaskQueryError(`${name} must be a date like '2024-05-01 13:45' (server local time) or ISO 8601 with a zone, got '${v.slice(0, 40)}'`);
+}
+
+/** Flower's /api/tasks parameters (the console's task list uses the same) → a store query; throws TaskQueryError. */
+export function parseTaskQuery(params: QueryParams, showPayload: boolean): TaskQuery {
+  const q: TaskQuery = {};
+  const limit = wholeNumber(params, 'limit', MAX_LIMIT);
+  if (limit !== undefined) q.limit = limit;
+  const offset = wholeNumber(params, 'offset', MAX_LIMIT);
+  if (offset !== undefined) q.offset = offset;
+  const sortBy = query(params, 'sort_by');
+  if (sortBy !== undefined) {
+    const field = sortBy.replace(/^-/, '');
+    if (!(SORT_FIELDS as readonly string[]).includes(field)) throw new TaskQueryError(`sort_by must be one of ${SORT_FIELDS.join(', ')} (prefix - for descending), got '${sortBy.slice(0, 40)}'`);
+    q.sortBy = { field: field as SortField, descending: sortBy.startsWith('-') };
+  }
+  for (const [param, key] of [['workername', 'worker'], ['taskname', 'name'], ['state', 'state']] as const) {
+    const v = query(params, param);
+    if (v !== undefined && v !== 'All') q[key] = v;
+  }
+  for (const [param, key] of [['received_start', 'receivedStart'], ['received_end', 'receivedEnd'], ['started_start', 'startedStart'], ['started_end', 'startedEnd']] as const) {
+    const v = query(params, param);
+    if (v !== undefined) q[key] = parseDate(param, v);
+  }
+  const search = query(params, 'search');
+  if (search !== undefined) {
+    q.search = parseSearch(search);
+    if (!showPayload) {
+      // Searching a field one cannot see would reveal it a character at a time.
+      const asked = [...searchFields(q.search)].filter((f) => PAYLOAD_FIELDS.includes(f));
+      if (asked.length > 0) throw new TaskQueryError(`searching ${asked.join(', ')} needs a role that sees task payloads`, 403);
+      q.hidden = PAYLOAD_FIELDS;
+    }
+  }
+  return q;
+}
