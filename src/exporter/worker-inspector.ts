@@ -27,7 +27,9 @@ export class WorkerInspector {
   ) {}
 
   start(): void {
-    this.#timer ??= setInterval(() => void this.tick(), this.options.tickMs ?? 1000);
+    this.#timer ??= setInterval(() => {
+      this.tick().catch((e: unknown) => this.logger.error({ err: String(e) }, 'worker inspection tick failed'));
+    }, this.options.tickMs ?? 1000);
     this.#timer.unref();
   }
 
