@@ -155,7 +155,7 @@ export class AmqpTransport implements BrokerTransport {
     }
     if (session.lost) return;
     if (this.#closed) {
-      void this.#release(session);
+      this.#release(session).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'releasing a session failed'));
       return;
     }
     this.#session = session;
@@ -183,7 +183,7 @@ export class AmqpTransport implements BrokerTransport {
       opening.then(
         (late) => {
           late.on('error', () => undefined);
-          void closeModel(late);
+          closeModel(late).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'closing a late connection failed'));
         },
         () => undefined,
       );
@@ -207,7 +207,7 @@ export class AmqpTransport implements BrokerTransport {
     const error = session.cause ?? fallback;
     const wasConnected = this.#session === session;
     if (wasConnected) this.#session = undefined;
-    void this.#release(session);
+    this.#release(session).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'releasing a session failed'));
     if (this.#closed) return;
     this.#logger.warn({ err: error.message, wasConnected }, 'lost the RabbitMQ connection');
     this.#observer.disconnected(error);
@@ -242,9 +242,11 @@ export class AmqpTransport implements BrokerTransport {
       if (!this.#session) this.#scheduleReconnect();
     });
     this.#connecting = attempt;
-    void attempt.finally(() => {
+    // `attempt` never rejects (the catch above), so settling and failing clear it alike.
+    const forget = () => {
       if (this.#connecting === attempt) this.#connecting = undefined;
-    });
+    };
+    attempt.then(forget, forget);
   }
 
   /** Settles what depends on the session and closes its connection; never rejects. */
@@ -310,7 +312,10 @@ export class AmqpTransport implements BrokerTransport {
       name,
       (message) => {
         if (message) subscription.deliver(message);
-        else void this.#onEventConsumerCancelled(session, subscription);
+        else
+          this.#onEventConsumerCancelled(session, subscription).catch((error: unknown) =>
+            this.#logger.error({ err: asError(error).message }, 're-subscribing after a consumer cancel failed'),
+          );
       },
       { noAck: false },
     );
