@@ -308,7 +308,9 @@ export class RedisTransport implements BrokerTransport {
     session.healthTimer = setInterval(() => this.#checkHealth(session), interval);
     session.healthTimer.unref();
     this.#logger.info({ db: this.#settings.db, keyprefix: this.#settings.globalKeyprefix }, 'connected to Redis, subscribed to events');
-    for (const orphan of this.#orphans.splice(0)) void this.#removeReplyQueue(session, orphan);
+    for (const orphan of this.#orphans.splice(0)) {
+      this.#removeReplyQueue(session, orphan).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'orphaned reply queue cleanup failed'));
+    }
     this.#observer.connected();
     try {
       this.#sink?.onSubscribed();
@@ -531,7 +533,9 @@ export class RedisTransport implements BrokerTransport {
     } finally {
       this.#pending.delete(pending);
       this.#releaseReplyClient(session, client, pending.aborted);
-      void this.#removeReplyQueue(session, { member, keys }).finally(() => settle(undefined));
+      // Never rejects (it defers what fails to the orphan list), so both outcomes settle alike.
+      const settled = () => settle(undefined);
+      this.#removeReplyQueue(session, { member, keys }).then(settled, settled);
     }
   }
 
