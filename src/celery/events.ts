@@ -22,7 +22,6 @@ export const WORKER_EVENT_TYPES = ['worker-online', 'worker-heartbeat', 'worker-
 
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 export type WorkerEventType = (typeof WORKER_EVENT_TYPES)[number];
-export type EventType = TaskEventType | WorkerEventType;
 
 const TASK_TYPES = new Set<string>(TASK_EVENT_TYPES);
 const WORKER_TYPES = new Set<string>(WORKER_EVENT_TYPES);
