@@ -9,7 +9,8 @@ import { FIXTURES_DIR } from '../support/fixtures.js';
 // repository with nothing beside it, which catches references this text scan cannot see.
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SCANNED_DIRS = ['src', 'test', 'bench', 'scripts', '.ci', 'docker', 'docs'];
-const SCANNED_ROOT_FILES = /^(package\.json|vitest\.config\.ts|eslint\.config\.js|tsconfig.*\.json|Dockerfile|docker-compose\.yml|\.prettierrc.*)$/;
+const SCANNED_ROOT_FILES =
+  /^(package\.json|vitest\.config\.ts|eslint\.config\.js|tsconfig.*\.json|Dockerfile|docker-compose\.yml|\.prettierrc.*)$/;
 // Generated or installed, never committed (.gitignore).
 const SKIPPED = new Set(['node_modules', 'dist', 'coverage', '.tmp', 'results', '__pycache__']);
 
