@@ -10,7 +10,7 @@ import { FIXTURES_DIR } from '../support/fixtures.js';
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SCANNED_DIRS = ['src', 'test', 'bench', 'scripts', '.ci', 'docker', 'docs'];
 const SCANNED_ROOT_FILES =
-  /^(package\.json|vitest\.config\.ts|eslint\.config\.js|tsconfig.*\.json|Dockerfile|docker-compose\.yml|\.prettierrc.*)$/;
+  /^(package\.json|vitest\.config\.ts|eslint\.config\.js|tsconfig.*\.json|Dockerfile|docker-compose\.yml|\.prettierrc.*|README\.md|CONTRIBUTING\.md)$/;
 // Generated or installed, never committed (.gitignore).
 const SKIPPED = new Set(['node_modules', 'dist', 'coverage', '.tmp', 'results', '__pycache__']);
 
