@@ -13,9 +13,10 @@ export default defineConfig({
       reportsDirectory: 'coverage',
       // The summary is wanted most when something failed.
       reportOnFailure: true,
-      // The floor CI enforces: what the full suite reached when it was set, rounded down. Raise it
-      // when coverage grows; lowering it needs a reason in the commit message.
-      thresholds: { statements: 45, branches: 45, functions: 45, lines: 45 },
+      // The floor CI enforces: what the full suite reached when it was set (90.4 / 84.0 / 91.7 /
+      // 93.3 %), less about 1.5 points for paths only some runs take (reconnects, timeouts). Raise
+      // it when coverage grows; lowering it needs a reason in the commit message.
+      thresholds: { statements: 89, branches: 82, functions: 90, lines: 91 },
     },
     projects: [
       {
