@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,7 @@ function expectedFindings(source: string): string[] {
   });
 }
 
-describe('type-aware lint rules', () => {
+describe('lint rules', () => {
   // Type-aware linting builds a TypeScript program first: seconds, not milliseconds.
   it('report exactly the unhandled and misused promises the fixture marks', { timeout: 120_000 }, async () => {
     const expected = expectedFindings(readFileSync(FIXTURE, 'utf8'));
@@ -26,5 +27,21 @@ describe('type-aware lint rules', () => {
     const [result] = await new ESLint({ cwd: REPO_ROOT, ignore: false }).lintFiles([FIXTURE]);
     const found = result!.messages.map((m) => `${m.line}:${m.ruleId ?? `fatal ${m.message}`}`);
     expect(found).toEqual(expected);
+  });
+
+  it('the cycle check, with the flags npm run lint gives it, refuses a cycle of type-only imports', { timeout: 60_000 }, () => {
+    const script = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts[
+      'lint:cycles'
+    ]!;
+    const [command, ...args] = script.split(' ');
+    expect(command).toBe('dpdm');
+    // The same flags, on the fixture instead of the repository's quoted globs.
+    const flags = args.filter((a) => !a.startsWith("'"));
+    const run = spawnSync(path.join(REPO_ROOT, 'node_modules/.bin/dpdm'), [...flags, 'test/fixtures/lint/cycle-a.ts'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    expect(run.stdout).toContain('test/fixtures/lint/cycle-a.ts -> test/fixtures/lint/cycle-b.ts');
+    expect(run.status).toBe(1);
   });
 });
