@@ -5,7 +5,7 @@
 import { ConfigError, helpText, loadConfig } from './config/load.js';
 import { readFileSync } from 'node:fs';
 import { createLogger } from './log.js';
-import { loadRulesFile, RulesError } from './remediation/rules.js';
+import { loadConfiguredRules, RulesError } from './remediation/rules.js';
 import { VERSION } from './metrics/self-metrics.js';
 import { Service } from './service.js';
 
@@ -31,10 +31,11 @@ function main(): void {
   }
   const config = loaded.config!;
   if (loaded.action === 'check-config') {
-    // The rules file and the webhook token file are part of the configuration too.
+    // The rules file and the webhook token file are part of the configuration too: checked by
+    // the very functions the service loads them with.
     const r = config.remediation;
     try {
-      const rules = r.rules_file ? loadRulesFile(r.rules_file, r.allow_dangerous_actions) : [];
+      const rules = loadConfiguredRules(r);
       if (r.webhook.bearer_token_file) readFileSync(r.webhook.bearer_token_file, 'utf8');
       process.stdout.write(`configuration OK (broker ${config.broker.display}${r.enabled ? `, ${rules.length} remediation rules` : ''})\n`);
     } catch (e) {

@@ -12,12 +12,11 @@ import { createHttpApp } from './http/app.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
 import { ControlClient } from './control/client.js';
+import { COMMANDS } from './control/commands.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
-import { Remediator } from './remediation/engine.js';
-import { ClusterExecutor } from './remediation/executor.js';
-import { loadRulesFile, type RemediationRule } from './remediation/rules.js';
-import { MemoryState, RedisState, type RemediationState } from './remediation/state.js';
-import { Redis } from 'ioredis';
+import type { Remediator } from './remediation/engine.js';
+import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
+import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { readFileSync } from 'node:fs';
 import { Secret } from './config/secret.js';
 import type { WebhookCredentials } from './http/remediation-api.js';
@@ -61,7 +60,7 @@ export class Service {
   readonly actionMetrics: ActionMetrics;
   /** Present when remediation.enabled. */
   readonly remediator: Remediator | undefined;
-  readonly #stateRedis: Redis | undefined;
+  readonly #remediation: Remediation | undefined;
   readonly webhookCredentials: WebhookCredentials;
   readonly #inspector: WorkerInspector;
   readonly #clock: Clock;
@@ -143,47 +142,35 @@ export class Service {
       (outcome) => this.selfMetrics.inspectRequests.inc({ outcome }),
     );
     this.actionMetrics = new ActionMetrics(this.registry, m.self_prefix);
-    this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome) =>
-      this.actionMetrics.controlCommands.inc({ command, outcome }),
-    );
-    this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep);
+    this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome, result) => {
+      this.actionMetrics.controlCommands.inc({ command, outcome });
+      // HTTP or remediation alike: a pool or consumer change shows in the figures at once.
+      if (result && command !== 'unknown' && COMMANDS.get(command)?.changesInspection) {
+        for (const r of result.results) if (r.status === 'ok') this.#inspector.refresh(r.worker);
+      }
+    });
+    this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep, Date.now, config.audit.keep_bytes);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
     const r = config.remediation;
     this.webhookCredentials = webhookCredentials(config);
     if (r.enabled) {
-      let state: RemediationState = new MemoryState(() => this.#clock.nowMs());
-      if (r.state_redis_url) {
-        // Replicas behind one URL share idempotency and cooldowns here (SET NX PX).
-        this.#stateRedis = new Redis(r.state_redis_url.reveal(), { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
-        this.#stateRedis.on('error', (e: Error) => this.#logger.warn({ err: e.message }, 'remediation state Redis error'));
-        state = new RedisState(this.#stateRedis, r.state_key_prefix, () => this.#clock.nowMs());
-      }
-      this.remediator = new Remediator(
-        this.loadRules(),
-        new ClusterExecutor(this.transport, this.control, this.workers),
-        state,
-        this.audit,
-        this.actionMetrics,
-        this.#logger.child({ component: 'remediation' }),
-        {
-          dryRun: r.dry_run,
-          killSwitch: r.kill_switch,
-          allowDangerous: r.allow_dangerous_actions,
-          globalCap: { count: r.max_actions.count, windowSeconds: r.max_actions.window_seconds },
-          memorySeconds: r.memory_seconds,
-          inFlightSeconds: 120,
-          busyShrinkRetries: 10,
-          busyShrinkRetryMs: 2000,
-        },
-      );
+      this.#remediation = createRemediation(r, {
+        transport: this.transport,
+        control: this.control,
+        workers: this.workers,
+        audit: this.audit,
+        metrics: this.actionMetrics,
+        logger: this.#logger,
+        clock: this.#clock,
+      });
+      this.remediator = this.#remediation.remediator;
     }
     this.#wireCollectors();
   }
 
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
   loadRules(): RemediationRule[] {
-    const r = this.config.remediation;
-    return r.rules_file ? loadRulesFile(r.rules_file, r.allow_dangerous_actions) : [];
+    return loadConfiguredRules(this.config.remediation);
   }
 
   /** SIGHUP / POST reload: validate the whole file, then swap atomically. */
@@ -252,6 +239,11 @@ export class Service {
     return text;
   }
 
+  /** Re-inspections after pool or consumer changes still to come (tests wait for none). */
+  get pendingInspections(): number {
+    return this.#inspector.pendingRefreshes;
+  }
+
   isReady(): boolean {
     return this.status.connected && this.status.subscribed;
   }
@@ -300,7 +292,7 @@ export class Service {
     }
     await this.remediator?.idle();
     await this.transport.close();
-    this.#stateRedis?.disconnect();
+    this.#remediation?.close();
     await this.audit.close();
   }
 }

@@ -10,19 +10,26 @@ export interface AuditRecord extends AuditEntry {
   readonly time: string;
 }
 
+/** Default bound on the records kept in memory, by their size as JSON. */
+export const DEFAULT_AUDIT_MEMORY_BYTES = 4 * 1024 * 1024;
+
 /**
  * An append-only JSON-lines audit log (a file, or stdout with "-"), plus the most recent records
- * in memory for the API. Secrets never reach it: callers pass principals and results, not
- * credentials.
+ * in memory for the API, bounded by count and by their size as JSON: a remediation decision
+ * carries the alert's full labels, which whoever writes the series chooses. The file keeps every
+ * record. Secrets never reach it: callers pass principals and results, not credentials.
  */
 export class AuditLog {
   readonly #recent: AuditRecord[] = [];
+  readonly #sizes: number[] = [];
+  #bytes = 0;
   readonly #stream: WriteStream | NodeJS.WritableStream | undefined;
 
   constructor(
     target: string | undefined,
     private readonly keep = 1000,
     private readonly now: () => number = Date.now,
+    private readonly maxBytes = DEFAULT_AUDIT_MEMORY_BYTES,
   ) {
     if (target === '-') this.#stream = process.stdout;
     else if (target) this.#stream = createWriteStream(target, { flags: 'a' });
@@ -30,9 +37,22 @@ export class AuditLog {
 
   write(entry: AuditEntry): AuditRecord {
     const record: AuditRecord = { time: new Date(this.now()).toISOString(), ...entry };
+    const line = JSON.stringify(record);
+    const size = Buffer.byteLength(line);
     this.#recent.push(record);
-    if (this.#recent.length > this.keep) this.#recent.splice(0, this.#recent.length - this.keep);
-    this.#stream?.write(JSON.stringify(record) + '\n');
+    this.#sizes.push(size);
+    this.#bytes += size;
+    // The newest record always stays (its size is bounded by the request body limits).
+    let drop = Math.max(0, this.#recent.length - this.keep);
+    let bytes = this.#bytes;
+    for (let i = 0; i < drop; i++) bytes -= this.#sizes[i]!;
+    while (bytes > this.maxBytes && drop < this.#recent.length - 1) bytes -= this.#sizes[drop++]!;
+    if (drop > 0) {
+      this.#recent.splice(0, drop);
+      this.#sizes.splice(0, drop);
+      this.#bytes = bytes;
+    }
+    this.#stream?.write(line + '\n');
     return record;
   }
 
@@ -44,6 +64,11 @@ export class AuditLog {
       if (!kind || r.kind === kind) out.push(r);
     }
     return out;
+  }
+
+  /** What the records kept in memory weigh, as JSON (for tests and self-telemetry). */
+  get memoryBytes(): number {
+    return this.#bytes;
   }
 
   async close(): Promise<void> {

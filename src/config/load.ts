@@ -30,16 +30,60 @@ export const ENV_PREFIX = 'CELERY_AUTOPILOT_';
 /**
  * Merges, lowest precedence first: defaults (in the schema), the YAML file (`--config` or
  * CELERY_AUTOPILOT_CONFIG), CELERY_AUTOPILOT_* environment variables, command-line flags.
- * Every problem found is reported at once.
+ * Every problem found is reported at once; cross-field rules live in the schema's refinements.
  */
 export function loadConfig(options: LoadOptions): { action: CliAction; config?: Config } {
   const leaves = configLeaves();
   const problems: string[] = [];
-  let action: CliAction = 'run';
-  let configFile = options.env[`${ENV_PREFIX}CONFIG`];
-  const fromFlags: Record<string, unknown> = {};
+  const cli = parseArgv(options.argv, leaves, problems);
+  if (cli.action === 'help' || cli.action === 'version') return { action: cli.action };
 
-  const args = [...options.argv];
+  const configFile = cli.configFile ?? options.env[`${ENV_PREFIX}CONFIG`];
+  const fromFile = configFile ? readConfigFile(configFile, options.readFile ?? ((p) => readFileSync(p, 'utf8')), problems) : {};
+
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(options.env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || name === `${ENV_PREFIX}CONFIG`) continue;
+    const leaf = leaves.byEnv.get(name);
+    if (!leaf) {
+      problems.push(`unknown environment variable ${name}`);
+      continue;
+    }
+    setIfValid(fromEnv, leaf, value, name, problems);
+  }
+
+  const merged = deepMerge(deepMerge(fromFile, fromEnv), cli.fromFlags);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(describeIssue(issue));
+  }
+  let broker: BrokerEndpoint | undefined;
+  if (result.success) {
+    try {
+      broker = parseBrokerUrl(result.data.broker_url);
+      if (broker.kind === 'redis' && broker.sentinels && !result.data.broker_transport_options.master_name) {
+        problems.push('broker_url: a sentinel:// URL needs broker_transport_options.master_name');
+      }
+    } catch (e) {
+      if (!(e instanceof BrokerUrlError)) throw e;
+      problems.push(`broker_url: ${e.message}`);
+    }
+  }
+  if (problems.length > 0 || !result.success || !broker) throw new ConfigError(problems);
+  const { broker_url: _rawUrl, ...rest } = result.data;
+  return { action: cli.action, config: deepFreeze({ ...rest, broker }) };
+}
+
+/** The command line: the action, `--config`, and every other flag as a value at its key path. */
+function parseArgv(
+  argv: readonly string[],
+  leaves: ReturnType<typeof configLeaves>,
+  problems: string[],
+): { action: CliAction; configFile?: string; fromFlags: Record<string, unknown> } {
+  let action: CliAction = 'run';
+  let configFile: string | undefined;
+  const fromFlags: Record<string, unknown> = {};
+  const args = [...argv];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--help' || arg === '-h') action = 'help';
@@ -72,62 +116,22 @@ export function loadConfig(options: LoadOptions): { action: CliAction; config?: 
       problems.push(`unexpected argument "${arg}"`);
     }
   }
-  if (action === 'help' || action === 'version') return { action };
+  return { action, ...(configFile !== undefined ? { configFile } : {}), fromFlags };
+}
 
-  let fromFile: Record<string, unknown> = {};
-  if (configFile) {
-    try {
-      const text = (options.readFile ?? ((p) => readFileSync(p, 'utf8')))(configFile);
-      const doc: unknown = parseYaml(text);
-      if (doc !== null && doc !== undefined) {
-        if (typeof doc !== 'object' || Array.isArray(doc)) problems.push(`config file ${configFile}: top level must be a mapping`);
-        else fromFile = doc as Record<string, unknown>;
-      }
-    } catch (e) {
-      problems.push(`config file ${configFile}: ${(e as Error).message.split('\n')[0]}`);
+function readConfigFile(configFile: string, readFile: (path: string) => string, problems: string[]): Record<string, unknown> {
+  try {
+    const doc: unknown = parseYaml(readFile(configFile));
+    if (doc === null || doc === undefined) return {};
+    if (typeof doc !== 'object' || Array.isArray(doc)) {
+      problems.push(`config file ${configFile}: top level must be a mapping`);
+      return {};
     }
+    return doc as Record<string, unknown>;
+  } catch (e) {
+    problems.push(`config file ${configFile}: ${(e as Error).message.split('\n')[0]}`);
+    return {};
   }
-
-  const fromEnv: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(options.env)) {
-    if (!name.startsWith(ENV_PREFIX) || value === undefined || name === `${ENV_PREFIX}CONFIG`) continue;
-    const leaf = leaves.byEnv.get(name);
-    if (!leaf) {
-      problems.push(`unknown environment variable ${name}`);
-      continue;
-    }
-    setIfValid(fromEnv, leaf, value, name, problems);
-  }
-
-  const merged = deepMerge(deepMerge(fromFile, fromEnv), fromFlags);
-  const result = configSchema.safeParse(merged);
-  if (!result.success) {
-    for (const issue of result.error.issues) problems.push(describeIssue(issue));
-  }
-  let broker: BrokerEndpoint | undefined;
-  if (result.success) {
-    try {
-      broker = parseBrokerUrl(result.data.broker_url);
-      if (broker.kind === 'redis' && broker.sentinels && !result.data.broker_transport_options.master_name) {
-        problems.push('broker_url: a sentinel:// URL needs broker_transport_options.master_name');
-      }
-    } catch (e) {
-      if (!(e instanceof BrokerUrlError)) throw e;
-      problems.push(`broker_url: ${e.message}`);
-    }
-  }
-  if (result.success) {
-    const r = result.data.remediation;
-    if (r.enabled && !r.rules_file) problems.push('remediation.rules_file: remediation is enabled but no rules file is given');
-    const w = r.webhook;
-    if (r.enabled && !w.bearer_token && !w.bearer_token_file && !w.basic_auth && !result.data.auth.insecure_no_auth) {
-      problems.push('remediation.webhook: give bearer_token_file, bearer_token or basic_auth (the receiver never runs unauthenticated unless auth.insecure_no_auth)');
-    }
-    if (w.bearer_token && w.bearer_token_file) problems.push('remediation.webhook: give bearer_token or bearer_token_file, not both');
-  }
-  if (problems.length > 0 || !result.success || !broker) throw new ConfigError(problems);
-  const { broker_url: _rawUrl, ...rest } = result.data;
-  return { action, config: deepFreeze({ ...rest, broker }) };
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -21,6 +21,25 @@ export const remediationSchema = z
     max_actions: z.object({ count: z.number().int().min(1).max(100_000), window_seconds: z.number().min(1).max(604_800) }).strict().default({ count: 30, window_seconds: 600 }),
     /** How long an alert instance (fingerprint + startsAt) is remembered for idempotency and shrink-back. */
     memory_seconds: z.number().min(60).max(30 * 86_400).default(7 * 86_400),
+    /**
+     * In memory (no state_redis_url), at most this many remembered keys (idempotency, cooldowns,
+     * locks, counters); past it the oldest are forgotten and counted in
+     * celery_autopilot_remediation_state_evictions_total. In Redis, Redis's maxmemory bounds them.
+     */
+    max_state_entries: z.number().int().min(100).max(10_000_000).default(100_000),
+    /** Upper bound on one action's duration: the per-worker in-flight lock expires after it. */
+    in_flight_seconds: z.number().min(1).max(3600).default(120),
+    /** A shrink refused only because every pool process is busy is sent again this often... */
+    busy_shrink_retries: z.number().int().min(0).max(100).default(10),
+    /** ...this far apart. */
+    busy_shrink_retry_seconds: z.number().min(0.1).max(600).default(2),
+    /** A grow or shrink counts towards the bounds this long, until stats show it (pool tick: 5 s). */
+    pending_resize_seconds: z.number().min(1).max(600).default(10),
+    /**
+     * With state_redis_url, how often each replica re-reads the shared kill switch for the value
+     * it shows (decisions read it afresh every time).
+     */
+    kill_switch_refresh_seconds: z.number().min(0.05).max(60).default(0.5),
     webhook: z
       .object({
         /** Alertmanager http_config.authorization credentials (Bearer). Prefer the _file form. */
@@ -36,6 +55,27 @@ export const remediationSchema = z
     state_redis_url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').transform((s) => new Secret(s)).optional(),
     state_key_prefix: z.string().max(128).default('celery-autopilot:remediation:'),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.enabled && !r.rules_file) ctx.addIssue({ code: 'custom', path: ['rules_file'], message: 'remediation is enabled but no rules file is given' });
+    if (r.webhook.bearer_token && r.webhook.bearer_token_file) {
+      ctx.addIssue({ code: 'custom', path: ['webhook'], message: 'give bearer_token or bearer_token_file, not both' });
+    }
+  });
+
+/**
+ * The check that needs another section: the receiver never runs unauthenticated unless the whole
+ * service was deliberately opened with auth.insecure_no_auth. Called from the top-level schema.
+ */
+export function checkRemediationAgainstAuth(r: RemediationConfig, insecureNoAuth: boolean, ctx: z.RefinementCtx): void {
+  const w = r.webhook;
+  if (r.enabled && !w.bearer_token && !w.bearer_token_file && !w.basic_auth && !insecureNoAuth) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['remediation', 'webhook'],
+      message: 'give bearer_token_file, bearer_token or basic_auth (the receiver never runs unauthenticated unless auth.insecure_no_auth)',
+    });
+  }
+}
 
 export type RemediationConfig = z.output<typeof remediationSchema>;

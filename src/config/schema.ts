@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
-import { remediationSchema } from './remediation-schema.js';
+import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
 
 /**
  * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
@@ -150,11 +150,14 @@ export const configSchema = z
         file: z.string().default('-'),
         /** Recent records kept in memory for the API. */
         keep: z.number().int().min(10).max(100_000).default(1000),
+        /** ...and at most this much of them, as JSON (records carry alert labels of any size). */
+        keep_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
       })
       .strict()
       .prefault({}),
     remediation: remediationSchema.prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => checkRemediationAgainstAuth(c.remediation, c.auth.insecure_no_auth, ctx));
 
 export type ParsedConfig = z.output<typeof configSchema>;

@@ -16,7 +16,8 @@
  * Results, one per worker:
  *   - `ok` (reply = the worker's answer, message = its "ok" text if any),
  *   - `error` (kind = unsupported_pool | autoscale_enabled | autoscale_disabled |
- *     pool_restarts_disabled | unknown_task | invalid_rate_limit | unknown_command | worker_error,
+ *     pool_restarts_disabled | unknown_task | invalid_rate_limit | unknown_command | pool_busy |
+ *     worker_error,
  *     message = plain words, reply = the raw `{"error": ...}`),
  *   - `no_reply` (a named worker did not answer within the idle timeout; never retried),
  *   - `sent` (shutdown: a cast that workers never answer),

@@ -55,8 +55,15 @@ export interface CommandDefinition {
   role(args: WireArguments): Role;
   /** API arguments → wire arguments; throws CommandValidationError. Unknown keys are errors. */
   validate(raw: unknown): WireArguments;
+  /**
+   * Arguments whose values are numbers. The API wants real numbers; remediation rules (YAML,
+   * where a quoted "1" is natural) convert numeric strings for these once, at load.
+   */
+  readonly numericArguments?: readonly string[];
   /** false: sent as a cast (no ticket, no reply_to); workers never answer it. */
   readonly reply: boolean;
+  /** Changes what `stats` / `active_queues` report (pool size, consumed queues): re-inspect after it. */
+  readonly changesInspection?: boolean;
   readonly confirmation?: Confirmation;
 }
 
@@ -312,7 +319,9 @@ const definitions: CommandDefinition[] = [
     description: 'Add n pool processes (prefork without --autoscale only)',
     role: () => 'operator',
     validate: validatePoolDelta,
+    numericArguments: ['n'],
     reply: true,
+    changesInspection: true,
     confirmation: poolSizeConfirmation(1),
   },
   {
@@ -320,7 +329,9 @@ const definitions: CommandDefinition[] = [
     description: 'Remove n pool processes (prefork without --autoscale only)',
     role: () => 'operator',
     validate: validatePoolDelta,
+    numericArguments: ['n'],
     reply: true,
+    changesInspection: true,
     confirmation: poolSizeConfirmation(-1),
   },
   {
@@ -328,7 +339,9 @@ const definitions: CommandDefinition[] = [
     description: 'Change the autoscale range of a worker started with --autoscale',
     role: () => 'operator',
     validate: validateAutoscale,
+    numericArguments: ['max', 'min'],
     reply: true,
+    changesInspection: true,
     confirmation: autoscaleConfirmation,
   },
   {
@@ -338,6 +351,7 @@ const definitions: CommandDefinition[] = [
     role: () => 'operator',
     validate: validateAddConsumer,
     reply: true,
+    changesInspection: true,
     confirmation: consumingConfirmation(true),
   },
   {
@@ -346,6 +360,7 @@ const definitions: CommandDefinition[] = [
     role: () => 'operator',
     validate: (raw) => ({ queue: validateQueueName(validateObject(raw, 'arguments', ['queue']).queue) }),
     reply: true,
+    changesInspection: true,
     confirmation: consumingConfirmation(false),
   },
   {
@@ -365,6 +380,7 @@ const definitions: CommandDefinition[] = [
       'Set (or with both null, remove) the soft and hard time limits in seconds of a task type. Celery 5.2 enforces them only after the worker rebuilds its task strategies (pool_restart, or a broker reconnect)',
     role: () => 'operator',
     validate: validateTimeLimit,
+    numericArguments: ['soft', 'hard'],
     reply: true,
     confirmation: timeLimitConfirmation,
   },

@@ -12,6 +12,7 @@ export type ErrorKind =
   | 'unknown_task'
   | 'invalid_rate_limit'
   | 'unknown_command'
+  | 'pool_busy'
   | 'worker_error';
 
 export type MappedReply =
@@ -46,6 +47,13 @@ const KNOWN_ERRORS: KnownError[] = [
     kind: 'pool_restarts_disabled',
     matches: (e) => e.includes('Pool restarts not enabled'),
     message: () => 'the worker was started without worker_pool_restarts, so its pool cannot be restarted remotely',
+  },
+  {
+    // billiard's Pool.shrink when no process is idle right now: ValueError("Can't shrink pool. All
+    // processes busy!"). Worth another try once a task finishes, unlike every other refusal.
+    kind: 'pool_busy',
+    matches: (e, command) => command === 'pool_shrink' && /^ValueError\(["']Can't shrink pool\. All processes busy!["']\)$/.test(e),
+    message: () => 'every pool process is busy right now, so none can be removed; try again when a task has finished',
   },
   {
     kind: 'unknown_task',

@@ -16,13 +16,17 @@ export interface InspectOutcomeSink {
 export class WorkerInspector {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  /** Workers to inspect ahead of their interval, with the times they are due at. */
+  readonly #refreshAt = new Map<string, number[]>();
+  /** A pass serving refresh() is running (its requests may still be on their way). */
+  #refreshing = false;
 
   constructor(
     private readonly transport: BrokerTransport,
     private readonly workers: WorkerRegistry,
     private readonly clock: Clock,
     private readonly logger: Logger,
-    private readonly options: { intervalSeconds: number; timeoutMs: number; tickMs?: number },
+    private readonly options: { intervalSeconds: number; timeoutMs: number; tickMs?: number; refreshFollowUpMs?: number },
     private readonly outcome: InspectOutcomeSink = () => undefined,
   ) {}
 
@@ -38,16 +42,45 @@ export class WorkerInspector {
     this.#timer = undefined;
   }
 
-  /** One pass: inspect every live worker that was never inspected or is due again. */
+  /**
+   * Inspects this worker now rather than at its interval, and once more after the pool's 5 s
+   * maintain tick: after a pool or consumer change, whoever made it, the process and queue
+   * figures would otherwise stay stale for up to the interval (pool processes appear on that
+   * tick, docs/wire-protocol.md §B5).
+   */
+  refresh(hostname: string): void {
+    const now = this.clock.nowMs();
+    this.#refreshAt.set(hostname, [now, now + (this.options.refreshFollowUpMs ?? 6000)]);
+    void this.tick();
+  }
+
+  /** Re-inspections asked for by refresh() and not done yet. */
+  get pendingRefreshes(): number {
+    let n = 0;
+    for (const times of this.#refreshAt.values()) n += times.length;
+    return n + (this.#refreshing ? 1 : 0);
+  }
+
+  /** One pass: inspect every live worker that was never inspected, is due again or was asked for. */
   async tick(): Promise<void> {
     if (this.#running || !this.transport.isConnected()) return;
     const now = this.clock.nowMs();
+    const asked = (hostname: string) => (this.#refreshAt.get(hostname)?.[0] ?? Infinity) <= now;
     const due = this.workers
       .alive(now)
-      .filter((w) => w.inspectedAt === undefined || now - w.inspectedAt >= this.options.intervalSeconds * 1000)
+      .filter((w) => w.inspectedAt === undefined || now - w.inspectedAt >= this.options.intervalSeconds * 1000 || asked(w.hostname))
       .map((w) => w.hostname);
+    // Times that have come are served by this pass (or dropped: a worker gone meanwhile).
+    let served = false;
+    for (const [hostname, times] of this.#refreshAt) {
+      const left = times.filter((t) => t > now);
+      served ||= left.length < times.length;
+      if (left.length > 0) this.#refreshAt.set(hostname, left);
+      else this.#refreshAt.delete(hostname);
+    }
     if (due.length === 0) return;
     this.#running = true;
+    this.#refreshing = served;
     try {
       const [queues, stats] = await Promise.all([
         this.#ask('active_queues', due),
@@ -71,6 +104,7 @@ export class WorkerInspector {
       this.logger.debug({ err: (e as Error).message }, 'worker inspection failed');
     } finally {
       this.#running = false;
+      this.#refreshing = false;
     }
   }
 

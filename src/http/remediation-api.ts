@@ -114,14 +114,21 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
 
   const adminBody = [express.json({ limit: 4096 }), express.urlencoded({ extended: false, limit: 4096 }), auth.requireRole('admin')];
 
-  router.post('/api/v1/remediation/kill-switch', ...adminBody, (req, res) => {
+  router.post('/api/v1/remediation/kill-switch', ...adminBody, async (req, res) => {
     const raw = (req.body as { enabled?: unknown } | undefined)?.enabled ?? req.query.enabled;
     const enabled = raw === true || raw === 'true' || raw === '1' ? true : raw === false || raw === 'false' || raw === '0' ? false : undefined;
     if (enabled === undefined) {
       res.status(400).json({ error: 'enabled must be true or false' });
       return;
     }
-    remediator.setKillSwitch(enabled);
+    try {
+      // With shared state this sets it for every replica; unstored, it is not changed anywhere.
+      await remediator.setKillSwitch(enabled);
+    } catch (e) {
+      deps.logger.error({ err: (e as Error).message, enabled }, 'remediation kill switch not changed: shared state unreachable');
+      res.status(503).json({ error: 'the kill switch could not be stored; it is unchanged', kill_switch: remediator.killSwitch });
+      return;
+    }
     audit.write({ kind: 'admin', by: describePrincipal(req), action: 'kill_switch', enabled });
     deps.logger.warn({ enabled }, 'remediation kill switch changed');
     res.json({ kill_switch: enabled });

@@ -2,14 +2,9 @@ import type { ControlClient } from '../control/client.js';
 import { poolProcesses } from '../exporter/worker-inspector.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport } from '../transport/transport.js';
-import type { RemediationExecutor, TargetOutcome } from './engine.js';
+import type { RemediationExecutor, TargetOutcome } from './types.js';
+import { globToRegExp } from './glob.js';
 import type { RemediationAction } from './rules.js';
-
-/** fnmatch-style `*` and `?` (kombu's "glob" matcher), anchored. */
-export function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`);
-}
 
 /**
  * Remediation's view of the cluster and its hands: targets come from the live worker registry
@@ -70,6 +65,7 @@ export class ClusterExecutor implements RemediationExecutor {
       worker: r.worker,
       status: r.status === 'ok' || r.status === 'sent' ? 'ok' : r.status === 'error' ? 'error' : 'no_reply',
       ...(r.message ? { message: r.message } : {}),
+      ...(r.kind ? { kind: r.kind } : {}),
     }));
   }
 }

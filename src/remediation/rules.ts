@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { CommandName } from '../control/commands.js';
+import { COMMANDS, prepareCommand, type CommandName } from '../control/commands.js';
+import { CommandValidationError } from '../control/validators.js';
 import type { Alert } from './alertmanager.js';
-import { checkTemplate, TemplateError } from './template.js';
+import { globToRegExp } from './glob.js';
+import { checkTemplate, isTemplated, probeArguments, TemplateError } from './template.js';
 
 /**
  * The control commands a rule may take (the writing ones; reads make no sense as remediation).
@@ -26,6 +28,8 @@ export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate'] as con
 export type DangerousAction = (typeof DANGEROUS)[number];
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid label name');
+// The node-name glob of the control API (letters, digits, _ . @ - and the wildcards * ?).
+const workerGlob = z.string().min(1).max(200).regex(/^[A-Za-z0-9_.@*?-]+$/, 'a glob over worker names like celery@web-*');
 
 const actionStep = z
   .object({
@@ -51,6 +55,12 @@ const ruleSchema = z
         queue_label: labelName.optional(),
         worker_label: labelName.optional(),
         pattern: z.string().min(1).max(200).optional(),
+        /**
+         * Globs the resolved workers must match. Targets read from alert labels are only as
+         * trustworthy as whoever can write a series with that label (a Pushgateway, a target with
+         * honor_labels): this keeps such a rule on the workers it is meant for.
+         */
+        allow: z.union([workerGlob, z.array(workerGlob).min(1).max(50)]).optional(),
       })
       .strict()
       .refine((t) => [t.queue_label, t.worker_label, t.pattern].filter((v) => v !== undefined).length === 1, 'give exactly one of queue_label, worker_label, pattern'),
@@ -82,6 +92,61 @@ export class RulesError extends Error {
     super(`invalid remediation rules:\n  - ${problems.join('\n  - ')}`);
     this.name = 'RulesError';
   }
+}
+
+const NUMERIC_TEXT = /^-?\d+(\.\d+)?$/;
+
+/**
+ * The one conversion of rule arguments: a numeric string (YAML's quoted "1", or a label rendered
+ * into part of a string) for an argument the command wants as a number becomes that number.
+ * Applied to literal values at load and to rendered values before a decision; anything else is
+ * left for the command's own validator to refuse.
+ */
+export function convertArguments(action: RemediationAction, args: Record<string, unknown>): Record<string, unknown> {
+  const numeric = COMMANDS.get(action)?.numericArguments ?? [];
+  const out = { ...args };
+  for (const name of numeric) {
+    const v = out[name];
+    if (typeof v === 'string' && NUMERIC_TEXT.test(v)) out[name] = Number(v);
+  }
+  return out;
+}
+
+/**
+ * A step's arguments checked at load with the command's own validator: literal numbers given as
+ * text are converted (other text for a number is refused), templates take their default or, with
+ * none, a value of the expected type. A value only an alert can supply is checked when it comes.
+ */
+function checkStepArguments(action: RemediationAction, args: Record<string, unknown>, where: string, problems: string[]): Record<string, unknown> {
+  const numeric = COMMANDS.get(action)?.numericArguments ?? [];
+  for (const name of numeric) {
+    const v = args[name];
+    if (typeof v === 'string' && !isTemplated(v) && !NUMERIC_TEXT.test(v)) problems.push(`${where}: arguments.${name}: "${v.slice(0, 40)}" is not a number`);
+  }
+  const converted = convertArguments(action, args);
+  const { probe, fromAlert } = probeArguments(converted, (name) => (numeric.includes(name) ? 1 : 'placeholder'));
+  try {
+    prepareCommand(action, convertArguments(action, probe));
+  } catch (e) {
+    if (!(e instanceof CommandValidationError)) throw e;
+    const field = e.field?.split(/[.[]/)[0];
+    if (field === undefined || !fromAlert.has(field)) problems.push(`${where}: arguments: ${e.message}`);
+  }
+  return converted;
+}
+
+const allowCache = new WeakMap<RemediationRule, readonly RegExp[]>();
+
+/** Does `target.allow` (if given) let this rule act on this worker? */
+export function targetAllowed(rule: RemediationRule, worker: string): boolean {
+  const allow = rule.target.allow;
+  if (allow === undefined) return true;
+  let res = allowCache.get(rule);
+  if (!res) {
+    res = (Array.isArray(allow) ? allow : [allow]).map(globToRegExp);
+    allowCache.set(rule, res);
+  }
+  return res.some((re) => re.test(worker));
 }
 
 /** Is this step one of the dangerous ones (shutdown, pool_restart, revoke with terminate)? */
@@ -123,6 +188,7 @@ export function compileRules(text: string, allowDangerous: readonly DangerousAct
       }
     }
     for (const step of [rule, ...(rule.on_resolved ? [rule.on_resolved] : [])]) {
+      const before = problems.length;
       for (const text of templateStrings(step.arguments)) {
         try {
           checkTemplate(text);
@@ -131,6 +197,7 @@ export function compileRules(text: string, allowDangerous: readonly DangerousAct
           else throw e;
         }
       }
+      if (problems.length === before) step.arguments = checkStepArguments(step.action, step.arguments, where, problems);
       const danger = dangerOf(step.action, step.arguments);
       if (danger && !allowDangerous.includes(danger)) {
         problems.push(`${where}: ${danger} is disabled (enable it in remediation.allow_dangerous_actions)`);
@@ -157,6 +224,14 @@ export function loadRulesFile(path: string, allowDangerous: readonly DangerousAc
     throw new RulesError([`${path}: ${(e as Error).message}`]);
   }
   return compileRules(text, allowDangerous, path);
+}
+
+/**
+ * The rules the configuration names (none without a rules file): what the service loads at start
+ * and on reload, and what `--check-config` checks. Throws RulesError.
+ */
+export function loadConfiguredRules(r: { readonly rules_file?: string | undefined; readonly allow_dangerous_actions: readonly DangerousAction[] }): RemediationRule[] {
+  return r.rules_file ? loadRulesFile(r.rules_file, r.allow_dangerous_actions) : [];
 }
 
 function templateStrings(value: unknown): string[] {

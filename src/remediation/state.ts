@@ -13,16 +13,30 @@ export interface RemediationState {
   release(key: string): Promise<void>;
   /** Adds one to the counter of the current fixed window and returns the new count. */
   count(key: string, windowMs: number): Promise<number>;
-  /** Reads the counter of the current window without changing it. */
-  peekCount(key: string, windowMs: number): Promise<number>;
   put(key: string, value: string, ttlMs: number): Promise<void>;
   get(key: string): Promise<string | undefined>;
+}
+
+export interface MemoryStateOptions {
+  /**
+   * At most this many entries. Expired ones go first; beyond that the oldest are dropped (counted
+   * through `onEvict`), so an alert flood cannot grow memory without bound.
+   */
+  maxEntries: number;
+  onEvict?: (evicted: number) => void;
 }
 
 export class MemoryState implements RemediationState {
   readonly #entries = new Map<string, { value: string; expiresAt: number }>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly options: MemoryStateOptions = { maxEntries: 100_000 },
+  ) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
 
   #live(key: string): { value: string; expiresAt: number } | undefined {
     const e = this.#entries.get(key);
@@ -33,16 +47,30 @@ export class MemoryState implements RemediationState {
     return e;
   }
 
-  #sweep(): void {
-    if (this.#entries.size < 10_000) return;
-    const now = this.now();
-    for (const [k, e] of this.#entries) if (e.expiresAt <= now) this.#entries.delete(k);
+  /**
+   * Makes room for a new key: expired entries first, then the oldest written (Map order), down
+   * to 90 % of the bound so a flood pays for the full scan once per tenth of it, not per key.
+   */
+  #set(key: string, value: string, expiresAt: number): void {
+    const max = this.options.maxEntries;
+    if (!this.#entries.has(key) && this.#entries.size >= max) {
+      const now = this.now();
+      for (const [k, e] of this.#entries) if (e.expiresAt <= now) this.#entries.delete(k);
+      const target = this.#entries.size >= max ? max - Math.ceil(max / 10) : max;
+      let evicted = 0;
+      for (const k of this.#entries.keys()) {
+        if (this.#entries.size <= target) break;
+        this.#entries.delete(k);
+        evicted++;
+      }
+      if (evicted > 0) this.options.onEvict?.(evicted);
+    }
+    this.#entries.set(key, { value, expiresAt });
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {
     if (this.#live(key)) return false;
-    this.#sweep();
-    this.#entries.set(key, { value: '1', expiresAt: this.now() + ttlMs });
+    this.#set(key, '1', this.now() + ttlMs);
     return true;
   }
 
@@ -61,16 +89,12 @@ export class MemoryState implements RemediationState {
   async count(key: string, windowMs: number): Promise<number> {
     const k = this.#windowKey(key, windowMs);
     const n = Number(this.#live(k)?.value ?? '0') + 1;
-    this.#entries.set(k, { value: String(n), expiresAt: this.now() + windowMs * 2 });
+    this.#set(k, String(n), this.now() + windowMs * 2);
     return n;
   }
 
-  async peekCount(key: string, windowMs: number): Promise<number> {
-    return Number(this.#live(this.#windowKey(key, windowMs))?.value ?? '0');
-  }
-
   async put(key: string, value: string, ttlMs: number): Promise<void> {
-    this.#entries.set(key, { value, expiresAt: this.now() + ttlMs });
+    this.#set(key, value, this.now() + ttlMs);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -105,10 +129,6 @@ export class RedisState implements RemediationState {
     const k = this.#windowKey(key, windowMs);
     const [[, n]] = (await this.redis.multi().incr(k).pexpire(k, windowMs * 2).exec()) as [[Error | null, number], unknown];
     return n;
-  }
-
-  async peekCount(key: string, windowMs: number): Promise<number> {
-    return Number((await this.redis.get(this.#windowKey(key, windowMs))) ?? '0');
   }
 
   async put(key: string, value: string, ttlMs: number): Promise<void> {

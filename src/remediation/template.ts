@@ -17,6 +17,43 @@ export function checkTemplate(text: string): void {
   }
 }
 
+/** Does this text contain a placeholder (so its value is only known once an alert renders it)? */
+export function isTemplated(text: string): boolean {
+  return text.includes('{{');
+}
+
+/**
+ * What a step's arguments look like at load, for the command's validator: each placeholder takes
+ * its default; one without a default takes `placeholder(argument)` when it is the whole value
+ * (a value of the type the command expects), or "x" inside a longer string. `fromAlert` names
+ * the top-level arguments that held a placeholder without default: only an alert can tell.
+ */
+export function probeArguments(
+  args: Record<string, unknown>,
+  placeholder: (argument: string) => unknown,
+): { probe: Record<string, unknown>; fromAlert: Set<string> } {
+  const fromAlert = new Set<string>();
+  const probeValue = (name: string, value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map((v) => probeValue(name, v));
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, probeValue(name, v)]));
+    if (typeof value !== 'string') return value;
+    let whole: unknown;
+    let isWhole = false;
+    const out = value.replace(TEMPLATE, (match, _source: string, _label: string, fallback: string | undefined) => {
+      const v = fallback !== undefined ? unquote(fallback) : undefined;
+      if (v === undefined) fromAlert.add(name);
+      if (match === value) {
+        isWhole = true;
+        whole = v === undefined ? placeholder(name) : typed(v);
+      }
+      return v ?? 'x';
+    });
+    return isWhole ? whole : out;
+  };
+  const probe = Object.fromEntries(Object.entries(args).map(([k, v]) => [k, probeValue(k, v)]));
+  return { probe, fromAlert };
+}
+
 function unquote(v: string): string {
   if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) return v.slice(1, -1);
   return v;

@@ -76,10 +76,10 @@ describe('Prometheus alert rules (promtool)', () => {
           {
             interval: '1s',
             input_series: [
-              { series: 'celery_queue_length{queue_name="work"}', values: '4x10' },
-              { series: 'celery_active_worker_count{queue_name="work"}', values: '1x10' },
-              { series: 'celery_queue_length{queue_name="calm"}', values: '3x10' },
-              { series: 'celery_active_worker_count{queue_name="calm"}', values: '1x10' },
+              { series: 'celery_queue_length{job="celery-autopilot", queue_name="work"}', values: '4x10' },
+              { series: 'celery_active_worker_count{job="celery-autopilot", queue_name="work"}', values: '1x10' },
+              { series: 'celery_queue_length{job="celery-autopilot", queue_name="calm"}', values: '3x10' },
+              { series: 'celery_active_worker_count{job="celery-autopilot", queue_name="calm"}', values: '1x10' },
             ],
             alert_rule_test: [
               { eval_time: '1s', alertname: 'CeleryQueueBacklog', exp_alerts: [] },

@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { notification, postWebhook, startRemediationService, waitForConsumer, type RemediationRecord, type RemediationService, type TestAlert } from '../support/alertmanager.js';
 import { inspectStats, type WorkerStats } from '../support/celery/client.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
@@ -93,6 +93,13 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     await Promise.all([start('w1'), start('w2')]);
     await start('auto', { autoscale: [3, 1] });
     for (const role of workers.keys()) await waitForConsumer(service, node(role), queue(role));
+  });
+
+  // A pool change is followed by re-inspections of that worker (at once and after the pool's
+  // 5 s tick): let them finish, so "nothing on the wire" in the next test is about that test.
+  beforeEach(async () => {
+    await waitFor('the re-inspections after the previous test\'s changes', () => (service.exporter.service.pendingInspections === 0 ? true : undefined), 30_000, 100);
+    await spy.barrier();
   });
 
   afterAll(async () => {

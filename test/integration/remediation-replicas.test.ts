@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { notification, postWebhook, startRemediationService, waitForConsumer, type RemediationRecord, type RemediationService } from '../support/alertmanager.js';
 import { inspectStats } from '../support/celery/client.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { waitFor } from '../support/exporter.js';
 import { createVhost, uniqueId } from '../support/isolation.js';
 import { describeCommands, startPidboxSpy, type PidboxSpy } from '../support/pidbox-spy.js';
+import { metricValue } from '../support/prom.js';
 import { REPO_ROOT } from '../support/prometheus.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379/0';
@@ -25,19 +26,25 @@ describe('two remediation replicas sharing Redis state', () => {
   let spy: PidboxSpy;
   let worker: CeleryWorker;
 
+  const startReplica = () =>
+    startRemediationService(['--broker-url', vhost.url], path.join(REPO_ROOT, 'test/fixtures/remediation/replicas.yml'), {
+      remediation: { state_redis_url: REDIS_URL, state_key_prefix: keyPrefix, memory_seconds: 120 },
+    });
+
   beforeAll(async () => {
     vhost = await createVhost(uniqueId('rem-ha'));
-    const rules = path.join(REPO_ROOT, 'test/fixtures/remediation/replicas.yml');
-    for (let i = 0; i < 2; i++) {
-      replicas.push(
-        await startRemediationService(['--broker-url', vhost.url], rules, {
-          remediation: { state_redis_url: REDIS_URL, state_key_prefix: keyPrefix, memory_seconds: 120 },
-        }),
-      );
-    }
+    for (let i = 0; i < 2; i++) replicas.push(await startReplica());
     spy = await startPidboxSpy({ kind: 'amqp', url: vhost.url });
     worker = await startWorker({ brokerUrl: vhost.url, nodename, queues: [QUEUE], concurrency: 1 });
     for (const r of replicas) await waitForConsumer(r, nodename, QUEUE);
+  });
+
+  // A pool change is followed by re-inspections of that worker (at once and after the pool's
+  // 5 s tick): let them finish, so "nothing on the wire" in the next test is about that test.
+  beforeEach(async () => {
+    const pending = () => replicas.reduce((n, r) => n + r.exporter.service.pendingInspections, 0);
+    await waitFor('the re-inspections after the previous test\'s changes', () => (pending() === 0 ? true : undefined), 30_000, 100);
+    await spy.barrier();
   });
 
   afterAll(async () => {
@@ -77,5 +84,42 @@ describe('two remediation replicas sharing Redis state', () => {
     const others = all.filter((d) => d.outcome !== 'acted');
     expect(others.every((d) => d.outcome === 'suppressed' && (d.reason === 'duplicate' || d.reason === 'in_flight'))).toBe(true);
     await waitFor('the pool to grow to 2 processes, once', async () => ((await inspectStats({ brokerUrl: vhost.url }, [nodename]))[nodename]?.pool.processes?.length === 2 ? true : undefined), 20_000, 500);
+  });
+
+  it('the kill switch set through one replica stops the other too, and a restarted replica still obeys it', async () => {
+    const flip = (r: RemediationService, enabled: boolean) =>
+      fetch(`${r.url}/api/v1/remediation/kill-switch`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${r.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ enabled }),
+      });
+    const gauge = async (r: RemediationService) => metricValue(await r.exporter.scrape(), 'celery_autopilot_remediation_kill_switch', {});
+    const obeys = (r: RemediationService, value: number, what: string) => waitFor(what, async () => ((await gauge(r)) === value ? true : undefined), 15_000, 100);
+    // A new alert instance (its own startsAt): only the kill switch may stop it before the bounds.
+    const backlog = (startsAt: string) =>
+      notification([{ labels: { alertname: 'CeleryQueueBacklog', queue_name: QUEUE, autopilot_action: 'pool_grow', severity: 'warning' }, startsAt }]);
+    const stoppedBy = async (r: RemediationService, startsAt: string) => {
+      const mark = spy.mark();
+      expect((await postWebhook(r.url, backlog(startsAt), r.webhookToken)).status).toBe(200);
+      await r.idle();
+      await spy.barrier();
+      expect(spy.since(mark, { all: true })).toEqual([]);
+      expect((await r.decisions(1))[0]).toMatchObject({ outcome: 'suppressed', reason: 'kill_switch', targets: [nodename] });
+    };
+
+    expect([await gauge(replicas[0]!), await gauge(replicas[1]!)]).toEqual([0, 0]);
+    expect((await flip(replicas[0]!, true)).status).toBe(200);
+    await obeys(replicas[1]!, 1, 'the other replica to obey the kill switch');
+    await stoppedBy(replicas[1]!, '2026-11-30T04:00:00Z');
+
+    // A restart keeps it: the new process reads the stored switch, not its configured default.
+    await replicas[1]!.stop();
+    replicas[1] = await startReplica();
+    await waitForConsumer(replicas[1], nodename, QUEUE);
+    await obeys(replicas[1], 1, 'the restarted replica to obey the stored kill switch');
+    await stoppedBy(replicas[1], '2026-11-30T05:00:00Z');
+
+    expect((await flip(replicas[1], false)).status).toBe(200);
+    await obeys(replicas[0]!, 0, 'the first replica to see the switch released');
   });
 });

@@ -83,7 +83,8 @@ describe('mapping captured worker answers', () => {
     ['bad rate string', 'rate_limit', { error: 'Invalid rate limit string: ValueError("could not convert string to float: \'abc\'")' }, 'invalid_rate_limit', "could not convert string to float: 'abc'"],
     ['unknown command', 'enable_magic', { error: "KeyError('enable_magic')" }, 'unknown_command', 'does not know the command enable_magic'],
     ['a KeyError from inside a known handler', 'stats', { error: "KeyError('pool')" }, 'worker_error', "the worker failed: KeyError('pool')"],
-    ['a shrink of a busy pool', 'pool_shrink', { error: 'ValueError("Can\'t shrink pool. All processes busy!")' }, 'worker_error', 'All processes busy'],
+    ['a shrink of a busy pool', 'pool_shrink', { error: 'ValueError("Can\'t shrink pool. All processes busy!")' }, 'pool_busy', 'every pool process is busy'],
+    ['the same words from another command', 'stats', { error: 'ValueError("Can\'t shrink pool. All processes busy!")' }, 'worker_error', 'All processes busy'],
     ['an error that is not a string', 'stats', { error: { code: 1 } }, 'worker_error', '{"code":1}'],
   ])('%s → %s', (_scenario, command, value, kind, message) => {
     const mapped = mapReply(command, value);

@@ -29,7 +29,7 @@ class FakeCluster implements RemediationExecutor {
       const refusals = this.busy.get(worker) ?? 0;
       if (action === 'pool_shrink' && refusals > 0) {
         this.busy.set(worker, refusals - 1);
-        return { worker, status: 'error' as const, message: `the worker failed: ValueError("Can't shrink pool. All processes busy!")` };
+        return { worker, status: 'error' as const, kind: 'pool_busy' as const, message: 'every pool process is busy right now, so none can be removed; try again when a task has finished' };
       }
       return { worker, status: 'ok' as const };
     });
@@ -262,5 +262,93 @@ rules:
     expect(remediator.accept({ version: '4', truncatedAlerts: 0, malformedAlerts: 0, alerts: [alert({ alertname: 'Idle', hostname: 'celery@a' }, { status: 'resolved' })] }).jobs).toBe(0);
     await remediator.idle();
     expect(cluster.sent).toEqual([]);
+  });
+
+  it('target.allow keeps a label-driven rule on the workers it is meant for', async () => {
+    const rules = `
+rules:
+  - name: shrink-web
+    match: { labels: { alertname: Idle } }
+    action: pool_shrink
+    arguments: { n: 1 }
+    target: { worker_label: hostname, allow: "celery@a*" }
+  - name: grow-images
+    match: { labels: { alertname: Backlog } }
+    action: pool_grow
+    arguments: { n: 1 }
+    target: { queue_label: queue_name, allow: ["celery@b", "celery@z*"] }
+    bounds: { max_pool_processes: 8 }
+`;
+    const { cluster, post, audit } = setup({}, rules);
+    // A series whose hostname label names a worker outside the rule's reach (a Pushgateway...).
+    await post(alert({ alertname: 'Idle', hostname: 'celery@c' }));
+    expect(cluster.sent).toEqual([]);
+    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'suppressed', reason: 'not_allowed', skipped: [{ worker: 'celery@c', reason: 'not_allowed', detail: 'outside target.allow' }] });
+    await post(backlog());
+    expect(cluster.sent).toEqual([{ action: 'pool_grow', args: { n: 1 }, workers: ['celery@b'] }]);
+    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'acted', targets: ['celery@b'], skipped: [{ worker: 'celery@a', reason: 'not_allowed' }] });
+  });
+
+  it('one conversion: a numeric label rendered into n is a number for the bounds and for the command alike', async () => {
+    const rules = `
+rules:
+  - name: shrink
+    match: { labels: { alertname: Idle } }
+    action: pool_shrink
+    arguments: { n: "{{ labels.by }}0" }
+    target: { worker_label: hostname }
+  - name: consume
+    match: { labels: { alertname: Consume } }
+    action: add_consumer
+    arguments: { queue: "{{ labels.queue }}" }
+    target: { worker_label: hostname }
+`;
+    const { cluster, post, audit } = setup({}, rules);
+    cluster.processes.set('celery@b', 20);
+    await post(alert({ alertname: 'Idle', hostname: 'celery@b', by: '1' }));
+    expect(cluster.sent).toEqual([{ action: 'pool_shrink', args: { n: 10 }, workers: ['celery@b'] }]);
+    // A rendered value the command refuses is refused by the command's validator, before anything is sent.
+    await post(alert({ alertname: 'Consume', hostname: 'celery@a', queue: 'no spaces allowed' }));
+    expect(cluster.sent).toHaveLength(1);
+    expect(audit.recent('remediation')[0]).toMatchObject({ rule: 'consume', outcome: 'failed', reason: 'bad_arguments', targets: ['celery@a'] });
+    expect(audit.recent('remediation')[0]!.error).toMatch(/^queue: /);
+  });
+
+  it('waits between busy-shrink retries with the injected sleep', async () => {
+    const slept: number[] = [];
+    const cluster = new FakeCluster();
+    cluster.busy.set('celery@a', 2);
+    const audit = new AuditLog(undefined);
+    const remediator = new Remediator(compileRules(RULES, []), cluster, new MemoryState(), audit, new ActionMetrics(new Registry(), 'x_'), silentLogger(), {
+      dryRun: false,
+      killSwitch: false,
+      allowDangerous: [],
+      memorySeconds: 86_400,
+      inFlightSeconds: 60,
+      busyShrinkRetries: 3,
+      busyShrinkRetryMs: 60_000,
+    }, { sleep: async (ms) => void slept.push(ms) });
+    remediator.accept({ version: '4', truncatedAlerts: 0, malformedAlerts: 0, alerts: [alert({ alertname: 'Idle', hostname: 'celery@a' })] });
+    await remediator.idle();
+    expect(slept).toEqual([60_000, 60_000]);
+    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'acted' });
+  });
+});
+
+describe('remediation state in memory', () => {
+  it('is bounded by entries, not only by age: expired keys go first, then the oldest, counted', async () => {
+    let now = 0;
+    let evicted = 0;
+    const state = new MemoryState(() => now, { maxEntries: 100, onEvict: (n) => (evicted += n) });
+    for (let i = 0; i < 50; i++) await state.put(`short:${i}`, '1', 1000);
+    for (let i = 0; i < 50; i++) await state.claim(`long:${i}`, 3_600_000);
+    now = 2000;
+    await state.claim('new:0', 3_600_000);
+    expect([state.size, evicted]).toEqual([51, 0]);
+    for (let i = 1; i < 1000; i++) await state.claim(`new:${i}`, 3_600_000);
+    expect(state.size).toBeLessThanOrEqual(100);
+    expect(evicted).toBeGreaterThan(0);
+    expect(await state.has('new:999')).toBe(true);
+    expect(await state.has('long:0')).toBe(false);
   });
 });

@@ -64,6 +64,42 @@ describe('remediation rules', () => {
   });
 });
 
+describe('rule arguments checked at load by the command\'s own validator', () => {
+  const rule = (action: string, args: string, extra = '') =>
+    `rules: [{ name: r1, match: {}, action: ${action}, arguments: ${args}, target: { pattern: "celery@*" }${extra} }]`;
+  const grow = (args: string) => rule('pool_grow', args, ', bounds: { max_pool_processes: 8 }');
+
+  it('a quoted number for a numeric argument is converted at load', () => {
+    expect(compileRules(grow('{ n: "2" }'), [])[0]!.arguments).toEqual({ n: 2 });
+    expect(compileRules(rule('autoscale', '{ max: "4", min: "1" }', ', bounds: { max_autoscale: 8 }'), [])[0]!.arguments).toEqual({ max: 4, min: 1 });
+    expect(compileRules(rule('pool_shrink', '{ n: 1 }', ', on_resolved: { action: pool_grow, arguments: { n: "3" } }, bounds: { max_pool_processes: 8 }'), [])[0]!.on_resolved!.arguments).toEqual({ n: 3 });
+  });
+
+  it.each([
+    ['text for a number', grow('{ n: "one" }'), 'r.yml: rules.0 (r1): arguments.n: "one" is not a number'],
+    ['a number out of the command\'s range', grow('{ n: 500 }'), 'r.yml: rules.0 (r1): arguments: n: must be an integer from 1 to 50'],
+    ['a template whose default the command refuses', grow('{ n: "{{ annotations.by | default: 0 }}" }'), 'r.yml: rules.0 (r1): arguments: n: must be an integer'],
+    ['an argument the command does not take', grow('{ n: 1, size: 2 }'), 'r.yml: rules.0 (r1): arguments: '],
+    ['a missing required argument', rule('autoscale', '{ max: 4 }', ', bounds: { max_autoscale: 8 }'), 'r.yml: rules.0 (r1): arguments: needs both max and min'],
+    ['a bad literal queue name', rule('add_consumer', '{ queue: "bad queue" }'), 'r.yml: rules.0 (r1): arguments: queue: '],
+    ['an on_resolved step with text for a number', rule('pool_shrink', '{ n: 1 }', ', on_resolved: { action: pool_grow, arguments: { n: "x" } }, bounds: { max_pool_processes: 8 }'), 'arguments.n: "x" is not a number'],
+  ])('refuses %s', (_name, yaml, message) => {
+    expect(problems(yaml).some((p) => p.includes(message))).toBe(true);
+  });
+
+  it('accepts templates whose value only an alert can supply, and their well-typed defaults', () => {
+    expect(problems(grow('{ n: "{{ annotations.by }}" }'))).toEqual([]);
+    expect(problems(grow('{ n: "{{ annotations.by | default: 2 }}" }'))).toEqual([]);
+    expect(problems(rule('add_consumer', '{ queue: "{{ labels.queue_name }}" }'))).toEqual([]);
+    expect(problems(rule('rate_limit', '{ task_name: "{{ labels.name }}", rate_limit: "{{ annotations.rate | default: 10/m }}" }'))).toEqual([]);
+  });
+
+  it('target.allow takes worker globs', () => {
+    expect(problems(rule('pool_shrink', '{ n: 1 }', '').replace('target: { pattern: "celery@*" }', 'target: { worker_label: hostname, allow: ["celery@web-*", "celery@api-?"] }'))).toEqual([]);
+    expect(problems(rule('pool_shrink', '{ n: 1 }', '').replace('target: { pattern: "celery@*" }', 'target: { worker_label: hostname, allow: "celery@{web}" }'))[0]).toContain('target.allow');
+  });
+});
+
 describe('argument templates', () => {
   const a = alert({ queue_name: 'images', n: '3' }, { annotations: { note: 'x' } });
   it('renders labels and annotations, restoring numbers', () => {

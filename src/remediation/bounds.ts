@@ -1,0 +1,79 @@
+import type { RemediationExecutor, SuppressReason } from './types.js';
+import type { RemediationAction, RemediationRule } from './rules.js';
+import type { RemediationState } from './state.js';
+import { stateKeys } from './state-keys.js';
+
+export interface BoundsInput {
+  rule: RemediationRule;
+  action: RemediationAction;
+  /** Rendered and converted once (convertArguments): numbers are numbers here. */
+  args: Record<string, unknown>;
+  targets: string[];
+  /** Filled with the arguments of workers that get a clamped n. */
+  perTarget: Map<string, Record<string, unknown>>;
+  skip: (worker: string, reason: SuppressReason, detail?: string) => void;
+  /** On a resolved notification: where the firing alert recorded what it grew on a worker. */
+  shrinkBackKey: ((worker: string) => string) | undefined;
+}
+
+/**
+ * Bounds from live stats: grow never past the ceiling (n is clamped to what is left), shrink
+ * never below the floor, autoscale only with min ≤ max ≤ ceiling; on resolve, shrink back at
+ * most what this alert grew. Workers that cannot take the action are skipped with 'bound'.
+ */
+export async function applyBounds(executor: RemediationExecutor, state: RemediationState, input: BoundsInput): Promise<string[]> {
+  const { rule, action, args, targets, perTarget, skip, shrinkBackKey } = input;
+  if (action !== 'pool_grow' && action !== 'pool_shrink' && action !== 'autoscale') return targets;
+  const b = rule.bounds;
+  const isCount = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
+  if (action === 'autoscale') {
+    const { max, min } = args;
+    if (!(isCount(max, 0) && isCount(min, 0) && min <= max && max <= (b.max_autoscale ?? Infinity))) {
+      for (const w of targets) skip(w, 'bound', `autoscale needs 0 ≤ min ≤ max ≤ ${b.max_autoscale}, got min=${String(min)} max=${String(max)}`);
+      return [];
+    }
+    return targets;
+  }
+  const n = args.n ?? 1;
+  if (!isCount(n, 1)) {
+    for (const w of targets) skip(w, 'bound', `n must be a positive integer, got ${String(args.n)}`);
+    return [];
+  }
+  const stats = await executor.poolStats(targets);
+  const pending = async (a: 'pool_grow' | 'pool_shrink', worker: string) => Number((await state.get(stateKeys.pendingResize(a, worker))) ?? '0');
+  const kept: string[] = [];
+  for (const worker of targets) {
+    const s = stats.get(worker);
+    if (!s || s.processes === undefined) {
+      skip(worker, 'bound', 'no live pool size (worker did not answer stats, or its pool cannot be resized)');
+      continue;
+    }
+    let allowed: number;
+    if (action === 'pool_grow') {
+      const recent = await pending('pool_grow', worker);
+      const counted = s.processes + recent;
+      allowed = Math.min(n, (b.max_pool_processes ?? 0) - counted);
+      if (allowed < 1) {
+        skip(worker, 'bound', `already at ${counted} processes${recent > 0 ? ` (${recent} from a grow not in stats yet)` : ''} (ceiling ${b.max_pool_processes})`);
+        continue;
+      }
+    } else {
+      allowed = Math.min(n, s.processes - (await pending('pool_shrink', worker)) - b.min_pool_processes);
+      if (shrinkBackKey) {
+        const grown = Number((await state.get(shrinkBackKey(worker))) ?? '0');
+        if (grown < 1) {
+          skip(worker, 'nothing_to_revert', 'this alert did not grow this worker');
+          continue;
+        }
+        allowed = Math.min(allowed, grown);
+      }
+      if (allowed < 1) {
+        skip(worker, 'bound', `already at ${s.processes} processes (floor ${b.min_pool_processes})`);
+        continue;
+      }
+    }
+    if (allowed !== n) perTarget.set(worker, { ...args, n: allowed });
+    kept.push(worker);
+  }
+  return kept;
+}

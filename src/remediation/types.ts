@@ -1,0 +1,74 @@
+import type { ErrorKind } from '../control/replies.js';
+import type { Alert } from './alertmanager.js';
+import type { DangerousAction, RemediationAction } from './rules.js';
+
+/** What remediation needs from the rest of the service: live cluster view and control. */
+export interface RemediationExecutor {
+  brokerConnected(): boolean;
+  /** Live workers currently consuming `queue`. */
+  consumersOf(queue: string): string[];
+  /** Live workers whose name matches the glob. */
+  matching(pattern: string): string[];
+  /**
+   * Is this node name a live worker? Used for `worker_label` targets, whose names come from an
+   * alert: a worker that is gone (or never was) gets no command and no reply timeout. Without
+   * it, the label is trusted and bounds or the reply timeout find out.
+   */
+  isLive?(worker: string): boolean;
+  /** Live pool figures per worker (stats), for bounds. Missing workers are absent from the map. */
+  poolStats(workers: string[]): Promise<Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>>;
+  /** Sends the command to exactly these workers; never to an empty list. */
+  run(action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]>;
+}
+
+export interface TargetOutcome {
+  worker: string;
+  status: 'ok' | 'error' | 'no_reply';
+  message?: string;
+  /** The reply mapper's error kind (src/control/replies.ts), e.g. pool_busy. */
+  kind?: ErrorKind;
+}
+
+export type SuppressReason =
+  | 'duplicate'
+  | 'cooldown'
+  | 'bound'
+  | 'cap'
+  | 'kill_switch'
+  | 'no_target'
+  | 'in_flight'
+  | 'not_allowed'
+  | 'nothing_to_revert';
+export type DecisionOutcome = 'acted' | 'failed' | 'no_reply' | 'dry_run' | 'suppressed';
+
+export interface Decision {
+  rule: string;
+  action: RemediationAction;
+  outcome: DecisionOutcome;
+  reason?: SuppressReason | 'bad_arguments' | 'broker_unavailable' | 'error';
+  alert: { fingerprint: string; startsAt: string; status: Alert['status']; labels: Record<string, string> };
+  arguments?: Record<string, unknown>;
+  targets: string[];
+  skipped: Array<{ worker: string; reason: SuppressReason; detail?: string }>;
+  results?: TargetOutcome[];
+  /** Why a decision failed before any command was sent (outcome failed, reason error/broker_unavailable). */
+  error?: string;
+}
+
+export interface RemediationOptions {
+  dryRun: boolean;
+  /** The kill switch at start when no shared one is handed in (see RemediationDeps). */
+  killSwitch: boolean;
+  allowDangerous: readonly DangerousAction[];
+  globalCap?: { count: number; windowSeconds: number };
+  /** How long an alert instance is remembered for idempotency and shrink-back. */
+  memorySeconds: number;
+  /** Upper bound on one action's duration, for the in-flight lock. */
+  inFlightSeconds: number;
+  /** A shrink refused because every pool process is busy is tried again this often. */
+  busyShrinkRetries: number;
+  busyShrinkRetryMs: number;
+  /** How long a grow or shrink counts as pending: longer than the pool's 5 s maintenance tick. */
+  pendingResizeMs?: number;
+}
+
