@@ -12,6 +12,8 @@ CELERY_PY=${CELERY_PYTHON:-/usr/bin/python3}
 need_apt=()
 "$CELERY_PY" -c 'import celery, redis' 2>/dev/null || need_apt+=(python3-celery python3-redis)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+# promtool (Debian ships it with prometheus) lints the real /metrics output.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 # The operator page's browser test drives Debian's Chromium (playwright-core downloads no browser).
 [[ -x ${CHROMIUM_PATH:-/usr/bin/chromium} ]] || need_apt+=(chromium)
@@ -53,4 +55,10 @@ if ! port_open 5672; then
   wait_port 5672 90 || die "RabbitMQ did not come up on 127.0.0.1:5672"
 fi
 command -v rabbitmqctl >/dev/null || die "rabbitmqctl (the tests create their own vhosts with it)"
+# /api/queues/length with broker_api reads RabbitMQ's management API, as Flower's broker_api does.
+if ! port_open 15672; then
+  say "enabling RabbitMQ's management plugin (port 15672)"
+  rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null || die "rabbitmq_management plugin (rabbitmq-plugins enable rabbitmq_management)"
+  wait_port 15672 60 || die "RabbitMQ's management API did not come up on 127.0.0.1:15672"
+fi
 say "ok: celery $("$CELERY_PY" -c 'import celery; print(celery.__version__)'), RabbitMQ and Redis up"

@@ -3,7 +3,7 @@
 // exporter's garbage is small and short-lived, and 4 MB keeps a small cluster under 100 MB RSS
 // for about 7 % more CPU per event (bench/README.md). Set on every way we start the process.
 import { ConfigError, helpText, loadConfig } from './config/load.js';
-import { readFileSync } from 'node:fs';
+import { loadWebhookCredentials } from './http/webhook-auth.js';
 import { createLogger } from './log.js';
 import { loadConfiguredRules, RulesError } from './remediation/rules.js';
 import { VERSION } from './metrics/self-metrics.js';
@@ -36,7 +36,7 @@ function main(): void {
     const r = config.remediation;
     try {
       const rules = loadConfiguredRules(r);
-      if (r.webhook.bearer_token_file) readFileSync(r.webhook.bearer_token_file, 'utf8');
+      for (const warning of loadWebhookCredentials(config).warnings) console.error(`warning: ${warning}`);
       process.stdout.write(`configuration OK (broker ${config.broker.display}${r.enabled ? `, ${rules.length} remediation rules` : ''})\n`);
     } catch (e) {
       console.error(e instanceof RulesError ? e.message : `invalid configuration:\n  - ${(e as Error).message}`);

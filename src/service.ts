@@ -4,11 +4,12 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
 import { CeleryMetrics } from './metrics/celery-metrics.js';
-import { SelfMetrics } from './metrics/self-metrics.js';
+import { SelfMetrics, type SelfTelemetrySource } from './metrics/self-metrics.js';
 import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
+import { TaskEventsWatch } from './exporter/task-events-watch.js';
 import { WorkerInspector } from './exporter/worker-inspector.js';
-import { createHttpApp } from './http/app.js';
+import { createHttpApp, type HttpDeps } from './http/app.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
 import { ControlClient } from './control/client.js';
@@ -17,10 +18,13 @@ import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
 import { createRemediation, type Remediation } from './remediation/wiring.js';
-import { readFileSync } from 'node:fs';
-import { Secret } from './config/secret.js';
-import type { WebhookCredentials } from './http/remediation-api.js';
+import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
+import { VERSION } from './metrics/self-metrics.js';
 import { TaskTracker } from './state/tasks.js';
+import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPublisher, type TaskStore } from './tasks/index.js';
+import { WorkerSnapshot } from './control/worker-snapshot.js';
+import { managementQueues } from './broker-api/rabbitmq-management.js';
+import type { Secret } from './config/secret.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
@@ -49,6 +53,14 @@ export class Service {
   readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
   readonly workers: WorkerRegistry;
   readonly tasks: TaskTracker;
+  /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
+  readonly taskStore: TaskStore | undefined;
+  /** Publishes task messages on its own broker connection (opened on first use). */
+  readonly taskPublisher: TaskPublisher;
+  /** Celery's result backend when tasks.result_backend is set. */
+  readonly resultBackend: ResultBackend | undefined;
+  /** What Flower's /api/workers shows, refreshed in the background once someone asks. */
+  readonly workerSnapshot: WorkerSnapshot;
   readonly processor: EventProcessor;
   readonly transport: BrokerTransport;
   readonly celeryMetrics: CeleryMetrics;
@@ -63,13 +75,17 @@ export class Service {
   readonly #remediation: Remediation | undefined;
   readonly webhookCredentials: WebhookCredentials;
   readonly #inspector: WorkerInspector;
+  readonly #taskEventsWatch: TaskEventsWatch;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly logger: Logger;
   #sweeper: NodeJS.Timeout | undefined;
   #server: Server | undefined;
   #stopped = false;
+  #scrapesInFlight = 0;
 
+  // Over 80 lines on purpose: the composition root builds every component in dependency order,
+  // and readonly fields can only be assigned here; each step is one constructor call.
   constructor(
     readonly config: Config,
     deps: ServiceDeps,
@@ -78,7 +94,6 @@ export class Service {
     this.#logger = deps.logger;
     this.logger = deps.logger;
     const m = config.metrics;
-    this.registry.setDefaultLabels(m.static_labels);
     this.celeryMetrics = new CeleryMetrics(this.registry, {
       prefix: m.prefix,
       runtimeBuckets: [...m.runtime_buckets],
@@ -87,7 +102,6 @@ export class Service {
       maxTaskSeries: config.cardinality.max_task_series,
       overflowValue: config.cardinality.overflow_value,
     });
-    this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix);
     this.workers = new WorkerRegistry(this.#clock, {
       ...(m.worker_timeout_seconds !== undefined ? { workerTimeoutSeconds: m.worker_timeout_seconds } : {}),
       purgeAfterSeconds: m.purge_offline_worker_seconds,
@@ -102,24 +116,13 @@ export class Service {
       maxQueues: c.max_queues,
       overflowValue: c.overflow_value,
     });
-    const observer: TransportObserver = {
-      connected: () => {
-        this.status.connected = true;
-        this.status.lastError = undefined;
-        this.#logger.info({ broker: config.broker.display }, 'broker connected');
-      },
-      disconnected: (error) => {
-        if (this.status.connected) this.#logger.warn({ err: error.message }, 'broker connection lost');
-        this.status.connected = false;
-        this.status.subscribed = false;
-        this.status.lastError = error.message;
-      },
-      reconnecting: (attempt, delayMs) => {
-        this.status.reconnects++;
-        this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
-      },
-    };
-    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(observer);
+    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
+    if (this.taskStore) {
+      const store = this.taskStore;
+      this.processor.observeTasks((event) => store.handle(event));
+    }
+    this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, this.#selfTelemetry());
+    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(this.#transportObserver());
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
       // Celery's EventReceiver wake-up: every worker answers with a heartbeat at once, so
@@ -132,6 +135,13 @@ export class Service {
       configuredQueues: m.queues,
       timeoutMs: m.queue_length_timeout_seconds * 1000,
       cacheMs: m.queue_length_cache_seconds * 1000,
+      retentionMs: m.queue_retention_seconds * 1000,
+      maxQueues: c.max_queues,
+    });
+    this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
+    this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.#logger, {
+      enableEvents: config.events.enable_events,
+      intervalSeconds: config.events.enable_events_interval_seconds,
     });
     this.#inspector = new WorkerInspector(
       this.transport,
@@ -150,9 +160,17 @@ export class Service {
       }
     });
     this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep, Date.now, config.audit.keep_bytes);
+    this.workerSnapshot = new WorkerSnapshot(this.control, this.#clock, this.#logger, {
+      refreshSeconds: config.control.workers_refresh_seconds,
+      forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),
+    });
+    this.taskPublisher = createTaskPublisher(config, this.#logger.child({ component: 'task-publisher' }));
+    this.resultBackend = createResultBackend(config, this.#logger);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
     const r = config.remediation;
-    this.webhookCredentials = webhookCredentials(config);
+    const webhook = loadWebhookCredentials(config);
+    this.webhookCredentials = webhook.credentials;
+    for (const warning of webhook.warnings) this.#logger.warn(warning);
     if (r.enabled) {
       this.#remediation = createRemediation(r, {
         transport: this.transport,
@@ -168,6 +186,31 @@ export class Service {
     this.#wireCollectors();
   }
 
+  /** Broker connection state for readiness and self-telemetry, and its log lines. */
+  #transportObserver(): TransportObserver {
+    return {
+      connected: () => {
+        this.status.connected = true;
+        this.status.lastError = undefined;
+        this.#logger.info({ broker: this.config.broker.display }, 'broker connected');
+      },
+      disconnected: (error) => {
+        if (this.status.connected) this.#logger.warn({ err: error.message }, 'broker connection lost');
+        this.status.connected = false;
+        this.status.subscribed = false;
+        this.status.lastError = error.message;
+      },
+      reconnecting: (attempt, delayMs) => {
+        this.status.reconnects++;
+        this.#logger.info({ attempt, delayMs }, 'reconnecting to broker');
+      },
+    };
+  }
+
+  get clock(): Clock {
+    return this.#clock;
+  }
+
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
   loadRules(): RemediationRule[] {
     return loadConfiguredRules(this.config.remediation);
@@ -175,7 +218,16 @@ export class Service {
 
   /** SIGHUP / POST reload: validate the whole file, then swap atomically. */
   reloadRules(): number {
-    const rules = this.loadRules();
+    let rules: RemediationRule[];
+    try {
+      rules = this.loadRules();
+    } catch (e) {
+      this.selfMetrics.rulesReloads.inc({ outcome: 'failure' });
+      this.selfMetrics.rulesLastReloadSuccessful.set(0);
+      throw e;
+    }
+    this.selfMetrics.rulesReloads.inc({ outcome: 'success' });
+    this.selfMetrics.rulesLastReloadSuccessful.set(1);
     this.remediator?.replaceRules(rules);
     this.#logger.info({ rules: rules.length }, 'remediation rules reloaded');
     return rules.length;
@@ -189,36 +241,24 @@ export class Service {
     this.celeryMetrics.onCollectQueues(() => this.queues.collect());
   }
 
-  /** Hot-path counts are plain numbers; they are copied into prom-client at scrape time. */
-  #collectSelf(): void {
-    const s = this.selfMetrics;
-    const counts = this.processor.counts;
-    const setCounter = (counter: { reset(): void; inc(labels: Record<string, string>, v: number): void }, label: string, values: Map<string, number>) => {
-      counter.reset();
-      for (const [k, v] of values) counter.inc({ [label]: k }, v);
+  /** What self-telemetry reads at scrape time, each answer from the module that owns it. */
+  #selfTelemetry(): SelfTelemetrySource {
+    return {
+      ingest: () => this.processor.counts,
+      broker: () => ({ ready: this.isReady(), reconnects: this.status.reconnects }),
+      tracked: () => ({ tasks: this.tasks.size, workers: this.workers.size, taskEvictions: this.tasks.evictions }),
+      queueLengthErrors: () => this.queues.errors,
+      labelOverflow: () => [
+        ...[this.processor.names, this.processor.hostnames, this.processor.queues, this.processor.exceptions].map((l): [string, number] => [l.label, l.overflowed]),
+        ['series', this.celeryMetrics.tasks.overflowed],
+      ],
+      workerClockSkew: () =>
+        this.workers
+          .alive()
+          .filter((w) => w.clockSkewSeconds !== undefined)
+          .map((w): [string, number] => [w.hostname, w.clockSkewSeconds!]),
+      workersWithoutTaskEvents: () => this.#taskEventsWatch.silentWorkers,
     };
-    {
-      setCounter(s.eventsReceived, 'type', counts.events);
-      setCounter(s.eventsDropped, 'reason', counts.drops);
-      s.messagesReceived.reset();
-      s.messagesReceived.inc(counts.messages);
-      s.brokerConnected.set(this.status.connected && this.status.subscribed ? 1 : 0);
-      s.brokerReconnects.reset();
-      s.brokerReconnects.inc(this.status.reconnects);
-      if (counts.lastEventAtMs > 0) s.lastEventTimestamp.set(counts.lastEventAtMs / 1000);
-      s.trackedTasks.set(this.tasks.size);
-      s.trackedWorkers.set(this.workers.size);
-      s.taskEvictions.set(this.tasks.evictions);
-      s.queueLengthErrors.reset();
-      s.queueLengthErrors.inc(this.queues.errors);
-      s.labelOverflow.reset();
-      for (const l of [this.processor.names, this.processor.hostnames, this.processor.queues, this.processor.exceptions]) {
-        if (l.overflowed > 0) s.labelOverflow.inc({ label: l.label }, l.overflowed);
-      }
-      if (this.celeryMetrics.tasks.overflowed > 0) s.labelOverflow.inc({ label: 'series' }, this.celeryMetrics.tasks.overflowed);
-      s.workerClockSkew.reset();
-      for (const w of this.workers.alive()) if (w.clockSkewSeconds !== undefined) s.workerClockSkew.set({ hostname: w.hostname }, w.clockSkewSeconds);
-    }
   }
 
   /**
@@ -226,17 +266,21 @@ export class Service {
    * families streamed from their store. Times itself for the next scrape_duration_seconds.
    */
   async *metricsChunks(): AsyncGenerator<string> {
-    const started = performance.now();
-    this.#collectSelf();
-    yield await this.registry.metrics();
-    yield* this.celeryMetrics.tasks.render();
-    this.selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
+    this.#scrapesInFlight++;
+    try {
+      const started = performance.now();
+      this.selfMetrics.collect();
+      yield await this.registry.metrics();
+      yield* this.celeryMetrics.tasks.render();
+      this.selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
+    } finally {
+      this.#scrapesInFlight--;
+    }
   }
 
-  async renderMetrics(): Promise<string> {
-    let text = '';
-    for await (const chunk of this.metricsChunks()) text += chunk;
-    return text;
+  /** Scrapes whose stream has not finished or been closed: stays 0 between scrapes, however they ended. */
+  get scrapesInFlight(): number {
+    return this.#scrapesInFlight;
   }
 
   /** Re-inspections after pool or consumer changes still to come (tests wait for none). */
@@ -252,20 +296,16 @@ export class Service {
   start(): void {
     this.transport.start(this.processor);
     this.#inspector.start();
+    this.#taskEventsWatch.start();
     this.#sweeper = setInterval(() => {
-      this.processor.flushHeld();
-      for (const hostname of this.workers.purge()) {
-        this.celeryMetrics.removeHostname(hostname);
-        this.processor.hostnames.forget(hostname);
-        this.#logger.info({ hostname }, 'purged series of departed worker');
-      }
+      for (const hostname of this.processor.sweep()) this.#logger.info({ hostname }, 'purged series of departed worker');
     }, 1000);
     this.#sweeper.unref();
   }
 
   /** Starts the HTTP server on the configured address; resolves with the bound port. */
   async listen(port = this.config.port, host = this.config.listen_address): Promise<number> {
-    const app = createHttpApp(this);
+    const app = createHttpApp(this.#httpDeps());
     const server = app.listen(port, host);
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -276,11 +316,67 @@ export class Service {
     return typeof address === 'object' && address ? address.port : port;
   }
 
+  /** What the HTTP surface gets from the service: explicit, so http/ never depends on Service itself. */
+  #httpDeps(): HttpDeps {
+    const r = this.config.remediation;
+    const brokerApi = this.#brokerApi();
+    return {
+      version: VERSION,
+      clock: this.#clock,
+      logger: this.logger,
+      trustProxy: this.config.trust_proxy,
+      auth: this.auth,
+      publicUrl: this.config.auth.public_url,
+      metrics: { contentType: this.registry.contentType, chunks: () => this.metricsChunks() },
+      readiness: () => ({ ready: this.isReady(), broker: { ...this.status } }),
+      cluster: { control: this.control, workers: this.workers, queues: this.queues },
+      audit: this.audit,
+      controlMaxBodyBytes: this.config.control.max_body_bytes,
+      actionMetrics: this.actionMetrics,
+      urlPrefix: this.config.url_prefix,
+      tasks: this.#taskHttpDeps(),
+      console: {
+        ...(brokerApi ? { managementQueues: (names: string[]) => managementQueues(brokerApi.url, brokerApi.vhost, names) } : {}),
+        tasks: this.taskStore,
+        payloadRole: this.config.tasks.payload_role,
+        abortable: this.resultBackend !== undefined,
+      },
+      ...(this.remediator
+        ? { remediation: { remediator: this.remediator, credentials: this.webhookCredentials, maxBodyBytes: r.webhook.max_body_bytes, reloadRules: () => this.reloadRules() } }
+        : {}),
+    };
+  }
+
+  /** Flower's broker_api (RabbitMQ management), when configured and the broker is RabbitMQ. */
+  #brokerApi(): { url: Secret; vhost: string } | undefined {
+    const { broker, broker_api: url } = this.config;
+    return url && broker.kind === 'amqp' ? { url, vhost: broker.vhost } : undefined;
+  }
+
+  #taskHttpDeps(): HttpDeps['tasks'] {
+    const t = this.config.tasks;
+    return {
+      read: { store: this.taskStore, payloadRole: t.payload_role },
+      submit: {
+        publisher: this.taskPublisher,
+        backend: this.resultBackend,
+        workers: this.workerSnapshot,
+        defaultQueue: this.config.metrics.default_queue_name,
+        payloadRole: t.payload_role,
+        maxWaitSeconds: t.max_result_wait_seconds,
+        maxBodyBytes: this.config.control.max_body_bytes,
+      },
+      workers: { snapshot: this.workerSnapshot, brokerApi: this.#brokerApi(), refreshSeconds: this.config.control.workers_refresh_seconds },
+    };
+  }
+
   /** Graceful stop: no new connections, in-flight requests finish, broker resources released. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#inspector.stop();
+    this.#taskEventsWatch.stop();
+    this.workerSnapshot.stop();
     if (this.#sweeper) clearInterval(this.#sweeper);
     const server = this.#server;
     if (server) {
@@ -292,18 +388,9 @@ export class Service {
     }
     await this.remediator?.idle();
     await this.transport.close();
+    await this.taskPublisher.close();
+    this.resultBackend?.close();
     this.#remediation?.close();
     await this.audit.close();
   }
-}
-
-/** The webhook's credentials; a token file is read once, at start. */
-function webhookCredentials(config: Config): WebhookCredentials {
-  const w = config.remediation.webhook;
-  const out: WebhookCredentials = {};
-  if (w.bearer_token) out.bearer = w.bearer_token;
-  else if (w.bearer_token_file) out.bearer = new Secret(readFileSync(w.bearer_token_file, 'utf8').trim());
-  if (w.basic_auth) out.basic = { username: w.basic_auth.username, password: w.basic_auth.password };
-  if (!out.bearer && !out.basic && config.auth.insecure_no_auth) out.insecure = true;
-  return out;
 }

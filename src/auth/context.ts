@@ -3,8 +3,8 @@ import type { Clock } from '../clock.js';
 import type { AuthConfig } from '../config/auth-schema.js';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from './credentials.js';
-import type { LoginLimiter } from './login-limiter.js';
-import { escapeHtml } from './login-page.js';
+import type { PasswordGate } from './password-gate.js';
+import { escapeHtml } from '../html.js';
 
 /** Why header credentials did not produce a principal; requireRole turns it into the answer. */
 export type AuthProblem = { status: 401; reason: string } | { status: 429; retryAfterSeconds: number };
@@ -15,7 +15,9 @@ export interface AuthContext {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly verifier: CredentialVerifier;
-  readonly limiter: LoginLimiter;
+  readonly gate: PasswordGate;
+  /** Sessions end this long after sign-in, however active (auth.session.absolute_lifetime_seconds). */
+  readonly absoluteLifetimeMs: number;
   /** Origin of auth.public_url, when set: the only origin unsafe cookie requests may come from. */
   readonly publicOrigin: string | undefined;
   /** Any users, tokens or GitHub: without them (and without insecure mode) everything is refused. */
@@ -23,7 +25,6 @@ export interface AuthContext {
   readonly insecure: boolean;
   /** Which sign-in methods the login page offers (and whether there are sessions at all). */
   readonly interactive: { readonly password: boolean; readonly github: boolean };
-  readonly problems: WeakMap<Request, AuthProblem>;
 }
 
 export const NOT_CONFIGURED =
@@ -45,7 +46,7 @@ export function refuse(req: Request, res: Response, status: number, message: str
     res
       .status(status)
       .type('html')
-      .send(`<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>\n<body><p>${escapeHtml(message)}</p><p><a href="/login">Sign in</a></p></body></html>\n`);
+      .send(`<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>\n<body><p>${escapeHtml(message)}</p><p><a href="${escapeHtml(typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '')}/login">Sign in</a></p></body></html>\n`);
   } else {
     res.status(status).json({ error: message });
   }

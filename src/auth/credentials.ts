@@ -1,8 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { AuthConfig } from '../config/auth-schema.js';
-import type { Secret } from '../config/secret.js';
-import { decoyHash, digestsEqual, parseScryptHash, sha256, verifyPassword, type ScryptHash } from './hashing.js';
+import { decoyHash, digestsEqual, hashPlaintextAtLoad, parseScryptHash, sha256, verifyPassword, type ScryptHash } from './hashing.js';
 import type { Role, SessionPrincipal } from './principal.js';
 
 /** What an Authorization header carries, before anything is verified. */
@@ -11,9 +10,15 @@ export type PresentedCredentials =
   | { scheme: 'bearer'; token: string }
   | { scheme: 'unsupported' };
 
-/** Parses `Basic base64(user:pass)` and `Bearer token` (schemes are case-insensitive, RFC 7235). */
+/**
+ * The one parser of Authorization headers, for the API and the Alertmanager receiver alike:
+ * `Basic base64(user:pass)` and `Bearer token` (schemes case-insensitive, RFC 7235). Only the
+ * scheme and the ASCII spaces RFC 7235 allows around it are stripped: the credential is the
+ * exact bytes sent, visible ASCII only. (JS `trim()` or `\s` would also eat U+00A0 and friends,
+ * which let `Bearer \xa0` match an empty secret.)
+ */
 export function parseAuthorization(header: string): PresentedCredentials {
-  const m = /^([A-Za-z]+) +(\S+) *$/.exec(header);
+  const m = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*) +([\x21-\x7e]+) *$/.exec(header);
   if (!m) return { scheme: 'unsupported' };
   const scheme = m[1]!.toLowerCase();
   const value = m[2]!;
@@ -31,8 +36,6 @@ interface ConfiguredToken {
   role: Role;
 }
 
-type PasswordCheck = { kind: 'hash'; hash: ScryptHash } | { kind: 'plain'; secret: Secret };
-
 const CACHE_TTL_MS = 5 * 60_000;
 const CACHE_MAX = 1000;
 
@@ -44,7 +47,7 @@ const CACHE_MAX = 1000;
  * (user, password) with a per-process key, so the cache holds nothing reusable.
  */
 export class CredentialVerifier {
-  readonly #users = new Map<string, { role: Role; check: PasswordCheck }>();
+  readonly #users = new Map<string, { role: Role; hash: ScryptHash }>();
   readonly #tokens: ConfiguredToken[];
   readonly #cacheKey = randomBytes(32);
   readonly #verified = new Map<string, number>();
@@ -54,18 +57,18 @@ export class CredentialVerifier {
     private readonly clock: Clock,
   ) {
     for (const u of config.users) {
-      let check: PasswordCheck;
+      let hash: ScryptHash;
       if (u.password_hash) {
         const parsed = parseScryptHash(u.password_hash.reveal());
         // The schema already refused malformed hashes; this guards a config built by hand.
         if (!parsed.ok) throw new Error(`auth.users: ${u.username}: ${parsed.error}`);
-        check = { kind: 'hash', hash: parsed.value };
+        hash = parsed.value;
       } else if (u.password) {
-        check = { kind: 'plain', secret: u.password.plain };
+        hash = hashPlaintextAtLoad(u.password.plain.reveal());
       } else {
         throw new Error(`auth.users: ${u.username}: no password`);
       }
-      this.#users.set(u.username, { role: u.role, check });
+      this.#users.set(u.username, { role: u.role, hash });
     }
     this.#tokens = config.tokens.map((t) => ({ name: t.name, digest: Buffer.from(t.sha256, 'hex'), role: t.role }));
   }
@@ -82,26 +85,31 @@ export class CredentialVerifier {
     return this.#tokens.length;
   }
 
-  /** The principal for a right username and password, else undefined. */
-  async verifyPassword(username: string, password: string): Promise<SessionPrincipal | undefined> {
+  /** The principal when this username and password were verified in the last few minutes: no hashing, so no gate. */
+  cached(username: string, password: string): SessionPrincipal | undefined {
     const user = this.#users.get(username);
-    if (!user) {
-      // Spend the same scrypt time as for a real user, so timing does not tell which names exist.
-      await verifyPassword(password, decoyHash());
-      return undefined;
-    }
-    const principal: SessionPrincipal = { kind: 'basic', name: username, role: user.role };
-    if (user.check.kind === 'plain') return user.check.secret.equals(password) ? principal : undefined;
+    if (!user) return undefined;
+    const cachedUntil = this.#verified.get(this.#cacheId(username, password));
+    return cachedUntil !== undefined && cachedUntil > this.clock.nowMs() ? { kind: 'basic', name: username, role: user.role } : undefined;
+  }
 
-    const cacheId = createHmac('sha256', this.#cacheKey).update(username).update('\0').update(password).digest('base64url');
-    const now = this.clock.nowMs();
-    const cachedUntil = this.#verified.get(cacheId);
-    if (cachedUntil !== undefined && cachedUntil > now) return principal;
-    if (!(await verifyPassword(password, user.check.hash))) return undefined;
+  /** The principal for a right username and password, else undefined. Always one scrypt (see password-gate.ts for who may ask). */
+  async verifyPassword(username: string, password: string): Promise<SessionPrincipal | undefined> {
+    const cached = this.cached(username, password);
+    if (cached) return cached;
+    const user = this.#users.get(username);
+    // An unknown user costs the same scrypt time as a real one, so timing does not tell which names exist.
+    const ok = await verifyPassword(password, user?.hash ?? decoyHash());
+    if (!user || !ok) return undefined;
+    const cacheId = this.#cacheId(username, password);
     this.#verified.delete(cacheId);
-    this.#verified.set(cacheId, now + CACHE_TTL_MS);
+    this.#verified.set(cacheId, this.clock.nowMs() + CACHE_TTL_MS);
     while (this.#verified.size > CACHE_MAX) this.#verified.delete(this.#verified.keys().next().value!);
-    return principal;
+    return { kind: 'basic', name: username, role: user.role };
+  }
+
+  #cacheId(username: string, password: string): string {
+    return createHmac('sha256', this.#cacheKey).update(username).update('\0').update(password).digest('base64url');
   }
 
   /** The principal for a configured token, else undefined. Every configured digest is compared, in constant time. */

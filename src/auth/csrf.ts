@@ -22,19 +22,53 @@ export function ensureCsrfToken(req: Request): string {
   return req.session.csrfToken;
 }
 
-/** This service's origin: from public_url when known, else from the request's own Host (which a cross-site page cannot choose). */
-export function expectedOrigin(req: Request, publicOrigin: string | undefined): string {
-  return publicOrigin ?? `${req.protocol}://${req.get('host') ?? ''}`;
+/**
+ * This service's origins: public_url's when set; otherwise the loopback names and the address
+ * this connection actually reached, on its port. Never the Host header: a DNS-rebinding page
+ * chooses it (its own name resolving to us), so an origin derived from Host is the attacker's.
+ * Behind a reverse proxy, set auth.public_url.
+ */
+export function expectedOrigins(req: Request, publicOrigin: string | undefined): readonly string[] {
+  if (publicOrigin) return [publicOrigin];
+  const proto = req.protocol;
+  const port = req.socket.localPort;
+  const suffix = port === undefined || port === (proto === 'https' ? 443 : 80) ? '' : `:${port}`;
+  const hosts = ['localhost', '127.0.0.1', '[::1]'];
+  const local = localAddress(req);
+  if (local) hosts.push(local.includes(':') ? `[${local}]` : local);
+  return hosts.map((h) => `${proto}://${h}${suffix}`);
+}
+
+const localAddress = (req: Request): string | undefined => req.socket.localAddress?.replace(/^::ffff:/, '');
+
+/**
+ * In insecure mode (everyone is admin) only requests addressed to a loopback name or address,
+ * the address this connection reached, or public_url's host are served: a DNS-rebinding page
+ * sends its own name as Host, and is refused here.
+ */
+export function insecureHostProblem(req: Request, publicOrigin: string | undefined): string | undefined {
+  const host = req.get('host')?.toLowerCase();
+  if (!host) return 'refused: no Host header';
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return 'refused: unparsable Host header';
+  }
+  if (publicOrigin && new URL(publicOrigin).host === host) return undefined;
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  if (hostname === 'localhost' || /^127(\.\d{1,3}){3}$/.test(hostname) || bare === '::1' || bare === localAddress(req)) return undefined;
+  return `refused: Host ${hostname} is not a loopback name; without authentication only loopback names are served (set auth.public_url to name this one)`;
 }
 
 /** Why a request fails the Origin/Referer check, or undefined when it passes. Neither header: passes (the token still decides). */
-export function crossOriginProblem(req: Request, origin: string): string | undefined {
+export function crossOriginProblem(req: Request, origins: readonly string[]): string | undefined {
   const sent = req.get('origin');
-  if (sent !== undefined) return sent === origin ? undefined : 'cross-origin request refused';
+  if (sent !== undefined) return origins.includes(sent) ? undefined : 'cross-origin request refused';
   const referer = req.get('referer');
   if (referer !== undefined) {
     try {
-      if (new URL(referer).origin === origin) return undefined;
+      if (origins.includes(new URL(referer).origin)) return undefined;
     } catch {
       // An unparsable Referer is treated as foreign.
     }
@@ -43,8 +77,8 @@ export function crossOriginProblem(req: Request, origin: string): string | undef
   return undefined;
 }
 
-export function csrfProblem(req: Request, origin: string): string | undefined {
-  const cross = crossOriginProblem(req, origin);
+export function csrfProblem(req: Request, origins: readonly string[]): string | undefined {
+  const cross = crossOriginProblem(req, origins);
   if (cross) return cross;
   const expected = req.session?.csrfToken;
   const body: unknown = req.body;

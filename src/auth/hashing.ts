@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 
 /**
  * Password and token hashes as the config stores them.
@@ -54,6 +54,18 @@ export async function hashPassword(password: string, params: { N: number; r: num
   const salt = randomBytes(SALT_BYTES);
   const key = await derive(password, salt, KEY_BYTES, params);
   return `scrypt$${params.N}$${params.r}$${params.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+}
+
+/**
+ * A plaintext password from the config (Flower's --basic-auth migration), hashed once at load
+ * with the defaults, so it is verified exactly like a stored hash and an unknown user's decoy:
+ * comparing it directly would answer faster and tell which usernames exist.
+ */
+export function hashPlaintextAtLoad(password: string): ScryptHash {
+  const salt = randomBytes(SALT_BYTES);
+  const p = SCRYPT_DEFAULTS;
+  const hash = scryptSync(password.normalize('NFC'), salt, KEY_BYTES, { ...p, maxmem: 128 * p.N * p.r * 2 + 1024 * 1024 });
+  return { ...p, salt, hash };
 }
 
 export async function verifyPassword(password: string, stored: ScryptHash): Promise<boolean> {

@@ -7,13 +7,14 @@
  *
  *   const auth = createAuth(config.auth, { logger });
  *   app.use(auth.sessionMiddleware);   // cookie sessions (a no-op when only tokens are configured)
- *   app.use(auth.authenticate);        // sets req.principal; never answers by itself
+ *   app.use(auth.authenticate);        // req.principal from the session (cheap); header credentials are verified by requireRole
  *   app.use(auth.router);              // GET+POST /login, POST /logout, /auth/github, /auth/github/callback
  *   app.get('/metrics', auth.protectMetrics, ...);            // viewer when auth.protect_metrics
  *   app.post('/api/...', express.json(), auth.requireRole('operator'), handler);
  *   // in the handler: audit.write({ ...describePrincipal(req), action, ... })
  *
- * - requireRole(role): 503 (auth not configured) / 429 (failed-login throttle, Retry-After) /
+ * - requireRole(role): verifies Authorization header credentials (passwords through PasswordGate),
+ *   then 503 (auth not configured) / 429 (failed-login throttle, Retry-After) /
  *   401 (JSON + WWW-Authenticate for scripts; browsers are redirected to /login on GET) /
  *   403 (role too low, or a cookie session's unsafe request without a valid CSRF token or from
  *   a foreign Origin). It runs the CSRF check itself, so `csrf` is only needed on routes that
@@ -35,9 +36,9 @@ import type { Logger } from '../log.js';
 import { NOT_CONFIGURED, type AuthContext } from './context.js';
 import { CredentialVerifier } from './credentials.js';
 import { ensureCsrfToken } from './csrf.js';
-import { LoginLimiter } from './login-limiter.js';
-import { authenticate, csrf, requireRole } from './middleware.js';
-import type { Role } from './principal.js';
+import { authenticate, cheapPrincipal, csrf, requireRole } from './middleware.js';
+import { PasswordGate } from './password-gate.js';
+import type { Principal, Role } from './principal.js';
 import { authRouter } from './routes.js';
 import { BoundedMemoryStore } from './session-store.js';
 
@@ -58,6 +59,8 @@ export interface Auth {
   /** For cookie sessions on unsafe methods (requireRole already includes it). */
   readonly csrf: RequestHandler;
   csrfToken(req: Request): string;
+  /** The caller when known without hashing a password and without a guessing oracle (session, insecure mode, a valid bearer token), else undefined. */
+  knownCaller(req: Request): Principal | undefined;
   /** requireRole('viewer') when auth.protect_metrics, else a pass-through. */
   readonly protectMetrics: RequestHandler;
 }
@@ -79,12 +82,12 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     logger,
     clock,
     verifier,
-    limiter: new LoginLimiter(clock, { maxFailures: config.login_rate_limit.max_failures, windowSeconds: config.login_rate_limit.window_seconds }),
+    gate: new PasswordGate(clock, { maxFailures: config.login_rate_limit.max_failures, windowSeconds: config.login_rate_limit.window_seconds }),
+    absoluteLifetimeMs: (config.session.absolute_lifetime_seconds ?? config.session.max_age_seconds) * 1000,
     publicOrigin: config.public_url ? new URL(config.public_url).origin : undefined,
     configured: config.users.length > 0 || config.tokens.length > 0 || config.github !== undefined,
     insecure: config.insecure_no_auth,
     interactive,
-    problems: new WeakMap(),
   };
   if (config.github && !ctx.publicOrigin) throw new Error('auth.github needs auth.public_url');
 
@@ -92,10 +95,12 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
 
   const cookieSecure: boolean | 'auto' =
     config.session.cookie_secure === 'always' ? true : config.session.cookie_secure === 'never' ? false : config.public_url?.startsWith('https:') ? true : 'auto';
+  // __Host-: a cookie browsers accept only with Secure, Path=/ and no Domain, so a sibling subdomain cannot plant or shadow it.
+  const cookieName = cookieSecure === true && config.session.cookie_secure === 'always' ? `__Host-${config.session.cookie_name}` : config.session.cookie_name;
   let sessionMiddleware = passThrough;
   if (interactive.password || interactive.github) {
     sessionMiddleware = session({
-      name: config.session.cookie_name,
+      name: cookieName,
       // In-memory sessions end with the process anyway, so a random key per start loses nothing.
       secret: config.session.secret?.reveal() ?? randomBytes(32).toString('base64url'),
       store: new BoundedMemoryStore(clock, { maxSessions: config.session.max_sessions, maxAgeMs: config.session.max_age_seconds * 1000 }),
@@ -118,7 +123,8 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
   return {
     sessionMiddleware,
     authenticate: authenticate(ctx),
-    router: authRouter(ctx, { name: config.session.cookie_name, secure: cookieSecure }),
+    router: authRouter(ctx, { name: cookieName, secure: cookieSecure }),
+    knownCaller: (req) => cheapPrincipal(ctx, req),
     requireRole: guard,
     csrf: csrf(ctx),
     csrfToken: ensureCsrfToken,

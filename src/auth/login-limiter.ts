@@ -1,16 +1,16 @@
 import type { Clock } from '../clock.js';
 
 /**
- * Failed-login throttle: at most `maxFailures` failures per key (client IP, username) within a
- * sliding window; past that, every attempt for that key is refused until the oldest failure ages
- * out. Only failures count, and the check comes before a password hash is computed, so a locked
- * out client costs no scrypt time. (express-rate-limit counts requests per key; this needs
- * failures keyed two ways and a check before the work, so a small one of our own is simpler.)
+ * Failures per key within a sliding window: at most `maxFailures`; past that, `retryAfterSeconds`
+ * says how long until the oldest ages out. Callers decide what a key is (a client IP, a
+ * username, a webhook sender) and what being over means (password-gate.ts: refused for a
+ * client, a backoff for a username). (express-rate-limit counts requests per key; this needs
+ * failures, checked before the work, so a small one of our own is simpler.)
  *
  * Memory is bounded: beyond `maxKeys` the least recently failed key is forgotten. The service is
  * one process, so in-memory state is the whole truth.
  */
-export class LoginLimiter {
+export class FailureLimiter {
   readonly #failures = new Map<string, number[]>();
   readonly #windowMs: number;
 
@@ -52,6 +52,11 @@ export class LoginLimiter {
     }
   }
 
+  /** Failures of `key` still inside the window. */
+  count(key: string): number {
+    return this.#recent(key, this.clock.nowMs()).length;
+  }
+
   /** A successful login clears its username's failures (never the IP's: one good account must not unlock guessing at others). */
   reset(key: string): void {
     this.#failures.delete(key);
@@ -69,6 +74,3 @@ export class LoginLimiter {
     return recent;
   }
 }
-
-export const ipKey = (ip: string | undefined): string => `ip:${ip ?? 'unknown'}`;
-export const userKey = (username: string): string => `user:${username}`;

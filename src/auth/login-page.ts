@@ -1,5 +1,4 @@
-export const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+import { escapeHtml } from '../html.js';
 
 export interface LoginPageOptions {
   csrfToken: string;
@@ -8,12 +7,15 @@ export interface LoginPageOptions {
   githubLogin: boolean;
   signedInAs?: string;
   message?: string;
+  /** url_prefix: the forms post under it. */
+  base?: string;
 }
 
 /** The sign-in page: a password form for configured users and/or a "Sign in with GitHub" link. */
 export function loginPage(o: LoginPageOptions): string {
   const next = escapeHtml(o.next);
   const csrf = escapeHtml(o.csrfToken);
+  const base = escapeHtml(o.base ?? '');
   const parts = [
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8"><title>Sign in · celery-autopilot</title></head>',
@@ -24,12 +26,12 @@ export function loginPage(o: LoginPageOptions): string {
   if (o.signedInAs) {
     parts.push(
       `<p>Signed in as ${escapeHtml(o.signedInAs)}.</p>`,
-      `<form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form>`,
+      `<form method="post" action="${base}/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form>`,
     );
   }
   if (o.passwordLogin) {
     parts.push(
-      '<form method="post" action="/login">',
+      `<form method="post" action="${base}/login">`,
       `<input type="hidden" name="_csrf" value="${csrf}">`,
       `<input type="hidden" name="next" value="${next}">`,
       '<p><label>Username <input name="username" autocomplete="username" required></label></p>',
@@ -38,7 +40,7 @@ export function loginPage(o: LoginPageOptions): string {
       '</form>',
     );
   }
-  if (o.githubLogin) parts.push(`<p><a href="/auth/github?next=${encodeURIComponent(o.next)}">Sign in with GitHub</a></p>`);
+  if (o.githubLogin) parts.push(`<p><a href="${base}/auth/github?next=${encodeURIComponent(o.next)}">Sign in with GitHub</a></p>`);
   parts.push('</body></html>', '');
   return parts.join('\n');
 }

@@ -1,7 +1,7 @@
 import type { Request } from 'express';
-import { ROLES, type Role } from '../config/auth-schema.js';
+import type { Role } from './roles.js';
 
-export { ROLES, type Role };
+export { ROLES, compareRolesDescending, roleAtLeast, type Role } from './roles.js';
 
 export type PrincipalKind = 'basic' | 'token' | 'github' | 'anonymous-insecure';
 
@@ -32,24 +32,9 @@ declare module 'express-session' {
     loginNext: string;
     /** OAuth `state` for the GitHub round trip in progress, and when it was issued. */
     githubState: { value: string; issuedAtMs: number };
+    /** When the principal signed in (clock ms): the session's absolute lifetime counts from here. */
+    signedInAtMs: number;
   }
-}
-
-const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
-
-/** admin ⊇ operator ⊇ viewer. */
-export function roleAtLeast(have: Role, need: Role): boolean {
-  return RANK[have] >= RANK[need];
-}
-
-export function highestRole(roles: Iterable<Role>): Role | undefined {
-  let best: Role | undefined;
-  for (const r of roles) if (best === undefined || RANK[r] > RANK[best]) best = r;
-  return best;
-}
-
-export function compareRolesDescending(a: Role, b: Role): number {
-  return RANK[b] - RANK[a];
 }
 
 /** Who did it, for the audit log: never a credential. */

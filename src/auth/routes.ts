@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { Passport } from 'passport';
 import { refuse, type AuthContext } from './context.js';
-import { csrfProblem, ensureCsrfToken, expectedOrigin } from './csrf.js';
+import { csrfProblem, ensureCsrfToken, expectedOrigins } from './csrf.js';
 import { GitHubAllowList, createGitHubStrategy } from './github.js';
-import { ipKey, userKey } from './login-limiter.js';
 import { loginPage } from './login-page.js';
+import { checkPassword } from './middleware.js';
 import type { SessionPrincipal } from './principal.js';
 import { safeNext } from './redirect.js';
 
@@ -37,6 +37,7 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
           next,
           passwordLogin: ctx.interactive.password,
           githubLogin: ctx.interactive.github,
+          base: typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '',
           ...(p ? { signedInAs: `${p.name} (${p.role})` } : {}),
           ...(message ? { message } : {}),
         }),
@@ -52,7 +53,7 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
     if (!ctx.interactive.password) return refuse(req, res, 404, 'no password sign-in is configured (auth.users)');
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(body.next);
-    const why = csrfProblem(req, expectedOrigin(req, ctx.publicOrigin));
+    const why = csrfProblem(req, expectedOrigins(req, ctx.publicOrigin));
     if (why) {
       ctx.logger.info({ ip: req.ip, reason: why }, 'sign-in form refused by CSRF check');
       return renderLogin(req, res, 403, next, 'This sign-in form expired or came from another site: please try again.');
@@ -61,29 +62,24 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
     if (typeof username !== 'string' || typeof password !== 'string' || username === '' || password === '') {
       return renderLogin(req, res, 400, next, 'Enter a username and a password.');
     }
-    const keys = [ipKey(req.ip), userKey(username)];
-    const wait = ctx.limiter.retryAfterSeconds(keys);
-    if (wait > 0) {
-      res.set('Retry-After', String(wait));
-      return renderLogin(req, res, 429, next, `Too many failed sign-ins: try again in ${wait} s.`);
-    }
-    const principal = await ctx.verifier.verifyPassword(username, password);
-    if (!principal) {
-      ctx.limiter.recordFailure(keys);
-      const user = ctx.verifier.hasUser(username) ? username : '<unknown>';
-      ctx.logger.info({ ip: req.ip, user, scheme: 'form' }, 'authentication failed');
-      if (ctx.limiter.retryAfterSeconds(keys) > 0) ctx.logger.warn({ ip: req.ip, user }, 'too many failed logins: throttling');
+    const outcome = await checkPassword(ctx, req.ip ?? 'unknown', username, password, 'form');
+    if ('problem' in outcome) {
+      const problem = outcome.problem;
+      if (problem.status === 429) {
+        res.set('Retry-After', String(problem.retryAfterSeconds));
+        return renderLogin(req, res, 429, next, `Too many failed sign-ins: try again in ${problem.retryAfterSeconds} s.`);
+      }
       return renderLogin(req, res, 401, next, 'Wrong username or password.');
     }
-    ctx.limiter.reset(userKey(username));
-    await establishSession(req, principal);
+    const principal = outcome.principal;
+    await establishSession(req, principal, ctx.clock.nowMs());
     ctx.logger.info({ ip: req.ip, user: principal.name, role: principal.role }, 'signed in');
     res.redirect(303, next);
   });
 
   router.post('/logout', noStore, form, async (req, res) => {
     if (req.session?.principal) {
-      const why = csrfProblem(req, expectedOrigin(req, ctx.publicOrigin));
+      const why = csrfProblem(req, expectedOrigins(req, ctx.publicOrigin));
       if (why) return refuse(req, res, 403, why);
       ctx.logger.info({ ip: req.ip, principal: `${req.session.principal.kind}:${req.session.principal.name}` }, 'signed out');
     }
@@ -93,50 +89,56 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
   });
 
   const github = ctx.config.github;
-  if (github && ctx.publicOrigin) {
-    const passport = new Passport();
-    const strategy = createGitHubStrategy({
-      config: github,
-      callbackURL: new URL(GITHUB_CALLBACK_PATH, ctx.publicOrigin).toString(),
-      allowList: new GitHubAllowList(github, ctx.logger),
-      clock: ctx.clock,
-      logger: ctx.logger,
-    });
-    passport.use('github', strategy);
-
-    router.get('/auth/github', noStore, (req, res, next) => {
-      req.session.loginNext = safeNext(req.query.next);
-      (passport.authenticate('github', { session: false }) as RequestHandler)(req, res, next);
-    });
-
-    router.get(GITHUB_CALLBACK_PATH, noStore, (req, res, next) => {
-      if (typeof req.query.code !== 'string' && typeof req.query.error !== 'string') {
-        // Without a code passport would start a new round trip instead of refusing.
-        return refuse(req, res, 400, 'missing OAuth code: start again from /auth/github');
-      }
-      const handler = passport.authenticate('github', { session: false }, (err: Error | null, user: SessionPrincipal | false | undefined, info: { message?: string } | undefined) => {
-        if (err) {
-          ctx.logger.warn({ ip: req.ip, err: err.message }, 'GitHub sign-in failed');
-          return refuse(req, res, 502, 'GitHub sign-in failed: try again later');
-        }
-        if (!user) {
-          const message = info?.message ?? 'GitHub sign-in refused';
-          ctx.logger.info({ ip: req.ip, reason: message }, 'GitHub sign-in refused');
-          return refuse(req, res, 403, message);
-        }
-        const target = safeNext(req.session.loginNext);
-        establishSession(req, user).then(() => res.redirect(303, target), next);
-      }) as RequestHandler;
-      handler(req, res, next);
-    });
-  }
+  if (github && ctx.publicOrigin) githubRoutes(router, ctx, github, ctx.config.public_url ?? ctx.publicOrigin, noStore);
   return router;
 }
 
+/** GET /auth/github and its callback, through passport-github2 with our own state store and allow list. */
+function githubRoutes(router: Router, ctx: AuthContext, github: NonNullable<AuthContext['config']['github']>, publicUrl: string, noStore: RequestHandler): void {
+  const passport = new Passport();
+  const strategy = createGitHubStrategy({
+    config: github,
+    // Under public_url's path, as documented: behind a proxy with url_prefix the callback is
+    // https://host/prefix/auth/github/callback, which the proxy forwards.
+    callbackURL: new URL(`.${GITHUB_CALLBACK_PATH}`, publicUrl.replace(/\/*$/, '/')).toString(),
+    allowList: new GitHubAllowList(github, ctx.logger),
+    clock: ctx.clock,
+    logger: ctx.logger,
+  });
+  passport.use('github', strategy);
+
+  router.get('/auth/github', noStore, (req, res, next) => {
+    req.session.loginNext = safeNext(req.query.next);
+    (passport.authenticate('github', { session: false }) as RequestHandler)(req, res, next);
+  });
+
+  router.get(GITHUB_CALLBACK_PATH, noStore, (req, res, next) => {
+    if (typeof req.query.code !== 'string' && typeof req.query.error !== 'string') {
+      // Without a code passport would start a new round trip instead of refusing.
+      return refuse(req, res, 400, 'missing OAuth code: start again from /auth/github');
+    }
+    const handler = passport.authenticate('github', { session: false }, (err: Error | null, user: SessionPrincipal | false | undefined, info: { message?: string } | undefined) => {
+      if (err) {
+        ctx.logger.warn({ ip: req.ip, err: err.message }, 'GitHub sign-in failed');
+        return refuse(req, res, 502, 'GitHub sign-in failed: try again later');
+      }
+      if (!user) {
+        const message = info?.message ?? 'GitHub sign-in refused';
+        ctx.logger.info({ ip: req.ip, reason: message }, 'GitHub sign-in refused');
+        return refuse(req, res, 403, message);
+      }
+      const target = safeNext(req.session.loginNext);
+      establishSession(req, user, ctx.clock.nowMs()).then(() => res.redirect(303, target), next);
+    }) as RequestHandler;
+    handler(req, res, next);
+  });
+}
+
 /** A fresh session id and CSRF token for the new principal: whatever id existed before the login is discarded. */
-async function establishSession(req: Request, principal: SessionPrincipal): Promise<void> {
+async function establishSession(req: Request, principal: SessionPrincipal, nowMs: number): Promise<void> {
   await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err as Error) : resolve())));
   req.session.principal = { kind: principal.kind, name: principal.name, role: principal.role };
+  req.session.signedInAtMs = nowMs;
   req.session.csrfToken = randomBytes(32).toString('base64url');
   await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err as Error) : resolve())));
 }

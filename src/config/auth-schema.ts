@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseScryptHash } from '../auth/hashing.js';
+import { ROLES } from '../auth/roles.js';
 import { Secret } from './secret.js';
 
 /**
@@ -8,7 +9,6 @@ import { Secret } from './secret.js';
  * to run (fail closed) unless `insecure_no_auth` says otherwise.
  */
 
-export const ROLES = ['viewer', 'operator', 'admin'] as const;
 const role = z.enum(ROLES);
 
 /* eslint-disable no-control-regex -- rejecting control characters is the point */
@@ -114,9 +114,12 @@ export const authSchema = z
         /** Signs session cookies. Unset: random per start (sessions live in memory, so a restart ends them anyway). */
         secret: secret(32).optional(),
         cookie_name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-" only').default('celery_autopilot_session'),
-        /** auto: Secure when public_url is https:// or the request came over TLS. */
+        /** auto: Secure when public_url is https:// or the request came over TLS. always: Secure, and the name gets the __Host- prefix. */
         cookie_secure: z.enum(['auto', 'always', 'never']).default('auto'),
+        /** Idle lifetime: each request moves the expiry this far ahead. */
         max_age_seconds: z.number().int().min(60).max(30 * 86_400).default(8 * 3600),
+        /** Sessions end this long after sign-in however active they are (then GitHub membership is asked again). Unset: max_age_seconds. */
+        absolute_lifetime_seconds: z.number().int().min(60).max(30 * 86_400).optional(),
         /** Sessions kept in memory; the oldest are dropped beyond this. */
         max_sessions: z.number().int().min(10).max(1_000_000).default(10_000),
       })
@@ -154,4 +157,4 @@ export const authSchema = z
 
 export type AuthConfig = z.output<typeof authSchema>;
 export type AuthConfigInput = z.input<typeof authSchema>;
-export type Role = AuthConfig['users'][number]['role'];
+export type { Role } from '../auth/roles.js';

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
+import { tasksSchema } from './tasks-schema.js';
+import { Secret } from './secret.js';
 
 /**
  * The whole configuration, one schema: the YAML file's keys, and (flattened with "-" and "_")
@@ -8,8 +10,11 @@ import { checkRemediationAgainstAuth, remediationSchema } from './remediation-sc
  * nowhere else. Unknown keys are errors.
  */
 
-// prometheus/client_python's default buckets, which celery-exporter uses for both histograms.
+// prometheus/client_python's default buckets, which celery-exporter uses for task runtime.
 export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+// celery-exporter's DEFAULT_QUEUE_WAIT_BUCKETS: waits run from seconds to hours. 10 stays a
+// boundary because the shipped CeleryQueueWaitHigh rule reads le="10".
+export const DEFAULT_QUEUE_WAIT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
 const buckets = z
   .array(z.number().positive().finite())
@@ -23,9 +28,16 @@ const queueName = z.string().min(1).max(255).regex(/^[^\s\x00-\x1f]+$/, 'queue n
 
 const seconds = (min: number, max: number) => z.number().min(min).max(max);
 
+const LOG_LEVEL_ALIASES: Record<string, string> = { warning: 'warn', critical: 'fatal' };
+
 export const configSchema = z
   .object({
     broker_url: z.string().min(1).default('amqp://guest:guest@localhost:5672//'),
+    /**
+     * Flower's `broker_api`: the RabbitMQ management API (http://user:pass@host:15672/api/), for
+     * /api/queues/length with ready + unacknowledged messages and consumers. Unset: passive declares.
+     */
+    broker_api: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').transform((s) => new Secret(s)).optional(),
     /** Celery's `broker_transport_options` that change where things live on the broker. */
     broker_transport_options: z
       .object({
@@ -48,9 +60,28 @@ export const configSchema = z
      * like "1". Empty: trust none, use the socket's address.
      */
     trust_proxy: z.string().max(512).default(''),
+    /**
+     * Serve under a sub-path behind a reverse proxy (Flower's url_prefix), e.g. "flower" or
+     * "/ops/celery": every link, form action, asset and redirect carries it. Requests may arrive
+     * with it (the proxy passes the path on) or without it (the proxy strips it). "" = the root.
+     */
+    url_prefix: z
+      .string()
+      .max(200)
+      .regex(/^\/?(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*)?\/?$/, 'a URL path such as "flower" or "/ops/celery": letters, digits and ._~- between slashes')
+      .transform((p) => (p.replace(/^\/+|\/+$/g, '') === '' ? '' : `/${p.replace(/^\/+|\/+$/g, '')}`))
+      .default(''),
     /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
     port: z.number().int().min(0).max(65535).default(9818),
-    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    /**
+     * Any case (`INFO` as celery-exporter and Flower take it); their `warning` and `critical`
+     * are accepted as `warn` and `fatal`.
+     */
+    log_level: z
+      .string()
+      .transform((v) => LOG_LEVEL_ALIASES[v.toLowerCase()] ?? v.toLowerCase())
+      .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+      .default('info'),
     events: z
       .object({
         /** Fixed event queue name (must start with "celeryev."); default: celeryev.<random uuid> per start. */
@@ -72,6 +103,13 @@ export const configSchema = z
         max_backlog_bytes: z.number().int().min(1024 * 1024).max(8 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
         /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
         broker_heartbeat_seconds: seconds(1, 600).default(10),
+        /**
+         * Send `enable_events` to the live workers every `enable_events_interval_seconds`, as
+         * Flower does, so workers started without -E still send task events (and a restarted
+         * worker gets them again). Off: workers without -E export no task metrics.
+         */
+        enable_events: z.boolean().default(true),
+        enable_events_interval_seconds: seconds(1, 86_400).default(60),
       })
       .strict()
       .prefault({}),
@@ -89,11 +127,17 @@ export const configSchema = z
         /** Prefix of our own telemetry, kept apart from the translated Celery metrics. */
         self_prefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/).default('celery_autopilot_'),
         runtime_buckets: buckets.default(DEFAULT_BUCKETS),
-        queue_wait_buckets: buckets.default(DEFAULT_BUCKETS),
+        queue_wait_buckets: buckets.default(DEFAULT_QUEUE_WAIT_BUCKETS),
         static_labels: z.record(labelName, z.string().max(256)).default({}),
         default_queue_name: queueName.default('celery'),
         /** Queues reported even when no worker consumes them (a backlog with no consumer is news). */
         queues: z.array(queueName).max(1000).default([]),
+        /**
+         * A queue seen once (consumed by a live worker, or named by task-sent routing) stays
+         * reported this long after it was last consumed or sent to, with 0 workers when its
+         * consumers are gone: CeleryQueueNoWorkers needs the series. 0 = for ever.
+         */
+        queue_retention_seconds: seconds(0, 31_536_000).default(86_400),
         /** Queue depths are read at scrape time, with this timeout, and cached this long. */
         queue_length_timeout_seconds: seconds(0.05, 30).default(2),
         queue_length_cache_seconds: seconds(0, 600).default(5),
@@ -141,6 +185,8 @@ export const configSchema = z
         reply_timeout_ms: z.number().int().min(50).max(60_000).default(1000),
         /** Largest accepted request body for control endpoints. */
         max_body_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
+        /** Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round). */
+        workers_refresh_seconds: seconds(1, 3600).default(10),
       })
       .strict()
       .prefault({}),
@@ -156,6 +202,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     remediation: remediationSchema.prefault({}),
+    tasks: tasksSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => checkRemediationAgainstAuth(c.remediation, c.auth.insecure_no_auth, ctx));

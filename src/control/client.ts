@@ -36,7 +36,7 @@
  */
 import { systemClock, type Clock } from '../clock.js';
 import { BrokerUnavailableError, type BrokerTransport, type ControlRequest } from '../transport/transport.js';
-import { isCommandName, prepareCommand, type CommandName, type Role, type WireArguments } from './commands.js';
+import { isCommandName, prepareCommand, type CommandName, type PreparedCommand, type Role, type WireArguments } from './commands.js';
 import { confirmEffects, readBaselines, type ConfirmOutcome } from './confirm.js';
 import { mapReply, type ErrorKind } from './replies.js';
 import { CommandValidationError, MAX_WORKERS_PER_COMMAND, validateList, validateObject, validateWorkerName, validateWorkerPattern } from './validators.js';
@@ -170,13 +170,14 @@ export class ControlClient {
     this.#confirmIntervalMs = options.confirmIntervalMs ?? DEFAULT_CONFIRM_INTERVAL_MS;
   }
 
-  async run(command: string, rawArgs: unknown, targets: Targets, opts: RunOptions = {}): Promise<ControlResult> {
-    const label = isCommandName(command) ? command : 'unknown';
-    let prepared: ReturnType<typeof prepareCommand>;
+  /** `command` may come already prepared (the HTTP layer validates before its role check): it is not validated twice. */
+  async run(command: string | PreparedCommand, rawArgs: unknown, targets: Targets, opts: RunOptions = {}): Promise<ControlResult> {
+    const label = typeof command !== 'string' ? command.definition.name : isCommandName(command) ? command : 'unknown';
+    let prepared: PreparedCommand;
     let addressing: Addressing;
     let timeoutMs: number;
     try {
-      prepared = prepareCommand(command, rawArgs);
+      prepared = typeof command === 'string' ? prepareCommand(command, rawArgs) : command;
       addressing = validateTargets(targets);
       timeoutMs = opts.timeoutMs === undefined ? this.#timeoutMs : validateTimeout(opts.timeoutMs);
     } catch (error) {

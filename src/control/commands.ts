@@ -1,3 +1,4 @@
+import { parseActiveQueues, parseStats } from '../celery/worker-replies.js';
 import {
   CommandValidationError,
   MAX_MODULES,
@@ -24,13 +25,9 @@ import {
  * (docs/wire-protocol.md §B5), whether workers answer, and how its effect can be observed afterwards.
  */
 
-export type Role = 'viewer' | 'operator' | 'admin';
-export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
-
-/** Whether `have` may do what needs `need` (roles are ordered viewer < operator < admin). */
-export function roleAllows(have: Role, need: Role): boolean {
-  return ROLES.indexOf(have) >= ROLES.indexOf(need);
-}
+// Roles are defined once, with the rest of authorisation.
+import type { Role } from '../auth/roles.js';
+export { ROLES, type Role } from '../auth/roles.js';
 
 export type WireArguments = Readonly<Record<string, unknown>>;
 
@@ -118,14 +115,8 @@ const read = (name: CommandName, description: string, validate: (raw: unknown) =
 
 // ---- confirmations -------------------------------------------------------------------------
 
-const asRecord = (value: unknown): Record<string, unknown> | undefined =>
-  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-
 /** `stats.pool.processes` is the list of live prefork children; it changes within ~5 s (§B5). */
-function poolProcessCount(stats: unknown): number | undefined {
-  const processes = asRecord(asRecord(stats)?.pool)?.processes;
-  return Array.isArray(processes) ? processes.length : undefined;
-}
+const poolProcessCount = (stats: unknown): number | undefined => parseStats(stats)?.poolProcesses;
 
 function poolSizeConfirmation(direction: 1 | -1): Confirmation {
   return {
@@ -137,9 +128,7 @@ function poolSizeConfirmation(direction: 1 | -1): Confirmation {
   };
 }
 
-function queueNames(reply: unknown): string[] {
-  return Array.isArray(reply) ? reply.map((q) => asRecord(q)?.name).filter((n): n is string => typeof n === 'string') : [];
-}
+const queueNames = (reply: unknown): string[] => parseActiveQueues(reply) ?? [];
 
 function consumingConfirmation(consuming: boolean): Confirmation {
   return {
@@ -150,7 +139,7 @@ function consumingConfirmation(consuming: boolean): Confirmation {
 }
 
 /** `registered` lists `"<task> [k=v k=v]"`, values as Python's str(); a task without set values is its bare name. */
-function registeredInfo(reply: unknown, task: string): Map<string, string> | undefined {
+export function registeredInfo(reply: unknown, task: string): Map<string, string> | undefined {
   if (!Array.isArray(reply)) return undefined;
   for (const entry of reply) {
     if (typeof entry !== 'string') continue;
@@ -192,7 +181,7 @@ const timeLimitConfirmation: Confirmation = {
 const autoscaleConfirmation: Confirmation = {
   probe: () => ({ method: 'stats', arguments: {} }),
   reached: (reply, args) => {
-    const autoscaler = asRecord(asRecord(reply)?.autoscaler);
+    const autoscaler = parseStats(reply)?.autoscaler;
     return autoscaler?.max === args.max && autoscaler?.min === args.min;
   },
   expectation: (args) => `stats.autoscaler max=${String(args.max)} min=${String(args.min)}`,

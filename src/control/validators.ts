@@ -36,7 +36,10 @@ const QUEUE_NAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_.:-]*[A-Za-z0-9_])?$/;
 const ROUTING_KEY = /^[A-Za-z0-9_.:*#-]+$/;
 const IDENTIFIER = '[A-Za-z_][A-Za-z0-9_]*';
 const DOTTED_NAME = new RegExp(`^${IDENTIFIER}(?:\\.${IDENTIFIER})*$`);
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** Longest task id accepted: Celery has no limit, but an id is a key in every worker's revoked set. */
+export const MAX_TASK_ID_LENGTH = 255;
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+const CONTROL_CHARACTERS = /[\x00-\x1f\x7f-\x9f]/;
 // celery.utils.time.rate: "<float>[/s|/m|/h]". Python's float() is looser; this is the useful part.
 const RATE_LIMIT = /^(\d{1,9}(?:\.\d{1,6})?|\.\d{1,6})(?:\/([smh]))?$/;
 
@@ -128,9 +131,15 @@ export function validateModuleName(value: unknown, field = 'module'): string {
   return name;
 }
 
+/**
+ * A task id as Celery accepts one: any string (apply_async(task_id=...) takes custom ids, not only
+ * UUIDs), kept exactly as given since Celery compares ids as strings. Still bounded: not empty, not
+ * only spaces, at most MAX_TASK_ID_LENGTH characters, no control characters.
+ */
 export function validateTaskId(value: unknown, field = 'task_id'): string {
-  // Celery compares ids as strings, so the case is kept as given.
-  if (typeof value !== 'string' || !UUID.test(value)) throw new CommandValidationError('must be a task id (a UUID)', field);
+  if (typeof value !== 'string' || value.trim() === '') throw new CommandValidationError('must be a task id (a non-empty string)', field);
+  if (value.length > MAX_TASK_ID_LENGTH) throw new CommandValidationError(`must be a task id of at most ${MAX_TASK_ID_LENGTH} characters`, field);
+  if (CONTROL_CHARACTERS.test(value)) throw new CommandValidationError('must be a task id without control characters', field);
   return value;
 }
 

@@ -47,6 +47,9 @@ export class EventProcessor implements EventSink {
   readonly exceptions: LabelLimiter;
   readonly #decodeTarget: DecodeTarget;
   #subscribed: () => void = () => undefined;
+  #queueRouted: (queue: string) => void = () => undefined;
+  /** The task store (src/tasks) reads the same decoded events: one decode, one subscription. */
+  #taskObserver: ((event: TaskEvent) => void) | undefined;
   /** Worker events waiting (briefly) for their task-sent, by task id, oldest first. */
   readonly #held = new Map<string, { since: number; events: TaskEvent[] }>();
   /** Clients send task-sent here (task_send_sent_event), so a task's queue can be learnt. */
@@ -74,6 +77,16 @@ export class EventProcessor implements EventSink {
     this.#subscribed = fn;
   }
 
+  /** Called with the queue of every task-sent, so queues are known before (or without) a consumer. */
+  whenQueueRouted(fn: (queue: string) => void): void {
+    this.#queueRouted = fn;
+  }
+
+  /** Every decoded task event, duplicates and all, before the metrics' own dedupe. */
+  observeTasks(fn: (event: TaskEvent) => void): void {
+    this.#taskObserver = fn;
+  }
+
   onSubscribed(): void {
     this.#subscribed();
   }
@@ -95,8 +108,10 @@ export class EventProcessor implements EventSink {
     const events = this.counts.events;
     events.set(event.type, (events.get(event.type) ?? 0) + 1);
     this.counts.lastEventAtMs = this.clock.nowMs();
-    if (isTaskEvent(event)) this.#task(event);
-    else this.workers.handle(event);
+    if (isTaskEvent(event)) {
+      this.#taskObserver?.(event);
+      this.#task(event);
+    } else this.workers.handle(event);
   }
 
   #task(event: TaskEvent): void {
@@ -109,6 +124,7 @@ export class EventProcessor implements EventSink {
     if (event.type === 'task-sent') {
       this.#sentSeen = true;
       task.queue = stringOr(event.queue, event.routing_key) ?? task.queue;
+      if (task.queue !== undefined) this.#queueRouted(task.queue);
       if (Number.isFinite(event.timestamp)) task.sentAt = event.timestamp;
       task.etaAt = parseEta(event.eta) ?? task.etaAt;
       this.metrics.countTask('sent', this.#name(task), this.#sentHostname(event.hostname), this.#queue(task, undefined));
@@ -118,6 +134,7 @@ export class EventProcessor implements EventSink {
       this.#release(event.uuid, task);
       return;
     }
+    this.workers.noteTaskEvent(event.hostname);
     if (this.#shouldHold(task, event)) {
       const held = this.#held.get(event.uuid);
       if (held) held.events.push(event);
@@ -152,6 +169,21 @@ export class EventProcessor implements EventSink {
       if (now - held.since < HOLD_MS) break; // insertion order: the rest are younger
       this.#release(uuid, this.tasks.getOrCreate(uuid));
     }
+  }
+
+  /**
+   * Series lifetime has this one owner: held events past their wait are counted, and workers
+   * gone longer than the purge period leave with all their series and their hostname label slot.
+   * Returns the purged hostnames. Called about once a second.
+   */
+  sweep(now = this.clock.nowMs()): string[] {
+    this.flushHeld(now);
+    const purged = this.workers.purge(now);
+    for (const hostname of purged) {
+      this.metrics.removeHostname(hostname);
+      this.hostnames.forget(hostname);
+    }
+    return purged;
   }
 
   get heldTasks(): number {

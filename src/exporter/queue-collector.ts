@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { CommandValidationError, validateQueueName } from '../control/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport, QueueDepth } from '../transport/transport.js';
@@ -8,16 +9,27 @@ export interface QueueCollectorOptions {
   configuredQueues: readonly string[];
   timeoutMs: number;
   cacheMs: number;
+  /**
+   * A queue learnt from a consumer or from task-sent routing stays reported this long after it
+   * was last consumed or sent to; 0 = for ever. celery-exporter keeps every queue it has seen.
+   */
+  retentionMs: number;
+  /** Learnt queues kept at most (cardinality.max_queues). */
+  maxQueues: number;
 }
 
 /**
  * Queue depths and per-queue consumers/workers/processes at scrape time. The broker is asked at
  * most once per `cacheMs` (concurrent scrapes share one read), with a short timeout, so a slow
- * broker makes a scrape miss the length, never hang.
+ * broker makes a scrape miss the length, never hang. Workers and processes per queue are never
+ * cached: they come from the worker registry in the same scrape as `celery_worker_up`, and a
+ * change in who consumes a queue invalidates the cached broker read (its consumer count).
  */
 export class QueueCollector {
   #cache: { at: number; depths: Map<string, QueueDepth>; key: string } | undefined;
   #inFlight: { key: string; depths: Promise<Map<string, QueueDepth>> } | undefined;
+  /** Learnt queue → when it was last consumed by a live worker or named by task-sent (ms). */
+  readonly #learnt = new Map<string, number>();
   errors = 0;
 
   constructor(
@@ -27,19 +39,35 @@ export class QueueCollector {
     private readonly options: QueueCollectorOptions,
   ) {}
 
-  /** Known queues: configured ones plus every queue a live worker consumes. */
-  queueNames(): string[] {
-    const names = new Set(this.options.configuredQueues);
-    for (const w of this.workers.alive()) for (const q of w.queues ?? []) names.add(q);
-    return [...names].sort();
+  /**
+   * A queue named by task-sent routing: reported from now on, even before (or without) a
+   * consumer. The name reaches the broker (depth reads), so it must pass the control validator.
+   */
+  learn(queue: string, now = this.clock.nowMs()): void {
+    if (!this.#learnt.has(queue)) {
+      if (this.#learnt.size >= this.options.maxQueues || !isValidQueueName(queue)) return;
+    }
+    this.#learnt.set(queue, now);
+  }
+
+  /** Reported queues: configured ones, every queue a live worker consumes, and learnt ones still retained. */
+  queueNames(now = this.clock.nowMs()): string[] {
+    for (const w of this.workers.alive(now)) for (const q of w.queues ?? []) this.learn(q, now);
+    const retention = this.options.retentionMs;
+    if (retention > 0) for (const [q, at] of this.#learnt) if (now - at > retention) this.#learnt.delete(q);
+    return [...new Set([...this.options.configuredQueues, ...this.#learnt.keys()])].sort();
   }
 
   async collect(): Promise<QueueSample[]> {
-    const names = this.queueNames();
-    const depths = await this.#depths(names);
-    const alive = this.workers.alive();
+    const now = this.clock.nowMs();
+    const names = this.queueNames(now);
+    const consumersByQueue = new Map(names.map((q) => [q, this.workers.consumersOf(q, now)]));
+    // Who consumes what is part of the cache key: a worker that died (or came) since the cached
+    // read makes its consumer count stale, so the broker is asked again.
+    const key = names.map((q) => `${q}\u0001${consumersByQueue.get(q)!.map((w) => w.hostname).join('\u0001')}`).join('\u0000');
+    const depths = await this.#depths(names, key);
     return names.map((queue) => {
-      const consumers = alive.filter((w) => w.queues?.includes(queue));
+      const consumers = consumersByQueue.get(queue)!;
       const depth = depths.get(queue);
       return {
         queue,
@@ -51,8 +79,7 @@ export class QueueCollector {
     });
   }
 
-  async #depths(names: string[]): Promise<Map<string, QueueDepth>> {
-    const key = names.join('\u0000');
+  async #depths(names: string[], key: string): Promise<Map<string, QueueDepth>> {
     const now = this.clock.nowMs();
     if (this.#cache && this.#cache.key === key && now - this.#cache.at < this.options.cacheMs) return this.#cache.depths;
     if (names.length === 0 || !this.transport.isConnected()) return new Map();
@@ -75,5 +102,15 @@ export class QueueCollector {
       });
     this.#inFlight = { key, depths };
     return depths;
+  }
+}
+
+function isValidQueueName(queue: string): boolean {
+  try {
+    validateQueueName(queue);
+    return true;
+  } catch (e) {
+    if (e instanceof CommandValidationError) return false;
+    throw e;
   }
 }

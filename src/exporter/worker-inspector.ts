@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport, ControlReply } from '../transport/transport.js';
+import { parseActiveQueues, parseStats } from '../celery/worker-replies.js';
 
 export interface InspectOutcomeSink {
   (outcome: 'ok' | 'partial' | 'failed'): void;
@@ -91,14 +92,14 @@ export class WorkerInspector {
       ]);
       const answered = new Set<string>();
       for (const r of queues) {
-        const names = queueNames(r.value);
+        const names = parseActiveQueues(r.value);
         if (names) {
           this.workers.recordInspection(r.worker, { queues: names });
           answered.add(r.worker);
         }
       }
       for (const r of stats) {
-        const processes = poolProcesses(r.value);
+        const processes = parseStats(r.value)?.concurrency;
         if (processes !== undefined) this.workers.recordInspection(r.worker, { processes });
       }
       this.outcome(answered.size === due.length ? 'ok' : answered.size > 0 ? 'partial' : 'failed');
@@ -114,23 +115,4 @@ export class WorkerInspector {
   #ask(method: string, destination: string[]): Promise<ControlReply[]> {
     return this.transport.broadcast({ method, arguments: {}, destination }, { reply: true, timeoutMs: this.options.timeoutMs });
   }
-}
-
-/** `active_queues` replies are lists of kombu `Queue.as_dict()`; we need the names. */
-export function queueNames(value: unknown): string[] | undefined {
-  if (!Array.isArray(value)) return undefined;
-  const names: string[] = [];
-  for (const q of value) {
-    if (q && typeof q === 'object' && typeof (q as { name?: unknown }).name === 'string') names.push((q as { name: string }).name);
-  }
-  return names;
-}
-
-/** Pool size from a `stats` reply: prefork/solo list their process ids, threads only a limit. */
-export function poolProcesses(value: unknown): number | undefined {
-  const pool = (value as { pool?: Record<string, unknown> } | null)?.pool;
-  if (!pool || typeof pool !== 'object') return undefined;
-  if (Array.isArray(pool.processes)) return pool.processes.length;
-  const max = pool['max-concurrency'];
-  return typeof max === 'number' ? max : undefined;
 }

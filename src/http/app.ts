@@ -1,46 +1,111 @@
-import { once } from 'node:events';
-import express, { type Express } from 'express';
-import type { Service } from '../service.js';
-import { VERSION } from '../metrics/self-metrics.js';
-import { controlApi, sendError } from './control-api.js';
-import { operatorPage } from './operator-page.js';
+import express, { type Express, type Request } from 'express';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Auth } from '../auth/index.js';
+import type { Clock } from '../clock.js';
+import type { ControlClient } from '../control/client.js';
+import type { CommandName } from '../control/commands.js';
+import type { QueueCollector } from '../exporter/queue-collector.js';
+import type { Logger } from '../log.js';
+import type { ActionMetrics } from '../metrics/remediation-metrics.js';
+import type { Remediator } from '../remediation/engine.js';
+import type { WorkerRegistry } from '../state/workers.js';
+import { apiV1 } from './api-v1.js';
+import { controlRoutes, sendError } from './control-routes.js';
+import { flowerControlApi } from './flower-control-api.js';
+import { metricsEndpoint, type MetricsSource } from './metrics-endpoint.js';
+import { consoleRouter, type ConsoleDeps } from '../console/index.js';
+import { taskReadApi, type TaskApiDeps } from './task-api.js';
+import { taskSubmitApi, type TaskSubmitApiDeps } from './task-submit-api.js';
+import { flowerWorkersApi, type FlowerWorkersApiDeps } from './flower-workers-api.js';
+import { urlPrefix } from './url-prefix.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
+import { securityHeaders } from './security-headers.js';
+import { WebhookThrottle, type WebhookCredentials } from './webhook-auth.js';
 
-const LANDING = (metricsPath: string) => `<!doctype html>
+/** Broker connection state as readiness reports it; `lastError` may name internal hosts. */
+export interface Readiness {
+  ready: boolean;
+  broker: { connected: boolean; subscribed: boolean; reconnects: number; lastError?: string | undefined };
+}
+
+/**
+ * Everything the HTTP surface needs, and nothing more: the service builds it (Service.httpDeps),
+ * tests may build their own. (It used to take the whole Service, a type cycle.)
+ */
+export interface HttpDeps {
+  readonly version: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The `trust_proxy` setting: '' (off), a hop count, true, or Express's named ranges. */
+  readonly trustProxy: string;
+  readonly auth: Auth;
+  /** auth.public_url, if set: its origin is the one that may call, and https:// turns on HSTS. */
+  readonly publicUrl: string | undefined;
+  readonly metrics: MetricsSource;
+  readiness(): Readiness;
+  readonly cluster: { control: ControlClient; workers: WorkerRegistry; queues: QueueCollector };
+  readonly audit: AuditLog;
+  readonly controlMaxBodyBytes: number;
+  readonly actionMetrics: ActionMetrics;
+  /** url_prefix: every link, form action, asset and redirect carries it ('' = the root). */
+  readonly urlPrefix: string;
+  /** Flower's task half (read, submit, result, abort) and its /api/workers. */
+  readonly tasks: {
+    readonly read: Omit<TaskApiDeps, 'auth'>;
+    readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock'>;
+    readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues'>;
+  };
+  /** The console's own wiring; the cluster, audit, auth and remediator come from the fields above. */
+  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator'>;
+  /** Present when remediation.enabled. */
+  readonly remediation?: { remediator: Remediator; credentials: WebhookCredentials; maxBodyBytes: number; reloadRules: () => number };
+}
+
+const LANDING = (version: string, prefix: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>
 <body>
 <h1>celery-autopilot</h1>
-<p>Celery metrics for Prometheus, version ${VERSION}.</p>
+<p>Celery metrics for Prometheus, version ${version}.</p>
 <ul>
-<li><a href="/ui">Operator page</a> (sign-in required)</li>
-<li><a href="${metricsPath}">Metrics</a></li>
-<li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a></li>
+<li><a href="${prefix}/ui">Operator console</a> (sign-in required)</li>
+<li><a href="${prefix}/metrics">Metrics</a></li>
+<li><a href="${prefix}/-/healthy">Health</a></li>
+<li><a href="${prefix}/-/ready">Readiness</a></li>
 </ul>
 </body></html>
 `;
 
+/** Liveness: the process answers. Flower's /healthcheck and the celery-exporter chart's /health are the same probe. */
+const LIVENESS_PATHS = ['/-/healthy', '/healthcheck', '/health'];
+
 /**
- * The HTTP surface: exporter endpoints (landing page, /metrics, liveness, readiness), the
- * operator page, the control API (Flower paths and /api/v1), and the Alertmanager receiver.
- * Authentication runs first on everything; each route then asks for the role it needs.
+ * The HTTP surface: security headers on everything; probes; the Alertmanager receiver; then
+ * sessions and authentication (cheap: no password is hashed until a route needs a principal);
+ * the exporter endpoints, the operator page, the control API and remediation administration.
  */
-export function createHttpApp(service: Service): Express {
+export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const trust = service.config.trust_proxy.trim();
+  const trust = deps.trustProxy.trim();
   if (trust !== '') app.set('trust proxy', /^\d+$/.test(trust) ? Number(trust) : trust === 'true' ? true : trust);
-  const auth = service.auth;
-  const remediation: RemediationApiDeps | undefined = service.remediator && {
-    remediator: service.remediator,
-    credentials: service.webhookCredentials,
-    maxBodyBytes: service.config.remediation.webhook.max_body_bytes,
-    audit: service.audit,
+  else app.use(warnOnceAboutForwardedFor(deps.logger));
+  const { auth } = deps;
+  // First: requests under url_prefix are routed as if at the root, redirects get the prefix.
+  app.use(urlPrefix(deps.urlPrefix));
+  app.use(...securityHeaders({ https: deps.publicUrl?.startsWith('https:') ?? false }));
+
+  // Probes first: they need nobody, so no session or credential is looked at.
+  for (const path of LIVENESS_PATHS) app.get(path, (_req, res) => res.type('text').send(path === '/healthcheck' ? 'OK' : 'OK\n'));
+
+  const remediation: RemediationApiDeps | undefined = deps.remediation && {
+    ...deps.remediation,
+    throttle: new WebhookThrottle(deps.clock),
+    publicOrigin: deps.publicUrl ? new URL(deps.publicUrl).origin : undefined,
+    audit: deps.audit,
     auth,
-    metrics: service.actionMetrics,
-    logger: service.logger,
-    reloadRules: () => service.reloadRules(),
+    metrics: deps.actionMetrics,
+    logger: deps.logger,
   };
   // The receiver checks Alertmanager's own credentials; ahead of the API's authentication, its
   // deliveries are never mistaken for failed logins (which would throttle the sender's IP).
@@ -50,46 +115,35 @@ export function createHttpApp(service: Service): Express {
   app.use(auth.router);
 
   app.get('/', (_req, res) => {
-    res.type('html').send(LANDING('/metrics'));
+    res.type('html').send(LANDING(deps.version, deps.urlPrefix));
+  });
+  app.get('/metrics', auth.protectMetrics, metricsEndpoint(deps.metrics));
+  app.get('/-/ready', (req, res) => {
+    const { ready, broker } = deps.readiness();
+    // The broker's error names internal hosts and addresses: only for a caller we know (and the logs).
+    const { lastError, ...rest } = broker;
+    const detail = lastError && auth.knownCaller(req) ? { lastError } : {};
+    res.status(ready ? 200 : 503).json({ ready, broker: { ...rest, ...detail } });
   });
 
-  app.get('/metrics', auth.protectMetrics, async (_req, res, next) => {
-    try {
-      res.set('Content-Type', service.registry.contentType);
-      // Streamed with backpressure: a large cluster's exposition never sits in memory whole.
-      for await (const chunk of service.metricsChunks()) {
-        if (!res.write(chunk)) await once(res, 'drain');
-        if (res.destroyed) return;
-      }
-      res.end();
-    } catch (e) {
-      if (res.headersSent) res.destroy(e as Error);
-      else next(e);
-    }
+  const { control, workers, queues } = deps.cluster;
+  app.use(consoleRouter({ ...deps.console, auth, workers, control, queues: () => queues.collect(), audit: deps.audit, remediator: deps.remediation?.remediator }));
+  const routes = controlRoutes({
+    control,
+    workers,
+    queues,
+    audit: deps.audit,
+    auth,
+    maxBodyBytes: deps.controlMaxBodyBytes,
+    refused: (command: CommandName) => deps.actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
   });
-
-  app.get('/-/healthy', (_req, res) => {
-    res.type('text').send('OK\n');
-  });
-
-  app.get('/-/ready', (_req, res) => {
-    const ready = service.isReady();
-    const { connected, subscribed, reconnects, lastError } = service.status;
-    res.status(ready ? 200 : 503).json({ ready, broker: { connected, subscribed, reconnects, ...(lastError ? { lastError } : {}) } });
-  });
-
-  app.get('/ui', ...operatorPage({ auth, workers: service.workers, queues: () => service.queues.collect() }));
-  app.use(
-    controlApi({
-      control: service.control,
-      workers: service.workers,
-      queues: service.queues,
-      audit: service.audit,
-      auth,
-      maxBodyBytes: service.config.control.max_body_bytes,
-      refused: (command) => service.actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
-    }),
-  );
+  // Flower's task half, and its /api/workers and /api/queues/length served from the background
+  // worker snapshot.
+  app.use(taskReadApi({ ...deps.tasks.read, auth }));
+  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock }));
+  app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues }));
+  app.use(flowerControlApi(routes));
+  app.use(apiV1(routes));
   if (remediation) app.use(remediationAdminApi(remediation));
 
   app.use((_req, res) => {
@@ -104,4 +158,22 @@ export function createHttpApp(service: Service): Express {
     else sendError(res, err);
   });
   return app;
+}
+
+/**
+ * Behind a reverse proxy with trust_proxy unset, every client has the proxy's address: one
+ * client's failed logins then throttle everyone's passwords. Said once, when it is first seen.
+ */
+function warnOnceAboutForwardedFor(logger: Logger): express.RequestHandler {
+  let warned = false;
+  return (req: Request, _res, next) => {
+    if (!warned && req.get('x-forwarded-for') !== undefined) {
+      warned = true;
+      logger.warn(
+        { ip: req.ip },
+        'requests carry X-Forwarded-For but trust_proxy is unset: every client behind the proxy shares its address, so one client\'s failed logins throttle password logins for all (set trust_proxy to the proxy\'s address or hop count)',
+      );
+    }
+    next();
+  };
 }

@@ -2,23 +2,21 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { Auth } from '../auth/index.js';
 import { describePrincipal } from '../auth/index.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { constantTimeEqual, type Secret } from '../config/secret.js';
 import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import { parseNotification, PayloadError } from '../remediation/alertmanager.js';
 import type { Remediator } from '../remediation/engine.js';
 import { RulesError } from '../remediation/rules.js';
-
-export interface WebhookCredentials {
-  bearer?: Secret;
-  basic?: { username: string; password: Secret };
-  /** auth.insecure_no_auth with no webhook credential: accept anyone (logged loudly at start). */
-  insecure?: boolean;
-}
+import { insecureHostProblem } from '../auth/csrf.js';
+import { webhookAuthorized, type WebhookCredentials, type WebhookThrottle } from './webhook-auth.js';
 
 export interface RemediationApiDeps {
   remediator: Remediator;
   credentials: WebhookCredentials;
+  /** Failed webhook authentications per client (see WebhookThrottle). */
+  throttle: WebhookThrottle;
+  /** auth.public_url's origin, the one non-loopback Host an unauthenticated receiver answers to. */
+  publicOrigin: string | undefined;
   maxBodyBytes: number;
   audit: AuditLog;
   auth: Auth;
@@ -26,26 +24,6 @@ export interface RemediationApiDeps {
   logger: Logger;
   /** Re-reads and validates the rules file; throws RulesError and keeps the old rules. */
   reloadRules: () => number;
-}
-
-/** Credentials exactly as Alertmanager's http_config sends them, compared in constant time. */
-export function webhookAuthorized(header: string | undefined, credentials: WebhookCredentials): boolean {
-  if (credentials.insecure) return true;
-  if (!header) return false;
-  const space = header.indexOf(' ');
-  const scheme = header.slice(0, space).toLowerCase();
-  const value = header.slice(space + 1).trim();
-  if (scheme === 'bearer' && credentials.bearer) return credentials.bearer.equals(value);
-  if (scheme === 'basic' && credentials.basic) {
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
-    // Both halves are always compared, so a wrong username costs the same as a wrong password.
-    const userOk = constantTimeEqual(decoded.slice(0, colon), credentials.basic.username);
-    const passOk = credentials.basic.password.equals(decoded.slice(colon + 1));
-    return userOk && passOk;
-  }
-  return false;
 }
 
 /**
@@ -67,14 +45,28 @@ export function alertmanagerReceiver(deps: Omit<RemediationApiDeps, 'auth' | 'au
     '/api/v1/alertmanager',
     // Authenticate before reading a byte of the body.
     (req: Request, res: Response, next: NextFunction) => {
-      if (!webhookAuthorized(req.get('authorization'), deps.credentials)) {
-        res.set('WWW-Authenticate', 'Bearer realm="celery-autopilot"');
-        answer(res, 401, { error: 'unauthorized' });
-        return;
+      if (deps.credentials.insecure) {
+        const why = insecureHostProblem(req, deps.publicOrigin);
+        if (why) return answer(res, 403, { error: why });
+      } else {
+        // A sender that keeps failing is answered 429 without its credentials being looked at.
+        const wait = deps.throttle.retryAfterSeconds(req);
+        if (wait > 0) {
+          res.set('Retry-After', String(wait));
+          return answer(res, 429, { error: `too many failed authentications: retry in ${wait} s` });
+        }
+        if (!webhookAuthorized(req.get('authorization'), deps.credentials)) {
+          deps.throttle.recordFailure(req);
+          deps.logger.info({ ip: req.ip }, 'webhook authentication failed');
+          res.set('WWW-Authenticate', 'Bearer realm="celery-autopilot"');
+          return answer(res, 401, { error: 'unauthorized' });
+        }
       }
+      // Alertmanager always sends JSON; anything else (a text/plain form from a web page) is refused unread.
+      if (!req.is('application/json')) return answer(res, 415, { error: 'the body must be application/json' });
       next();
     },
-    express.json({ limit: deps.maxBodyBytes, type: () => true }),
+    express.json({ limit: deps.maxBodyBytes, type: 'application/json' }),
     (req: Request, res: Response) => {
       let notification;
       try {

@@ -14,6 +14,11 @@ export interface CeleryMetricsOptions {
   prefix: string;
   runtimeBuckets: number[];
   queueWaitBuckets: number[];
+  /**
+   * Added to every series this service exposes. Applied here and only here: as prom-client
+   * default labels of the registry (Celery gauges, our own metrics, Node's) and to the per-task
+   * store, which renders outside prom-client.
+   */
   staticLabels: Record<string, string>;
   maxTaskSeries: number;
   overflowValue: string;
@@ -47,6 +52,7 @@ export class CeleryMetrics {
 
   constructor(registry: Registry, options: CeleryMetricsOptions) {
     const p = options.prefix;
+    registry.setDefaultLabels(options.staticLabels);
     this.tasks = new TaskSeriesStore({
       prefix: p,
       runtimeBuckets: options.runtimeBuckets,

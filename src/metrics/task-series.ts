@@ -26,6 +26,12 @@ interface TaskSeries {
   /** `name="…",hostname="…",queue_name="…"` plus static labels, rendered once. */
   readonly labels: string;
   readonly counts: Float64Array;
+  /**
+   * Set by the first worker event (anything but task-sent): from then on every counter family
+   * is rendered, at 0 where nothing was counted, as celery-exporter does, so `increase()` sees
+   * the first failure, revocation or rejection of a series and dashboards show 0, not no data.
+   */
+  zeroInitialised: boolean;
   /** Per bucket (not cumulative), then sum, then count; allocated on first observation. */
   runtime?: Float64Array;
   queueWait?: Float64Array;
@@ -75,11 +81,17 @@ export class TaskSeriesStore {
   }
 
   #get(name: string, hostname: string, queue: string): TaskSeries {
+    return this.#series.get(`${name}\u0000${hostname}\u0000${queue}`) ?? this.#create(name, hostname, queue, true)!;
+  }
+
+  /** A new combination; over the cap, the overflow one (counted), or none when `overflow` is false. */
+  #create(name: string, hostname: string, queue: string, overflow: boolean): TaskSeries | undefined {
     const key = `${name}\u0000${hostname}\u0000${queue}`;
     let s = this.#series.get(key);
     if (s !== undefined) return s;
     const o = this.options.overflowValue;
     if (this.#series.size >= this.options.maxSeries && (name !== o || hostname !== o || queue !== o)) {
+      if (!overflow) return undefined;
       this.overflowed++;
       return this.#get(o, o, o);
     }
@@ -87,33 +99,56 @@ export class TaskSeriesStore {
       hostname,
       labels: `name="${escapeLabelValue(name)}",hostname="${escapeLabelValue(hostname)}",queue_name="${escapeLabelValue(queue)}"${this.#staticLabels}`,
       counts: new Float64Array(COUNTER_FAMILIES.length),
+      zeroInitialised: false,
     };
     this.#series.set(key, s);
     return s;
   }
 
   count(family: CounterFamily, name: string, hostname: string, queue: string): void {
-    this.#get(name, hostname, queue).counts[COUNTER_INDEX[family]]! += 1;
+    const s = this.#get(name, hostname, queue);
+    s.counts[COUNTER_INDEX[family]]! += 1;
+    // task-sent comes from every web server and task creator: not a reason for more series.
+    if (!s.zeroInitialised && family !== 'sent') this.#zeroInitialise(s, name, hostname, queue);
   }
 
   countFailed(name: string, hostname: string, queue: string, exception: string): void {
+    // The other families' zeros; no overflow series just for them.
+    const s = this.#create(name, hostname, queue, false);
+    if (s && !s.zeroInitialised) this.#zeroInitialise(s, name, hostname, queue);
+    const failed = this.#failedSeries(name, hostname, queue, exception, true);
+    if (failed) failed.count++;
+  }
+
+  /**
+   * Once per series: its failed series with exception="" at 0 (celery-exporter's rule). Within
+   * the cap only: a zero folded into the overflow series would tell nothing.
+   */
+  #zeroInitialise(s: TaskSeries, name: string, hostname: string, queue: string): void {
+    s.zeroInitialised = true;
+    const o = this.options.overflowValue;
+    if (name === o && hostname === o && queue === o) return;
+    this.#failedSeries(name, hostname, queue, '', false);
+  }
+
+  /** The failed series for these labels; over the cap, the overflow one (or none, for a zero). */
+  #failedSeries(name: string, hostname: string, queue: string, exception: string, overflow: boolean): FailedSeries | undefined {
     const key = `${name}\u0000${hostname}\u0000${queue}\u0000${exception}`;
     let s = this.#failed.get(key);
-    if (s === undefined) {
-      const o = this.options.overflowValue;
-      if (this.#failed.size >= this.options.maxSeries && (name !== o || hostname !== o || queue !== o || exception !== o)) {
-        this.overflowed++;
-        this.countFailed(o, o, o, o);
-        return;
-      }
-      s = {
-        hostname,
-        labels: `name="${escapeLabelValue(name)}",hostname="${escapeLabelValue(hostname)}",exception="${escapeLabelValue(exception)}",queue_name="${escapeLabelValue(queue)}"${this.#staticLabels}`,
-        count: 0,
-      };
-      this.#failed.set(key, s);
+    if (s !== undefined) return s;
+    const o = this.options.overflowValue;
+    if (this.#failed.size >= this.options.maxSeries && (name !== o || hostname !== o || queue !== o || exception !== o)) {
+      if (!overflow) return undefined;
+      this.overflowed++;
+      return this.#failedSeries(o, o, o, o, true);
     }
-    s.count++;
+    s = {
+      hostname,
+      labels: `name="${escapeLabelValue(name)}",hostname="${escapeLabelValue(hostname)}",exception="${escapeLabelValue(exception)}",queue_name="${escapeLabelValue(queue)}"${this.#staticLabels}`,
+      count: 0,
+    };
+    this.#failed.set(key, s);
+    return s;
   }
 
   observeRuntime(name: string, hostname: string, queue: string, seconds: number): void {
@@ -156,7 +191,7 @@ export class TaskSeriesStore {
       buf += `# HELP ${name} ${HELP[family]}\n# TYPE ${name} counter\n`;
       for (const s of this.#series.values()) {
         const v = s.counts[i]!;
-        if (v > 0) {
+        if (v > 0 || s.zeroInitialised) {
           buf += `${name}{${s.labels}} ${v}\n`;
           yield* flush(false);
         }

@@ -1,5 +1,5 @@
 import type { ControlClient } from '../control/client.js';
-import { poolProcesses } from '../exporter/worker-inspector.js';
+import { parseStats } from '../celery/worker-replies.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport } from '../transport/transport.js';
 import type { RemediationExecutor, TargetOutcome } from './types.js';
@@ -23,10 +23,7 @@ export class ClusterExecutor implements RemediationExecutor {
   }
 
   consumersOf(queue: string): string[] {
-    return this.workers
-      .alive()
-      .filter((w) => w.queues?.includes(queue))
-      .map((w) => w.hostname);
+    return this.workers.consumersOf(queue).map((w) => w.hostname);
   }
 
   isLive(worker: string): boolean {
@@ -46,13 +43,12 @@ export class ClusterExecutor implements RemediationExecutor {
     const out = new Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>();
     for (const r of result.results) {
       if (r.status !== 'ok') continue;
-      const reply = r.reply as { autoscaler?: { min?: unknown; max?: unknown } } | null;
-      const auto = reply?.autoscaler;
+      const stats = parseStats(r.reply);
       // pool_grow/pool_shrink are refused by autoscaling workers: their size is the autoscaler's.
-      const processes = auto ? undefined : poolProcesses(reply);
+      const processes = stats?.autoscaler ? undefined : stats?.concurrency;
       out.set(r.worker, {
         ...(processes !== undefined ? { processes } : {}),
-        ...(auto && typeof auto.min === 'number' && typeof auto.max === 'number' ? { autoscaler: { min: auto.min, max: auto.max } } : {}),
+        ...(stats?.autoscaler ? { autoscaler: stats.autoscaler } : {}),
       });
     }
     return out;

@@ -24,6 +24,10 @@ export interface WorkerRecord {
   /** From `stats`: pool processes (prefork/solo) or max-concurrency (threads). */
   processes?: number;
   inspectedAt?: number;
+  /** A task event (other than task-sent) has come from this worker since we first saw it. */
+  taskEventsSeen?: boolean;
+  /** `processed` at the first heartbeat we saw: a rise without task events means no -E. */
+  processedBaseline?: number;
 }
 
 export interface WorkerRegistryOptions {
@@ -67,6 +71,7 @@ export class WorkerRegistry {
       worker.offlineSentAt = undefined;
     }
     mergeFields(worker, event);
+    worker.processedBaseline ??= worker.processed;
     worker.lastHeartbeatAt = now;
     worker.goneSince = undefined;
     if (Number.isFinite(event.timestamp)) worker.clockSkewSeconds = event.timestamp - now / 1000;
@@ -93,6 +98,30 @@ export class WorkerRegistry {
 
   get size(): number {
     return this.#workers.size;
+  }
+
+  /** Called for every task event a worker sends (not task-sent, which comes from clients). */
+  noteTaskEvent(hostname: string): void {
+    const worker = this.#workers.get(hostname);
+    if (worker !== undefined && worker.taskEventsSeen !== true) worker.taskEventsSeen = true;
+  }
+
+  /**
+   * Live workers whose heartbeats say they processed tasks while no task event of theirs ever
+   * came: started without -E (and not, or not yet, switched on by enable_events).
+   */
+  withoutTaskEvents(now = this.clock.nowMs()): WorkerRecord[] {
+    return this.alive(now).filter(
+      (w) => w.taskEventsSeen !== true && w.processed !== undefined && w.processedBaseline !== undefined && w.processed > w.processedBaseline,
+    );
+  }
+
+  /**
+   * The live workers consuming `queue` (as `active_queues` last told us): the one answer to
+   * "who drains this queue" for the per-queue gauges, remediation targets and the control API.
+   */
+  consumersOf(queue: string, now = this.clock.nowMs()): WorkerRecord[] {
+    return this.alive(now).filter((w) => w.queues?.includes(queue) === true);
   }
 
   /** Records what `inspect active_queues` / `stats` returned for a worker we already know. */

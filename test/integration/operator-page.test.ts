@@ -1,101 +1,213 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { hashPassword } from '../../src/auth/index.js';
-import { csrfToken, launchBrowser, postFromPage, signIn, type HeadlessBrowser } from '../support/browser.js';
-import { inspectStats } from '../support/celery/client.js';
+import { csrfToken, postFromPage, signIn, watchPage } from '../support/browser.js';
+import { celeryInspect, inspectStats, sendTasks } from '../support/celery/client.js';
 import { startWorker, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
-import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
-import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenarios.js';
+import { CONSOLE_USERS as USERS, startConsoleRig, type ConsoleRig } from '../support/console-rig.js';
+import { waitFor } from '../support/exporter.js';
 
 /**
- * The operator page in a real headless Chromium, against a real Celery worker on RabbitMQ: sign
- * in through the form, act through the page's own script, and see the effect on the worker.
+ * The operator console in a real headless Chromium, against a real Celery worker on RabbitMQ:
+ * a viewer, an operator and an admin walk through the workers, worker, queues and remediation
+ * pages, act through the console's own script, and the worker shows the effect. The console's
+ * CSP (no inline script or style) is in force: any violation fails the walk.
  */
 
-const USERS = {
-  olga: { password: 'olga-Operator-Pass-7', role: 'operator' },
-  vera: { password: 'vera-Viewer-Pass-3', role: 'viewer' },
-} as const;
 const QUEUE = 'ui-work';
+/** Listed in metrics.queues, consumed by nobody: its messages wait. */
+const BACKLOG = 'ui-backlog';
 
-describe('operator page in a browser', () => {
-  let broker: BrokerUnderTest;
-  let exporter: RunningExporter;
+describe('operator console in a browser (RabbitMQ)', () => {
+  let rig: ConsoleRig;
   let worker: CeleryWorker;
-  let browser: HeadlessBrowser;
-  let configDir: string;
+  let exporter: ConsoleRig['exporter'];
+  let browser: ConsoleRig['browser'];
+  let broker: ConsoleRig['broker'];
 
   beforeAll(async () => {
-    broker = await isolatedBroker('amqp', 'operator-page');
-    configDir = await mkdtemp(path.join(tmpdir(), 'operator-page-'));
-    const users = await Promise.all(
-      Object.entries(USERS).map(async ([username, u]) => ({ username, password_hash: await hashPassword(u.password), role: u.role })),
-    );
-    const configFile = path.join(configDir, 'config.yaml');
-    await writeFile(configFile, stringify({ auth: { users }, audit: { file: '' } }));
-    [exporter, worker, browser] = await Promise.all([
-      startExporter([...broker.exporterArgs, '--config', configFile, '--metrics-queue-length-cache-seconds', '0']),
-      startWorker({ brokerUrl: broker.celery.brokerUrl, nodename: uniqueNodename('ui'), queues: [QUEUE], concurrency: 2 }),
-      launchBrowser(),
+    // broker_api: the queues page adds ready / unacknowledged from RabbitMQ's management API.
+    rig = await startConsoleRig('amqp', 'operator-page', { broker_api: 'http://guest:guest@127.0.0.1:15672/api/', metrics: { queues: [BACKLOG] } }, [
+      '--metrics-queue-length-cache-seconds',
+      '0',
     ]);
+    ({ exporter, browser, broker } = rig);
+    worker = await startWorker({ brokerUrl: broker.celery.brokerUrl, nodename: uniqueNodename('ui'), queues: [QUEUE], concurrency: 2 });
     await waitFor('the exporter to see the worker up with 2 pool processes', () => {
       const w = exporter.service.workers.get(worker.nodename);
       return w && exporter.service.workers.isAlive(w) && w.processes === 2 && w.queues?.includes(QUEUE) ? true : undefined;
     });
+    await sendTasks(broker.celery, [{ name: 'tasks.add', args: [2, 3], queue: QUEUE }]);
+    await worker.waitForLog(/Task tasks\.add\[[^\]]+\] succeeded/);
   });
 
   afterAll(async () => {
-    await browser?.close();
     await worker?.stop();
-    await exporter?.stop();
-    await broker?.cleanup();
-    if (configDir) await rm(configDir, { recursive: true, force: true });
+    await rig?.stop();
   });
 
   const workerRow = (page: Page) => page.locator(`#workers tr[data-worker="${worker.nodename}"]`);
+  const workerUrl = () => `${exporter.url}/ui/workers/${encodeURIComponent(worker.nodename)}`;
 
-  it('operator: signs in, grows the pool from the page, and the row and the worker agree on 3 processes', async () => {
+  /** Submits a console form and returns what the result panel shows once the API answered. */
+  async function submit(page: Page, form: string): Promise<{ status: string | null; outcome: string | null; reply: Record<string, unknown> }> {
+    const before = await page.locator('#result').textContent();
+    await page.locator(`${form} button[type=submit]`).click();
+    await page.locator('#result[data-status]').waitFor();
+    const text = (await page.locator('#result').textContent())!;
+    expect(text).not.toBe(before);
+    return {
+      status: await page.locator('#result').getAttribute('data-status'),
+      outcome: await page.locator('#result').getAttribute('data-outcome'),
+      reply: JSON.parse(text.replace(/^\d+ /, '')) as Record<string, unknown>,
+    };
+  }
+
+  it('operator: signs in at /ui, opens the worker, grows its pool from the page; page and worker agree on 3 processes', async () => {
     const page = await browser.newPage();
-    const scriptErrors: string[] = [];
-    page.on('pageerror', (e) => scriptErrors.push(e.message));
+    const watch = watchPage(page);
     await page.goto(`${exporter.url}/ui`);
     expect(page.url()).toBe(`${exporter.url}/login?next=%2Fui`);
 
     const ui = await signIn(page, exporter.url, 'olga', USERS.olga.password);
-    // The sign-out form sits inside the "signed in as" line (a <p> would be closed before it by the HTML parser).
-    const signedIn = ui.locator('body > div', { hasText: 'Signed in as olga (operator)' });
-    expect(await signedIn.getByRole('button', { name: 'Log out' }).count()).toBe(1);
+    expect(await ui.locator('header .who').textContent()).toContain('Signed in as olga (operator)');
     const row = workerRow(ui);
-    expect(await row.locator('td').nth(1).textContent()).toBe('up');
+    expect(await row.locator('td.status').textContent()).toBe('up');
     expect(await row.locator('td.processes').textContent()).toBe('2');
-    expect(await ui.locator('#queues tbody tr td:first-child').allTextContents()).toContain(QUEUE);
+    expect(await row.locator('td.queues').textContent()).toBe(QUEUE);
+    await browser.screenshot(ui, 'console-workers');
 
-    await row.locator('form[data-command="pool_grow"] button').click();
-    const result = ui.locator('#result');
-    await ui.locator('#result[data-status]').waitFor();
-    expect(await result.getAttribute('data-status')).toBe('200');
-    expect(await result.getAttribute('data-outcome')).toBe('ok');
-    const shown = JSON.parse((await result.textContent())!.replace(/^200 /, '')) as { command: string; results: Array<Record<string, unknown>> };
-    expect(shown.command).toBe('pool_grow');
-    expect(shown.results).toEqual([expect.objectContaining({ worker: worker.nodename, status: 'ok', confirmed: true })]);
-    const resultShot = await browser.screenshot(ui, 'operator-grow-result');
+    await Promise.all([ui.waitForURL(workerUrl()), row.getByRole('link', { name: worker.nodename }).click()]);
+    expect(await ui.locator('#pool .processes').textContent()).toBe('2');
+    expect(await ui.locator('#active-queues tbody tr td:first-child').allTextContents()).toEqual([QUEUE]);
+    expect(await ui.locator('#registered tbody tr[data-task="tasks.add"] td.rate-limit').textContent()).toBe('none');
+    expect(await ui.locator('#totals tbody').textContent()).toContain('tasks.add');
 
-    // The exporter re-inspects a worker after a grow; the page shows it on a later load.
+    const grown = await submit(ui, 'form[data-command="pool_grow"]');
+    expect(grown.status).toBe('200');
+    expect(grown.outcome).toBe('ok');
+    expect(grown.reply.command).toBe('pool_grow');
+    expect(grown.reply.results).toEqual([expect.objectContaining({ worker: worker.nodename, status: 'ok', confirmed: true })]);
+    await browser.screenshot(ui, 'console-worker');
+
+    // The worker page asks the worker afresh on every load.
+    await ui.reload();
+    expect(await ui.locator('#pool .processes').textContent()).toBe('3');
+    const stats = await inspectStats(broker.celery, [worker.nodename]);
+    expect(stats[worker.nodename]?.pool.processes).toHaveLength(3);
+    // The list follows once the exporter re-inspected the worker (a grow marks it stale).
+    await expect
+      .poll(async () => {
+        await ui.goto(`${exporter.url}/ui`);
+        return workerRow(ui).locator('td.processes').textContent();
+      }, { timeout: 30_000, interval: 500 })
+      .toBe('3');
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('operator: sets a rate limit on a registered task; the registered table and the worker show it', async () => {
+    const ui = await signIn(await browser.newPage(), exporter.url, 'olga', USERS.olga.password);
+    const watch = watchPage(ui);
+    await ui.goto(workerUrl());
+    const taskRow = '#registered tr[data-task="tasks.add"]';
+    await ui.locator(`${taskRow} form[data-command="rate_limit"] input`).fill('10/m');
+    const reply = await submit(ui, `${taskRow} form[data-command="rate_limit"]`);
+    expect(reply).toMatchObject({ status: '200', outcome: 'ok' });
+    expect(reply.reply.results).toEqual([expect.objectContaining({ worker: worker.nodename, status: 'ok', confirmed: true })]);
+    await ui.reload();
+    expect(await ui.locator(`${taskRow} td.rate-limit`).textContent()).toBe('10/m');
+    const registered = await celeryInspect(broker.celery, 'registered', [worker.nodename], 1, { taskinfoitems: ['rate_limit'] });
+    expect(JSON.stringify(registered)).toContain('tasks.add [rate_limit=10/m]');
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('operator and admin: a running task shows as active; the operator may revoke, only the admin terminates it', async () => {
+    const [taskId] = await sendTasks(broker.celery, [{ name: 'tasks.sleep', args: [120], queue: QUEUE }]);
+    const op = await signIn(await browser.newPage(), exporter.url, 'olga', USERS.olga.password);
+    const activeRow = (p: Page) => p.locator(`#active tr[data-task-id="${taskId}"]`);
+    await expect
+      .poll(async () => {
+        await op.goto(workerUrl());
+        return activeRow(op).count();
+      }, { timeout: 30_000, interval: 500 })
+      .toBe(1);
+    expect(await activeRow(op).locator('td').nth(1).textContent()).toBe('tasks.sleep');
+    expect(await activeRow(op).locator('form[data-post] button[name="revoke"]').count()).toBe(1);
+    expect(await activeRow(op).locator('button[name="terminate"]').count()).toBe(0);
+    expect(await op.locator('form[data-command="shutdown"], form[data-command="pool_restart"]').count()).toBe(0);
+    // Its task page offers Revoke too, but no Abort: this service has no result backend to abort through.
+    await op.goto(`${exporter.url}/ui/tasks/${taskId}`);
+    expect(await op.locator('#actions button[name="revoke"]').count()).toBe(1);
+    expect(await op.locator('#actions button[name="abort"]').count()).toBe(0);
+
+    const admin = await signIn(await browser.newPage(), exporter.url, 'ada', USERS.ada.password);
+    const watch = watchPage(admin);
+    await admin.goto(workerUrl());
+    expect(await admin.locator('form[data-command="shutdown"]').count()).toBe(1);
+    const terminated = await submit(admin, `#active tr[data-task-id="${taskId}"] form:has(button[name="terminate"])`);
+    expect(terminated.status).toBe('200');
+    expect(terminated.reply.message).toBe(`Revoked '${taskId}'`);
+    await worker.waitForLog(`Terminating ${taskId}`);
+    await expect
+      .poll(async () => {
+        await admin.reload();
+        return activeRow(admin).count();
+      }, { timeout: 30_000, interval: 500 })
+      .toBe(0);
+    expect(await admin.locator('#revoked').textContent()).toContain(taskId);
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('operator: the queues page lists the queue and its worker; the remediation page shows the audited commands', async () => {
+    const ui = await signIn(await browser.newPage(), exporter.url, 'olga', USERS.olga.password);
+    const watch = watchPage(ui);
+    await ui.getByRole('link', { name: 'Queues', exact: true }).click();
+    await ui.waitForURL(`${exporter.url}/ui/queues`);
+    const row = ui.locator(`#queues tr[data-queue="${QUEUE}"]`);
+    expect(await row.locator('td.depth').textContent()).toMatch(/^\d+$/);
+    expect(await row.locator('td.ready').textContent()).toMatch(/^\d+$/);
+    await sendTasks(broker.celery, [0, 1, 2].map(() => ({ name: 'tasks.noop', queue: BACKLOG })));
+    // The management API's figures lag by its stats interval (5 s): reload until they show.
     await expect
       .poll(async () => {
         await ui.reload();
-        return workerRow(ui).locator('td.processes').textContent();
-      }, { timeout: 15_000, interval: 500 })
-      .toBe('3');
-    const stats = await inspectStats(broker.celery, [worker.nodename]);
-    expect(stats[worker.nodename]?.pool.processes).toHaveLength(3);
-    expect(scriptErrors).toEqual([]);
-    const reloadedShot = await browser.screenshot(ui, 'operator-after-grow');
-    console.info(`operator page screenshots: ${resultShot} ${reloadedShot}`);
+        const backlog = ui.locator(`#queues tr[data-queue="${BACKLOG}"]`);
+        return [await backlog.locator('td.depth').textContent(), await backlog.locator('td.ready').textContent(), await backlog.locator('td.unacked').textContent()];
+      }, { timeout: 30_000, interval: 1000 })
+      .toEqual(['3', '3', '0']);
+    expect(await row.getByRole('link', { name: worker.nodename }).getAttribute('href')).toBe(`/ui/workers/${encodeURIComponent(worker.nodename)}`);
+    await browser.screenshot(ui, 'console-queues');
+
+    await ui.getByRole('link', { name: 'Remediation', exact: true }).click();
+    await ui.waitForURL(`${exporter.url}/ui/remediation`);
+    expect(await ui.locator('#kill-switch').textContent()).toContain('Remediation is not configured');
+    const audited = await ui.locator('#audit tbody tr').allTextContents();
+    expect(audited.some((t) => t.includes('basic:olga') && t.includes('pool_grow'))).toBe(true);
+    expect(audited.some((t) => t.includes('basic:olga') && t.includes('rate_limit'))).toBe(true);
+    await ui.getByRole('link', { name: 'remediation', exact: true }).click();
+    expect(await ui.locator('#audit tbody tr[data-kind="control"]').count()).toBe(0);
+    await browser.screenshot(ui, 'console-remediation');
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('pages and assets carry strict headers: a CSP without unsafe-inline, CSS and JS as files with their content types', async () => {
+    const ui = await signIn(await browser.newPage(), exporter.url, 'olga', USERS.olga.password);
+    const response = await ui.goto(workerUrl());
+    const headers = response!.headers();
+    expect(headers['content-security-policy']).toMatch(/script-src 'self'/);
+    expect(headers['content-security-policy']).not.toMatch(/unsafe-inline/);
+    expect(headers['cache-control']).toBe('no-store');
+    const html = await ui.content();
+    expect(html).not.toMatch(/<script>|<style|style="/);
+    for (const [selector, attr, type] of [
+      ['link[rel=stylesheet]', 'href', 'text/css; charset=utf-8'],
+      ['script[src]', 'src', 'text/javascript; charset=utf-8'],
+    ] as const) {
+      const url = await ui.locator(selector).getAttribute(attr);
+      const asset = await fetch(new URL(url!, exporter.url));
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get('content-type')).toBe(type);
+      expect(asset.headers.get('x-content-type-options')).toBe('nosniff');
+    }
   });
 
   it('operator: a POST from the page without the CSRF token is refused with 403', async () => {
@@ -120,16 +232,35 @@ describe('operator page in a browser', () => {
     expect((await replay()).status).toBe(302);
   });
 
-  it('viewer: sees the tables but no controls, and the API refuses a command with 403', async () => {
+  it('viewer: walks every page and sees no control form; a forged POST with a valid CSRF token is refused with 403', async () => {
     const ui = await signIn(await browser.newPage(), exporter.url, 'vera', USERS.vera.password);
+    const watch = watchPage(ui);
     expect(await workerRow(ui).locator('td.processes').textContent()).toMatch(/^[23]$/);
-    expect(await ui.locator('#queues tbody tr td:first-child').allTextContents()).toContain(QUEUE);
-    expect(await ui.locator('form[data-command]').count()).toBe(0);
-    expect(await ui.locator('#workers th').allTextContents()).not.toContain('actions');
-    expect(await ui.locator('#result').count()).toBe(0);
+    for (const pathname of ['/ui', `/ui/workers/${encodeURIComponent(worker.nodename)}`, '/ui/queues', '/ui/remediation']) {
+      await ui.goto(`${exporter.url}${pathname}`);
+      expect(await ui.locator('h1').count()).toBe(1);
+      expect(await ui.locator('form[data-command], form[data-post]').count()).toBe(0);
+      expect(await ui.locator('#result').count()).toBe(0);
+    }
+    await ui.goto(workerUrl());
+    expect(await ui.locator('#registered tbody tr[data-task="tasks.add"]').count()).toBe(1);
+    expect(await ui.locator('#registered th').allTextContents()).not.toContain('change');
 
     const dryRun = { command: 'pool_grow', arguments: { n: 1 }, targets: { workers: [worker.nodename] }, dry_run: true };
     const refused = await postFromPage(ui, '/api/v1/actions', dryRun, { 'x-csrf-token': await csrfToken(ui) });
     expect(refused).toEqual({ status: 403, body: { error: expect.stringMatching(/needs the operator role/) } });
+    const revoke = await postFromPage(ui, `/api/task/revoke/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, {}, { 'x-csrf-token': await csrfToken(ui) });
+    expect(revoke.status).toBe(403);
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('an unknown worker gets a 404 page and a malformed name a 400 page, both in the console frame', async () => {
+    const ui = await signIn(await browser.newPage(), exporter.url, 'vera', USERS.vera.password);
+    const unknown = await ui.goto(`${exporter.url}/ui/workers/${encodeURIComponent('nobody@nowhere')}`);
+    expect(unknown!.status()).toBe(404);
+    expect(await ui.locator('p.error').textContent()).toBe('No worker named nobody@nowhere has been seen.');
+    const malformed = await ui.goto(`${exporter.url}/ui/workers/${encodeURIComponent('a*b@c')}`);
+    expect(malformed!.status()).toBe(400);
+    expect(await ui.locator('nav a').count()).toBe(4);
   });
 });

@@ -65,16 +65,39 @@ export async function launchBrowser(): Promise<HeadlessBrowser> {
 
 /**
  * Signs in through the login page as a person would: /ui sends an anonymous browser to
- * /login?next=/ui, and the form brings it back there.
+ * /login?next=/ui, and the form brings it back there. `prefix` is the url_prefix the browser
+ * sees (behind a reverse proxy): both pages must stay under it.
  */
-export async function signIn(page: Page, baseUrl: string, username: string, password: string): Promise<Page> {
-  await page.goto(`${baseUrl}/ui`);
+export async function signIn(page: Page, baseUrl: string, username: string, password: string, prefix = ''): Promise<Page> {
+  await page.goto(`${baseUrl}${prefix}/ui`);
   const login = new URL(page.url());
-  if (login.pathname !== '/login' || login.searchParams.get('next') !== '/ui') throw new Error(`expected a redirect to /login?next=/ui, landed on ${page.url()}`);
+  const next = login.searchParams.get('next');
+  if (login.pathname !== `${prefix}/login` || (next !== `${prefix}/ui` && next !== '/ui')) {
+    throw new Error(`expected a redirect to ${prefix}/login?next=${prefix}/ui, landed on ${page.url()}`);
+  }
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
-  await Promise.all([page.waitForURL(`${baseUrl}/ui`), page.getByRole('button', { name: 'Sign in' }).click()]);
+  await Promise.all([page.waitForURL(`${baseUrl}${prefix}/ui`), page.getByRole('button', { name: 'Sign in' }).click()]);
   return page;
+}
+
+/**
+ * What went wrong in a page that a screenshot would not show: script errors, and anything the
+ * browser refused under the Content-Security-Policy (an inline script or style="" slipping in).
+ */
+export function watchPage(page: Page): { problems: string[] } {
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`script error: ${e.message}`));
+  page.on('console', (m) => {
+    // Failed loads are judged below by what failed: an API refusal a test provoked is not a fault.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console error: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400 && ['stylesheet', 'script', 'image', 'font'].includes(r.request().resourceType())) problems.push(`${r.status()} for ${r.url()}`);
+  });
+  // Accept the console's "are you sure?" prompts (shutdown, terminate): the test clicked on purpose.
+  page.on('dialog', (d) => void d.accept());
+  return { problems };
 }
 
 /** The page's CSRF token, as its own script reads it. */

@@ -166,6 +166,8 @@ export function describeHttpControl(kind: 'amqp' | 'redis'): void {
         // Workers are inspected when first heard of and after a command changed them; a long
         // interval keeps the pidbox quiet otherwise.
         '--metrics-inspect-interval-seconds', '3600',
+        // Likewise the /api/workers snapshot: refreshed when asked, not in the background here.
+        '--control-workers-refresh-seconds', '3600',
         ...extra,
       ]).then((e) => {
         exporters.push(e);
@@ -419,7 +421,7 @@ export function describeHttpControl(kind: 'amqp' | 'redis'): void {
         ['5000-character task name', 400, () => post(`/api/task/rate-limit/${'t'.repeat(5000)}`, { form: { workername: main.nodename, ratelimit: '1/s' } })],
         ['rate limit with trailing text', 400, () => post('/api/task/rate-limit/tasks.add', { form: { workername: main.nodename, ratelimit: '10/m;rm' } })],
         ['soft limit above hard', 400, () => post('/api/task/timeout/tasks.add', { form: { workername: main.nodename, soft: '5', hard: '1' } })],
-        ['task id that is not a uuid', 400, () => post(`/api/task/revoke/${w('../../etc')}`)],
+        ['task id with a control character (any other string is an id Celery accepts)', 400, () => post(`/api/task/revoke/${w('abc\ndef')}`)],
         ['n that is not a number', 400, () => post(`/api/worker/pool/grow/${w(main.nodename)}`, { query: { n: '1;rm' } })],
         ['n far too large', 400, () => post(`/api/worker/pool/grow/${w(main.nodename)}`, { form: { n: '100000' } })],
         // A bad parameter is refused before the service asks an unknown worker anything.

@@ -42,12 +42,13 @@ export interface PidboxSpy {
 
 /**
  * What the service sends on its own, whatever the test does: the wake-up `heartbeat` to every
- * worker after (re)subscribing, and the worker inspector's `stats` / `active_queues`, which
- * always name their workers. Any other command is something a request caused.
+ * worker after (re)subscribing, the worker inspector's `stats` / `active_queues` and the periodic
+ * `enable_events` (events.enable_events), which always name their workers. Any other command is
+ * something a request caused.
  */
 export function isBackground(c: SpiedCommand): boolean {
   if (c.method === 'heartbeat' && c.destination === null) return true;
-  return (c.method === 'stats' || c.method === 'active_queues') && c.destination !== null && c.destination.length > 0;
+  return (c.method === 'stats' || c.method === 'active_queues' || c.method === 'enable_events') && c.destination !== null && c.destination.length > 0;
 }
 
 /** Barrier commands go to a node name no worker has, so every worker ignores them. */

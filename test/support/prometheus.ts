@@ -22,6 +22,8 @@ export interface ScrapeTarget {
   job: string;
   /** Full URL of the metrics endpoint, e.g. http://127.0.0.1:40123/metrics. */
   url: string;
+  /** Prometheus `metric_relabel_configs` for this job, as YAML would give them. */
+  metricRelabelConfigs?: Array<Record<string, unknown>>;
 }
 
 export interface PrometheusOptions {
@@ -100,7 +102,13 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     ...(options.alertmanager ? { alerting: { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] } } : {}),
     scrape_configs: options.targets.map((t) => {
       const u = new URL(t.url);
-      return { job_name: t.job, scheme: u.protocol.replace(':', ''), metrics_path: u.pathname, static_configs: [{ targets: [u.host] }] };
+      return {
+        job_name: t.job,
+        scheme: u.protocol.replace(':', ''),
+        metrics_path: u.pathname,
+        static_configs: [{ targets: [u.host] }],
+        ...(t.metricRelabelConfigs ? { metric_relabel_configs: t.metricRelabelConfigs } : {}),
+      };
     }),
   };
   const configFile = path.join(dir, 'prometheus.yml');

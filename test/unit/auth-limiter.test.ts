@@ -1,13 +1,13 @@
 import type { SessionData } from 'express-session';
 import { describe, expect, it } from 'vitest';
-import { LoginLimiter } from '../../src/auth/login-limiter.js';
+import { FailureLimiter } from '../../src/auth/login-limiter.js';
 import { BoundedMemoryStore } from '../../src/auth/session-store.js';
 import { ManualClock } from '../../src/clock.js';
 
-describe('LoginLimiter', () => {
+describe('FailureLimiter', () => {
   const make = (maxKeys?: number) => {
     const clock = new ManualClock();
-    return { clock, limiter: new LoginLimiter(clock, { maxFailures: 3, windowSeconds: 60, ...(maxKeys ? { maxKeys } : {}) }) };
+    return { clock, limiter: new FailureLimiter(clock, { maxFailures: 3, windowSeconds: 60, ...(maxKeys ? { maxKeys } : {}) }) };
   };
 
   it('allows up to maxFailures failures, then refuses until the oldest leaves the window', () => {

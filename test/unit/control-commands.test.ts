@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { COMMAND_NAMES, COMMANDS, prepareCommand, roleAllows, type CommandName, type Role } from '../../src/control/commands.js';
+import { roleAtLeast } from '../../src/auth/roles.js';
+import { COMMAND_NAMES, COMMANDS, prepareCommand, type CommandName, type Role } from '../../src/control/commands.js';
 import { CommandValidationError } from '../../src/control/validators.js';
 import { readFixture } from '../support/fixtures.js';
 
@@ -106,7 +107,7 @@ describe('control commands', () => {
     ['revoke without task id', 'revoke', {}, 'task_id: must be a task id'],
     ['revoke empty list', 'revoke', { task_id: [] }, 'task_id: must not be empty'],
     ['revoke too many ids', 'revoke', { task_id: Array.from({ length: 101 }, () => 'aaaaaaaa-0000-0000-0000-000000000001') }, 'task_id: must hold at most 100 items'],
-    ['revoke bad id in a list', 'revoke', { task_id: ['aaaaaaaa-0000-0000-0000-000000000001', 'x'] }, 'task_id[1]: must be a task id'],
+    ['revoke bad id in a list', 'revoke', { task_id: ['aaaaaaaa-0000-0000-0000-000000000001', 'x\ny'] }, 'task_id[1]: must be a task id'],
     ['revoke signal number', 'revoke', { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', terminate: true, signal: 9 }, 'signal: must be one of SIGTERM'],
     ['revoke signal without terminate', 'revoke', { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', signal: 'SIGKILL' }, 'signal: only applies with terminate: true'],
     ['revoke terminate not boolean', 'revoke', { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', terminate: 'yes' }, 'terminate: must be true or false'],
@@ -135,10 +136,10 @@ describe('control commands', () => {
   });
 
   it('orders roles viewer < operator < admin', () => {
-    expect(roleAllows('admin', 'operator')).toBe(true);
-    expect(roleAllows('operator', 'operator')).toBe(true);
-    expect(roleAllows('viewer', 'operator')).toBe(false);
-    expect(roleAllows('operator', 'admin')).toBe(false);
+    expect(roleAtLeast('admin', 'operator')).toBe(true);
+    expect(roleAtLeast('operator', 'operator')).toBe(true);
+    expect(roleAtLeast('viewer', 'operator')).toBe(false);
+    expect(roleAtLeast('operator', 'admin')).toBe(false);
   });
 
   it('sends only shutdown as a cast', () => {

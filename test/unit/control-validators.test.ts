@@ -159,12 +159,20 @@ const tables: Array<{ name: string; validate: Validator; good: Array<[string, un
     good: [
       ['uuid4', 'c583efb0-f3dc-422f-9f3a-36de4468f54a'],
       ['upper case kept as is', 'C583EFB0-F3DC-422F-9F3A-36DE4468F54A'],
-    ],
-    bad: [
-      ['not a uuid', 'abc'],
+      // Celery takes any string as a task id (apply_async(task_id=...)): so does revoke now.
+      ['a custom id', 'abc'],
       ['uuid without dashes', 'c583efb0f3dc422f9f3a36de4468f54a'],
       ['uuid plus suffix', 'c583efb0-f3dc-422f-9f3a-36de4468f54a"'],
+      ['custom id with spaces and unicode', 'nightly report 2024-05-01 ü'],
+      ['longest', 'x'.repeat(255)],
+    ],
+    bad: [
       ['number', 123],
+      ['empty', ''],
+      ['only spaces', '   '],
+      ['too long', 'x'.repeat(256)],
+      ['newline', 'abc\ndef'],
+      ['NUL', 'abc\u0000'],
     ],
   },
   {

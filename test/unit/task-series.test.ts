@@ -24,8 +24,9 @@ describe('task series exposition', () => {
     expect(metricValue(m, 'celery_task_runtime_bucket', { le: '+Inf' })).toBe(3);
     expect(metricValue(m, 'celery_task_runtime_count')).toBe(3);
     expect(metricValue(m, 'celery_task_runtime_sum')).toBeCloseTo(5.55);
-    // Families with nothing counted show no series (like prom-client), never zeros.
-    expect(m.some((x) => x.name === 'celery_task_sent_total')).toBe(false);
+    // Issue 9 item 2: a worker event zero-initialises the other counter families (celery-exporter's
+    // rule); histograms with nothing observed still show no series.
+    expect(metricValue(m, 'celery_task_sent_total', { name: 't', hostname: 'w@h', queue_name: 'q' })).toBe(0);
     expect(m.some((x) => x.name === 'celery_task_queue_wait_time_count')).toBe(false);
   });
 
@@ -63,6 +64,46 @@ describe('task series exposition', () => {
     s.count('received', 't', 'stays@h', 'q');
     s.removeHostname('gone@h');
     expect(text(s)).not.toContain('gone@h');
-    expect(s.size).toBe(1);
+    // stays@h: its combination and its zero-initialised failed{exception=""} series.
+    expect(s.size).toBe(2);
+  });
+});
+
+describe('zero-initialisation (celery-exporter: the other counters of a combination start at 0)', () => {
+  const series = (s: TaskSeriesStore) => parseMetrics(text(s)).filter((x) => x.name.endsWith('_total'));
+  const FAMILIES = ['sent', 'received', 'started', 'succeeded', 'rejected', 'revoked', 'retried'];
+
+  it('a worker event shows every family at 0 for its combination, and failed with exception=""', () => {
+    const s = store();
+    s.count('received', 't', 'w@h', 'q');
+    const m = series(s);
+    for (const f of FAMILIES) expect(metricValue(m, `celery_task_${f}_total`, { name: 't', hostname: 'w@h', queue_name: 'q' }), f).toBe(f === 'received' ? 1 : 0);
+    expect(metricValue(m, 'celery_task_failed_total', { name: 't', hostname: 'w@h', queue_name: 'q', exception: '' })).toBe(0);
+  });
+
+  it('task-sent creates nothing but its own series (clients are many: cardinality)', () => {
+    const s = store();
+    s.count('sent', 't', 'generic', 'q');
+    expect(series(s).map((x) => `${x.name} ${x.value}`)).toEqual(['celery_task_sent_total 1']);
+  });
+
+  it('a first failure also zero-initialises, and keeps its exception series apart from exception=""', () => {
+    const s = store();
+    s.countFailed('t', 'w@h', 'q', 'ValueError');
+    const m = series(s);
+    expect(metricValue(m, 'celery_task_failed_total', { exception: 'ValueError' })).toBe(1);
+    expect(metricValue(m, 'celery_task_failed_total', { exception: '' })).toBe(0);
+    expect(metricValue(m, 'celery_task_revoked_total', { name: 't', hostname: 'w@h' })).toBe(0);
+  });
+
+  it('zeros stay within the series cap: no overflow series and no overflow count for them', () => {
+    const s = store(1);
+    s.count('received', 'a', 'w@h', 'q');
+    // The failed map has room for one series: a's exception="" took it.
+    s.countFailed('b', 'w@h', 'q', 'E');
+    const m = series(s);
+    expect(metricValue(m, 'celery_task_failed_total', { name: 'other', exception: 'other' })).toBe(1);
+    expect(m.some((x) => x.labels.name === 'b')).toBe(false);
+    expect(s.overflowed).toBe(1);
   });
 });

@@ -99,3 +99,33 @@ describe('worker liveness (Celery: last heartbeat received + 2 × freq)', () => 
     expect(registry.soleQueue('celery@nobody')).toBeUndefined();
   });
 });
+
+describe('cluster queries', () => {
+  it('consumersOf: the live workers whose active_queues include the queue, and no dead one', () => {
+    const { clock, registry } = setup();
+    registry.handle(hb());
+    registry.handle(hb({ hostname: 'celery@b' }));
+    registry.recordInspection('celery@a', { queues: ['q', 'r'] });
+    registry.recordInspection('celery@b', { queues: ['q'] });
+    expect(registry.consumersOf('q').map((w) => w.hostname)).toEqual(['celery@a', 'celery@b']);
+    expect(registry.consumersOf('r').map((w) => w.hostname)).toEqual(['celery@a']);
+    expect(registry.consumersOf('nobody')).toEqual([]);
+    clock.advance(3000);
+    registry.handle(hb({ hostname: 'celery@b' }));
+    clock.advance(1000); // a's window (2 × 2 s) is over, b heartbeated 1 s ago
+    expect(registry.consumersOf('q').map((w) => w.hostname)).toEqual(['celery@b']);
+  });
+
+  it('withoutTaskEvents: heartbeats report processed tasks, but no task event of the worker came', () => {
+    const { registry } = setup();
+    registry.handle(hb({ processed: 5 }));
+    registry.handle(hb({ hostname: 'celery@e', processed: 5 }));
+    expect(registry.withoutTaskEvents()).toEqual([]); // nothing processed since we first saw them
+    registry.handle(hb({ processed: 7 }));
+    registry.handle(hb({ hostname: 'celery@e', processed: 7 }));
+    registry.noteTaskEvent('celery@e');
+    expect(registry.withoutTaskEvents().map((w) => w.hostname)).toEqual(['celery@a']);
+    registry.noteTaskEvent('celery@a'); // enable_events took effect
+    expect(registry.withoutTaskEvents()).toEqual([]);
+  });
+});

@@ -13,6 +13,7 @@ import warnings
 
 from billiard.util import set_pdeathsig
 from celery import Celery, signals
+from celery.contrib.abortable import AbortableTask
 from celery.exceptions import Reject, SecurityWarning
 
 # Test machines and CI containers run as root; the warning says so on every worker start.
@@ -33,9 +34,10 @@ app.conf.update(
     task_default_queue=os.environ.get('CAP_DEFAULT_QUEUE') or 'celery',
     task_send_sent_event=_env_flag('CAP_SEND_SENT_EVENT'),
     worker_pool_restarts=_env_flag('CAP_POOL_RESTARTS'),
-    # No result backend: tests observe tasks through events and inspect replies.
-    task_ignore_result=True,
-    result_backend=None,
+    # No result backend unless a suite asks for one (CAP_RESULT_BACKEND, e.g. the task API's
+    # result and abort tests): tests observe tasks through events and inspect replies.
+    task_ignore_result=not os.environ.get('CAP_RESULT_BACKEND'),
+    result_backend=os.environ.get('CAP_RESULT_BACKEND') or None,
     # Logs are captured through a pipe and shown when a test fails: no colours, one handler.
     worker_log_color=False,
     worker_hijack_root_logger=True,
@@ -86,6 +88,35 @@ def reject_late():
 @app.task(name='tasks.noop')
 def noop():
     return None
+
+
+@app.task(name='tasks.fail_with')
+def fail_with(message):
+    """A failure whose exception text (and so traceback) the test chooses, e.g. markup."""
+    raise ValueError(message)
+
+
+@app.task(name='tasks.spawn_child', bind=True)
+def spawn_child(self):
+    """Sends tasks.add from inside a task: Celery sets the child's parent_id and root_id."""
+    return add.delay(1, 1).id
+
+
+# A task name made of markup, for the console's escaping tests: Celery accepts any string.
+@app.task(name="tasks.<svg/onload=document.title='owned'>")
+def hostile_name(*args, **kwargs):
+    return [args, kwargs]
+
+
+@app.task(name='tasks.abortable', bind=True, base=AbortableTask)
+def abortable(self, seconds):
+    """Runs until aborted through the result backend (AbortableTask), at most `seconds`."""
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        if self.is_aborted():
+            return 'aborted'
+        time.sleep(0.2)
+    return 'not aborted'
 
 
 @signals.worker_ready.connect

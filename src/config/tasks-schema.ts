@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { ROLES } from '../auth/roles.js';
+import { Secret } from './secret.js';
+
+/**
+ * The `tasks:` section: the store of recent tasks behind Flower's task API (how many, how much
+ * of each), and who may read task payloads.
+ */
+const chars = (fallback: number) => z.number().int().min(16).max(1024 * 1024).default(fallback);
+
+export const tasksSchema = z
+  .object({
+    /** Keep recent tasks from the event stream (Flower's task API). Off: those endpoints answer 503. */
+    enabled: z.boolean().default(true),
+    /**
+     * Tasks kept (Flower's max_tasks, default 100 000); the least recently updated is evicted
+     * first. bench/tasks-store.mjs measured about 0.7 KB per kept task with short reprs and
+     * 1.7 KB with 1 KB args, so the default stays under ~90 MB even with Celery's longest reprs.
+     */
+    max_tasks: z.number().int().min(100).max(10_000_000).default(50_000),
+    /** Each kept field is cut to this many characters (Celery itself cuts args/kwargs at 1024). */
+    max_args_chars: chars(1024),
+    max_kwargs_chars: chars(1024),
+    max_result_chars: chars(1024),
+    max_exception_chars: chars(1024),
+    max_traceback_chars: chars(8192),
+    /** args, kwargs and results may hold personal data: the least role that sees (and searches) them. */
+    payload_role: z.enum(ROLES).default('operator'),
+    /**
+     * Celery's result backend, for /api/task/result, /api/task/apply and /api/task/abort: a
+     * redis:// or rediss:// URL (Celery's `result_backend`). Unset: those endpoints answer 503.
+     */
+    result_backend: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL (Celery\'s Redis result backend)').transform((s) => new Secret(s)).optional(),
+    /** `result_backend_transport_options.global_keyprefix` (Celery 5.3+): put before `celery-task-meta-<id>`. */
+    result_key_prefix: z.string().max(128).default(''),
+    /** Celery's `result_expires`: how long an ABORTED mark written by /api/task/abort lives. */
+    result_expires_seconds: z.number().int().min(1).max(365 * 86_400).default(86_400),
+    /** Upper bound on `timeout` for /api/task/result and on the wait of /api/task/apply. */
+    max_result_wait_seconds: z.number().min(1).max(3600).default(60),
+  })
+  .strict();
+
+export type TasksConfig = z.output<typeof tasksSchema>;

@@ -1,0 +1,162 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
+import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
+import { roleAtLeast, type Auth, type Role } from '../auth/index.js';
+import type { ControlClient } from '../control/client.js';
+import { CommandValidationError, validateWorkerName } from '../control/validators.js';
+import type { QueueSample } from '../metrics/celery-metrics.js';
+import type { Remediator } from '../remediation/engine.js';
+import { TaskQueryError } from '../tasks/task-query.js';
+import type { TaskStore } from '../tasks/task-store.js';
+import type { WorkerRegistry } from '../state/workers.js';
+import { BrokerUnavailableError } from '../transport/transport.js';
+import { consoleContext, errorPage, type ConsoleContext } from './layout.js';
+import { queuesPage } from './queues.js';
+import { remediationPage } from './remediation.js';
+import { serveAsset } from './static/assets.js';
+import { taskPage } from './task.js';
+import { tasksPage } from './tasks.js';
+import { inspectWorker, workerPage, type Inspection } from './worker.js';
+import { workersPage } from './workers.js';
+
+export interface ConsoleDeps {
+  auth: Auth;
+  workers: WorkerRegistry;
+  control: ControlClient;
+  queues: () => Promise<QueueSample[]>;
+  /** With broker_api (RabbitMQ management), ready / unacknowledged / consumers per named queue. */
+  managementQueues?: (names: string[]) => Promise<ManagementQueue[]>;
+  audit: AuditLog;
+  remediator: Remediator | undefined;
+  /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
+  tasks: TaskStore | undefined;
+  payloadRole: Role;
+  /** A result backend is configured: Abort (AbortableTask) can work. */
+  abortable: boolean;
+  now?: () => number;
+}
+
+/**
+ * Only the console's own files, no inline script or style, no framing. helmet (the security
+ * layer) may already have set a policy for the whole app: then that one stands.
+ */
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+function pageHeaders(_req: Request, res: Response, next: NextFunction): void {
+  if (!res.getHeader('Content-Security-Policy')) res.set('Content-Security-Policy', CSP);
+  if (!res.getHeader('X-Frame-Options')) res.set('X-Frame-Options', 'DENY');
+  // Pages carry the session's CSRF token and cluster data: never cached, never leaked in Referer.
+  res.set('Cache-Control', 'no-store').set('Referrer-Policy', 'same-origin').set('X-Content-Type-Options', 'nosniff');
+  next();
+}
+
+/**
+ * The operator console under /ui: server-rendered pages for workers, queues, remediation and
+ * tasks. Reading needs the viewer role; every action form posts to the control API, which checks
+ * the role and the CSRF token again. `/ui` itself stays the entry (old links keep working).
+ */
+export function consoleRouter(deps: ConsoleDeps): Router {
+  const router = express.Router();
+  const now = deps.now ?? Date.now;
+  router.get('/ui/static/:name', serveAsset);
+
+  const page =
+    (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string) =>
+    [
+      deps.auth.requireRole('viewer'),
+      pageHeaders,
+      (req: Request, res: Response, next: NextFunction) => {
+        const ctx = consoleContext(req, res, deps.auth);
+        Promise.resolve()
+          .then(() => render(ctx, req))
+          .then((body) => res.type('html').send(body))
+          .catch((e: unknown) => {
+            if (e instanceof PageError) res.status(e.status).type('html').send(errorPage(ctx, e.section, e.title, e.message));
+            else next(e);
+          });
+      },
+    ];
+
+  const workers = (ctx: ConsoleContext) => workersPage(ctx, deps.workers, now());
+  router.get('/ui', ...page(workers));
+  router.get('/ui/workers', ...page(workers));
+  router.get('/ui/workers/:name', ...page((ctx, req) => renderWorker(deps, ctx, req.params.name, now)));
+  router.get('/ui/queues', ...page(async (ctx, req) => {
+    const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
+    const samples = await deps.queues();
+    // The management API is an extra: when it fails, the page says so and shows the rest.
+    const management = deps.managementQueues
+      ? await deps.managementQueues(samples.map((q) => q.queue)).then((queues) => ({ queues }), (e: unknown) => ({ error: (e as Error).message }))
+      : undefined;
+    return queuesPage(ctx, samples, deps.workers, { only, nowMs: now(), ...(management ? { management } : {}) });
+  }));
+  router.get('/ui/remediation', ...page((ctx, req) => {
+    const kind = req.query.audit;
+    if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
+      throw new PageError(400, 'remediation', 'Remediation', 'audit must be control, remediation or admin');
+    }
+    return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
+  }));
+  router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req)));
+  router.get('/ui/tasks/:id', ...page((ctx, req) => {
+    const store = taskStore(deps);
+    const task = store.get(String(req.params.id));
+    if (!task) throw new PageError(404, 'tasks', 'Unknown task', `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`);
+    return taskPage(ctx, task, store.children(task.uuid), { seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole), abortable: deps.abortable });
+  }));
+  return router;
+}
+
+/** A worker's page: a malformed name is a 400, a never-seen one a 404; only a live worker is asked. */
+async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown, now: () => number): Promise<string> {
+  let name: string;
+  try {
+    name = validateWorkerName(raw, 'worker');
+  } catch (e) {
+    if (e instanceof CommandValidationError) throw new PageError(400, 'workers', 'Not a worker name', e.message);
+    throw e;
+  }
+  const record = deps.workers.get(name);
+  if (!record) throw new PageError(404, 'workers', 'Unknown worker', `No worker named ${name} has been seen.`);
+  const alive = deps.workers.isAlive(record);
+  let inspection: Inspection | undefined;
+  let error: string | undefined;
+  if (alive) {
+    try {
+      inspection = await inspectWorker(deps.control, name);
+    } catch (e) {
+      if (!(e instanceof BrokerUnavailableError)) throw e;
+      error = 'The broker is unavailable: the worker could not be asked.';
+    }
+  }
+  return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
+}
+
+function taskStore(deps: ConsoleDeps): TaskStore {
+  if (!deps.tasks) throw new PageError(503, 'tasks', 'Tasks', 'The task store is off (tasks.enabled: false): task pages need it.');
+  return deps.tasks;
+}
+
+/** The task list; a query the task API would refuse is refused here with the same words. */
+function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): string {
+  const store = taskStore(deps);
+  const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
+  try {
+    return tasksPage(ctx, store, req, { seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole), payloadRole: deps.payloadRole, workers });
+  } catch (e) {
+    if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
+    throw e;
+  }
+}
+
+/** An answer in the console's frame instead of the page asked for. */
+export class PageError extends Error {
+  constructor(
+    readonly status: number,
+    readonly section: 'workers' | 'tasks' | 'queues' | 'remediation',
+    readonly title: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

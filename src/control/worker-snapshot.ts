@@ -1,0 +1,112 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { ControlClient, Targets } from './client.js';
+
+/** What Flower's /api/workers shows per worker, in its order: one inspect reply per method. */
+export const SNAPSHOT_METHODS = ['stats', 'active_queues', 'registered', 'scheduled', 'active', 'reserved', 'revoked', 'conf'] as const;
+export type SnapshotMethod = (typeof SNAPSHOT_METHODS)[number];
+
+export type WorkerInfo = Partial<Record<SnapshotMethod, unknown>> & { timestamp: number };
+
+export interface WorkerSnapshotOptions {
+  /** Background refresh period while someone uses the snapshot. */
+  refreshSeconds: number;
+  /** A worker that answered nothing for this long is dropped. */
+  forgetSeconds: number;
+}
+
+/**
+ * The cluster as Flower's /api/workers reports it, kept fresh in the background: each round
+ * sends the eight inspect commands at once (one parallel round, about one reply timeout long)
+ * rather than eight broadcasts in a row per request. Rounds are shared: callers asking while
+ * one runs wait for it instead of starting another. The background loop starts on first use,
+ * so a service nobody asks about workers sends nothing extra.
+ */
+export class WorkerSnapshot {
+  readonly #workers = new Map<string, WorkerInfo>();
+  readonly #rounds = new Map<string, Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  lastRoundAt = 0;
+
+  constructor(
+    private readonly control: ControlClient,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly options: WorkerSnapshotOptions,
+  ) {}
+
+  /** Starts the background refresh (idempotent) and waits for a first round if none ran yet. */
+  use(): Promise<void> {
+    this.#startTimer();
+    if (this.lastRoundAt === 0) return this.refresh();
+    return this.#rounds.get('') ?? Promise.resolve();
+  }
+
+  /** One parallel inspect round, for every worker or one; joins a round already running. */
+  refresh(worker?: string): Promise<void> {
+    this.#startTimer();
+    const key = worker ?? '';
+    const running = this.#rounds.get(key) ?? (worker !== undefined ? this.#rounds.get('') : undefined);
+    if (running) return running;
+    const round = this.#round(worker).finally(() => this.#rounds.delete(key));
+    this.#rounds.set(key, round);
+    return round;
+  }
+
+  #startTimer(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#timer = setInterval(() => void this.refresh().catch(() => undefined), this.options.refreshSeconds * 1000);
+    this.#timer.unref();
+  }
+
+  async #round(worker: string | undefined): Promise<void> {
+    const targets: Targets = worker !== undefined ? { workers: [worker] } : { all: true };
+    const results = await Promise.allSettled(SNAPSHOT_METHODS.map((m) => this.control.run(m, {}, targets)));
+    const now = this.clock.nowMs();
+    let failed: unknown;
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        failed = r.reason;
+        return;
+      }
+      for (const w of r.value.results) {
+        if (w.status !== 'ok') continue;
+        let info = this.#workers.get(w.worker);
+        if (!info) this.#workers.set(w.worker, (info = { timestamp: now / 1000 }));
+        info[SNAPSHOT_METHODS[i]!] = w.reply;
+        info.timestamp = now / 1000;
+      }
+    });
+    for (const [name, info] of this.#workers) if (now / 1000 - info.timestamp > this.options.forgetSeconds) this.#workers.delete(name);
+    this.lastRoundAt = now;
+    if (failed !== undefined) {
+      this.logger.debug({ err: (failed as Error).message }, 'worker inspection round incomplete');
+      if (results.every((r) => r.status === 'rejected')) throw failed;
+    }
+  }
+
+  get(worker: string): WorkerInfo | undefined {
+    return this.#workers.get(worker);
+  }
+
+  all(): ReadonlyMap<string, WorkerInfo> {
+    return this.#workers;
+  }
+
+  /** Workers whose `registered` reply lists the task (names may carry " [rate_limit=...]" suffixes). */
+  registeredBy(taskName: string): string[] {
+    const out: string[] = [];
+    for (const [name, info] of this.#workers) {
+      const reg = info.registered;
+      if (Array.isArray(reg) && reg.some((t) => typeof t === 'string' && (t === taskName || t.startsWith(`${taskName} `)))) out.push(name);
+    }
+    return out;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -1,0 +1,89 @@
+import express, { type Router } from 'express';
+import type { Targets } from '../control/client.js';
+import type { CommandName } from '../control/commands.js';
+import { CommandValidationError, validateQueueName } from '../control/validators.js';
+import { handle, HttpError, type ControlRoutes } from './control-routes.js';
+import { booleanParam } from './params.js';
+
+/**
+ * The versioned API: reports each worker's reply and can target several workers, a glob or a
+ * queue's consumers; plus the audit trail and a plain queue list.
+ */
+export function apiV1(routes: ControlRoutes): Router {
+  const { operator, viewer, execute, liveWorkers } = routes;
+  const { workers, audit } = routes.deps;
+  const deps = routes.deps;
+  const router = express.Router();
+
+  /** A plain JSON list, for scripts that just want depths. */
+  router.get('/api/queues', viewer, handle(async (_req, res) => {
+    const samples = await deps.queues.collect();
+    res.json(samples.map((q) => ({ name: q.queue, messages: q.length })));
+  }));
+
+  router.get('/api/v1/workers', viewer, handle(async (req, res) => {
+    const names = new Set(await liveWorkers(booleanParam(req, 'refresh', false)));
+    for (const w of workers.all()) names.add(w.hostname);
+    res.json(
+      [...names].sort().map((name) => {
+        const w = workers.get(name);
+        return {
+          name,
+          up: w ? workers.isAlive(w) : true,
+          pool_processes: w?.processes ?? null,
+          active: w?.active ?? null,
+          processed: w?.processed ?? null,
+          queues: w?.queues ?? null,
+          last_heartbeat: w?.lastHeartbeatAt !== undefined ? new Date(w.lastHeartbeatAt).toISOString() : null,
+          heartbeat_seconds: w?.freq ?? null,
+          software: w?.swVersion ?? null,
+          clock_skew_seconds: w?.clockSkewSeconds ?? null,
+        };
+      }),
+    );
+  }));
+
+  router.get('/api/v1/queues', viewer, handle(async (_req, res) => {
+    res.json(await deps.queues.collect());
+  }));
+
+  router.post('/api/v1/actions', ...operator, handle(async (req, res) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    if (typeof b !== 'object' || Array.isArray(b)) throw new CommandValidationError('the body must be a JSON object');
+    const unknownKeys = Object.keys(b).filter((k) => !['command', 'arguments', 'targets', 'dry_run', 'confirm', 'timeout_ms'].includes(k));
+    if (unknownKeys.length) throw new CommandValidationError(`unknown field${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.join(', ')}`);
+    if (typeof b.command !== 'string') throw new CommandValidationError('must name a command', 'command');
+    // Queue targets are resolved after validation and the role check, like every other target.
+    const result = await execute(req, b.command as CommandName, (b.arguments ?? {}) as Record<string, unknown>, async () => resolveTargets(b.targets), {
+      dryRun: b.dry_run === true,
+      confirm: b.confirm === true,
+      ...(b.timeout_ms !== undefined ? { timeoutMs: b.timeout_ms as number } : {}),
+    });
+    res.json(result);
+  }));
+
+  router.get('/api/v1/audit', viewer, (req, res) => {
+    const kind = req.query.kind;
+    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
+    if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
+      res.status(400).json({ error: 'kind must be control, remediation or admin' });
+      return;
+    }
+    res.json(audit.recent(kind, limit));
+  });
+
+  /** `{ queue }` becomes the live workers consuming it; never an empty (= everyone) destination. */
+  function resolveTargets(raw: unknown): Targets {
+    if (raw && typeof raw === 'object' && !Array.isArray(raw) && 'queue' in raw) {
+      const keys = Object.keys(raw);
+      if (keys.length !== 1) throw new CommandValidationError('give only one of workers, pattern, queue, all', 'targets');
+      const queue = validateQueueName((raw as { queue: unknown }).queue, 'targets.queue');
+      const consumers = workers.consumersOf(queue).map((w) => w.hostname);
+      if (consumers.length === 0) throw new HttpError(404, `no live worker consumes queue '${queue}'`);
+      return { workers: consumers };
+    }
+    return raw as Targets;
+  }
+
+  return router;
+}

@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import express, { type Request, type Response, type Router } from 'express';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Auth, Role } from '../auth/index.js';
+import { describePrincipal, roleAtLeast } from '../auth/index.js';
+import type { Clock } from '../clock.js';
+import type { WorkerSnapshot } from '../control/worker-snapshot.js';
+import { CommandValidationError, validateTaskId, validateTaskName } from '../control/validators.js';
+import { PublishUnavailableError, PublishUnconfirmedError, type TaskPublisher } from '../tasks/publisher.js';
+import { BackendUnavailableError, resultForDisplay, type ResultBackend, type TaskMeta } from '../tasks/result-backend.js';
+import { SubmitError, parseSubmitBody } from '../tasks/submit-options.js';
+import { buildTaskMessage } from '../tasks/task-message.js';
+
+export interface TaskSubmitApiDeps {
+  publisher: TaskPublisher;
+  /** Undefined when tasks.result_backend is not set. */
+  backend: ResultBackend | undefined;
+  workers: WorkerSnapshot;
+  auth: Auth;
+  audit: AuditLog;
+  clock: Clock;
+  /** Celery's task_default_queue, where a task goes without `queue`. */
+  defaultQueue: string;
+  payloadRole: Role;
+  maxWaitSeconds: number;
+  maxBodyBytes: number;
+}
+
+const NO_BACKEND = 'no result backend is configured (set tasks.result_backend to the redis:// URL of Celery\'s result_backend)';
+
+/**
+ * Flower's task submission and result paths: POST /api/task/apply|async-apply|send-task/<name>
+ * publish a real protocol-2 task message (operator), GET /api/task/result/<id> reads Celery's
+ * result backend (viewer; the result itself needs the payload role), POST /api/task/abort/<id>
+ * marks an AbortableTask aborted there (operator). Without a task registry of our own, the three
+ * publish paths behave alike: the answer says which live workers registered the task.
+ */
+export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
+  const router = express.Router();
+  const json = express.json({ limit: deps.maxBodyBytes, strict: false });
+  const operator = [json, deps.auth.requireRole('operator')];
+  const viewer = deps.auth.requireRole('viewer');
+  // Celery's client identity: gen<pid>@<host> as origin, one reply address per process.
+  const origin = `gen${process.pid}@${hostname()}`;
+  const replyTo = randomUUID();
+
+  const handle =
+    (fn: (req: Request, res: Response) => Promise<void>) =>
+    (req: Request, res: Response): void => {
+      fn(req, res).catch((e: unknown) => answerError(res, e));
+    };
+
+  async function publish(req: Request, command: string): Promise<{ id: string; queue: string; registeredBy: string[] }> {
+    const name = validateTaskName(req.params.taskname, 'taskname');
+    const now = new Date(deps.clock.nowMs());
+    const r = parseSubmitBody(req.body, now);
+    const id = r.taskId ?? randomUUID();
+    const queue = r.queue ?? deps.defaultQueue;
+    const message = buildTaskMessage({
+      id,
+      name,
+      args: r.args,
+      kwargs: r.kwargs,
+      queue,
+      priority: r.priority,
+      ...(r.eta ? { eta: r.eta } : {}),
+      ...(r.expires ? { expires: r.expires } : {}),
+      ...(r.timeLimit ? { timeLimit: r.timeLimit } : {}),
+      ...(r.shadow ? { shadow: r.shadow } : {}),
+      ...(r.ignoreResult !== undefined ? { ignoreResult: r.ignoreResult } : {}),
+      origin,
+      replyTo,
+      now,
+    });
+    // Who registered the task comes from the background snapshot; the first call waits for a round.
+    const known = deps.workers.use().catch(() => undefined);
+    await deps.publisher.publish(message);
+    await known;
+    // Arguments are not audited: they may hold personal data.
+    deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: { task: name, task_id: id, queue }, outcome: 'sent' });
+    return { id, queue, registeredBy: deps.workers.registeredBy(name) };
+  }
+
+  function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name: string): Record<string, unknown> {
+    return {
+      'task-id': p.id,
+      queue: p.queue,
+      registered_by: p.registeredBy,
+      // Celery sends to any name too; the message waits in the queue until a worker knows it.
+      ...(p.registeredBy.length === 0 ? { warning: `no live worker has registered '${name}': the message waits in '${p.queue}' until one does` } : {}),
+    };
+  }
+
+  for (const path of ['async-apply', 'send-task'] as const) {
+    router.post(`/api/task/${path}/:taskname`, ...operator, handle(async (req, res) => {
+      const sent = await publish(req, path === 'send-task' ? 'send_task' : 'apply_async');
+      const state = deps.backend ? ((await deps.backend.get(sent.id).catch(() => null))?.status ?? 'PENDING') : undefined;
+      res.json({ ...sentBody(sent, String(req.params.taskname)), ...(state ? { state } : {}) });
+    }));
+  }
+
+  router.post('/api/task/apply/:taskname', ...operator, handle(async (req, res) => {
+    // Refused before anything is sent: without a backend the result can never be read.
+    if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+    const timeout = waitSeconds(req, deps.maxWaitSeconds) ?? deps.maxWaitSeconds;
+    const sent = await publish(req, 'apply');
+    const meta = await deps.backend.wait(sent.id, timeout * 1000);
+    res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, seesPayload(req)) });
+  }));
+
+  router.get('/api/task/result/:taskid', viewer, handle(async (req, res) => {
+    const id = validateTaskId(req.params.taskid, 'taskid');
+    if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+    const timeout = waitSeconds(req, deps.maxWaitSeconds);
+    const meta = timeout ? await deps.backend.wait(id, timeout * 1000) : await deps.backend.get(id);
+    res.json({ 'task-id': id, ...resultBody(meta, seesPayload(req)) });
+  }));
+
+  router.post('/api/task/abort/:taskid', ...operator, handle(async (req, res) => {
+    const id = validateTaskId(req.params.taskid, 'taskid');
+    if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+    await deps.backend.abort(id);
+    deps.audit.write({ kind: 'control', by: describePrincipal(req), command: 'abort', arguments: { task_id: id }, outcome: 'sent' });
+    res.json({ message: `Aborted '${id}'` });
+  }));
+
+  const seesPayload = (req: Request) => req.principal !== undefined && roleAtLeast(req.principal.role, deps.payloadRole);
+  return router;
+}
+
+/** Flower's result fields: state always, result once ready (traceback on FAILURE). */
+function resultBody(meta: TaskMeta | null, showPayload: boolean): Record<string, unknown> {
+  const state = meta?.status ?? 'PENDING';
+  if (!meta || !['SUCCESS', 'FAILURE', 'REVOKED'].includes(state)) return { state };
+  if (!showPayload) return { state, result: null, hidden_fields: ['result'], ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
+  return { state, result: resultForDisplay(meta), ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
+}
+
+/** `timeout` in seconds (Flower's float), bounded so no request waits without end. */
+function waitSeconds(req: Request, max: number): number | undefined {
+  const raw = req.query.timeout;
+  if (raw === undefined || raw === '') return undefined;
+  const v = typeof raw === 'string' ? raw.trim() : '';
+  if (!/^\d{1,6}(\.\d{1,6})?$/.test(v) || Number(v) > max) throw new SubmitError(`timeout must be seconds from 0 to ${max}`);
+  return Number(v);
+}
+
+function answerError(res: Response, e: unknown): void {
+  if (res.headersSent) return;
+  if (e instanceof SubmitError) res.status(400).json({ error: e.message });
+  else if (e instanceof CommandValidationError) res.status(400).json({ error: e.message, ...(e.field ? { field: e.field } : {}) });
+  else if (e instanceof BackendUnavailableError) res.status(503).json({ error: e.message });
+  else if (e instanceof PublishUnavailableError) res.status(503).json({ error: `${e.message}: nothing was sent` });
+  else if (e instanceof PublishUnconfirmedError) res.status(504).json({ error: e.message });
+  else res.status(500).json({ error: 'internal error' });
+}

@@ -1,0 +1,53 @@
+import type { TaskRecord } from './task-state.js';
+import type { TaskStore } from './task-store.js';
+import { PAYLOAD_FIELDS } from './task-query.js';
+
+/**
+ * A task in the JSON shape Flower's /api/tasks and /api/task/info give (Celery's Task.as_dict:
+ * its _fields, with worker as a hostname, root/parent as ids and children as a list of ids),
+ * plus `queue`, which Celery's events carry and scripts ask for.
+ *
+ * `showPayload` false: args, kwargs and result (they may hold personal data) are null and named
+ * in `hidden_fields`, so a client can tell "hidden" from "none".
+ */
+export function flowerTask(task: Readonly<TaskRecord>, store: TaskStore, showPayload: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    uuid: task.uuid,
+    name: task.name,
+    state: task.state,
+    received: task.received,
+    sent: task.sent,
+    started: task.started,
+    rejected: task.rejected,
+    succeeded: task.succeeded,
+    failed: task.failed,
+    retried: task.retried,
+    revoked: task.revoked,
+    args: task.args,
+    kwargs: task.kwargs,
+    eta: task.eta,
+    expires: task.expires,
+    retries: task.retries,
+    worker: task.worker,
+    result: task.result,
+    exception: task.exception,
+    timestamp: task.timestamp,
+    runtime: task.runtime,
+    traceback: task.traceback,
+    exchange: task.exchange,
+    routing_key: task.routing_key,
+    queue: task.queue,
+    clock: task.clock,
+    client: task.client,
+    root: task.root_id,
+    root_id: task.root_id,
+    parent: task.parent_id,
+    parent_id: task.parent_id,
+    children: store.children(task.uuid),
+  };
+  if (!showPayload) {
+    for (const f of PAYLOAD_FIELDS) out[f] = null;
+    out.hidden_fields = [...PAYLOAD_FIELDS];
+  }
+  return out;
+}

@@ -1,0 +1,116 @@
+import type { Redis } from 'ioredis';
+import type { RedisEndpoint } from '../config/broker-url.js';
+import type { Logger } from '../log.js';
+import { pyJson, pyRepr } from './python-text.js';
+import { OnDemandRedis } from './redis-connection.js';
+
+/**
+ * Celery's Redis result backend (celery/backends/redis.py + base.py, 5.2.6), read and, for
+ * AbortableTask, written: one key per task, `<global_keyprefix>celery-task-meta-<id>`, holding
+ * the JSON meta `{"status", "result", "traceback", "children", "date_done", "task_id"}`. A missing
+ * key is PENDING, as in Celery. Every call is bounded: a backend that is down answers
+ * BackendUnavailableError quickly instead of hanging a request.
+ */
+
+export const READY_STATES = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
+const KEY_PREFIX = 'celery-task-meta-';
+const CONNECT_TIMEOUT_MS = 2_000;
+const COMMAND_TIMEOUT_MS = 2_000;
+const POLL_MS = 100;
+
+export interface TaskMeta {
+  status: string;
+  result: unknown;
+  traceback: string | null;
+  children?: unknown[];
+  date_done?: string | null;
+  task_id?: string;
+}
+
+export class BackendUnavailableError extends Error {}
+
+export interface ResultBackend {
+  /** The stored meta, or null when the backend has nothing (Celery's PENDING). */
+  get(taskId: string): Promise<TaskMeta | null>;
+  /** Waits until the task is ready or `timeoutMs` passes; returns the latest meta. */
+  wait(taskId: string, timeoutMs: number): Promise<TaskMeta | null>;
+  /** AbortableAsyncResult.abort(): stores ABORTED unless the task already succeeded. */
+  abort(taskId: string): Promise<void>;
+  close(): void;
+}
+
+/** A FAILURE's stored result is the exception as a dict; Flower shows its repr, so do we. */
+export function resultForDisplay(meta: TaskMeta): unknown {
+  const r = meta.result as { exc_type?: unknown; exc_message?: unknown } | null;
+  if (meta.status === 'FAILURE' && r && typeof r === 'object' && typeof r.exc_type === 'string') {
+    const args = Array.isArray(r.exc_message) ? r.exc_message : [r.exc_message];
+    return `${r.exc_type}(${args.map(pyRepr).join(', ')})`;
+  }
+  return meta.result;
+}
+
+export class RedisResultBackend implements ResultBackend {
+  readonly #redis: OnDemandRedis;
+
+  constructor(
+    endpoint: RedisEndpoint,
+    private readonly options: { keyPrefix: string; expiresSeconds: number; masterName?: string },
+    logger: Logger,
+  ) {
+    this.#redis = new OnDemandRedis(
+      endpoint,
+      { connectionName: 'celery-autopilot-results', connectTimeoutMs: CONNECT_TIMEOUT_MS, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...(options.masterName ? { masterName: options.masterName } : {}) },
+      logger,
+    );
+  }
+
+  key(taskId: string): string {
+    return `${this.options.keyPrefix}${KEY_PREFIX}${taskId}`;
+  }
+
+  async #command<T>(fn: (c: Redis) => Promise<T>): Promise<T> {
+    const client = await this.#redis.client().catch((e: Error) => {
+      throw new BackendUnavailableError(`the result backend is unreachable: ${e.message}`);
+    });
+    try {
+      return await fn(client);
+    } catch (e) {
+      throw new BackendUnavailableError(`the result backend did not answer: ${(e as Error).message}`);
+    }
+  }
+
+  async get(taskId: string): Promise<TaskMeta | null> {
+    const raw = await this.#command((c) => c.get(this.key(taskId)));
+    if (raw === null) return null;
+    try {
+      const meta = JSON.parse(raw) as TaskMeta;
+      if (typeof meta?.status === 'string') return meta;
+    } catch {
+      // falls through: not Celery's JSON (pickle, or another app's key)
+    }
+    throw new BackendUnavailableError(`the result backend holds something that is not Celery JSON under ${this.key(taskId)} (result_serializer must be json)`);
+  }
+
+  async wait(taskId: string, timeoutMs: number): Promise<TaskMeta | null> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const meta = await this.get(taskId);
+      if ((meta && READY_STATES.has(meta.status)) || Date.now() >= until) return meta;
+      await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, until - Date.now()))));
+    }
+  }
+
+  async abort(taskId: string): Promise<void> {
+    // base.py _store_result: a task that already succeeded keeps its result.
+    const current = await this.get(taskId);
+    if (current?.status === 'SUCCESS') return;
+    const value = pyJson({ status: 'ABORTED', result: null, traceback: null, children: [], date_done: null, task_id: taskId });
+    const key = this.key(taskId);
+    // redis.py _set: SETEX (result_expires) and PUBLISH for result consumers, in one pipeline.
+    await this.#command((c) => c.multi().setex(key, this.options.expiresSeconds, value).publish(key, value).exec());
+  }
+
+  close(): void {
+    this.#redis.close();
+  }
+}

@@ -1,0 +1,3 @@
+import { describeExporterFidelity } from '../support/exporter-fidelity-scenarios.js';
+
+describeExporterFidelity('amqp');

@@ -1,0 +1,3 @@
+import { describeFlowerWorkersApi } from '../support/flower-workers-scenarios.js';
+
+describeFlowerWorkersApi('redis');

@@ -1,0 +1,3 @@
+import { describeTaskReadApi } from '../support/task-read-scenarios.js';
+
+describeTaskReadApi('redis');

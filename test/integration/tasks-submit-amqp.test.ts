@@ -1,0 +1,3 @@
+import { describeTaskSubmitApi } from '../support/task-submit-scenarios.js';
+
+describeTaskSubmitApi('amqp');
