@@ -21,7 +21,7 @@ import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
 import { VERSION } from './metrics/self-metrics.js';
 import { TaskTracker } from './state/tasks.js';
-import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPublisher, type TaskStore } from './tasks/index.js';
+import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPersistence, type TaskPublisher, type TaskStore } from './tasks/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { managementQueues } from './broker-api/rabbitmq-management.js';
 import type { Secret } from './config/secret.js';
@@ -76,6 +76,7 @@ export class Service {
   readonly webhookCredentials: WebhookCredentials;
   readonly #inspector: WorkerInspector;
   readonly #taskEventsWatch: TaskEventsWatch;
+  readonly #taskPersistence: TaskPersistence | undefined;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly logger: Logger;
@@ -116,11 +117,10 @@ export class Service {
       maxQueues: c.max_queues,
       overflowValue: c.overflow_value,
     });
-    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
-    if (this.taskStore) {
-      const store = this.taskStore;
-      this.processor.observeTasks((event) => store.handle(event));
-    }
+    const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
+    this.taskStore = taskParts?.store;
+    this.#taskPersistence = taskParts?.persistence;
+    if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
     this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, this.#selfTelemetry());
     this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(this.#transportObserver());
     this.processor.whenSubscribed(() => {
@@ -294,6 +294,7 @@ export class Service {
 
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
   start(): void {
+    this.#taskPersistence?.start();
     this.transport.start(this.processor);
     this.#inspector.start();
     this.#taskEventsWatch.start();
@@ -389,6 +390,7 @@ export class Service {
     await this.remediator?.idle();
     await this.transport.close();
     await this.taskPublisher.close();
+    this.#taskPersistence?.close();
     this.resultBackend?.close();
     this.#remediation?.close();
     await this.audit.close();

@@ -186,7 +186,7 @@ export const configSchema = z
         /** Largest accepted request body for control endpoints. */
         max_body_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
         /** Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round). */
-        workers_refresh_seconds: seconds(1, 3600).default(10),
+        workers_refresh_seconds: seconds(1, 3600).default(30),
       })
       .strict()
       .prefault({}),

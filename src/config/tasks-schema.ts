@@ -35,6 +35,13 @@ export const tasksSchema = z
     result_key_prefix: z.string().max(128).default(''),
     /** Celery's `result_expires`: how long an ABORTED mark written by /api/task/abort lives. */
     result_expires_seconds: z.number().int().min(1).max(365 * 86_400).default(86_400),
+    /**
+     * Flower's --persistent: an SQLite file that keeps the task history across restarts (WAL,
+     * batched writes; unreadable files are moved aside and rebuilt). Unset: memory only.
+     */
+    persist: z.string().min(1).optional(),
+    /** How often changed tasks are written to `persist`: a crash loses at most this much. */
+    persist_interval_seconds: z.number().min(0.1).max(60).default(1),
     /** Upper bound on `timeout` for /api/task/result and on the wait of /api/task/apply. */
     max_result_wait_seconds: z.number().min(1).max(3600).default(60),
   })

@@ -2,23 +2,29 @@ import type { Config } from '../config/load.js';
 import { parseBrokerUrl } from '../config/broker-url.js';
 import type { Logger } from '../log.js';
 import { RedisResultBackend, type ResultBackend } from './result-backend.js';
+import { TaskPersistence } from './task-persistence.js';
 import { TaskStore } from './task-store.js';
 
 /**
  * Flower's task half: the store of recent tasks (task-store.ts, fed by the event processor),
  * the task publisher (publisher.ts, messages from task-message.ts) and Celery's result backend
- * (result-backend.ts). The service builds them from the config here.
+ * (result-backend.ts), and the store's optional SQLite file (task-persistence.ts). The service
+ * builds them from the config here.
  */
 export { TaskStore } from './task-store.js';
 export { createTaskPublisher, type TaskPublisher } from './publisher.js';
 export type { ResultBackend } from './result-backend.js';
+export type { TaskPersistence } from './task-persistence.js';
 
-export function createTaskStore(config: Config): TaskStore {
+/** The store, with its persistence when tasks.persist names a file (history restored here; call start()). */
+export function createTaskStore(config: Config, logger: Logger): { store: TaskStore; persistence: TaskPersistence | undefined } {
   const t = config.tasks;
-  return new TaskStore({
+  const store = new TaskStore({
     maxTasks: t.max_tasks,
     limits: { args: t.max_args_chars, kwargs: t.max_kwargs_chars, result: t.max_result_chars, exception: t.max_exception_chars, traceback: t.max_traceback_chars },
   });
+  const persistence = t.persist ? new TaskPersistence(store, { file: t.persist, flushMs: t.persist_interval_seconds * 1000 }, logger.child({ component: 'task-persistence' })) : undefined;
+  return { store, persistence };
 }
 
 export function createResultBackend(config: Config, logger: Logger): ResultBackend | undefined {

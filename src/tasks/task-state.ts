@@ -169,15 +169,17 @@ export function applyEvent(task: TaskRecord, event: TaskEvent, limits: FieldLimi
 /** Copies what the event carries; `only` restricts it to a merge rule's fields. */
 function copyFields(task: TaskRecord, e: TaskEvent, limits: FieldLimits, only: Set<string> | undefined): void {
   const raw = e as unknown as Record<string, unknown>;
-  const take = (field: string): boolean => (only === undefined || only.has(field)) && raw[field] !== undefined;
-  if (take('name')) task.name = text(raw.name, 512) ?? task.name;
-  if (take('args')) task.args = text(raw.args, limits.args);
-  if (take('kwargs')) task.kwargs = text(raw.kwargs, limits.kwargs);
-  if (take('parent_id')) task.parent_id = text(raw.parent_id, 255);
-  if (take('root_id')) task.root_id = text(raw.root_id, 255);
-  if (take('retries') && typeof raw.retries === 'number' && Number.isFinite(raw.retries)) task.retries = raw.retries;
-  if (take('eta')) task.eta = text(raw.eta, 64);
-  if (take('expires')) task.expires = text(raw.expires, 64);
+  // task-sent and task-received carry these; a merge rule may not allow them all (see RECEIVED_MERGE).
+  if (e.type === 'task-sent' || e.type === 'task-received') {
+    if (raw.name !== undefined && (only === undefined || only.has('name'))) task.name = text(raw.name, 512) ?? task.name;
+    if (raw.args !== undefined && (only === undefined || only.has('args'))) task.args = text(raw.args, limits.args);
+    if (raw.kwargs !== undefined && (only === undefined || only.has('kwargs'))) task.kwargs = text(raw.kwargs, limits.kwargs);
+    if (raw.parent_id !== undefined && (only === undefined || only.has('parent_id'))) task.parent_id = text(raw.parent_id, 255);
+    if (raw.root_id !== undefined && (only === undefined || only.has('root_id'))) task.root_id = text(raw.root_id, 255);
+    if (typeof raw.retries === 'number' && Number.isFinite(raw.retries) && (only === undefined || only.has('retries'))) task.retries = raw.retries;
+    if (raw.eta !== undefined && (only === undefined || only.has('eta'))) task.eta = text(raw.eta, 64);
+    if (raw.expires !== undefined && (only === undefined || only.has('expires'))) task.expires = text(raw.expires, 64);
+  }
   if (only !== undefined) return;
   if (e.type === 'task-sent') task.client = text(e.hostname, 255);
   else task.worker = text(e.hostname, 255);

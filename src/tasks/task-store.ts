@@ -18,7 +18,8 @@ export interface TaskStoreOptions {
  *  - `get(uuid)`, `children(uuid)`: one task and the ids of tasks it started;
  *  - `query(q)`: a filtered, searched, sorted page (Flower's /api/tasks semantics);
  *  - `taskTypes()`: task names seen, sorted;
- *  - `size`, `capacity`, `evictions`, `duplicates`: for self-metrics and pages.
+ *  - `size`, `capacity`, `evictions`, `duplicates`: for self-metrics and pages;
+ *  - `restore`, `trackChanges`, `takeChanges`: for persistence (task-persistence.ts).
  * Records handed out are the live objects: read them, never change them.
  */
 export class TaskStore {
@@ -28,6 +29,8 @@ export class TaskStore {
   readonly #children = new Map<string, Set<string>>();
   readonly #types = new Set<string>();
   readonly #maxTypes: number;
+  /** Set by `trackChanges()` (persistence): ids updated and ids evicted since the last `takeChanges()`. */
+  #changes: { updated: Set<string>; evicted: Set<string> } | undefined;
   evictions = 0;
   duplicates = 0;
 
@@ -56,9 +59,15 @@ export class TaskStore {
     }
     this.#tasks.set(uuid, task);
     const parentBefore = task.parent_id;
+    const nameBefore = task.name;
     if (applyEvent(task, event, this.options.limits) === 'duplicate') this.duplicates++;
+    else if (this.#changes) {
+      // Re-added so the set keeps update order, the order records are restored in.
+      this.#changes.updated.delete(uuid);
+      this.#changes.updated.add(uuid);
+    }
     if (task.parent_id !== parentBefore) this.#link(task, parentBefore);
-    if (task.name !== null && this.#types.size < this.#maxTypes) this.#types.add(task.name);
+    if (task.name !== nameBefore && task.name !== null && this.#types.size < this.#maxTypes) this.#types.add(task.name);
   }
 
   get(uuid: string): Readonly<TaskRecord> | undefined {
@@ -83,6 +92,40 @@ export class TaskStore {
     return [...this.#types].sort();
   }
 
+  /** Puts back a record read from persistence (oldest first), as if its events had just arrived. */
+  restore(record: TaskRecord): void {
+    // Cut again: the file may have been written with larger limits (or by hand).
+    const l = this.options.limits;
+    record.args = text(record.args, l.args);
+    record.kwargs = text(record.kwargs, l.kwargs);
+    record.result = text(record.result, l.result);
+    record.exception = text(record.exception, l.exception);
+    record.traceback = text(record.traceback, l.traceback);
+    if (this.#tasks.has(record.uuid)) this.#tasks.delete(record.uuid);
+    else this.#makeRoom();
+    this.#tasks.set(record.uuid, record);
+    this.#link(record, null);
+    if (record.name !== null && this.#types.size < this.#maxTypes) this.#types.add(record.name);
+  }
+
+  /** From now on, remember which tasks changed, for `takeChanges`. */
+  trackChanges(): void {
+    this.#changes ??= { updated: new Set(), evicted: new Set() };
+  }
+
+  /** The tasks updated (current records, oldest first) and the ids evicted since the last call. */
+  takeChanges(): { updated: Readonly<TaskRecord>[]; evicted: string[] } {
+    const c = this.#changes;
+    if (!c) return { updated: [], evicted: [] };
+    this.#changes = { updated: new Set(), evicted: new Set() };
+    const updated: TaskRecord[] = [];
+    for (const id of c.updated) {
+      const t = this.#tasks.get(id);
+      if (t) updated.push(t);
+    }
+    return { updated, evicted: [...c.evicted] };
+  }
+
   #makeRoom(): void {
     while (this.#tasks.size >= this.options.maxTasks) {
       const oldest = this.#tasks.keys().next().value;
@@ -90,6 +133,10 @@ export class TaskStore {
       const task = this.#tasks.get(oldest)!;
       this.#tasks.delete(oldest);
       this.evictions++;
+      if (this.#changes) {
+        this.#changes.updated.delete(oldest);
+        this.#changes.evicted.add(oldest);
+      }
       if (task.parent_id !== null) this.#unlink(task.parent_id, oldest);
       this.#children.delete(oldest);
     }

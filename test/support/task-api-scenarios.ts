@@ -28,6 +28,7 @@ export class TaskApiRig {
   readonly id = randomBytes(3).toString('hex');
   readonly #tokens: Record<Exclude<Caller, 'none'>, string> = { viewer: `v-${randomUUID()}`, operator: `o-${randomUUID()}` };
   #dir = '';
+  #args: string[] = [];
 
   constructor(
     readonly kind: 'amqp' | 'redis',
@@ -38,9 +39,10 @@ export class TaskApiRig {
     return `${this.suite}${this.id}-${role}@cap`;
   }
 
-  async start(extraConfig: Record<string, unknown> = {}, extraArgs: string[] = []): Promise<void> {
+  async start(extraConfig: Record<string, unknown> | ((rig: TaskApiRig) => Record<string, unknown>) = {}, extraArgs: string[] = []): Promise<void> {
     this.broker = await isolatedBroker(this.kind, this.suite);
     this.#dir = mkdtempSync(path.join(tmpdir(), `${this.suite}-`));
+    if (typeof extraConfig === 'function') extraConfig = extraConfig(this);
     const configFile = path.join(this.#dir, 'autopilot.yaml');
     const sha = (t: string) => createHash('sha256').update(t).digest('hex');
     writeFileSync(
@@ -51,7 +53,23 @@ export class TaskApiRig {
         ...extraConfig,
       }),
     );
-    this.service = await startExporter([...this.broker.exporterArgs, '--config', configFile, '--metrics-inspect-interval-seconds', '3600', ...extraArgs]);
+    this.#args = [...this.broker.exporterArgs, '--config', configFile, '--metrics-inspect-interval-seconds', '3600', ...extraArgs];
+    await this.#startService();
+  }
+
+  /** A file in the rig's own directory (removed with it). */
+  file(name: string): string {
+    return path.join(this.#dir, name);
+  }
+
+  /** Stops the service and starts a new one with the same configuration (a restart). */
+  async restart(): Promise<void> {
+    await this.service.stop();
+    await this.#startService();
+  }
+
+  async #startService(): Promise<void> {
+    this.service = await startExporter(this.#args);
     await waitFor('service ready', async () => ((await this.service.get('/-/ready')).status === 200 ? true : undefined), 20_000, 100);
   }
 

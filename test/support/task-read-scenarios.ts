@@ -14,7 +14,7 @@ export function describeTaskReadApi(kind: 'amqp' | 'redis'): void {
     const ids = { add: randomUUID(), kw: randomUUID(), fail: randomUUID(), retry: randomUUID() };
 
     beforeAll(async () => {
-      await rig.start();
+      await rig.start((r) => ({ tasks: { persist: r.file('tasks.sqlite'), persist_interval_seconds: 0.2 } }));
       await rig.worker('main', { queues: ['tq'], concurrency: 2 });
       await sendTasks({ ...rig.broker.celery, sendSentEvent: true }, [
         { name: 'tasks.add', args: [2, 3], queue: 'tq', taskId: ids.add },
@@ -106,6 +106,14 @@ export function describeTaskReadApi(kind: 'amqp' | 'redis'): void {
         expect(r.body.error, query).toMatch(message);
       }
       expect((await rig.get('/api/tasks?received_start=2000-01-01%2000:00&received_end=2999-01-01%2000:00')).status).toBe(200);
+    });
+
+    it('keeps the task history across a restart with tasks.persist', async () => {
+      await rig.restart();
+      const r = await rig.get(`/api/task/info/${ids.fail}`);
+      expect(r.status, r.text).toBe(200);
+      expect(r.body).toMatchObject({ state: 'FAILURE', exception: "ValueError('boom')", worker: rig.node('main') });
+      expect(Object.keys((await rig.get('/api/tasks')).body).sort()).toEqual(Object.values(ids).sort());
     });
   });
 }
