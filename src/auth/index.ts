@@ -42,7 +42,7 @@ import type { Principal, Role } from './principal.js';
 import { authRouter } from './routes.js';
 import { BoundedMemoryStore } from './session-store.js';
 
-export { describePrincipal, roleAtLeast, ROLES, type AuditActor, type Principal, type PrincipalKind, type Role } from './principal.js';
+export { describePrincipal, roleAtLeast, ROLES, type Principal, type Role } from './principal.js';
 export { NOT_CONFIGURED } from './context.js';
 export { CSRF_FIELD, CSRF_HEADER } from './csrf.js';
 export { hashPassword, generateToken } from './hashing.js';

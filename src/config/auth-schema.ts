@@ -157,4 +157,3 @@ export const authSchema = z
 
 export type AuthConfig = z.output<typeof authSchema>;
 export type AuthConfigInput = z.input<typeof authSchema>;
-export type { Role } from '../auth/roles.js';

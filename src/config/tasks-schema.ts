@@ -46,5 +46,3 @@ export const tasksSchema = z
     max_result_wait_seconds: z.number().min(1).max(3600).default(60),
   })
   .strict();
-
-export type TasksConfig = z.output<typeof tasksSchema>;

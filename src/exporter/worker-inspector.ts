@@ -32,7 +32,7 @@ export class WorkerInspector {
   ) {}
 
   start(): void {
-    this.#timer ??= setInterval(() => void this.tick(), this.options.tickMs ?? 1000);
+    this.#timer ??= setInterval(() => this.#tickDetached(), this.options.tickMs ?? 1000);
     this.#timer.unref();
   }
 
@@ -50,7 +50,12 @@ export class WorkerInspector {
   refresh(hostname: string): void {
     const now = this.clock.nowMs();
     this.#refreshAt.set(hostname, [now, now + (this.options.refreshFollowUpMs ?? 6000)]);
-    void this.tick();
+    this.#tickDetached();
+  }
+
+  /** tick() reports its own failures; this catch is for an outcome sink that throws. */
+  #tickDetached(): void {
+    this.tick().catch((e: unknown) => this.logger.error({ err: String(e) }, 'worker inspection tick failed'));
   }
 
   /** Re-inspections asked for by refresh() and not done yet. */

@@ -10,7 +10,7 @@ import type { RemediationState } from './state.js';
 import { stateKeys } from './state-keys.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 
-export type { Decision, DecisionOutcome, RemediationExecutor, RemediationOptions, SuppressReason, TargetOutcome } from './types.js';
+export type { Decision, RemediationExecutor, RemediationOptions, TargetOutcome } from './types.js';
 
 export interface RemediationDeps {
   /** Shared by replicas (Redis); by default a local one starting at `options.killSwitch`. */

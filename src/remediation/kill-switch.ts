@@ -75,7 +75,9 @@ export class RedisKillSwitch implements KillSwitch {
       () => this.#refresh(),
       (e: Error) => this.onError(e),
     );
-    this.#timer = setInterval(() => void this.#refresh(), refreshMs);
+    this.#timer = setInterval(() => {
+      this.#refresh().catch((e: unknown) => this.onError(e as Error));
+    }, refreshMs);
     this.#timer.unref();
   }
 

@@ -129,7 +129,7 @@ export class AmqpTransport implements BrokerTransport {
     }
     if (session.lost) return;
     if (this.#closed) {
-      void this.#release(session);
+      this.#release(session).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'releasing a RabbitMQ session failed'));
       return;
     }
     this.#session = session;
@@ -154,7 +154,7 @@ export class AmqpTransport implements BrokerTransport {
     const error = session.cause ?? fallback;
     const wasConnected = this.#session === session;
     if (wasConnected) this.#session = undefined;
-    void this.#release(session);
+    this.#release(session).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'releasing a RabbitMQ session failed'));
     if (this.#closed) return;
     this.#logger.warn({ err: error.message, wasConnected }, 'lost the RabbitMQ connection');
     this.#observer.disconnected(error);
@@ -178,9 +178,9 @@ export class AmqpTransport implements BrokerTransport {
       if (!this.#session) this.#reconnect.schedule();
     });
     this.#connecting = attempt;
-    void attempt.finally(() => {
-      if (this.#connecting === attempt) this.#connecting = undefined;
-    });
+    // `attempt` never rejects (the catch above): clearing it on settlement is all that is left.
+    const settled = () => (this.#connecting === attempt ? (this.#connecting = undefined) : undefined);
+    attempt.then(settled, settled);
   }
 
   /** Settles what depends on the session and closes its connection; never rejects. */
@@ -243,7 +243,7 @@ export class AmqpTransport implements BrokerTransport {
       name,
       (message) => {
         if (message) subscription.deliver(message);
-        else void this.#onEventConsumerCancelled(session, subscription);
+        else this.#onEventConsumerCancelled(session, subscription).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 're-declaring the event queue failed'));
       },
       { noAck: false },
     );

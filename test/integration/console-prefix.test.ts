@@ -142,7 +142,7 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
       await op.goto(`${proxy.url}${PREFIX}/ui/remediation`);
       expect(await op.locator('#kill-switch button').count()).toBe(0);
     } finally {
-      exporter.service.remediator?.setKillSwitch(false);
+      await exporter.service.remediator?.setKillSwitch(false);
     }
   });
 

@@ -96,7 +96,9 @@ export function watchPage(page: Page): { problems: string[] } {
     if (r.status() >= 400 && ['stylesheet', 'script', 'image', 'font'].includes(r.request().resourceType())) problems.push(`${r.status()} for ${r.url()}`);
   });
   // Accept the console's "are you sure?" prompts (shutdown, terminate): the test clicked on purpose.
-  page.on('dialog', (d) => void d.accept());
+  page.on('dialog', (d) => {
+    d.accept().catch((e: unknown) => problems.push(`dialog not accepted: ${String(e)}`));
+  });
   return { problems };
 }
 

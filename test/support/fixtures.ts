@@ -29,12 +29,3 @@ export function amqpEventFixtures(): Record<string, AmqpEventFixture> {
   }
   return examples;
 }
-
-export interface RedisEventFixture {
-  channel: string;
-  published_string: string;
-}
-
-export function redisEventFixtures(): Record<string, RedisEventFixture> {
-  return readFixture<{ examples: Record<string, RedisEventFixture> }>('celery-5.2.6/redis_events.json').examples;
-}

@@ -34,7 +34,3 @@ export function metricValue(samples: Sample[], name: string, match: Record<strin
   }
   return found ? sum : undefined;
 }
-
-export function seriesOf(samples: Sample[], name: string): Sample[] {
-  return samples.filter((s) => s.name === name);
-}

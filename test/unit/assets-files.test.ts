@@ -19,7 +19,7 @@ const read = (rel: string) => readFileSync(path.join(REPO_ROOT, rel), 'utf8');
 // merge: docker-compose.yml shares the demo app's settings through a `<<:` merge key.
 const yamlOf = <T>(rel: string) => parseYaml(read(rel), { merge: true }) as T;
 
-/** The webhook path of /work/notes/remediation-design.md. */
+/** The Alertmanager webhook path (README, Remediation section). */
 const WEBHOOK_PATH = '/api/v1/alertmanager';
 
 // ---- Dockerfile ----

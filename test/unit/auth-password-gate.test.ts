@@ -10,7 +10,10 @@ const admitted = (e: GateEntry): Admitted => {
 /** Whether a promise has settled, without waiting for it. */
 async function settled(p: Promise<unknown>): Promise<boolean> {
   let done = false;
-  void p.then(() => (done = true));
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
   await new Promise((r) => setImmediate(r));
   return done;
 }

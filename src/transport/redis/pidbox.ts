@@ -100,13 +100,17 @@ export class RedisPidbox {
     } finally {
       this.#pending.delete(pending);
       this.pool.release(session, client, pending.aborted);
-      void this.#removeReplyQueue(session, queue).finally(() => settle(undefined));
+      // #removeReplyQueue keeps what it could not remove for later; it never rejects.
+      this.#removeReplyQueue(session, queue).then(
+        () => settle(undefined),
+        () => settle(undefined),
+      );
     }
   }
 
   /** A new session is up: the reply queues left behind by the last one are removed now. */
   retryCleanup(session: RedisSession): void {
-    for (const orphan of this.#orphans.splice(0)) void this.#removeReplyQueue(session, orphan);
+    for (const orphan of this.#orphans.splice(0)) this.#removeReplyQueue(session, orphan).catch(() => undefined);
   }
 
   /** For close(): pending broadcasts end with the replies they have; their cleanup goes out first. */

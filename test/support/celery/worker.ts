@@ -186,10 +186,10 @@ export async function startWorker(opts: WorkerOptions): Promise<CeleryWorker> {
         timeoutMs,
       );
       watchers.add(watch);
-      void exited.then(() => {
+      exited.then(() => {
         if (matches()) finish();
         else finish(new Error(`worker ${opts.nodename} exited before logging ${String(match)}\n${log}`));
-      });
+      }, finish);
     });
   };
 
