@@ -68,7 +68,14 @@ function runPlan(name) {
         name,
         ...big,
         tasks: bigTasks,
-        exporterArgs: ['--cardinality-max-task-names', limit, '--cardinality-max-hostnames', limit, '--cardinality-max-task-series', String(Number(limit) * 10)],
+        exporterArgs: [
+          '--cardinality-max-task-names',
+          limit,
+          '--cardinality-max-hostnames',
+          limit,
+          '--cardinality-max-task-series',
+          String(Number(limit) * 10),
+        ],
       };
     case 'small':
       return {
@@ -102,10 +109,14 @@ async function runOne(broker, plan, target) {
   console.error(`[cardinality] ${label}: starting exporter ${extra.join(' ')}`);
   return withExporter({ broker, target, extraArgs: extra }, async ({ exporter, baseline, publish }) => {
     const args = [
-      '--tasks', String(plan.tasks),
-      '--workers', String(plan.workers),
-      '--task-names', String(plan.taskNames),
-      '--batch', opts.batch,
+      '--tasks',
+      String(plan.tasks),
+      '--workers',
+      String(plan.workers),
+      '--task-names',
+      String(plan.taskNames),
+      '--batch',
+      opts.batch,
       '--heartbeats',
     ];
     console.error(`[cardinality] ${label}: publishing`);
@@ -153,7 +164,20 @@ async function runOne(broker, plan, target) {
   });
 }
 
-const HEADER = ['run', 'broker', 'workers×names', 'events', 'lost', '/metrics bytes', 'series', 'scrape ms (median)', 'RSS after ingest MB', 'peak RSS MB', 'names/hosts seen', 'overflow'];
+const HEADER = [
+  'run',
+  'broker',
+  'workers×names',
+  'events',
+  'lost',
+  '/metrics bytes',
+  'series',
+  'scrape ms (median)',
+  'RSS after ingest MB',
+  'peak RSS MB',
+  'names/hosts seen',
+  'overflow',
+];
 
 /** The table's cells for a case that ran. */
 const cellsOf = (r) => [

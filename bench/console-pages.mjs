@@ -14,7 +14,11 @@ import { parseArgs } from 'node:util';
 import { REPO_ROOT, printTable } from './exporter-process.mjs';
 
 const { values: opts } = parseArgs({
-  options: { kept: { type: 'string', default: '10000' }, workers: { type: 'string', default: '200' }, rounds: { type: 'string', default: '200' } },
+  options: {
+    kept: { type: 'string', default: '10000' },
+    workers: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '200' },
+  },
   strict: true,
 });
 const dist = (p) => import(pathToFileURL(join(REPO_ROOT, 'dist', p)).href);
@@ -32,15 +36,41 @@ const store = new TaskStore({ maxTasks: kept, limits: { args: 1024, kwargs: 1024
 for (let i = 0; i < kept; i++) {
   const uuid = `${((i * 2654435761) >>> 0).toString(16).padStart(8, '0')}-0000-4000-8000-${String(i).padStart(12, '0')}`;
   const common = { uuid, hostname: `worker${i % workerCount}@bench`, clock: i };
-  store.handle({ ...common, type: 'task-received', timestamp: T + i, name: `bench.tasks.t${i % 50}`, args: `(${i}, 'customer-${i}')`, kwargs: '{}', root_id: uuid, parent_id: null, retries: 0 });
+  store.handle({
+    ...common,
+    type: 'task-received',
+    timestamp: T + i,
+    name: `bench.tasks.t${i % 50}`,
+    args: `(${i}, 'customer-${i}')`,
+    kwargs: '{}',
+    root_id: uuid,
+    parent_id: null,
+    retries: 0,
+  });
   store.handle({ ...common, type: 'task-started', timestamp: T + i + 0.001 });
-  if (i % 10 === 0) store.handle({ ...common, type: 'task-failed', timestamp: T + i + 0.002, exception: "ValueError('boom')", traceback: 'Traceback (most recent call last):\n  ...\nValueError: boom' });
+  if (i % 10 === 0)
+    store.handle({
+      ...common,
+      type: 'task-failed',
+      timestamp: T + i + 0.002,
+      exception: "ValueError('boom')",
+      traceback: 'Traceback (most recent call last):\n  ...\nValueError: boom',
+    });
   else store.handle({ ...common, type: 'task-succeeded', timestamp: T + i + 0.002, result: String(i * 2), runtime: 0.001 });
 }
 const now = Date.now();
 const registry = new WorkerRegistry({ nowMs: () => now }, { purgeAfterSeconds: 600 });
 for (let w = 0; w < workerCount; w++) {
-  registry.handle({ type: 'worker-heartbeat', hostname: `worker${w}@bench`, timestamp: now / 1000, freq: 2, active: w % 4, processed: w * 100, loadavg: [0.5, 0.4, 0.3], sw_ver: '5.2.6' });
+  registry.handle({
+    type: 'worker-heartbeat',
+    hostname: `worker${w}@bench`,
+    timestamp: now / 1000,
+    freq: 2,
+    active: w % 4,
+    processed: w * 100,
+    loadavg: [0.5, 0.4, 0.3],
+    sw_ver: '5.2.6',
+  });
   registry.recordInspection(`worker${w}@bench`, { queues: ['celery', `q${w % 10}`], processes: 4 });
 }
 const ctx = {
@@ -65,7 +95,8 @@ function measure(label, render) {
   return [label, at(0.5), at(0.99), String(Math.round(bytes / 1024))];
 }
 
-const list = (query) => () => tasksPage(ctx, store, { query }, { seesPayload: true, payloadRole: 'operator', workers: [...registry.all()].map((w) => w.hostname) });
+const list = (query) => () =>
+  tasksPage(ctx, store, { query }, { seesPayload: true, payloadRole: 'operator', workers: [...registry.all()].map((w) => w.hostname) });
 printTable(
   ['page', 'p50 ms', 'p99 ms', 'KiB'],
   [

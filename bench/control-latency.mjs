@@ -53,7 +53,10 @@ const opts = parseBenchArgs(USAGE, {
 });
 
 const brokers = splitList(opts.brokers);
-const fleetSizes = opts.workers.split(',').map(Number).sort((a, b) => a - b);
+const fleetSizes = opts.workers
+  .split(',')
+  .map(Number)
+  .sort((a, b) => a - b);
 const commands = splitList(opts.commands);
 const requests = Number(opts.requests);
 const warmup = Number(opts.warmup);
@@ -162,7 +165,10 @@ async function measureHttpFloor(service) {
 async function waitUntilAllUp(service, token, names, timeoutMs = 60_000) {
   const deadline = performance.now() + timeoutMs;
   for (let i = 0; i < 10_000 && performance.now() < deadline; i += 1) {
-    const response = await fetch(`${service.baseUrl}/api/v1/workers`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const response = await fetch(`${service.baseUrl}/api/v1/workers`, {
+      headers: { Authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
     const up = new Set((await response.json()).filter((w) => w.up && w.queues !== null).map((w) => w.name));
     if (names.every((n) => up.has(n))) return;
     await sleep(250);
@@ -186,7 +192,11 @@ async function runBroker(broker, token, configFile) {
       console.error(`[control-latency] ${broker}: ${size} ${opts.pool} worker(s)`);
       await startWorkers(size - workers.length, { brokerUrl, keyprefix, pool: opts.pool, prefix: `bench${randomSuffix()}` }, workers);
       // Measured once the service has heard of every worker and its first inspection is over.
-      await waitUntilAllUp(service, token, workers.map((w) => w.nodename));
+      await waitUntilAllUp(
+        service,
+        token,
+        workers.map((w) => w.nodename),
+      );
       await sleep(2000);
       for (const command of commands) {
         const row = await measure(service, token, workers, command);
@@ -213,17 +223,28 @@ async function main() {
   const configFile = join(configDir, 'autopilot.yaml');
   const sha256 = createHash('sha256').update(token).digest('hex');
   writeFileSync(configFile, `auth:\n  tokens:\n    - { name: bench, sha256: "${sha256}", role: operator }\naudit:\n  file: ""\n`);
-  const results = { benchmark: 'control-latency', started_at: new Date().toISOString(), environment: env, settings: { requests, warmup, pool: opts.pool, fleet_sizes: fleetSizes, commands }, brokers: {} };
+  const results = {
+    benchmark: 'control-latency',
+    started_at: new Date().toISOString(),
+    environment: env,
+    settings: { requests, warmup, pool: opts.pool, fleet_sizes: fleetSizes, commands },
+    brokers: {},
+  };
   try {
     for (const broker of brokers) results.brokers[broker] = await runBroker(broker, token, configFile);
   } finally {
     rmSync(configDir, { recursive: true, force: true });
   }
 
-  const lines = ['| broker | workers | request | median ms | p99 ms | mean ms | max ms | incomplete |', '|---|---|---|---|---|---|---|---|'];
+  const lines = [
+    '| broker | workers | request | median ms | p99 ms | mean ms | max ms | incomplete |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
   for (const [broker, { rows }] of Object.entries(results.brokers)) {
     for (const r of rows) {
-      lines.push(`| ${broker} | ${r.workers} | ${r.command} | ${r.median_ms} | ${r.p99_ms} | ${r.mean_ms} | ${r.max_ms} | ${r.incomplete_requests ?? ''} |`);
+      lines.push(
+        `| ${broker} | ${r.workers} | ${r.command} | ${r.median_ms} | ${r.p99_ms} | ${r.mean_ms} | ${r.max_ms} | ${r.incomplete_requests ?? ''} |`,
+      );
     }
   }
   console.log(lines.join('\n'));

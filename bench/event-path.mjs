@@ -71,4 +71,6 @@ for (let r = 0; r < Number(values.rounds); r++) results.push(round());
 const sorted = [...results].sort((a, b) => a - b);
 console.log(`dist: ${dist}`);
 console.log(`CPU µs/event per round: ${results.map((v) => v.toFixed(3)).join(' ')}`);
-console.log(`median: ${sorted[Math.floor(sorted.length / 2)].toFixed(3)} µs/event (${tasks} tasks × 3 events + heartbeats, ${workers.length} workers, ${names.length} names)`);
+console.log(
+  `median: ${sorted[Math.floor(sorted.length / 2)].toFixed(3)} µs/event (${tasks} tasks × 3 events + heartbeats, ${workers.length} workers, ${names.length} names)`,
+);

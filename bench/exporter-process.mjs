@@ -229,15 +229,10 @@ export async function startExporter({
  * count stopped moving for `idleMs` after `producerDone()`. Records when counting started and
  * ended and the exporter's CPU time at the last change, so rates cover processing only.
  */
-export async function waitForEvents(exporter, {
-  baseline,
-  expected,
-  producerDone,
-  pollMs = 100,
-  idleMs = 10_000,
-  maxMs = 30 * 60_000,
-  selfPrefix = 'celery_autopilot_',
-}) {
+export async function waitForEvents(
+  exporter,
+  { baseline, expected, producerDone, pollMs = 100, idleMs = 10_000, maxMs = 30 * 60_000, selfPrefix = 'celery_autopilot_' },
+) {
   const started = performance.now();
   let last = baseline;
   let firstChange = null;
@@ -341,7 +336,10 @@ export function mb(bytes) {
 
 /** A comma-separated option (`--brokers amqp,redis`) as its non-empty items. */
 export function splitList(value) {
-  return value.split(',').map((item) => item.trim()).filter(Boolean);
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 }
 
 /**
@@ -448,8 +446,17 @@ export function writeResults(name, payload, { out, at = new Date().toISOString()
  * if any case failed.
  */
 export function finishRows(name, rows, { header, cellsOf, environment: env, options }) {
-  const failed = (r) => [...Object.entries(r).filter(([key]) => key !== 'error').map(([, value]) => String(value)), 'ERROR', r.error.split('\n')[0]];
-  printTable(header, rows.map((r) => (r.error ? failed(r) : cellsOf(r))));
+  const failed = (r) => [
+    ...Object.entries(r)
+      .filter(([key]) => key !== 'error')
+      .map(([, value]) => String(value)),
+    'ERROR',
+    r.error.split('\n')[0],
+  ];
+  printTable(
+    header,
+    rows.map((r) => (r.error ? failed(r) : cellsOf(r))),
+  );
   const date = new Date().toISOString();
   const out = writeResults(name, { benchmark: name, date, environment: env, options, results: rows }, { out: options.out, at: date });
   console.log(`\nresults written to ${out}`);
@@ -517,7 +524,10 @@ export async function startCeleryWorker({
   };
   try {
     await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${nodename} not consuming after ${startTimeoutMs} ms:\n${log.slice(-2000)}`)), startTimeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`${nodename} not consuming after ${startTimeoutMs} ms:\n${log.slice(-2000)}`)),
+        startTimeoutMs,
+      );
       const onData = (chunk) => {
         log = (log + chunk.toString('utf8')).slice(-20_000);
         if (log.includes(`rig: consuming ${nodename}`)) {

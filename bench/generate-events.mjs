@@ -283,9 +283,7 @@ async function redisPublisher(url, keyprefix, chunk) {
 // One publishing process: owns the workers w with w % procs === procIndex.
 
 async function connect(opts) {
-  return opts.broker.startsWith('amqp')
-    ? amqpPublisher(opts.broker)
-    : redisPublisher(opts.broker, opts.keyprefix, opts.chunk);
+  return opts.broker.startsWith('amqp') ? amqpPublisher(opts.broker) : redisPublisher(opts.broker, opts.keyprefix, opts.chunk);
 }
 
 function sleep(ms) {
@@ -473,10 +471,13 @@ async function main() {
   const argv = process.argv.slice(2);
   const opts = parseOptions(argv);
   // The last resort against any hang (a broker that stops reading, a lost child): exit anyway.
-  setTimeout(() => {
-    console.error(`generate-events: still running after --max-seconds ${opts.maxSeconds}, exiting`);
-    process.exit(1);
-  }, opts.maxSeconds * 1000 + 30_000).unref();
+  setTimeout(
+    () => {
+      console.error(`generate-events: still running after --max-seconds ${opts.maxSeconds}, exiting`);
+      process.exit(1);
+    },
+    opts.maxSeconds * 1000 + 30_000,
+  ).unref();
   if (opts.procIndex !== undefined) {
     await runChild(opts);
     process.disconnect();

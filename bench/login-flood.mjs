@@ -58,12 +58,32 @@ async function main() {
   const config = join(dir, 'config.yaml');
   writeFileSync(
     config,
-    JSON.stringify({ broker_url: 'amqp://guest:guest@127.0.0.1:1//', audit: { file: '' }, auth: { users: hashed, login_rate_limit: { max_failures: 10, window_seconds: 300 } } }),
+    JSON.stringify({
+      broker_url: 'amqp://guest:guest@127.0.0.1:1//',
+      audit: { file: '' },
+      auth: { users: hashed, login_rate_limit: { max_failures: 10, window_seconds: 300 } },
+    }),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'src', 'main.ts'), '--config', config, '--port', String(port), '--listen-address', '127.0.0.1', '--log-level', 'error'], {
-    cwd: repo,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repo, 'src', 'main.ts'),
+      '--config',
+      config,
+      '--port',
+      String(port),
+      '--listen-address',
+      '127.0.0.1',
+      '--log-level',
+      'error',
+    ],
+    {
+      cwd: repo,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const url = `http://127.0.0.1:${port}/api/v1/audit?limit=1`;
   try {
     for (let i = 0; ; i++) {
@@ -114,7 +134,9 @@ async function main() {
 async function hash(password) {
   const { scrypt, randomBytes } = await import('node:crypto');
   const salt = randomBytes(16);
-  const key = await new Promise((ok, fail) => scrypt(password.normalize('NFC'), salt, 32, { N: 32768, r: 8, p: 1, maxmem: 80 * 1024 * 1024 }, (e, k) => (e ? fail(e) : ok(k))));
+  const key = await new Promise((ok, fail) =>
+    scrypt(password.normalize('NFC'), salt, 32, { N: 32768, r: 8, p: 1, maxmem: 80 * 1024 * 1024 }, (e, k) => (e ? fail(e) : ok(k))),
+  );
   return `scrypt$32768$8$1$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 

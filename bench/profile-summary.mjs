@@ -87,8 +87,16 @@ for (const file of positionals) {
   console.log('## by activity (innermost matching frame on the stack)');
   for (const row of [...byGroup].sort((a, b) => b[1] - a[1])) console.log(line(row));
   console.log('## self time by file');
-  for (const row of [...byFile].filter(([n]) => n !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) console.log(line(row));
+  for (const row of [...byFile]
+    .filter(([n]) => n !== '(idle)')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, Number(values.top)))
+    console.log(line(row));
   console.log('## self time by function');
-  for (const row of [...byFunction].filter(([n]) => !n.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) console.log(line(row));
+  for (const row of [...byFunction]
+    .filter(([n]) => !n.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, Number(values.top)))
+    console.log(line(row));
   console.log('');
 }

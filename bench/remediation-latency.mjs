@@ -114,15 +114,43 @@ async function startTimestampingProxy(target) {
 async function startAlertmanager(dir, webhookUrl, tokenFile) {
   const port = await freePort();
   const config = {
-    route: { receiver: 'celery-autopilot', group_by: ['alertname', 'queue_name', 'run'], group_wait: '1s', group_interval: '2s', repeat_interval: '1h' },
-    receivers: [{ name: 'celery-autopilot', webhook_configs: [{ url: webhookUrl, send_resolved: true, max_alerts: 0, http_config: { authorization: { type: 'Bearer', credentials_file: tokenFile } } }] }],
+    route: {
+      receiver: 'celery-autopilot',
+      group_by: ['alertname', 'queue_name', 'run'],
+      group_wait: '1s',
+      group_interval: '2s',
+      repeat_interval: '1h',
+    },
+    receivers: [
+      {
+        name: 'celery-autopilot',
+        webhook_configs: [
+          {
+            url: webhookUrl,
+            send_resolved: true,
+            max_alerts: 0,
+            http_config: { authorization: { type: 'Bearer', credentials_file: tokenFile } },
+          },
+        ],
+      },
+    ],
   };
   const configFile = join(dir, 'alertmanager.yml');
   writeFileSync(configFile, JSON.stringify(config)); // JSON is YAML
-  const child = spawn(opts.alertmanager, [`--config.file=${configFile}`, `--storage.path=${join(dir, 'am-data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    opts.alertmanager,
+    [
+      `--config.file=${configFile}`,
+      `--storage.path=${join(dir, 'am-data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--cluster.listen-address=',
+      '--log.level=warn',
+    ],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let log = '';
   child.stdout.on('data', (c) => (log = (log + c).slice(-5000)));
   child.stderr.on('data', (c) => (log = (log + c).slice(-5000)));
@@ -134,11 +162,19 @@ async function startAlertmanager(dir, webhookUrl, tokenFile) {
     if ((await Promise.race([exited, sleep(5000).then(() => 'late')])) === 'late') child.kill('SIGKILL');
   };
   try {
-    await until('Alertmanager ready', async () => {
-      if (child.exitCode !== null) throw new Error(`Alertmanager exited:\n${log}`);
-      const ok = await fetch(`${url}/-/ready`).then((r) => r.status === 200, () => false);
-      return ok ? true : undefined;
-    }, 20_000, 100);
+    await until(
+      'Alertmanager ready',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`Alertmanager exited:\n${log}`);
+        const ok = await fetch(`${url}/-/ready`).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        return ok ? true : undefined;
+      },
+      20_000,
+      100,
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -147,7 +183,11 @@ async function startAlertmanager(dir, webhookUrl, tokenFile) {
     url,
     stop,
     post: async (alerts) => {
-      const res = await fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alerts) });
+      const res = await fetch(`${url}/api/v2/alerts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(alerts),
+      });
       if (!res.ok) throw new Error(`Alertmanager /api/v2/alerts: ${res.status} ${await res.text()}`);
     },
   };
@@ -171,16 +211,18 @@ async function main() {
     writeFileSync(
       rulesFile,
       JSON.stringify({
-        rules: [{
-          name: 'bench-grow',
-          match: { labels: { alertname: 'BenchBacklog' } },
-          action: 'pool_grow',
-          arguments: { n: 1 },
-          target: { queue_label: 'queue_name' },
-          // Each run grows by one from where the last one left it.
-          bounds: { max_pool_processes: RUNS + 2, min_pool_processes: 1 },
-          cooldown_seconds: 0,
-        }],
+        rules: [
+          {
+            name: 'bench-grow',
+            match: { labels: { alertname: 'BenchBacklog' } },
+            action: 'pool_grow',
+            arguments: { n: 1 },
+            target: { queue_label: 'queue_name' },
+            // Each run grows by one from where the last one left it.
+            bounds: { max_pool_processes: RUNS + 2, min_pool_processes: 1 },
+            cooldown_seconds: 0,
+          },
+        ],
       }),
     );
     const configFile = join(dir, 'celery-autopilot.yaml');
@@ -202,21 +244,40 @@ async function main() {
     cleanup.push(() => service.stop());
     const nodename = `bench-remediation-${randomSuffix()}@bench`;
     // Prefork -c 1, task events on (-E): a pool that can really grow, one process at a time.
-    const worker = await startCeleryWorker({ brokerUrl: vhost.url, nodename, queues: QUEUE, concurrency: 1, events: true, python: opts.python });
+    const worker = await startCeleryWorker({
+      brokerUrl: vhost.url,
+      nodename,
+      queues: QUEUE,
+      concurrency: 1,
+      events: true,
+      python: opts.python,
+    });
     cleanup.push(() => worker.stop());
     const api = async (path, init = {}) => {
-      const res = await fetch(service.baseUrl + path, { ...init, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', ...init.headers }, signal: AbortSignal.timeout(30_000) });
+      const res = await fetch(service.baseUrl + path, {
+        ...init,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', ...init.headers },
+        signal: AbortSignal.timeout(30_000),
+      });
       if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
       return res.json();
     };
     const processes = async () => {
-      const r = await api('/api/v1/actions', { method: 'POST', body: JSON.stringify({ command: 'stats', targets: { workers: [nodename] } }) });
+      const r = await api('/api/v1/actions', {
+        method: 'POST',
+        body: JSON.stringify({ command: 'stats', targets: { workers: [nodename] } }),
+      });
       return r.results[0]?.reply?.pool?.processes?.length;
     };
-    await until('the service to see the worker consume the queue', async () => {
-      const text = (await service.scrape()).text;
-      return new RegExp(`^celery_active_worker_count\\{[^}]*queue_name="${QUEUE}"[^}]*\\} 1$`, 'm').test(text) ? true : undefined;
-    }, 30_000, 250);
+    await until(
+      'the service to see the worker consume the queue',
+      async () => {
+        const text = (await service.scrape()).text;
+        return new RegExp(`^celery_active_worker_count\\{[^}]*queue_name="${QUEUE}"[^}]*\\} 1$`, 'm').test(text) ? true : undefined;
+      },
+      30_000,
+      250,
+    );
 
     const proxy = await startTimestampingProxy(service.baseUrl);
     cleanup.push(() => proxy.close());
@@ -233,12 +294,43 @@ async function main() {
       if (alertmanager) {
         await alertmanager.post([{ labels, annotations: { summary: 'bench' } }]);
       } else {
-        const alert = { status: 'firing', labels, annotations: {}, startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', generatorURL: '', fingerprint: `bench${run}` };
-        const body = JSON.stringify({ receiver: 'celery-autopilot', status: 'firing', alerts: [alert], groupLabels: labels, commonLabels: labels, commonAnnotations: {}, externalURL: '', version: '4', groupKey: `{}:{run="${run}"}`, truncatedAlerts: 0 });
-        await fetch(`${proxy.url}/api/v1/alertmanager`, { method: 'POST', headers: { authorization: `Bearer ${webhookToken}`, 'content-type': 'application/json' }, body });
+        const alert = {
+          status: 'firing',
+          labels,
+          annotations: {},
+          startsAt: new Date().toISOString(),
+          endsAt: '0001-01-01T00:00:00Z',
+          generatorURL: '',
+          fingerprint: `bench${run}`,
+        };
+        const body = JSON.stringify({
+          receiver: 'celery-autopilot',
+          status: 'firing',
+          alerts: [alert],
+          groupLabels: labels,
+          commonLabels: labels,
+          commonAnnotations: {},
+          externalURL: '',
+          version: '4',
+          groupKey: `{}:{run="${run}"}`,
+          truncatedAlerts: 0,
+        });
+        await fetch(`${proxy.url}/api/v1/alertmanager`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${webhookToken}`, 'content-type': 'application/json' },
+          body,
+        });
       }
-      const delivery = await until(`run ${run}: the webhook delivery`, () => proxy.deliveries.find((d) => d.alerts.some((a) => a.labels?.run === String(run) && a.status === 'firing')), RUN_TIMEOUT_MS);
-      const grownAt = await until(`run ${run}: ${before + 1} pool processes`, async () => ((await processes()) === before + 1 ? Date.now() : undefined), RUN_TIMEOUT_MS);
+      const delivery = await until(
+        `run ${run}: the webhook delivery`,
+        () => proxy.deliveries.find((d) => d.alerts.some((a) => a.labels?.run === String(run) && a.status === 'firing')),
+        RUN_TIMEOUT_MS,
+      );
+      const grownAt = await until(
+        `run ${run}: ${before + 1} pool processes`,
+        async () => ((await processes()) === before + 1 ? Date.now() : undefined),
+        RUN_TIMEOUT_MS,
+      );
       const decisions = await api('/api/v1/remediation/decisions?limit=20');
       const decision = decisions.find((d) => d.alert?.labels?.run === String(run));
       if (!decision || decision.outcome !== 'acted') throw new Error(`run ${run}: no acted decision: ${JSON.stringify(decision)}`);
@@ -251,7 +343,9 @@ async function main() {
         grown_ms: grownAt - delivery.arrivedAt,
       };
       samples.push(sample);
-      console.log(`run ${run}: pool ${sample.processes}, webhook answered +${sample.answered_ms} ms, worker acknowledged pool_grow +${sample.decided_ms} ms, new process seen in stats +${sample.grown_ms} ms`);
+      console.log(
+        `run ${run}: pool ${sample.processes}, webhook answered +${sample.answered_ms} ms, worker acknowledged pool_grow +${sample.decided_ms} ms, new process seen in stats +${sample.grown_ms} ms`,
+      );
     }
 
     const result = {
@@ -266,7 +360,11 @@ async function main() {
       grown: summarize(samples.map((s) => s.grown_ms)),
     };
     console.log('\n| from webhook arrival to | median | min | max |\n|---|---|---|---|');
-    for (const [key, label] of [['answered', 'webhook answered (2xx)'], ['decided', 'worker acknowledged pool_grow (audit)'], ['grown', 'new pool process in stats']]) {
+    for (const [key, label] of [
+      ['answered', 'webhook answered (2xx)'],
+      ['decided', 'worker acknowledged pool_grow (audit)'],
+      ['grown', 'new pool process in stats'],
+    ]) {
       const s = result[key];
       console.log(`| ${label} | ${s.median_ms} ms | ${s.min_ms} ms | ${s.max_ms} ms |`);
     }

@@ -17,7 +17,19 @@
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT, environment, mb, parseBenchArgs, printTable, runOnBrokers, sleep, splitList, waitForEvents, withExporter, writeResults } from './exporter-process.mjs';
+import {
+  REPO_ROOT,
+  environment,
+  mb,
+  parseBenchArgs,
+  printTable,
+  runOnBrokers,
+  sleep,
+  splitList,
+  waitForEvents,
+  withExporter,
+  writeResults,
+} from './exporter-process.mjs';
 
 const USAGE = `usage: node --expose-gc bench/tasks-store.mjs [--brokers amqp,redis] [--parts memory,cpu,latency]
   [--cpu-tasks 34000] [--cpu-runs 2] [--latency-tasks 100000] [--rate 5000] [--kept 10000]
@@ -47,11 +59,22 @@ async function memory() {
   const feed = (store, n, argsChars) => {
     const pad = 'x'.repeat(Math.max(0, argsChars - 16));
     for (let i = 0; i < n; i++) {
-      const uuid = `${(i * 2654435761 >>> 0).toString(16).padStart(8, '0')}-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      const uuid = `${((i * 2654435761) >>> 0).toString(16).padStart(8, '0')}-0000-4000-8000-${String(i).padStart(12, '0')}`;
       const common = { uuid, hostname: `worker${i % 8}@bench`, clock: i };
       // Through JSON.parse, as the decoder hands them over: every string is its own copy.
       const ev = (o) => store.handle(JSON.parse(JSON.stringify({ ...common, ...o })));
-      ev({ type: 'task-received', timestamp: T + i, name: `bench.tasks.t${i % 8}`, args: `(${i}, '${pad}')`, kwargs: '{}', root_id: uuid, parent_id: null, retries: 0, eta: null, expires: null });
+      ev({
+        type: 'task-received',
+        timestamp: T + i,
+        name: `bench.tasks.t${i % 8}`,
+        args: `(${i}, '${pad}')`,
+        kwargs: '{}',
+        root_id: uuid,
+        parent_id: null,
+        retries: 0,
+        eta: null,
+        expires: null,
+      });
       ev({ type: 'task-started', timestamp: T + i + 0.001 });
       ev({ type: 'task-succeeded', timestamp: T + i + 0.002, result: String(i * 2), runtime: 0.001 });
     }
@@ -85,7 +108,11 @@ async function memory() {
   for (let i = 0; i < 100_000; i++) {
     const uuid = `${String(i).padStart(8, '0')}-0000-4000-8000-000000000000`;
     const common = `"hostname": "worker${i % 8}@bench", "utcoffset": 0, "pid": 1, "clock": ${i}, "uuid": "${uuid}"`;
-    events.push(JSON.parse(`{${common}, "name": "bench.tasks.t${i % 8}", "args": "(${i}, 2)", "kwargs": "{}", "root_id": "${uuid}", "parent_id": null, "retries": 0, "eta": null, "expires": null, "timestamp": ${T + i}, "type": "task-received"}`));
+    events.push(
+      JSON.parse(
+        `{${common}, "name": "bench.tasks.t${i % 8}", "args": "(${i}, 2)", "kwargs": "{}", "root_id": "${uuid}", "parent_id": null, "retries": 0, "eta": null, "expires": null, "timestamp": ${T + i}, "type": "task-received"}`,
+      ),
+    );
     events.push(JSON.parse(`{${common}, "timestamp": ${T + i + 0.1}, "type": "task-started"}`));
     events.push(JSON.parse(`{${common}, "result": "3", "runtime": 0.1, "timestamp": ${T + i + 0.2}, "type": "task-succeeded"}`));
   }
@@ -96,14 +123,31 @@ async function memory() {
   const handleCpu = ((cpu.user + cpu.system) / 1e6 / events.length) * 100_000;
   console.log(`store.handle alone: ${handleCpu.toFixed(3)} CPU-s per 100k events (${events.length} events, ${kept} kept)`);
   rows.push({ store_handle_cpu_seconds_per_100k_events: handleCpu });
-  printTable(['tasks seen', 'kept', 'args chars', 'heap MB', 'bytes per kept task'], rows.filter((r) => r.seen !== undefined).map((r) => [String(r.seen), String(r.kept), String(r.args_chars), String(mb(r.heap_bytes)), String(r.bytes_per_kept_task)]));
+  printTable(
+    ['tasks seen', 'kept', 'args chars', 'heap MB', 'bytes per kept task'],
+    rows
+      .filter((r) => r.seen !== undefined)
+      .map((r) => [String(r.seen), String(r.kept), String(r.args_chars), String(mb(r.heap_bytes)), String(r.bytes_per_kept_task)]),
+  );
   return rows;
 }
 
 // ------------------------------------------------------------------------------------------
 // 2. Event CPU with the store on and off (the real exporter process)
 
-const GENERATOR = (tasks, rate) => ['--tasks', String(tasks), '--workers', '8', '--task-names', '8', '--batch', '1', '--rate', String(rate), '--heartbeats'];
+const GENERATOR = (tasks, rate) => [
+  '--tasks',
+  String(tasks),
+  '--workers',
+  '8',
+  '--task-names',
+  '8',
+  '--batch',
+  '1',
+  '--rate',
+  String(rate),
+  '--heartbeats',
+];
 
 async function cpuRun(broker, target, storeOn) {
   const extraArgs = storeOn ? ['--tasks-max-tasks', String(kept)] : ['--tasks-enabled', 'false'];
@@ -111,8 +155,16 @@ async function cpuRun(broker, target, storeOn) {
     const cpuBefore = exporter.cpuSeconds();
     const generator = publish(GENERATOR(Number(opts['cpu-tasks']), 0));
     let published = null;
-    generator.done.then((r) => (published = r), () => undefined);
-    const wait = await waitForEvents(exporter, { baseline, expected: () => published?.published_events ?? null, producerDone: () => generator.isDone(), idleMs: 10_000 });
+    generator.done.then(
+      (r) => (published = r),
+      () => undefined,
+    );
+    const wait = await waitForEvents(exporter, {
+      baseline,
+      expected: () => published?.published_events ?? null,
+      producerDone: () => generator.isDone(),
+      idleMs: 10_000,
+    });
     published = await generator.done;
     return {
       broker,
@@ -135,11 +187,24 @@ async function cpu() {
     runCase: (broker, storeOn, target) => cpuRun(broker, target, storeOn),
     describe: (broker, storeOn) => ({ label: `${broker} store=${storeOn}`, row: { broker, store: storeOn ? 'on' : 'off' } }),
   });
-  printTable(['broker', 'store', 'published', 'counted', 'CPU s/100k ev', 'peak RSS MB'], rows.map((r) => [r.broker, r.store, String(r.published_events), String(r.counted_events), r.cpu_seconds_per_100k_events?.toFixed(2) ?? 'n/a', String(mb(r.peak_rss_bytes ?? 0))]));
+  printTable(
+    ['broker', 'store', 'published', 'counted', 'CPU s/100k ev', 'peak RSS MB'],
+    rows.map((r) => [
+      r.broker,
+      r.store,
+      String(r.published_events),
+      String(r.counted_events),
+      r.cpu_seconds_per_100k_events?.toFixed(2) ?? 'n/a',
+      String(mb(r.peak_rss_bytes ?? 0)),
+    ]),
+  );
   const summary = {};
   for (const broker of new Set(rows.map((r) => r.broker))) {
     const med = (on) => {
-      const v = rows.filter((r) => r.broker === broker && r.store.startsWith(on) && r.cpu_seconds_per_100k_events !== null).map((r) => r.cpu_seconds_per_100k_events).sort((a, b) => a - b);
+      const v = rows
+        .filter((r) => r.broker === broker && r.store.startsWith(on) && r.cpu_seconds_per_100k_events !== null)
+        .map((r) => r.cpu_seconds_per_100k_events)
+        .sort((a, b) => a - b);
       return v.length ? v[Math.floor((v.length - 1) / 2)] : null;
     };
     const on = med('on');
@@ -231,7 +296,19 @@ async function latency() {
   const f = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(1));
   printTable(
     ['broker', 'tasks seen', 'kept', 'gen ev/s', 'requests', 'errors', 'list p50', 'list p99', 'info p50', 'info p99', 'peak RSS MB'],
-    rows.map((r) => [r.broker, String(r.tasks_seen), String(r.kept), String(r.events_per_second), String(r.requests), String(r.errors), f(r.list_p50_ms), f(r.list_p99_ms), f(r.info_p50_ms), f(r.info_p99_ms), String(mb(r.peak_rss_bytes ?? 0))]),
+    rows.map((r) => [
+      r.broker,
+      String(r.tasks_seen),
+      String(r.kept),
+      String(r.events_per_second),
+      String(r.requests),
+      String(r.errors),
+      f(r.list_p50_ms),
+      f(r.list_p99_ms),
+      f(r.info_p50_ms),
+      f(r.info_p99_ms),
+      String(mb(r.peak_rss_bytes ?? 0)),
+    ]),
   );
   return rows;
 }

@@ -57,19 +57,28 @@ async function runOne(broker, batch, target) {
   return withExporter({ broker, target, extraArgs: exporterArgs, nodeArgs }, async ({ exporter, baseline, publish }) => {
     const cpuBefore = exporter.cpuSeconds();
     const args = [
-      '--tasks', opts.tasks,
-      '--workers', opts.workers,
-      '--task-names', opts['task-names'],
-      '--batch', String(batch),
-      '--procs', opts.procs,
-      '--rate', opts.rate,
+      '--tasks',
+      opts.tasks,
+      '--workers',
+      opts.workers,
+      '--task-names',
+      opts['task-names'],
+      '--batch',
+      String(batch),
+      '--procs',
+      opts.procs,
+      '--rate',
+      opts.rate,
       '--heartbeats',
     ];
     if (opts['with-sent']) args.push('--with-sent');
     console.error(`[throughput] ${label}: publishing ${opts.tasks} tasks`);
     const generator = publish(args);
     let published = null;
-    generator.done.then((r) => (published = r), () => undefined);
+    generator.done.then(
+      (r) => (published = r),
+      () => undefined,
+    );
     const wait = await waitForEvents(exporter, {
       baseline,
       expected: () => published?.published_events ?? null,
@@ -117,7 +126,20 @@ async function runOne(broker, batch, target) {
   });
 }
 
-const HEADER = ['broker', 'batch', 'published', 'counted', 'lost', 'gen ev/s', 'exporter ev/s', 'ev/s (wall)', 'CPU s/100k ev', 'peak RSS MB', 'reconnects', 'dropped'];
+const HEADER = [
+  'broker',
+  'batch',
+  'published',
+  'counted',
+  'lost',
+  'gen ev/s',
+  'exporter ev/s',
+  'ev/s (wall)',
+  'CPU s/100k ev',
+  'peak RSS MB',
+  'reconnects',
+  'dropped',
+];
 
 /** The table's cells for a case that ran. */
 const cellsOf = (r) => [

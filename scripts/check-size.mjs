@@ -70,7 +70,9 @@ for (const dir of process.argv.length > 2 ? process.argv.slice(2) : ['src']) {
         const end = sf.getLineAndCharacterOfPosition(n.getEnd()).line;
         const length = end - start + 1;
         if (length > MAX_FUNCTION_LINES && !hasReason(n, sf)) {
-          problems.push(`${name}:${start + 1}: function ${functionName(n, sf)} is ${length} lines (at most ${MAX_FUNCTION_LINES}, or a "// ${REASON} <why>" comment at its top)`);
+          problems.push(
+            `${name}:${start + 1}: function ${functionName(n, sf)} is ${length} lines (at most ${MAX_FUNCTION_LINES}, or a "// ${REASON} <why>" comment at its top)`,
+          );
         }
       }
       ts.forEachChild(n, visit);

@@ -22,7 +22,12 @@ const rig = await startConsoleRig('amqp', 'console-screenshots', {
   // A queue no worker consumes yet, so the queues page shows a backlog; ready/unacked from the management API.
   metrics: { queues: ['invoices'] },
   broker_api: 'http://guest:guest@127.0.0.1:15672/api/',
-  remediation: { enabled: true, dry_run: true, rules_file: path.join(root, 'test/fixtures/remediation/faults.yml'), webhook: { bearer_token: TOKEN } },
+  remediation: {
+    enabled: true,
+    dry_run: true,
+    rules_file: path.join(root, 'test/fixtures/remediation/faults.yml'),
+    webhook: { bearer_token: TOKEN },
+  },
 });
 const workers = await Promise.all([
   startWorker({ brokerUrl: rig.broker.celery.brokerUrl, nodename: uniqueNodename('web'), queues: ['celery', 'emails'], concurrency: 3 }),
@@ -30,7 +35,9 @@ const workers = await Promise.all([
 ]);
 try {
   const { exporter } = rig;
-  await waitFor('both workers up and inspected', () => (workers.every((w) => exporter.service.workers.get(w.nodename)?.queues?.length) ? true : undefined));
+  await waitFor('both workers up and inspected', () =>
+    workers.every((w) => exporter.service.workers.get(w.nodename)?.queues?.length) ? true : undefined,
+  );
   const celery = { ...rig.broker.celery, sendSentEvent: true };
   const ids = await sendTasks(celery, [
     ...Array.from({ length: 12 }, (_, i) => ({ name: 'tasks.add', args: [i, i * 2] })),
@@ -41,7 +48,10 @@ try {
     { name: 'tasks.sleep', args: [60], queue: 'reports' },
     { name: 'tasks.sleep', args: [0.5], queue: 'emails' },
   ]);
-  await sendTasks(celery, Array.from({ length: 7 }, () => ({ name: 'tasks.noop', queue: 'invoices' })));
+  await sendTasks(
+    celery,
+    Array.from({ length: 7 }, () => ({ name: 'tasks.noop', queue: 'invoices' })),
+  );
   await postWebhook(exporter.url, notification([{ labels: { alertname: 'HostBusy', hostname: workers[0]!.nodename } }]), TOKEN);
   await waitFor('the failed task to be known', () => (exporter.service.taskStore!.get(ids[12]!)?.state === 'FAILURE' ? true : undefined));
 

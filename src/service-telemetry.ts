@@ -55,7 +55,10 @@ export function selfTelemetrySource(p: SelfTelemetryParts, workersWithoutTaskEve
     tracked: () => ({ tasks: p.tasks.size, workers: p.workers.size, taskEvictions: p.tasks.evictions }),
     queueLengthErrors: () => p.queues.errors,
     labelOverflow: () => [
-      ...[p.processor.names, p.processor.hostnames, p.processor.queues, p.processor.exceptions].map((l): [string, number] => [l.label, l.overflowed]),
+      ...[p.processor.names, p.processor.hostnames, p.processor.queues, p.processor.exceptions].map((l): [string, number] => [
+        l.label,
+        l.overflowed,
+      ]),
       ['series', p.celeryMetrics.tasks.overflowed],
     ],
     workerClockSkew: () =>

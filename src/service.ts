@@ -22,7 +22,15 @@ import { loadConfiguredRules, type RemediationRule } from './remediation/rules.j
 import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
 import { TaskTracker } from './state/tasks.js';
-import { createResultBackend, createTaskPublisher, createTaskStore, type ResultBackend, type TaskPersistence, type TaskPublisher, type TaskStore } from './tasks/index.js';
+import {
+  createResultBackend,
+  createTaskPublisher,
+  createTaskStore,
+  type ResultBackend,
+  type TaskPersistence,
+  type TaskPublisher,
+  type TaskStore,
+} from './tasks/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
@@ -114,8 +122,14 @@ export class Service {
     this.taskStore = taskParts?.store;
     this.#taskPersistence = taskParts?.persistence;
     if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
-    this.selfMetrics = new SelfMetrics(this.registry, m.self_prefix, selfTelemetrySource(this, () => this.#taskEventsWatch.silentWorkers));
-    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(brokerStatusObserver(this.status, this.#logger, config.broker.display));
+    this.selfMetrics = new SelfMetrics(
+      this.registry,
+      m.self_prefix,
+      selfTelemetrySource(this, () => this.#taskEventsWatch.silentWorkers),
+    );
+    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(
+      brokerStatusObserver(this.status, this.#logger, config.broker.display),
+    );
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
       // Celery's EventReceiver wake-up: every worker answers with a heartbeat at once, so
@@ -152,7 +166,12 @@ export class Service {
         for (const r of result.results) if (r.status === 'ok') this.#inspector.refresh(r.worker);
       }
     });
-    this.audit = new AuditLog(config.audit.file === '' ? undefined : config.audit.file, config.audit.keep, Date.now, config.audit.keep_bytes);
+    this.audit = new AuditLog(
+      config.audit.file === '' ? undefined : config.audit.file,
+      config.audit.keep,
+      Date.now,
+      config.audit.keep_bytes,
+    );
     this.workerSnapshot = new WorkerSnapshot(this.control, this.#clock, this.#logger, {
       refreshSeconds: config.control.workers_refresh_seconds,
       forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),

@@ -46,7 +46,9 @@ export function refuse(req: Request, res: Response, status: number, message: str
     res
       .status(status)
       .type('html')
-      .send(`<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>\n<body><p>${escapeHtml(message)}</p><p><a href="${escapeHtml(typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '')}/login">Sign in</a></p></body></html>\n`);
+      .send(
+        `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>\n<body><p>${escapeHtml(message)}</p><p><a href="${escapeHtml(typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '')}/login">Sign in</a></p></body></html>\n`,
+      );
   } else {
     res.status(status).json({ error: message });
   }

@@ -6,9 +6,7 @@ import type { Role, SessionPrincipal } from './principal.js';
 
 /** What an Authorization header carries, before anything is verified. */
 export type PresentedCredentials =
-  | { scheme: 'basic'; username: string; password: string }
-  | { scheme: 'bearer'; token: string }
-  | { scheme: 'unsupported' };
+  { scheme: 'basic'; username: string; password: string } | { scheme: 'bearer'; token: string } | { scheme: 'unsupported' };
 
 /**
  * The one parser of Authorization headers, for the API and the Alertmanager receiver alike:

@@ -49,7 +49,8 @@ export class GitHubAllowList {
         if (await once(`org:${org.toLowerCase()}`, () => this.#isActiveOrgMember(org, accessToken))) return entry.role;
       } else if (entry.team !== undefined) {
         const [org, slug] = entry.team.split('/') as [string, string];
-        if (await once(`team:${entry.team.toLowerCase()}`, () => this.#isActiveTeamMember(org, slug, login, accessToken))) return entry.role;
+        if (await once(`team:${entry.team.toLowerCase()}`, () => this.#isActiveTeamMember(org, slug, login, accessToken)))
+          return entry.role;
       }
     }
     return undefined;
@@ -80,7 +81,8 @@ export class GitHubAllowList {
       if (res.status === 404 || res.status === 403) {
         // 404: not a member. 403: the org restricts OAuth apps, or the scope was refused.
         await res.body?.cancel();
-        if (res.status === 403) this.logger.info({ ...what, status: res.status }, 'GitHub refused a membership check (org OAuth app restrictions?)');
+        if (res.status === 403)
+          this.logger.info({ ...what, status: res.status }, 'GitHub refused a membership check (org OAuth app restrictions?)');
         return false;
       }
       if (!res.ok) {
@@ -143,7 +145,12 @@ export function createGitHubStrategy(options: {
       userAgent: 'celery-autopilot',
       store: sessionStateStore(options.clock),
     },
-    (accessToken: string, _refreshToken: string, profile: Profile, done: (err: Error | null, user?: SessionPrincipal | false, info?: { message: string }) => void) => {
+    (
+      accessToken: string,
+      _refreshToken: string,
+      profile: Profile,
+      done: (err: Error | null, user?: SessionPrincipal | false, info?: { message: string }) => void,
+    ) => {
       const json = (profile as Profile & { _json?: { login?: unknown; id?: unknown } })._json;
       const login = json?.login;
       const userId = typeof json?.id === 'number' ? json.id : undefined;

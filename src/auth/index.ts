@@ -82,7 +82,10 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     logger,
     clock,
     verifier,
-    gate: new PasswordGate(clock, { maxFailures: config.login_rate_limit.max_failures, windowSeconds: config.login_rate_limit.window_seconds }),
+    gate: new PasswordGate(clock, {
+      maxFailures: config.login_rate_limit.max_failures,
+      windowSeconds: config.login_rate_limit.window_seconds,
+    }),
     absoluteLifetimeMs: (config.session.absolute_lifetime_seconds ?? config.session.max_age_seconds) * 1000,
     publicOrigin: config.public_url ? new URL(config.public_url).origin : undefined,
     configured: config.users.length > 0 || config.tokens.length > 0 || config.github !== undefined,
@@ -94,9 +97,18 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
   announce(ctx);
 
   const cookieSecure: boolean | 'auto' =
-    config.session.cookie_secure === 'always' ? true : config.session.cookie_secure === 'never' ? false : config.public_url?.startsWith('https:') ? true : 'auto';
+    config.session.cookie_secure === 'always'
+      ? true
+      : config.session.cookie_secure === 'never'
+        ? false
+        : config.public_url?.startsWith('https:')
+          ? true
+          : 'auto';
   // __Host-: a cookie browsers accept only with Secure, Path=/ and no Domain, so a sibling subdomain cannot plant or shadow it.
-  const cookieName = cookieSecure === true && config.session.cookie_secure === 'always' ? `__Host-${config.session.cookie_name}` : config.session.cookie_name;
+  const cookieName =
+    cookieSecure === true && config.session.cookie_secure === 'always'
+      ? `__Host-${config.session.cookie_name}`
+      : config.session.cookie_name;
   let sessionMiddleware = passThrough;
   if (interactive.password || interactive.github) {
     sessionMiddleware = session({
@@ -140,13 +152,21 @@ function announce(ctx: AuthContext): void {
       'AUTHENTICATION DISABLED (auth.insecure_no_auth: true): every request is treated as admin and may shut workers down. Never run this way on a shared network.',
     );
   } else if (!ctx.configured) {
-    logger.warn(NOT_CONFIGURED.replace('authentication is not configured', 'authentication is not configured, so control endpoints answer 503'));
+    logger.warn(
+      NOT_CONFIGURED.replace('authentication is not configured', 'authentication is not configured, so control endpoints answer 503'),
+    );
   }
   for (const u of config.users) {
-    if (u.password) logger.warn({ user: u.username }, 'plaintext password in config: store a hash instead (node scripts/hash-secret.mjs password)');
+    if (u.password)
+      logger.warn({ user: u.username }, 'plaintext password in config: store a hash instead (node scripts/hash-secret.mjs password)');
   }
   logger.info(
-    { users: config.users.length, tokens: config.tokens.length, github: config.github !== undefined, protectMetrics: config.protect_metrics },
+    {
+      users: config.users.length,
+      tokens: config.tokens.length,
+      github: config.github !== undefined,
+      protectMetrics: config.protect_metrics,
+    },
     'authentication configured',
   );
 }

@@ -153,7 +153,12 @@ export function requireRole(ctx: AuthContext, role: Role): RequestHandler {
     if (isUnsafeMethod(req.method)) {
       const origins = expectedOrigins(req, ctx.publicOrigin);
       // Insecure mode has no cookie to protect, but a foreign page must still not drive the API through a browser.
-      const why = principal.via === 'session' ? csrfProblem(req, origins) : principal.kind === 'anonymous-insecure' ? crossOriginProblem(req, origins) : undefined;
+      const why =
+        principal.via === 'session'
+          ? csrfProblem(req, origins)
+          : principal.kind === 'anonymous-insecure'
+            ? crossOriginProblem(req, origins)
+            : undefined;
       if (why) {
         ctx.logger.info({ ip: req.ip, principal: `${principal.kind}:${principal.name}`, reason: why }, 'request refused by CSRF check');
         refuse(req, res, 403, why);
@@ -188,7 +193,9 @@ function unauthenticated(ctx: AuthContext, req: Request, res: Response, reason: 
 export function csrf(ctx: AuthContext): RequestHandler {
   return (req, res, next) => {
     // Explicit credentials win over the cookie (see authenticate), so a request carrying them is not cookie-authenticated.
-    const cookieAuthenticated = req.principal ? req.principal.via === 'session' : req.get('authorization') === undefined && Boolean(req.session?.principal);
+    const cookieAuthenticated = req.principal
+      ? req.principal.via === 'session'
+      : req.get('authorization') === undefined && Boolean(req.session?.principal);
     if (cookieAuthenticated && isUnsafeMethod(req.method)) {
       const why = csrfProblem(req, expectedOrigins(req, ctx.publicOrigin));
       if (why) {

@@ -94,7 +94,13 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
 }
 
 /** GET /auth/github and its callback, through passport-github2 with our own state store and allow list. */
-function githubRoutes(router: Router, ctx: AuthContext, github: NonNullable<AuthContext['config']['github']>, publicUrl: string, noStore: RequestHandler): void {
+function githubRoutes(
+  router: Router,
+  ctx: AuthContext,
+  github: NonNullable<AuthContext['config']['github']>,
+  publicUrl: string,
+  noStore: RequestHandler,
+): void {
   const passport = new Passport();
   const strategy = createGitHubStrategy({
     config: github,
@@ -117,19 +123,23 @@ function githubRoutes(router: Router, ctx: AuthContext, github: NonNullable<Auth
       // Without a code passport would start a new round trip instead of refusing.
       return refuse(req, res, 400, 'missing OAuth code: start again from /auth/github');
     }
-    const handler = passport.authenticate('github', { session: false }, (err: Error | null, user: SessionPrincipal | false | undefined, info: { message?: string } | undefined) => {
-      if (err) {
-        ctx.logger.warn({ ip: req.ip, err: err.message }, 'GitHub sign-in failed');
-        return refuse(req, res, 502, 'GitHub sign-in failed: try again later');
-      }
-      if (!user) {
-        const message = info?.message ?? 'GitHub sign-in refused';
-        ctx.logger.info({ ip: req.ip, reason: message }, 'GitHub sign-in refused');
-        return refuse(req, res, 403, message);
-      }
-      const target = safeNext(req.session.loginNext);
-      establishSession(req, user, ctx.clock.nowMs()).then(() => res.redirect(303, target), next);
-    }) as RequestHandler;
+    const handler = passport.authenticate(
+      'github',
+      { session: false },
+      (err: Error | null, user: SessionPrincipal | false | undefined, info: { message?: string } | undefined) => {
+        if (err) {
+          ctx.logger.warn({ ip: req.ip, err: err.message }, 'GitHub sign-in failed');
+          return refuse(req, res, 502, 'GitHub sign-in failed: try again later');
+        }
+        if (!user) {
+          const message = info?.message ?? 'GitHub sign-in refused';
+          ctx.logger.info({ ip: req.ip, reason: message }, 'GitHub sign-in refused');
+          return refuse(req, res, 403, message);
+        }
+        const target = safeNext(req.session.loginNext);
+        establishSession(req, user, ctx.clock.nowMs()).then(() => res.redirect(303, target), next);
+      },
+    ) as RequestHandler;
     handler(req, res, next);
   });
 }

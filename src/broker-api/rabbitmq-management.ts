@@ -26,16 +26,24 @@ export async function managementQueues(api: Secret, vhost: string, names: readon
   } catch {
     throw new ManagementApiError('broker_api is not a valid URL');
   }
-  const auth = url.username !== '' ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` : undefined;
+  const auth =
+    url.username !== ''
+      ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`
+      : undefined;
   url.username = '';
   url.password = '';
   const base = url.toString().endsWith('/') ? url.toString() : `${url.toString()}/`;
   const target = `${base}queues/${encodeURIComponent(vhost)}?columns=name,messages,messages_ready,messages_unacknowledged,consumers`;
   let res: Response;
   try {
-    res = await fetch(target, { headers: { Accept: 'application/json', ...(auth ? { Authorization: auth } : {}) }, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await fetch(target, {
+      headers: { Accept: 'application/json', ...(auth ? { Authorization: auth } : {}) },
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
   } catch (e) {
-    throw new ManagementApiError(`the RabbitMQ management API (broker_api) is unreachable: ${(e as Error).name === 'TimeoutError' ? 'timed out' : (e as Error).message}`);
+    throw new ManagementApiError(
+      `the RabbitMQ management API (broker_api) is unreachable: ${(e as Error).name === 'TimeoutError' ? 'timed out' : (e as Error).message}`,
+    );
   }
   if (!res.ok) throw new ManagementApiError(`the RabbitMQ management API (broker_api) answered ${res.status}`);
   const body = (await res.json().catch(() => undefined)) as unknown;
@@ -43,7 +51,13 @@ export async function managementQueues(api: Secret, vhost: string, names: readon
   const wanted = new Set(names);
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
   return body
-    .filter((q): q is Record<string, unknown> => typeof q === 'object' && q !== null && typeof (q as { name?: unknown }).name === 'string' && wanted.has((q as { name: string }).name))
+    .filter(
+      (q): q is Record<string, unknown> =>
+        typeof q === 'object' &&
+        q !== null &&
+        typeof (q as { name?: unknown }).name === 'string' &&
+        wanted.has((q as { name: string }).name),
+    )
     .map((q) => ({
       name: q.name as string,
       messages: num(q.messages_ready) + num(q.messages_unacknowledged),

@@ -16,7 +16,11 @@ const printable = /^[^\s\x00-\x1f\x7f]+$/;
 // Basic auth splits user and password at the first ":".
 const usernameChars = /^[^:\s\x00-\x1f\x7f]+$/;
 /* eslint-enable no-control-regex */
-const secret = (minLength: number) => z.string().min(minLength).transform((s) => new Secret(s));
+const secret = (minLength: number) =>
+  z
+    .string()
+    .min(minLength)
+    .transform((s) => new Secret(s));
 
 const httpUrl = z.string().refine((s) => {
   try {
@@ -41,7 +45,15 @@ const user = z
     password_hash: passwordHash.optional(),
     /** Flower's --basic-auth takes plaintext; accepted only when marked as such, with a warning at start. */
     password: z
-      .object({ plain: secret(1) }, { error: (iss) => (iss.code === 'invalid_type' ? 'a plaintext password must be written as password: { plain: "..." } (better: password_hash)' : undefined) })
+      .object(
+        { plain: secret(1) },
+        {
+          error: (iss) =>
+            iss.code === 'invalid_type'
+              ? 'a plaintext password must be written as password: { plain: "..." } (better: password_hash)'
+              : undefined,
+        },
+      )
       .strict()
       .optional(),
     role,
@@ -81,7 +93,10 @@ const githubAllow = z
     role,
   })
   .strict()
-  .refine((e) => [e.user, e.user_id, e.org, e.team].filter((v) => v !== undefined).length === 1, 'each allow entry names exactly one of user, user_id, org or team');
+  .refine(
+    (e) => [e.user, e.user_id, e.org, e.team].filter((v) => v !== undefined).length === 1,
+    'each allow entry names exactly one of user, user_id, org or team',
+  );
 
 const github = z
   .object({
@@ -113,13 +128,26 @@ export const authSchema = z
       .object({
         /** Signs session cookies. Unset: random per start (sessions live in memory, so a restart ends them anyway). */
         secret: secret(32).optional(),
-        cookie_name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-" only').default('celery_autopilot_session'),
+        cookie_name: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-" only')
+          .default('celery_autopilot_session'),
         /** auto: Secure when public_url is https:// or the request came over TLS. always: Secure, and the name gets the __Host- prefix. */
         cookie_secure: z.enum(['auto', 'always', 'never']).default('auto'),
         /** Idle lifetime: each request moves the expiry this far ahead. */
-        max_age_seconds: z.number().int().min(60).max(30 * 86_400).default(8 * 3600),
+        max_age_seconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(30 * 86_400)
+          .default(8 * 3600),
         /** Sessions end this long after sign-in however active they are (then GitHub membership is asked again). Unset: max_age_seconds. */
-        absolute_lifetime_seconds: z.number().int().min(60).max(30 * 86_400).optional(),
+        absolute_lifetime_seconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(30 * 86_400)
+          .optional(),
         /** Sessions kept in memory; the oldest are dropped beyond this. */
         max_sessions: z.number().int().min(10).max(1_000_000).default(10_000),
       })
@@ -142,7 +170,8 @@ export const authSchema = z
     if (a.protect_metrics && a.users.length === 0 && a.tokens.length === 0) {
       issue(['protect_metrics'], 'needs auth.users or auth.tokens (Prometheus authenticates with basic auth or a bearer token)');
     }
-    if (a.github && !a.public_url) issue(['public_url'], 'auth.github needs auth.public_url (GitHub redirects back to <public_url>/auth/github/callback)');
+    if (a.github && !a.public_url)
+      issue(['public_url'], 'auth.github needs auth.public_url (GitHub redirects back to <public_url>/auth/github/callback)');
     const dup = (values: string[], path: string, describe: (v: string) => string) => {
       const seen = new Set<string>();
       values.forEach((v, i) => {
@@ -150,9 +179,21 @@ export const authSchema = z
         seen.add(v);
       });
     };
-    dup(a.users.map((u) => u.username), 'users', (v) => `duplicate username "${v}"`);
-    dup(a.tokens.map((t) => t.name), 'tokens', (v) => `duplicate token name "${v}"`);
-    dup(a.tokens.map((t) => t.sha256), 'tokens', () => 'the same token hash appears twice');
+    dup(
+      a.users.map((u) => u.username),
+      'users',
+      (v) => `duplicate username "${v}"`,
+    );
+    dup(
+      a.tokens.map((t) => t.name),
+      'tokens',
+      (v) => `duplicate token name "${v}"`,
+    );
+    dup(
+      a.tokens.map((t) => t.sha256),
+      'tokens',
+      () => 'the same token hash appears twice',
+    );
   });
 
 export type AuthConfig = z.output<typeof authSchema>;

@@ -24,7 +24,11 @@ const buckets = z
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid Prometheus label name');
 // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-const queueName = z.string().min(1).max(255).regex(/^[^\s\x00-\x1f]+$/, 'queue names may not contain spaces or control characters');
+const queueName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^\s\x00-\x1f]+$/, 'queue names may not contain spaces or control characters');
 
 const seconds = (min: number, max: number) => z.number().min(min).max(max);
 
@@ -37,7 +41,11 @@ export const configSchema = z
      * Flower's `broker_api`: the RabbitMQ management API (http://user:pass@host:15672/api/), for
      * /api/queues/length with ready + unacknowledged messages and consumers. Unset: passive declares.
      */
-    broker_api: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').transform((s) => new Secret(s)).optional(),
+    broker_api: z
+      .string()
+      .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+      .transform((s) => new Secret(s))
+      .optional(),
     /** Celery's `broker_transport_options` that change where things live on the broker. */
     broker_transport_options: z
       .object({
@@ -94,7 +102,10 @@ export const configSchema = z
     url_prefix: z
       .string()
       .max(200)
-      .regex(/^\/?(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*)?\/?$/, 'a URL path such as "flower" or "/ops/celery": letters, digits and ._~- between slashes')
+      .regex(
+        /^\/?(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*)?\/?$/,
+        'a URL path such as "flower" or "/ops/celery": letters, digits and ._~- between slashes',
+      )
       .transform((p) => (p.replace(/^\/+|\/+$/g, '') === '' ? '' : `/${p.replace(/^\/+|\/+$/g, '')}`))
       .default(''),
     /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
@@ -121,12 +132,22 @@ export const configSchema = z
         queue_expires_seconds: seconds(10, 604_800).default(60),
         prefetch: z.number().int().min(1).max(65_535).default(2000),
         /** Bodies larger than this are dropped (and counted) before parsing. */
-        max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+        max_message_bytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024)
+          .default(1024 * 1024),
         /**
          * Redis only: events read off the socket and waiting to be processed may use this much
          * memory, so a burst waits here rather than overflowing Redis's 32 MB pub/sub buffer.
          */
-        max_backlog_bytes: z.number().int().min(1024 * 1024).max(8 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+        max_backlog_bytes: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .max(8 * 1024 * 1024 * 1024)
+          .default(256 * 1024 * 1024),
         /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
         broker_heartbeat_seconds: seconds(1, 600).default(10),
         /**
@@ -149,9 +170,15 @@ export const configSchema = z
     metrics: z
       .object({
         /** Prefix of the Celery metrics (celery-exporter's `--metric-prefix`). */
-        prefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/).default('celery_'),
+        prefix: z
+          .string()
+          .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
+          .default('celery_'),
         /** Prefix of our own telemetry, kept apart from the translated Celery metrics. */
-        self_prefix: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/).default('celery_autopilot_'),
+        self_prefix: z
+          .string()
+          .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
+          .default('celery_autopilot_'),
         runtime_buckets: buckets.default(DEFAULT_BUCKETS),
         queue_wait_buckets: buckets.default(DEFAULT_QUEUE_WAIT_BUCKETS),
         static_labels: z.record(labelName, z.string().max(256)).default({}),
@@ -210,7 +237,12 @@ export const configSchema = z
         /** Idle timeout while collecting replies (kombu's default is 1 s). */
         reply_timeout_ms: z.number().int().min(50).max(60_000).default(1000),
         /** Largest accepted request body for control endpoints. */
-        max_body_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
+        max_body_bytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024)
+          .default(64 * 1024),
         /** Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round). */
         workers_refresh_seconds: seconds(1, 3600).default(30),
       })
@@ -223,7 +255,12 @@ export const configSchema = z
         /** Recent records kept in memory for the API. */
         keep: z.number().int().min(10).max(100_000).default(1000),
         /** ...and at most this much of them, as JSON (records carry alert labels of any size). */
-        keep_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+        keep_bytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .max(1024 * 1024 * 1024)
+          .default(4 * 1024 * 1024),
       })
       .strict()
       .prefault({}),

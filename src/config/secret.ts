@@ -43,7 +43,8 @@ export const MIN_PRESENTED_SECRET_LENGTH = 16;
  * that is all an HTTP credential can carry unaltered.
  */
 export function presentedSecretProblem(value: string): string | undefined {
-  if (value.length < MIN_PRESENTED_SECRET_LENGTH) return `must be at least ${MIN_PRESENTED_SECRET_LENGTH} characters (it is ${value.length})`;
+  if (value.length < MIN_PRESENTED_SECRET_LENGTH)
+    return `must be at least ${MIN_PRESENTED_SECRET_LENGTH} characters (it is ${value.length})`;
   if (!/^[\x21-\x7e]+$/.test(value)) return 'may only contain visible ASCII characters (no spaces, no control or non-ASCII characters)';
   return undefined;
 }

@@ -6,7 +6,13 @@ import { Secret } from './secret.js';
  * The `tasks:` section: the store of recent tasks behind Flower's task API (how many, how much
  * of each), and who may read task payloads.
  */
-const chars = (fallback: number) => z.number().int().min(16).max(1024 * 1024).default(fallback);
+const chars = (fallback: number) =>
+  z
+    .number()
+    .int()
+    .min(16)
+    .max(1024 * 1024)
+    .default(fallback);
 
 export const tasksSchema = z
   .object({
@@ -30,11 +36,20 @@ export const tasksSchema = z
      * Celery's result backend, for /api/task/result, /api/task/apply and /api/task/abort: a
      * redis:// or rediss:// URL (Celery's `result_backend`). Unset: those endpoints answer 503.
      */
-    result_backend: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL (Celery\'s Redis result backend)').transform((s) => new Secret(s)).optional(),
+    result_backend: z
+      .string()
+      .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL (Celery's Redis result backend)")
+      .transform((s) => new Secret(s))
+      .optional(),
     /** `result_backend_transport_options.global_keyprefix` (Celery 5.3+): put before `celery-task-meta-<id>`. */
     result_key_prefix: z.string().max(128).default(''),
     /** Celery's `result_expires`: how long an ABORTED mark written by /api/task/abort lives. */
-    result_expires_seconds: z.number().int().min(1).max(365 * 86_400).default(86_400),
+    result_expires_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(365 * 86_400)
+      .default(86_400),
     /**
      * Flower's --persistent: an SQLite file that keeps the task history across restarts (WAL,
      * batched writes; unreadable files are moved aside and rebuilt). Unset: memory only.

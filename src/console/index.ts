@@ -40,7 +40,8 @@ export interface ConsoleDeps {
  * Only the console's own files, no inline script or style, no framing. helmet (the security
  * layer) may already have set a policy for the whole app: then that one stands.
  */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 function pageHeaders(_req: Request, res: Response, next: NextFunction): void {
   if (!res.getHeader('Content-Security-Policy')) res.set('Content-Security-Policy', CSP);
@@ -60,50 +61,73 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const now = deps.now ?? Date.now;
   router.get('/ui/static/:name', serveAsset);
 
-  const page =
-    (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string) =>
-    [
-      deps.auth.requireRole('viewer'),
-      pageHeaders,
-      (req: Request, res: Response, next: NextFunction) => {
-        const ctx = consoleContext(req, res, deps.auth);
-        Promise.resolve()
-          .then(() => render(ctx, req))
-          .then((body) => res.type('html').send(body))
-          .catch((e: unknown) => {
-            if (e instanceof PageError) res.status(e.status).type('html').send(errorPage(ctx, e.section, e.title, e.message));
-            else next(e);
-          });
-      },
-    ];
+  const page = (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string) => [
+    deps.auth.requireRole('viewer'),
+    pageHeaders,
+    (req: Request, res: Response, next: NextFunction) => {
+      const ctx = consoleContext(req, res, deps.auth);
+      Promise.resolve()
+        .then(() => render(ctx, req))
+        .then((body) => res.type('html').send(body))
+        .catch((e: unknown) => {
+          if (e instanceof PageError)
+            res
+              .status(e.status)
+              .type('html')
+              .send(errorPage(ctx, e.section, e.title, e.message));
+          else next(e);
+        });
+    },
+  ];
 
   const workers = (ctx: ConsoleContext) => workersPage(ctx, deps.workers, now());
   router.get('/ui', ...page(workers));
   router.get('/ui/workers', ...page(workers));
   router.get('/ui/workers/:name', ...page((ctx, req) => renderWorker(deps, ctx, req.params.name, now)));
-  router.get('/ui/queues', ...page(async (ctx, req) => {
-    const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
-    const samples = await deps.queues();
-    // The management API is an extra: when it fails, the page says so and shows the rest.
-    const management = deps.managementQueues
-      ? await deps.managementQueues(samples.map((q) => q.queue)).then((queues) => ({ queues }), (e: unknown) => ({ error: (e as Error).message }))
-      : undefined;
-    return queuesPage(ctx, samples, deps.workers, { only, nowMs: now(), ...(management ? { management } : {}) });
-  }));
-  router.get('/ui/remediation', ...page((ctx, req) => {
-    const kind = req.query.audit;
-    if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
-      throw new PageError(400, 'remediation', 'Remediation', 'audit must be control, remediation or admin');
-    }
-    return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
-  }));
+  router.get(
+    '/ui/queues',
+    ...page(async (ctx, req) => {
+      const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
+      const samples = await deps.queues();
+      // The management API is an extra: when it fails, the page says so and shows the rest.
+      const management = deps.managementQueues
+        ? await deps.managementQueues(samples.map((q) => q.queue)).then(
+            (queues) => ({ queues }),
+            (e: unknown) => ({ error: (e as Error).message }),
+          )
+        : undefined;
+      return queuesPage(ctx, samples, deps.workers, { only, nowMs: now(), ...(management ? { management } : {}) });
+    }),
+  );
+  router.get(
+    '/ui/remediation',
+    ...page((ctx, req) => {
+      const kind = req.query.audit;
+      if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
+        throw new PageError(400, 'remediation', 'Remediation', 'audit must be control, remediation or admin');
+      }
+      return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
+    }),
+  );
   router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req)));
-  router.get('/ui/tasks/:id', ...page((ctx, req) => {
-    const store = taskStore(deps);
-    const task = store.get(String(req.params.id));
-    if (!task) throw new PageError(404, 'tasks', 'Unknown task', `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`);
-    return taskPage(ctx, task, store.children(task.uuid), { seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole), abortable: deps.abortable });
-  }));
+  router.get(
+    '/ui/tasks/:id',
+    ...page((ctx, req) => {
+      const store = taskStore(deps);
+      const task = store.get(String(req.params.id));
+      if (!task)
+        throw new PageError(
+          404,
+          'tasks',
+          'Unknown task',
+          `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`,
+        );
+      return taskPage(ctx, task, store.children(task.uuid), {
+        seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole),
+        abortable: deps.abortable,
+      });
+    }),
+  );
   return router;
 }
 
@@ -142,7 +166,11 @@ function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): stri
   const store = taskStore(deps);
   const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
   try {
-    return tasksPage(ctx, store, req, { seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole), payloadRole: deps.payloadRole, workers });
+    return tasksPage(ctx, store, req, {
+      seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole),
+      payloadRole: deps.payloadRole,
+      workers,
+    });
   } catch (e) {
     if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
     throw e;

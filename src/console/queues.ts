@@ -19,21 +19,65 @@ export function queuesPage(
   const managed = o.management && 'queues' in o.management ? new Map(o.management.queues.map((q) => [q.name, q])) : undefined;
   const consumers = new Map<string, string[]>();
   for (const w of registry.alive(nowMs)) for (const q of w.queues ?? []) consumers.set(q, [...(consumers.get(q) ?? []), w.hostname]);
-  const shown = samples.filter((q) => only === undefined || q.queue === only).sort((a, b) => (b.length ?? -1) - (a.length ?? -1) || a.queue.localeCompare(b.queue));
+  const shown = samples
+    .filter((q) => only === undefined || q.queue === only)
+    .sort((a, b) => (b.length ?? -1) - (a.length ?? -1) || a.queue.localeCompare(b.queue));
   const backlog = shown.reduce((n, q) => n + (q.length ?? 0), 0);
   const rows = shown.map(
-    (q) => html`<tr data-queue="${q.queue}"><td><a href="${ctx.href('/ui/queues', { queue: q.queue })}">${q.queue}</a></td>
-<td class="num depth">${q.length ?? html`<span class="muted" title="the broker did not answer">?</span>`}</td>
-${managed ? html`<td class="num ready">${managed.get(q.queue)?.messages_ready ?? '?'}</td><td class="num unacked">${managed.get(q.queue)?.messages_unacknowledged ?? '?'}</td>` : ''}
-<td class="num">${managed?.get(q.queue)?.consumers ?? q.consumers ?? '-'}</td>
-<td class="num">${q.workers}</td><td class="num">${q.processes}</td>
-<td>${(consumers.get(q.queue) ?? []).sort().map((w, i) => html`${i ? ', ' : ''}<a href="${workerHref(ctx, w)}">${w}</a>`)}</td></tr>`,
+    (q) =>
+      html`<tr data-queue="${q.queue}">
+        <td><a href="${ctx.href('/ui/queues', { queue: q.queue })}">${q.queue}</a></td>
+        <td class="num depth">${q.length ?? html`<span class="muted" title="the broker did not answer">?</span>`}</td>
+        ${
+          managed
+            ? html`<td class="num ready">${managed.get(q.queue)?.messages_ready ?? '?'}</td>
+                <td class="num unacked">${managed.get(q.queue)?.messages_unacknowledged ?? '?'}</td>`
+            : ''
+        }
+        <td class="num">${managed?.get(q.queue)?.consumers ?? q.consumers ?? '-'}</td>
+        <td class="num">${q.workers}</td>
+        <td class="num">${q.processes}</td>
+        <td>${(consumers.get(q.queue) ?? []).sort().map((w, i) => html`${i ? ', ' : ''}<a href="${workerHref(ctx, w)}">${w}</a>`)}</td>
+      </tr>`,
   );
-  const body = html`<div class="summary"><span><strong>${shown.length}</strong> queues</span><span><strong>${backlog}</strong> messages waiting</span>
-${only !== undefined ? html`<a href="${ctx.href('/ui/queues')}">all queues</a>` : ''}<label><input type="checkbox" id="live-toggle" checked> live</label></div>
-<table id="queues"><thead><tr><th>queue</th><th class="num">messages</th>${managed ? html`<th class="num">ready</th><th class="num">unacked</th>` : ''}<th class="num">consumers</th><th class="num">workers</th><th class="num">processes</th><th>served by</th></tr></thead>
-<tbody data-live="5">${rows.length ? rows : html`<tr><td colspan="6" class="muted">${only !== undefined ? 'no such queue known' : 'no queue known yet'}</td></tr>`}</tbody></table>
-<p class="muted">${managed ? 'Ready and unacknowledged messages and consumers from the RabbitMQ management API (broker_api); messages is' : 'Messages is'} the depth the exporter reports (RabbitMQ: a passive declare, ready messages only; Redis: the list and its priority lists).</p>
-${o.management && 'error' in o.management ? html`<p class="error" role="alert">${o.management.error}</p>` : ''}`;
+  const body = html`<div class="summary">
+      <span><strong>${shown.length}</strong> queues</span
+      ><span><strong>${backlog}</strong> messages waiting</span>
+      ${only !== undefined ? html`<a href="${ctx.href('/ui/queues')}">all queues</a>` : ''}<label
+        ><input type="checkbox" id="live-toggle" checked /> live</label
+      >
+    </div>
+    <table id="queues">
+      <thead>
+        <tr>
+          <th>queue</th>
+          <th class="num">messages</th>
+          ${
+            managed
+              ? html`<th class="num">ready</th>
+                  <th class="num">unacked</th>`
+              : ''
+          }
+          <th class="num">consumers</th>
+          <th class="num">workers</th>
+          <th class="num">processes</th>
+          <th>served by</th>
+        </tr>
+      </thead>
+      <tbody data-live="5">
+        ${
+          rows.length
+            ? rows
+            : html`<tr>
+                <td colspan="6" class="muted">${only !== undefined ? 'no such queue known' : 'no queue known yet'}</td>
+              </tr>`
+        }
+      </tbody>
+    </table>
+    <p class="muted">
+      ${managed ? 'Ready and unacknowledged messages and consumers from the RabbitMQ management API (broker_api); messages is' : 'Messages is'}
+      the depth the exporter reports (RabbitMQ: a passive declare, ready messages only; Redis: the list and its priority lists).
+    </p>
+    ${o.management && 'error' in o.management ? html`<p class="error" role="alert">${o.management.error}</p>` : ''}`;
   return layout(ctx, { title: 'Queues', section: 'queues', body });
 }

@@ -20,11 +20,17 @@ export const taskHref = (ctx: ConsoleContext, id: string): string => ctx.href(`/
 /** Revoke, and revoke with terminate, through Flower's revoke path, by role as the control layer decides. */
 export function revokeForms(ctx: ConsoleContext, id: string): Html {
   const path = `/api/task/revoke/${encodeURIComponent(id)}`;
-  return html`${postForm(ctx, roleFor('revoke'), path, 'Revoke', { name: 'revoke' })}${postForm(ctx, roleFor('revoke', { terminate: true }), path, 'Terminate', {
-    args: { terminate: true, signal: 'SIGTERM' },
-    ask: `Terminate task ${id}? Its process gets SIGTERM.`,
-    name: 'terminate',
-  })}`;
+  return html`${postForm(ctx, roleFor('revoke'), path, 'Revoke', { name: 'revoke' })}${postForm(
+    ctx,
+    roleFor('revoke', { terminate: true }),
+    path,
+    'Terminate',
+    {
+      args: { terminate: true, signal: 'SIGTERM' },
+      ask: `Terminate task ${id}? Its process gets SIGTERM.`,
+      name: 'terminate',
+    },
+  )}`;
 }
 
 function started(t: InspectedTask): string {
@@ -37,10 +43,36 @@ export function taskRows(ctx: ConsoleContext, kind: 'active' | 'reserved' | 'sch
   const rows = tasks.map((entry) => {
     const t = kind === 'scheduled' ? (entry.request ?? {}) : entry;
     const id = String(t.id ?? '');
-    return html`<tr data-task-id="${id}"><td class="mono"><a href="${taskHref(ctx, id)}">${id}</a></td><td>${t.name ?? ''}</td>
-<td class="mono truncate">${json(t.args ?? [])} ${json(t.kwargs ?? {})}</td><td>${kind === 'scheduled' ? String(entry.eta ?? '') : started(t)}</td>
-<td>${t.worker_pid ?? ''}</td><td>${t.delivery_info?.routing_key ?? ''}</td>${canRevoke ? html`<td>${revokeForms(ctx, id)}</td>` : ''}</tr>`;
+    return html`<tr data-task-id="${id}">
+      <td class="mono"><a href="${taskHref(ctx, id)}">${id}</a></td>
+      <td>${t.name ?? ''}</td>
+      <td class="mono truncate">${json(t.args ?? [])} ${json(t.kwargs ?? {})}</td>
+      <td>${kind === 'scheduled' ? String(entry.eta ?? '') : started(t)}</td>
+      <td>${t.worker_pid ?? ''}</td>
+      <td>${t.delivery_info?.routing_key ?? ''}</td>
+      ${canRevoke ? html`<td>${revokeForms(ctx, id)}</td>` : ''}
+    </tr>`;
   });
-  return html`<table id="${kind}"><thead><tr><th>task id</th><th>name</th><th>args, kwargs</th><th>${kind === 'scheduled' ? 'eta' : 'started'}</th><th>pid</th><th>routing key</th>${canRevoke ? html`<th></th>` : ''}</tr></thead>
-<tbody>${rows.length ? rows : html`<tr><td colspan="7" class="muted">none</td></tr>`}</tbody></table>`;
+  return html`<table id="${kind}">
+    <thead>
+      <tr>
+        <th>task id</th>
+        <th>name</th>
+        <th>args, kwargs</th>
+        <th>${kind === 'scheduled' ? 'eta' : 'started'}</th>
+        <th>pid</th>
+        <th>routing key</th>
+        ${canRevoke ? html`<th></th>` : ''}
+      </tr>
+    </thead>
+    <tbody>
+      ${
+        rows.length
+          ? rows
+          : html`<tr>
+              <td colspan="7" class="muted">none</td>
+            </tr>`
+      }
+    </tbody>
+  </table>`;
 }

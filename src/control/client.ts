@@ -39,7 +39,14 @@ import { BrokerUnavailableError, type BrokerTransport, type ControlRequest } fro
 import { isCommandName, prepareCommand, type CommandName, type PreparedCommand, type Role, type WireArguments } from './commands.js';
 import { confirmEffects, readBaselines, type ConfirmOutcome } from './confirm.js';
 import { mapReply, type ErrorKind } from './replies.js';
-import { CommandValidationError, MAX_WORKERS_PER_COMMAND, validateList, validateObject, validateWorkerName, validateWorkerPattern } from './validators.js';
+import {
+  CommandValidationError,
+  MAX_WORKERS_PER_COMMAND,
+  validateList,
+  validateObject,
+  validateWorkerName,
+  validateWorkerPattern,
+} from './validators.js';
 
 export type Targets = { readonly workers: readonly string[] } | { readonly pattern: string } | { readonly all: true };
 
@@ -124,7 +131,8 @@ interface Addressing {
 export function validateTargets(targets: unknown): Addressing {
   const t = validateObject(targets, 'targets', ['workers', 'pattern', 'all']);
   const given = (['workers', 'pattern', 'all'] as const).filter((k) => t[k] !== undefined);
-  if (given.length === 0) throw new CommandValidationError('name the workers (workers or pattern), or ask for all workers explicitly', 'targets');
+  if (given.length === 0)
+    throw new CommandValidationError('name the workers (workers or pattern), or ask for all workers explicitly', 'targets');
   if (given.length > 1) throw new CommandValidationError(`give only one of workers, pattern, all (got ${given.join(', ')})`, 'targets');
   if (t.all !== undefined) {
     if (t.all !== true) throw new CommandValidationError('must be true to address every worker', 'all');
@@ -185,7 +193,13 @@ export class ControlClient {
       throw error;
     }
     const { definition, arguments: args, role } = prepared;
-    const base = { command: definition.name, arguments: args, destination: addressing.destination, ...(addressing.pattern ? { pattern: addressing.pattern } : {}), role };
+    const base = {
+      command: definition.name,
+      arguments: args,
+      destination: addressing.destination,
+      ...(addressing.pattern ? { pattern: addressing.pattern } : {}),
+      role,
+    };
 
     if (opts.dryRun) {
       const results = (addressing.destination ?? []).map((worker): WorkerResult => ({ worker, status: 'dry_run' }));
@@ -198,7 +212,10 @@ export class ControlClient {
     const confirmation = opts.confirm ? definition.confirmation : undefined;
     try {
       const baselines = confirmation ? await readBaselines(this.transport, confirmation, args, targeting, timeoutMs) : undefined;
-      const replies = await this.transport.broadcast({ method: definition.name, arguments: args, ...targeting }, { reply: definition.reply, timeoutMs });
+      const replies = await this.transport.broadcast(
+        { method: definition.name, arguments: args, ...targeting },
+        { reply: definition.reply, timeoutMs },
+      );
 
       let results: WorkerResult[];
       if (!definition.reply) {
@@ -229,7 +246,10 @@ export class ControlClient {
     const alive = new Map(names.map((name) => [name, false]));
     if (names.length === 0) return alive;
     const timeout = timeoutMs === undefined ? this.#timeoutMs : validateTimeout(timeoutMs);
-    const replies = await this.transport.broadcast({ method: 'ping', arguments: {}, destination: names }, { reply: true, timeoutMs: timeout });
+    const replies = await this.transport.broadcast(
+      { method: 'ping', arguments: {}, destination: names },
+      { reply: true, timeoutMs: timeout },
+    );
     for (const r of replies) if (alive.has(r.worker)) alive.set(r.worker, true);
     return alive;
   }

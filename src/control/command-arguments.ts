@@ -30,7 +30,16 @@ export const MAX_AUTOSCALE = 1000;
 /** A day: a longer task limit is a config change, not a remote tweak. */
 export const MAX_TIME_LIMIT_SECONDS = 86_400;
 /** Task attributes `registered` may be asked to show (celery's `taskinfoitems`). */
-export const TASK_INFO_ITEMS = ['rate_limit', 'time_limit', 'soft_time_limit', 'exchange', 'routing_key', 'acks_late', 'ignore_result', 'max_retries'] as const;
+export const TASK_INFO_ITEMS = [
+  'rate_limit',
+  'time_limit',
+  'soft_time_limit',
+  'exchange',
+  'routing_key',
+  'acks_late',
+  'ignore_result',
+  'max_retries',
+] as const;
 /** Declaration options `add_consumer` passes on (flattened into the arguments, like Control.add_consumer). */
 export const ADD_CONSUMER_OPTIONS = ['queue_durable', 'queue_auto_delete', 'exchange_durable', 'exchange_auto_delete'] as const;
 
@@ -82,7 +91,8 @@ export function validateTimeLimit(raw: unknown): WireArguments {
   const task_name = validateTaskName(args.task_name);
   // Celery sets both at once and a missing one becomes "no limit", so a soft limit alone would
   // silently drop the hard one: both are required. Both null removes the limits.
-  if (args.soft === undefined || args.hard === undefined) throw new CommandValidationError('needs both soft and hard (seconds, or both null to remove the limits)');
+  if (args.soft === undefined || args.hard === undefined)
+    throw new CommandValidationError('needs both soft and hard (seconds, or both null to remove the limits)');
   if (args.soft === null && args.hard === null) return { task_name, hard: null, soft: null };
   const soft = validateSeconds(args.soft, 'soft', MAX_TIME_LIMIT_SECONDS);
   const hard = validateSeconds(args.hard, 'hard', MAX_TIME_LIMIT_SECONDS);
@@ -92,7 +102,9 @@ export function validateTimeLimit(raw: unknown): WireArguments {
 
 export function validateRevoke(raw: unknown): WireArguments {
   const args = validateObject(raw, 'arguments', ['task_id', 'terminate', 'signal']);
-  const task_id = Array.isArray(args.task_id) ? validateList(args.task_id, 'task_id', MAX_TASK_IDS, validateTaskId) : validateTaskId(args.task_id);
+  const task_id = Array.isArray(args.task_id)
+    ? validateList(args.task_id, 'task_id', MAX_TASK_IDS, validateTaskId)
+    : validateTaskId(args.task_id);
   const terminate = args.terminate === undefined ? false : validateBoolean(args.terminate, 'terminate');
   if (args.signal !== undefined && !terminate) throw new CommandValidationError('only applies with terminate: true', 'signal');
   const signal = args.signal === undefined ? 'SIGTERM' : validateSignal(args.signal);
@@ -101,7 +113,8 @@ export function validateRevoke(raw: unknown): WireArguments {
 
 export function validatePoolRestart(raw: unknown): WireArguments {
   const args = validateObject(raw, 'arguments', ['modules', 'reload']);
-  const modules = args.modules === undefined || args.modules === null ? null : validateList(args.modules, 'modules', MAX_MODULES, validateModuleName);
+  const modules =
+    args.modules === undefined || args.modules === null ? null : validateList(args.modules, 'modules', MAX_MODULES, validateModuleName);
   const reload = args.reload === undefined ? false : validateBoolean(args.reload, 'reload');
   // `reloader` is a Python callable in Celery's API; its client always sends null.
   return { modules, reload, reloader: null };

@@ -57,7 +57,17 @@ export interface CommandDefinition {
 }
 
 /** Read-only commands (inspect): they change nothing on the worker. */
-export const READ_COMMAND_NAMES = ['ping', 'stats', 'active_queues', 'registered', 'active', 'reserved', 'scheduled', 'revoked', 'conf'] as const;
+export const READ_COMMAND_NAMES = [
+  'ping',
+  'stats',
+  'active_queues',
+  'registered',
+  'active',
+  'reserved',
+  'scheduled',
+  'revoked',
+  'conf',
+] as const;
 /** Commands that change a worker: the ones a remediation rule may take as its action. */
 export const WRITE_COMMAND_NAMES = [
   'pool_grow',

@@ -21,7 +21,13 @@ export interface ConfirmOutcome {
 type Targeting = Pick<ControlRequest, 'destination' | 'pattern' | 'matcher'>;
 
 /** One probe round: each answering worker's reply (a missing worker is simply absent). */
-async function probe(transport: BrokerTransport, confirmation: Confirmation, args: WireArguments, targeting: Targeting, timeoutMs: number): Promise<Map<string, unknown>> {
+async function probe(
+  transport: BrokerTransport,
+  confirmation: Confirmation,
+  args: WireArguments,
+  targeting: Targeting,
+  timeoutMs: number,
+): Promise<Map<string, unknown>> {
   const { method, arguments: probeArgs } = confirmation.probe(args);
   const replies = await transport.broadcast({ method, arguments: probeArgs, ...targeting }, { reply: true, timeoutMs });
   const byWorker = new Map<string, unknown>();
@@ -62,7 +68,10 @@ export async function confirmEffects(
   const pending = new Set<string>();
   for (const worker of workers) {
     if (baselines && baselines.get(worker) === undefined) {
-      outcomes.set(worker, { confirmed: null, confirmation: `cannot confirm: the worker reported no ${confirmation.expectation(args, undefined)} before the command` });
+      outcomes.set(worker, {
+        confirmed: null,
+        confirmation: `cannot confirm: the worker reported no ${confirmation.expectation(args, undefined)} before the command`,
+      });
     } else {
       pending.add(worker);
     }

@@ -24,7 +24,9 @@ export function poolSizeConfirmation(direction: 1 | -1): Confirmation {
     baseline: poolProcessCount,
     reached: (reply, args, baseline) => baseline !== undefined && poolProcessCount(reply) === baseline + direction * (args.n as number),
     expectation: (args, baseline) =>
-      baseline === undefined ? 'a pool process count in stats' : `${baseline + direction * (args.n as number)} pool processes (was ${baseline})`,
+      baseline === undefined
+        ? 'a pool process count in stats'
+        : `${baseline + direction * (args.n as number)} pool processes (was ${baseline})`,
   };
 }
 
@@ -62,7 +64,9 @@ export const rateLimitConfirmation: Confirmation = {
     return info !== undefined && info.get('rate_limit') === (args.rate_limit === null ? undefined : (args.rate_limit as string));
   },
   expectation: (args) =>
-    args.rate_limit === null ? `no rate limit on ${String(args.task_name)} in registered` : `${String(args.task_name)} [rate_limit=${String(args.rate_limit)}] in registered`,
+    args.rate_limit === null
+      ? `no rate limit on ${String(args.task_name)} in registered`
+      : `${String(args.task_name)} [rate_limit=${String(args.rate_limit)}] in registered`,
 };
 
 export const timeLimitConfirmation: Confirmation = {

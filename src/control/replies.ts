@@ -16,8 +16,7 @@ export type ErrorKind =
   | 'worker_error';
 
 export type MappedReply =
-  | { status: 'ok'; reply: unknown; message?: string }
-  | { status: 'error'; reply: unknown; kind: ErrorKind; message: string };
+  { status: 'ok'; reply: unknown; message?: string } | { status: 'error'; reply: unknown; kind: ErrorKind; message: string };
 
 interface KnownError {
   kind: ErrorKind;
@@ -30,7 +29,8 @@ const KNOWN_ERRORS: KnownError[] = [
     // solo and threads: AttributeError("'TaskPool' object has no attribute 'grow'")
     kind: 'unsupported_pool',
     matches: (e) => /^AttributeError\(.*'TaskPool' object has no attribute '(grow|shrink)'/.test(e),
-    message: (_e, command) => `${command} is not supported by this worker's pool (solo and threads pools have a fixed size; only prefork can grow or shrink)`,
+    message: (_e, command) =>
+      `${command} is not supported by this worker's pool (solo and threads pools have a fixed size; only prefork can grow or shrink)`,
   },
   {
     // A plain string, not a repr: "pool_grow is not supported with autoscale. Adjust autoscale range instead."

@@ -138,7 +138,8 @@ export function validateModuleName(value: unknown, field = 'module'): string {
  */
 export function validateTaskId(value: unknown, field = 'task_id'): string {
   if (typeof value !== 'string' || value.trim() === '') throw new CommandValidationError('must be a task id (a non-empty string)', field);
-  if (value.length > MAX_TASK_ID_LENGTH) throw new CommandValidationError(`must be a task id of at most ${MAX_TASK_ID_LENGTH} characters`, field);
+  if (value.length > MAX_TASK_ID_LENGTH)
+    throw new CommandValidationError(`must be a task id of at most ${MAX_TASK_ID_LENGTH} characters`, field);
   if (CONTROL_CHARACTERS.test(value)) throw new CommandValidationError('must be a task id without control characters', field);
   return value;
 }
@@ -155,7 +156,8 @@ export function validateRateLimit(value: unknown, field = 'rate_limit'): string 
   if (value === null || value === '' || value === 0) return null;
   let text: string;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw new CommandValidationError('must be a positive number of tasks per second, or 0 to disable', field);
+    if (!Number.isFinite(value) || value < 0)
+      throw new CommandValidationError('must be a positive number of tasks per second, or 0 to disable', field);
     text = String(value);
   } else if (typeof value === 'string') {
     text = value;
@@ -207,7 +209,10 @@ export function validateObject(value: unknown, field: string, allowed: readonly 
   const record = value as Record<string, unknown>;
   const unknown = Object.keys(record).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) {
-    const names = unknown.slice(0, 3).map((key) => JSON.stringify(key.slice(0, 40))).join(', ');
+    const names = unknown
+      .slice(0, 3)
+      .map((key) => JSON.stringify(key.slice(0, 40)))
+      .join(', ');
     const where = field === 'arguments' ? '' : ` in ${field}`;
     throw new CommandValidationError(
       allowed.length === 0 ? `takes no arguments, got ${names}` : `unknown argument ${names}${where}; allowed: ${allowed.join(', ')}`,

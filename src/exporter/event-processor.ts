@@ -211,11 +211,17 @@ export class EventProcessor implements EventSink {
         const queue = this.#queue(task, event.hostname);
         this.metrics.countTask('succeeded', this.#name(task), hostname, queue);
         // `runtime` is measured by the worker itself, so no cross-host clock is involved.
-        if (typeof event.runtime === 'number' && event.runtime >= 0) this.metrics.observeRuntime(this.#name(task), hostname, queue, event.runtime);
+        if (typeof event.runtime === 'number' && event.runtime >= 0)
+          this.metrics.observeRuntime(this.#name(task), hostname, queue, event.runtime);
         break;
       }
       case 'task-failed':
-        this.metrics.countFailed(this.#name(task), hostname, this.#queue(task, event.hostname), this.exceptions.value(exceptionClassName(event.exception)));
+        this.metrics.countFailed(
+          this.#name(task),
+          hostname,
+          this.#queue(task, event.hostname),
+          this.exceptions.value(exceptionClassName(event.exception)),
+        );
         break;
       case 'task-retried':
         this.metrics.countTask('retried', this.#name(task), hostname, this.#queue(task, event.hostname));

@@ -64,7 +64,15 @@ export class QueueCollector {
     const consumersByQueue = new Map(names.map((q) => [q, this.workers.consumersOf(q, now)]));
     // Who consumes what is part of the cache key: a worker that died (or came) since the cached
     // read makes its consumer count stale, so the broker is asked again.
-    const key = names.map((q) => `${q}\u0001${consumersByQueue.get(q)!.map((w) => w.hostname).join('\u0001')}`).join('\u0000');
+    const key = names
+      .map(
+        (q) =>
+          `${q}\u0001${consumersByQueue
+            .get(q)!
+            .map((w) => w.hostname)
+            .join('\u0001')}`,
+      )
+      .join('\u0000');
     const depths = await this.#depths(names, key);
     return names.map((queue) => {
       const consumers = consumersByQueue.get(queue)!;

@@ -86,10 +86,7 @@ export class WorkerInspector {
     this.#running = true;
     this.#refreshing = served;
     try {
-      const [queues, stats] = await Promise.all([
-        this.#ask('active_queues', due),
-        this.#ask('stats', due),
-      ]);
+      const [queues, stats] = await Promise.all([this.#ask('active_queues', due), this.#ask('stats', due)]);
       const answered = new Set<string>();
       for (const r of queues) {
         const names = parseActiveQueues(r.value);

@@ -16,51 +16,76 @@ export function apiV1(routes: ControlRoutes): Router {
   const router = express.Router();
 
   /** A plain JSON list, for scripts that just want depths. */
-  router.get('/api/queues', viewer, handle(async (_req, res) => {
-    const samples = await deps.queues.collect();
-    res.json(samples.map((q) => ({ name: q.queue, messages: q.length })));
-  }));
+  router.get(
+    '/api/queues',
+    viewer,
+    handle(async (_req, res) => {
+      const samples = await deps.queues.collect();
+      res.json(samples.map((q) => ({ name: q.queue, messages: q.length })));
+    }),
+  );
 
-  router.get('/api/v1/workers', viewer, handle(async (req, res) => {
-    const names = new Set(await liveWorkers(booleanParam(req, 'refresh', false)));
-    for (const w of workers.all()) names.add(w.hostname);
-    res.json(
-      [...names].sort().map((name) => {
-        const w = workers.get(name);
-        return {
-          name,
-          up: w ? workers.isAlive(w) : true,
-          pool_processes: w?.processes ?? null,
-          active: w?.active ?? null,
-          processed: w?.processed ?? null,
-          queues: w?.queues ?? null,
-          last_heartbeat: w?.lastHeartbeatAt !== undefined ? new Date(w.lastHeartbeatAt).toISOString() : null,
-          heartbeat_seconds: w?.freq ?? null,
-          software: w?.swVersion ?? null,
-          clock_skew_seconds: w?.clockSkewSeconds ?? null,
-        };
-      }),
-    );
-  }));
+  router.get(
+    '/api/v1/workers',
+    viewer,
+    handle(async (req, res) => {
+      const names = new Set(await liveWorkers(booleanParam(req, 'refresh', false)));
+      for (const w of workers.all()) names.add(w.hostname);
+      res.json(
+        [...names].sort().map((name) => {
+          const w = workers.get(name);
+          return {
+            name,
+            up: w ? workers.isAlive(w) : true,
+            pool_processes: w?.processes ?? null,
+            active: w?.active ?? null,
+            processed: w?.processed ?? null,
+            queues: w?.queues ?? null,
+            last_heartbeat: w?.lastHeartbeatAt !== undefined ? new Date(w.lastHeartbeatAt).toISOString() : null,
+            heartbeat_seconds: w?.freq ?? null,
+            software: w?.swVersion ?? null,
+            clock_skew_seconds: w?.clockSkewSeconds ?? null,
+          };
+        }),
+      );
+    }),
+  );
 
-  router.get('/api/v1/queues', viewer, handle(async (_req, res) => {
-    res.json(await deps.queues.collect());
-  }));
+  router.get(
+    '/api/v1/queues',
+    viewer,
+    handle(async (_req, res) => {
+      res.json(await deps.queues.collect());
+    }),
+  );
 
-  router.post('/api/v1/actions', ...operator, handle(async (req, res) => {
-    const b = (req.body ?? {}) as Record<string, unknown>;
-    if (typeof b !== 'object' || Array.isArray(b)) throw new CommandValidationError('the body must be a JSON object');
-    const unknownKeys = Object.keys(b).filter((k) => !['command', 'arguments', 'targets', 'dry_run', 'confirm', 'timeout_ms'].includes(k));
-    if (unknownKeys.length) throw new CommandValidationError(`unknown field${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.join(', ')}`);
-    if (typeof b.command !== 'string') throw new CommandValidationError('must name a command', 'command');
-    // Queue targets are resolved after validation and the role check, like every other target.
-    const result = await execute(req, b.command as CommandName, (b.arguments ?? {}) as Record<string, unknown>, async () => resolveTargets(b.targets), {
-      dryRun: b.dry_run === true,
-      confirm: b.confirm === true,
-      ...(b.timeout_ms !== undefined ? { timeoutMs: b.timeout_ms as number } : {}),
-    });
-    res.json(result);
-  }));
+  router.post(
+    '/api/v1/actions',
+    ...operator,
+    handle(async (req, res) => {
+      const b = (req.body ?? {}) as Record<string, unknown>;
+      if (typeof b !== 'object' || Array.isArray(b)) throw new CommandValidationError('the body must be a JSON object');
+      const unknownKeys = Object.keys(b).filter(
+        (k) => !['command', 'arguments', 'targets', 'dry_run', 'confirm', 'timeout_ms'].includes(k),
+      );
+      if (unknownKeys.length)
+        throw new CommandValidationError(`unknown field${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.join(', ')}`);
+      if (typeof b.command !== 'string') throw new CommandValidationError('must name a command', 'command');
+      // Queue targets are resolved after validation and the role check, like every other target.
+      const result = await execute(
+        req,
+        b.command as CommandName,
+        (b.arguments ?? {}) as Record<string, unknown>,
+        async () => resolveTargets(b.targets),
+        {
+          dryRun: b.dry_run === true,
+          confirm: b.confirm === true,
+          ...(b.timeout_ms !== undefined ? { timeoutMs: b.timeout_ms as number } : {}),
+        },
+      );
+      res.json(result);
+    }),
+  );
 
   router.get('/api/v1/audit', viewer, (req, res) => {
     const kind = req.query.kind;

@@ -127,7 +127,17 @@ export function createHttpApp(deps: HttpDeps): Express {
   });
 
   const { control, workers, queues } = deps.cluster;
-  app.use(consoleRouter({ ...deps.console, auth, workers, control, queues: () => queues.collect(), audit: deps.audit, remediator: deps.remediation?.remediator }));
+  app.use(
+    consoleRouter({
+      ...deps.console,
+      auth,
+      workers,
+      control,
+      queues: () => queues.collect(),
+      audit: deps.audit,
+      remediator: deps.remediation?.remediator,
+    }),
+  );
   const routes = controlRoutes({
     control,
     workers,
@@ -171,7 +181,7 @@ function warnOnceAboutForwardedFor(logger: Logger): express.RequestHandler {
       warned = true;
       logger.warn(
         { ip: req.ip },
-        'requests carry X-Forwarded-For but trust_proxy is unset: every client behind the proxy shares its address, so one client\'s failed logins throttle password logins for all (set trust_proxy to the proxy\'s address or hop count)',
+        "requests carry X-Forwarded-For but trust_proxy is unset: every client behind the proxy shares its address, so one client's failed logins throttle password logins for all (set trust_proxy to the proxy's address or hop count)",
       );
     }
     next();

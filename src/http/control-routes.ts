@@ -26,7 +26,14 @@ export interface ControlApiDeps {
 }
 
 /** Commands after which a worker's queues or pool size, as the exporter reports them, change. */
-const CHANGES_INSPECTION = new Set<CommandName>(['add_consumer', 'cancel_consumer', 'pool_grow', 'pool_shrink', 'autoscale', 'pool_restart']);
+const CHANGES_INSPECTION = new Set<CommandName>([
+  'add_consumer',
+  'cancel_consumer',
+  'pool_grow',
+  'pool_shrink',
+  'autoscale',
+  'pool_restart',
+]);
 
 /** An HTTP answer decided before or instead of sending a command. */
 export class HttpError extends Error {
@@ -44,7 +51,13 @@ export interface ControlRoutes {
   /** Body parsers and the operator role: in front of every command route. */
   readonly operator: RequestHandler[];
   readonly viewer: RequestHandler;
-  execute(req: Request, command: CommandName, args: Record<string, unknown>, targets: Targets | (() => Promise<Targets>), opts?: RunOptions): Promise<ControlResult>;
+  execute(
+    req: Request,
+    command: CommandName,
+    args: Record<string, unknown>,
+    targets: Targets | (() => Promise<Targets>),
+    opts?: RunOptions,
+  ): Promise<ControlResult>;
   /** Flower's is_worker, without its stale cache: a worker we have not heard of yet is pinged. Takes a validated name. */
   requireWorker(name: string): Promise<string>;
   /** The one named worker as targets, resolved only once the request is known to be acceptable. */
@@ -75,7 +88,14 @@ export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
     if (!principal || !roleAtLeast(principal.role, prepared.role)) {
       // A refused attempt by a signed-in user leaves a trace too.
       deps.refused(command);
-      audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: prepared.arguments, outcome: 'refused', reason: `needs the ${prepared.role} role` });
+      audit.write({
+        kind: 'control',
+        by: describePrincipal(req),
+        command,
+        arguments: prepared.arguments,
+        outcome: 'refused',
+        reason: `needs the ${prepared.role} role`,
+      });
       throw new HttpError(403, `${command}${prepared.role === 'admin' ? ' with these arguments' : ''} needs the ${prepared.role} role`);
     }
     if (typeof targets === 'function') targets = await targets();
@@ -89,7 +109,13 @@ export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
       targets,
       dry_run: result.dryRun,
       outcome: result.outcome,
-      results: result.results.map((r) => ({ worker: r.worker, status: r.status, ...(r.kind ? { kind: r.kind } : {}), ...(r.message ? { message: r.message } : {}), ...(r.confirmed !== undefined ? { confirmed: r.confirmed } : {}) })),
+      results: result.results.map((r) => ({
+        worker: r.worker,
+        status: r.status,
+        ...(r.kind ? { kind: r.kind } : {}),
+        ...(r.message ? { message: r.message } : {}),
+        ...(r.confirmed !== undefined ? { confirmed: r.confirmed } : {}),
+      })),
     });
     return result;
   }

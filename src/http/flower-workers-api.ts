@@ -60,42 +60,57 @@ export function flowerWorkersApi(deps: FlowerWorkersApiDeps): Router {
     return info !== undefined && Date.now() / 1000 - info.timestamp <= deps.refreshSeconds * 2 + 5;
   };
 
-  router.get('/api/workers', viewer, handle(async (req, res) => {
-    const refresh = flowerBoolean(req, 'refresh');
-    const status = flowerBoolean(req, 'status');
-    const rawName = req.query.workername;
-    const name = rawName === undefined || rawName === '' ? undefined : validateWorkerName(rawName, 'workername');
-    if (refresh) await snapshot.refresh(name);
-    else await snapshot.use();
-    if (status) {
-      const names = new Set([...[...workers.all()].map((w) => w.hostname), ...snapshot.all().keys()]);
-      res.json(Object.fromEntries([...names].sort().filter((n) => name === undefined || n === name).map((n) => [n, alive(n)])));
-      return;
-    }
-    if (name !== undefined) {
-      // Flower's is_worker: one it has not seen yet is asked before the 404.
-      if (!snapshot.get(name) && !refresh) await snapshot.refresh(name);
-      const info = snapshot.get(name);
-      if (!info) {
-        res.status(404).type('text/plain').send(`Unknown worker '${name}'`);
+  router.get(
+    '/api/workers',
+    viewer,
+    handle(async (req, res) => {
+      const refresh = flowerBoolean(req, 'refresh');
+      const status = flowerBoolean(req, 'status');
+      const rawName = req.query.workername;
+      const name = rawName === undefined || rawName === '' ? undefined : validateWorkerName(rawName, 'workername');
+      if (refresh) await snapshot.refresh(name);
+      else await snapshot.use();
+      if (status) {
+        const names = new Set([...[...workers.all()].map((w) => w.hostname), ...snapshot.all().keys()]);
+        res.json(
+          Object.fromEntries(
+            [...names]
+              .sort()
+              .filter((n) => name === undefined || n === name)
+              .map((n) => [n, alive(n)]),
+          ),
+        );
         return;
       }
-      res.json({ [name]: info });
-      return;
-    }
-    res.json(Object.fromEntries(snapshot.all()));
-  }));
+      if (name !== undefined) {
+        // Flower's is_worker: one it has not seen yet is asked before the 404.
+        if (!snapshot.get(name) && !refresh) await snapshot.refresh(name);
+        const info = snapshot.get(name);
+        if (!info) {
+          res.status(404).type('text/plain').send(`Unknown worker '${name}'`);
+          return;
+        }
+        res.json({ [name]: info });
+        return;
+      }
+      res.json(Object.fromEntries(snapshot.all()));
+    }),
+  );
 
-  router.get('/api/queues/length', viewer, handle(async (_req, res) => {
-    const names = deps.queues.queueNames();
-    if (deps.brokerApi) {
-      res.json({ active_queues: await managementQueues(deps.brokerApi.url, deps.brokerApi.vhost, names) });
-      return;
-    }
-    const samples = await deps.queues.collect();
-    // A depth that could not be read is left out rather than shown as an empty queue.
-    res.json({ active_queues: samples.filter((q) => q.length !== null).map((q) => ({ name: q.queue, messages: q.length })) });
-  }));
+  router.get(
+    '/api/queues/length',
+    viewer,
+    handle(async (_req, res) => {
+      const names = deps.queues.queueNames();
+      if (deps.brokerApi) {
+        res.json({ active_queues: await managementQueues(deps.brokerApi.url, deps.brokerApi.vhost, names) });
+        return;
+      }
+      const samples = await deps.queues.collect();
+      // A depth that could not be read is left out rather than shown as an empty queue.
+      res.json({ active_queues: samples.filter((q) => q.length !== null).map((q) => ({ name: q.queue, messages: q.length })) });
+    }),
+  );
 
   return router;
 }

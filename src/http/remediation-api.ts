@@ -77,7 +77,12 @@ export function alertmanagerReceiver(deps: Omit<RemediationApiDeps, 'auth' | 'au
       }
       const { status, jobs } = remediator.accept(notification);
       if (status === 'retry') return answer(res, 503, { error: 'broker unavailable: nothing was done, retry later' });
-      answer(res, 200, { status: 'accepted', alerts: notification.alerts.length, decisions: jobs, malformed_alerts: notification.malformedAlerts });
+      answer(res, 200, {
+        status: 'accepted',
+        alerts: notification.alerts.length,
+        decisions: jobs,
+        malformed_alerts: notification.malformedAlerts,
+      });
     },
     (err: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
       if (err.type === 'entity.too.large') return answer(res, 413, { error: `body larger than ${deps.maxBodyBytes} bytes` });
@@ -108,7 +113,8 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
 
   router.post('/api/v1/remediation/kill-switch', ...adminBody, async (req, res) => {
     const raw = (req.body as { enabled?: unknown } | undefined)?.enabled ?? req.query.enabled;
-    const enabled = raw === true || raw === 'true' || raw === '1' ? true : raw === false || raw === 'false' || raw === '0' ? false : undefined;
+    const enabled =
+      raw === true || raw === 'true' || raw === '1' ? true : raw === false || raw === 'false' || raw === '0' ? false : undefined;
     if (enabled === undefined) {
       res.status(400).json({ error: 'enabled must be true or false' });
       return;

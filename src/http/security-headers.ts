@@ -13,7 +13,8 @@ import helmet from 'helmet';
  * when public_url is https:// (over plain HTTP it means nothing and would only mislead).
  */
 export function securityHeaders(options: { https: boolean }): RequestHandler[] {
-  const nonce = (_req: IncomingMessage, res: ServerResponse) => `'nonce-${(res as ServerResponse & { locals: { cspNonce: string } }).locals.cspNonce}'`;
+  const nonce = (_req: IncomingMessage, res: ServerResponse) =>
+    `'nonce-${(res as ServerResponse & { locals: { cspNonce: string } }).locals.cspNonce}'`;
   return [
     (_req, res, next) => {
       res.locals.cspNonce = randomBytes(16).toString('base64');

@@ -39,29 +39,41 @@ export function taskReadApi(deps: TaskApiDeps): Router {
       }
     };
 
-  router.get('/api/tasks', viewer, withStore((store, req, res) => {
-    const showPayload = seesPayload(req);
-    const page = store.query(parseTaskQuery(req.query, showPayload));
-    // Written by hand: a JSON object keyed by id must keep the page's order, and JS objects
-    // put integer-like keys (Celery accepts any task id) first.
-    const parts = page.tasks.map((t) => `${JSON.stringify(t.uuid)}:${JSON.stringify(flowerTask(t, store, showPayload))}`);
-    res.type('json').send(`{${parts.join(',')}}`);
-  }));
+  router.get(
+    '/api/tasks',
+    viewer,
+    withStore((store, req, res) => {
+      const showPayload = seesPayload(req);
+      const page = store.query(parseTaskQuery(req.query, showPayload));
+      // Written by hand: a JSON object keyed by id must keep the page's order, and JS objects
+      // put integer-like keys (Celery accepts any task id) first.
+      const parts = page.tasks.map((t) => `${JSON.stringify(t.uuid)}:${JSON.stringify(flowerTask(t, store, showPayload))}`);
+      res.type('json').send(`{${parts.join(',')}}`);
+    }),
+  );
 
-  router.get('/api/task/types', viewer, withStore((store, _req, res) => {
-    res.json({ 'task-types': store.taskTypes() });
-  }));
+  router.get(
+    '/api/task/types',
+    viewer,
+    withStore((store, _req, res) => {
+      res.json({ 'task-types': store.taskTypes() });
+    }),
+  );
 
-  router.get('/api/task/info/:taskid', viewer, withStore((store, req, res) => {
-    const id = String(req.params.taskid);
-    const task = store.get(id);
-    if (!task) {
-      // Flower's body, as text. The id is echoed into text/plain only.
-      res.status(404).type('text/plain').send(`Unknown task '${id}'`);
-      return;
-    }
-    res.json(flowerTask(task, store, seesPayload(req)));
-  }));
+  router.get(
+    '/api/task/info/:taskid',
+    viewer,
+    withStore((store, req, res) => {
+      const id = String(req.params.taskid);
+      const task = store.get(id);
+      if (!task) {
+        // Flower's body, as text. The id is echoed into text/plain only.
+        res.status(404).type('text/plain').send(`Unknown task '${id}'`);
+        return;
+      }
+      res.json(flowerTask(task, store, seesPayload(req)));
+    }),
+  );
 
   return router;
 }

@@ -27,7 +27,7 @@ export interface TaskSubmitApiDeps {
   maxBodyBytes: number;
 }
 
-const NO_BACKEND = 'no result backend is configured (set tasks.result_backend to the redis:// URL of Celery\'s result_backend)';
+const NO_BACKEND = "no result backend is configured (set tasks.result_backend to the redis:// URL of Celery's result_backend)";
 
 /**
  * Flower's task submission and result paths: POST /api/task/apply|async-apply|send-task/<name>
@@ -46,37 +46,53 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   const client: PublishingClient = { origin, replyTo: randomUUID() };
 
   for (const path of ['async-apply', 'send-task'] as const) {
-    router.post(`/api/task/${path}/:taskname`, ...operator, handle(async (req, res) => {
-      const sent = await publish(deps, client, req, path === 'send-task' ? 'send_task' : 'apply_async');
-      const state = deps.backend ? ((await deps.backend.get(sent.id).catch(() => null))?.status ?? 'PENDING') : undefined;
-      res.json({ ...sentBody(sent, String(req.params.taskname)), ...(state ? { state } : {}) });
-    }));
+    router.post(
+      `/api/task/${path}/:taskname`,
+      ...operator,
+      handle(async (req, res) => {
+        const sent = await publish(deps, client, req, path === 'send-task' ? 'send_task' : 'apply_async');
+        const state = deps.backend ? ((await deps.backend.get(sent.id).catch(() => null))?.status ?? 'PENDING') : undefined;
+        res.json({ ...sentBody(sent, String(req.params.taskname)), ...(state ? { state } : {}) });
+      }),
+    );
   }
 
-  router.post('/api/task/apply/:taskname', ...operator, handle(async (req, res) => {
-    // Refused before anything is sent: without a backend the result can never be read.
-    if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
-    const timeout = waitSeconds(req, deps.maxWaitSeconds) ?? deps.maxWaitSeconds;
-    const sent = await publish(deps, client, req, 'apply');
-    const meta = await deps.backend.wait(sent.id, timeout * 1000);
-    res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, seesPayload(req)) });
-  }));
+  router.post(
+    '/api/task/apply/:taskname',
+    ...operator,
+    handle(async (req, res) => {
+      // Refused before anything is sent: without a backend the result can never be read.
+      if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+      const timeout = waitSeconds(req, deps.maxWaitSeconds) ?? deps.maxWaitSeconds;
+      const sent = await publish(deps, client, req, 'apply');
+      const meta = await deps.backend.wait(sent.id, timeout * 1000);
+      res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, seesPayload(req)) });
+    }),
+  );
 
-  router.get('/api/task/result/:taskid', viewer, handle(async (req, res) => {
-    const id = validateTaskId(req.params.taskid, 'taskid');
-    if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
-    const timeout = waitSeconds(req, deps.maxWaitSeconds);
-    const meta = timeout ? await deps.backend.wait(id, timeout * 1000) : await deps.backend.get(id);
-    res.json({ 'task-id': id, ...resultBody(meta, seesPayload(req)) });
-  }));
+  router.get(
+    '/api/task/result/:taskid',
+    viewer,
+    handle(async (req, res) => {
+      const id = validateTaskId(req.params.taskid, 'taskid');
+      if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+      const timeout = waitSeconds(req, deps.maxWaitSeconds);
+      const meta = timeout ? await deps.backend.wait(id, timeout * 1000) : await deps.backend.get(id);
+      res.json({ 'task-id': id, ...resultBody(meta, seesPayload(req)) });
+    }),
+  );
 
-  router.post('/api/task/abort/:taskid', ...operator, handle(async (req, res) => {
-    const id = validateTaskId(req.params.taskid, 'taskid');
-    if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
-    await deps.backend.abort(id);
-    deps.audit.write({ kind: 'control', by: describePrincipal(req), command: 'abort', arguments: { task_id: id }, outcome: 'sent' });
-    res.json({ message: `Aborted '${id}'` });
-  }));
+  router.post(
+    '/api/task/abort/:taskid',
+    ...operator,
+    handle(async (req, res) => {
+      const id = validateTaskId(req.params.taskid, 'taskid');
+      if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+      await deps.backend.abort(id);
+      deps.audit.write({ kind: 'control', by: describePrincipal(req), command: 'abort', arguments: { task_id: id }, outcome: 'sent' });
+      res.json({ message: `Aborted '${id}'` });
+    }),
+  );
 
   const seesPayload = (req: Request) => req.principal !== undefined && roleAtLeast(req.principal.role, deps.payloadRole);
   return router;
@@ -96,7 +112,12 @@ interface PublishingClient {
 }
 
 /** Builds and publishes one task message, audits it, and says which live workers registered the task. */
-async function publish(deps: TaskSubmitApiDeps, client: PublishingClient, req: Request, command: string): Promise<{ id: string; queue: string; registeredBy: string[] }> {
+async function publish(
+  deps: TaskSubmitApiDeps,
+  client: PublishingClient,
+  req: Request,
+  command: string,
+): Promise<{ id: string; queue: string; registeredBy: string[] }> {
   const name = validateTaskName(req.params.taskname, 'taskname');
   const now = new Date(deps.clock.nowMs());
   const r = parseSubmitBody(req.body, now);
@@ -123,7 +144,13 @@ async function publish(deps: TaskSubmitApiDeps, client: PublishingClient, req: R
   await deps.publisher.publish(message);
   await known;
   // Arguments are not audited: they may hold personal data.
-  deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: { task: name, task_id: id, queue }, outcome: 'sent' });
+  deps.audit.write({
+    kind: 'control',
+    by: describePrincipal(req),
+    command,
+    arguments: { task: name, task_id: id, queue },
+    outcome: 'sent',
+  });
   return { id, queue, registeredBy: deps.workers.registeredBy(name) };
 }
 
@@ -134,7 +161,9 @@ function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name
     queue: p.queue,
     registered_by: p.registeredBy,
     // Celery sends to any name too; the message waits in the queue until a worker knows it.
-    ...(p.registeredBy.length === 0 ? { warning: `no live worker has registered '${name}': the message waits in '${p.queue}' until one does` } : {}),
+    ...(p.registeredBy.length === 0
+      ? { warning: `no live worker has registered '${name}': the message waits in '${p.queue}' until one does` }
+      : {}),
   };
 }
 
@@ -142,7 +171,8 @@ function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name
 function resultBody(meta: TaskMeta | null, showPayload: boolean): Record<string, unknown> {
   const state = meta?.status ?? 'PENDING';
   if (!meta || !['SUCCESS', 'FAILURE', 'REVOKED'].includes(state)) return { state };
-  if (!showPayload) return { state, result: null, hidden_fields: ['result'], ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
+  if (!showPayload)
+    return { state, result: null, hidden_fields: ['result'], ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
   return { state, result: resultForDisplay(meta), ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
 }
 

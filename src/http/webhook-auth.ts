@@ -25,7 +25,10 @@ export class WebhookCredentialsError extends Error {}
  * pass the same minimum (an empty token file used to accept an empty credential). Returns
  * warnings for the caller to log. With remediation off there is no receiver, so nothing is read.
  */
-export function loadWebhookCredentials(config: Pick<Config, 'remediation' | 'auth'>): { credentials: WebhookCredentials; warnings: string[] } {
+export function loadWebhookCredentials(config: Pick<Config, 'remediation' | 'auth'>): {
+  credentials: WebhookCredentials;
+  warnings: string[];
+} {
   const w = config.remediation.webhook;
   const credentials: WebhookCredentials = {};
   const warnings: string[] = [];
@@ -39,7 +42,9 @@ export function loadWebhookCredentials(config: Pick<Config, 'remediation' | 'aut
     try {
       text = readFileSync(w.bearer_token_file, 'utf8');
     } catch (e) {
-      throw new WebhookCredentialsError(`remediation.webhook.bearer_token_file: cannot read ${w.bearer_token_file}: ${(e as Error).message}`);
+      throw new WebhookCredentialsError(
+        `remediation.webhook.bearer_token_file: cannot read ${w.bearer_token_file}: ${(e as Error).message}`,
+      );
     }
     // Only the line break an editor or `echo` leaves (and ASCII spaces) is dropped, never other characters.
     const token = text.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');

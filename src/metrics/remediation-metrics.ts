@@ -11,11 +11,39 @@ export class ActionMetrics {
 
   constructor(registry: Registry, prefix: string) {
     const r = [registry];
-    this.decisions = new Counter({ name: `${prefix}remediation_decisions_total`, help: 'Remediation decisions, one per alert judged by a rule, by outcome (acted, failed, no_reply, dry_run, suppressed).', labelNames: ['rule', 'action', 'outcome'], registers: r });
-    this.suppressed = new Counter({ name: `${prefix}remediation_suppressed_total`, help: 'Remediation actions not taken, by reason.', labelNames: ['rule', 'action', 'reason'], registers: r });
-    this.killSwitch = new Gauge({ name: `${prefix}remediation_kill_switch`, help: '1 while the remediation kill switch stops every action.', registers: r });
-    this.webhooks = new Counter({ name: `${prefix}remediation_webhooks_total`, help: 'Alertmanager webhook deliveries, by answer status class.', labelNames: ['status'], registers: r });
-    this.stateEvictions = new Counter({ name: `${prefix}remediation_state_evictions_total`, help: 'Remembered remediation keys forgotten before their expiry because the in-memory state was full (remediation.max_state_entries).', registers: r });
-    this.controlCommands = new Counter({ name: `${prefix}control_commands_total`, help: 'Control commands, one per request, by command and outcome (ok, partial, error, no_reply, sent, dry_run, invalid, broker_unavailable, failed, refused).', labelNames: ['command', 'outcome'], registers: r });
+    this.decisions = new Counter({
+      name: `${prefix}remediation_decisions_total`,
+      help: 'Remediation decisions, one per alert judged by a rule, by outcome (acted, failed, no_reply, dry_run, suppressed).',
+      labelNames: ['rule', 'action', 'outcome'],
+      registers: r,
+    });
+    this.suppressed = new Counter({
+      name: `${prefix}remediation_suppressed_total`,
+      help: 'Remediation actions not taken, by reason.',
+      labelNames: ['rule', 'action', 'reason'],
+      registers: r,
+    });
+    this.killSwitch = new Gauge({
+      name: `${prefix}remediation_kill_switch`,
+      help: '1 while the remediation kill switch stops every action.',
+      registers: r,
+    });
+    this.webhooks = new Counter({
+      name: `${prefix}remediation_webhooks_total`,
+      help: 'Alertmanager webhook deliveries, by answer status class.',
+      labelNames: ['status'],
+      registers: r,
+    });
+    this.stateEvictions = new Counter({
+      name: `${prefix}remediation_state_evictions_total`,
+      help: 'Remembered remediation keys forgotten before their expiry because the in-memory state was full (remediation.max_state_entries).',
+      registers: r,
+    });
+    this.controlCommands = new Counter({
+      name: `${prefix}control_commands_total`,
+      help: 'Control commands, one per request, by command and outcome (ok, partial, error, no_reply, sent, dry_run, invalid, broker_unavailable, failed, refused).',
+      labelNames: ['command', 'outcome'],
+      registers: r,
+    });
   }
 }

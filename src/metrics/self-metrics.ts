@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
 
 /** package.json sits two levels up from both src/metrics/ and dist/metrics/ (and in the image). */
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 /**
  * Everything self-telemetry reports, read at scrape time in one `collect()`. Each module keeps
@@ -76,25 +77,102 @@ export class SelfMetrics {
   ) {
     const p = prefix;
     const r = [registry];
-    this.#eventsReceived = new Counter({ name: `${p}events_received_total`, help: 'Celery events decoded, by event type (each element of a task.multi batch counts).', labelNames: ['type'], registers: r });
-    this.#eventsDropped = new Counter({ name: `${p}events_dropped_total`, help: 'Messages or events thrown away, by reason.', labelNames: ['reason'], registers: r });
-    this.#messagesReceived = new Counter({ name: `${p}broker_messages_received_total`, help: 'Messages received from the event exchange (a task.multi batch is one message).', registers: r });
-    this.#brokerConnected = new Gauge({ name: `${p}broker_connected`, help: '1 while the broker connection and event subscription are up.', registers: r });
-    this.#brokerReconnects = new Counter({ name: `${p}broker_reconnects_total`, help: 'Reconnect attempts after the broker connection was lost or refused.', registers: r });
-    this.#lastEventTimestamp = new Gauge({ name: `${p}last_event_timestamp_seconds`, help: 'When the last Celery event was received (local clock, epoch seconds).', registers: r });
-    this.scrapeDuration = new Gauge({ name: `${p}scrape_duration_seconds`, help: 'Time the previous /metrics scrape took to collect and render.', registers: r });
-    this.#labelOverflow = new Counter({ name: `${p}label_overflow_total`, help: 'Label values folded into the overflow value by the cardinality caps, by label.', labelNames: ['label'], registers: r });
-    this.#queueLengthErrors = new Counter({ name: `${p}queue_length_errors_total`, help: 'Queue depth reads that failed or timed out.', registers: r });
-    this.inspectRequests = new Counter({ name: `${p}inspect_requests_total`, help: 'Background inspect broadcasts (active_queues, stats), by outcome.', labelNames: ['outcome'], registers: r });
-    this.#workerClockSkew = new Gauge({ name: `${p}worker_clock_skew_seconds`, help: "Worker's clock minus ours at its last heartbeat (transit time included).", labelNames: ['hostname'], registers: r });
-    this.#trackedTasks = new Gauge({ name: `${p}tracked_tasks`, help: 'In-flight tasks held in memory (bounded by cardinality.max_tracked_tasks).', registers: r });
-    this.#trackedWorkers = new Gauge({ name: `${p}tracked_workers`, help: 'Workers held in memory, alive or waiting to be purged.', registers: r });
-    this.#taskEvictions = new Counter({ name: `${p}tracked_task_evictions_total`, help: 'Tracked tasks evicted to stay within the bound.', registers: r });
-    this.#workersWithoutTaskEvents = new Gauge({ name: `${p}workers_without_task_events`, help: 'Live workers whose heartbeats report processed tasks while none of their task events arrive (started without -E).', registers: r });
-    this.rulesReloads = new Counter({ name: `${p}rules_reloads_total`, help: 'Remediation rules file reloads, by outcome (success, failure).', labelNames: ['outcome'], registers: r });
-    this.rulesLastReloadSuccessful = new Gauge({ name: `${p}rules_last_reload_successful`, help: '1 if the last remediation rules reload succeeded (or none was tried), 0 if it failed.', registers: r });
+    this.#eventsReceived = new Counter({
+      name: `${p}events_received_total`,
+      help: 'Celery events decoded, by event type (each element of a task.multi batch counts).',
+      labelNames: ['type'],
+      registers: r,
+    });
+    this.#eventsDropped = new Counter({
+      name: `${p}events_dropped_total`,
+      help: 'Messages or events thrown away, by reason.',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    this.#messagesReceived = new Counter({
+      name: `${p}broker_messages_received_total`,
+      help: 'Messages received from the event exchange (a task.multi batch is one message).',
+      registers: r,
+    });
+    this.#brokerConnected = new Gauge({
+      name: `${p}broker_connected`,
+      help: '1 while the broker connection and event subscription are up.',
+      registers: r,
+    });
+    this.#brokerReconnects = new Counter({
+      name: `${p}broker_reconnects_total`,
+      help: 'Reconnect attempts after the broker connection was lost or refused.',
+      registers: r,
+    });
+    this.#lastEventTimestamp = new Gauge({
+      name: `${p}last_event_timestamp_seconds`,
+      help: 'When the last Celery event was received (local clock, epoch seconds).',
+      registers: r,
+    });
+    this.scrapeDuration = new Gauge({
+      name: `${p}scrape_duration_seconds`,
+      help: 'Time the previous /metrics scrape took to collect and render.',
+      registers: r,
+    });
+    this.#labelOverflow = new Counter({
+      name: `${p}label_overflow_total`,
+      help: 'Label values folded into the overflow value by the cardinality caps, by label.',
+      labelNames: ['label'],
+      registers: r,
+    });
+    this.#queueLengthErrors = new Counter({
+      name: `${p}queue_length_errors_total`,
+      help: 'Queue depth reads that failed or timed out.',
+      registers: r,
+    });
+    this.inspectRequests = new Counter({
+      name: `${p}inspect_requests_total`,
+      help: 'Background inspect broadcasts (active_queues, stats), by outcome.',
+      labelNames: ['outcome'],
+      registers: r,
+    });
+    this.#workerClockSkew = new Gauge({
+      name: `${p}worker_clock_skew_seconds`,
+      help: "Worker's clock minus ours at its last heartbeat (transit time included).",
+      labelNames: ['hostname'],
+      registers: r,
+    });
+    this.#trackedTasks = new Gauge({
+      name: `${p}tracked_tasks`,
+      help: 'In-flight tasks held in memory (bounded by cardinality.max_tracked_tasks).',
+      registers: r,
+    });
+    this.#trackedWorkers = new Gauge({
+      name: `${p}tracked_workers`,
+      help: 'Workers held in memory, alive or waiting to be purged.',
+      registers: r,
+    });
+    this.#taskEvictions = new Counter({
+      name: `${p}tracked_task_evictions_total`,
+      help: 'Tracked tasks evicted to stay within the bound.',
+      registers: r,
+    });
+    this.#workersWithoutTaskEvents = new Gauge({
+      name: `${p}workers_without_task_events`,
+      help: 'Live workers whose heartbeats report processed tasks while none of their task events arrive (started without -E).',
+      registers: r,
+    });
+    this.rulesReloads = new Counter({
+      name: `${p}rules_reloads_total`,
+      help: 'Remediation rules file reloads, by outcome (success, failure).',
+      labelNames: ['outcome'],
+      registers: r,
+    });
+    this.rulesLastReloadSuccessful = new Gauge({
+      name: `${p}rules_last_reload_successful`,
+      help: '1 if the last remediation rules reload succeeded (or none was tried), 0 if it failed.',
+      registers: r,
+    });
     this.rulesLastReloadSuccessful.set(1);
-    new Gauge({ name: `${p}build_info`, help: 'Build information.', labelNames: ['version', 'nodejs'], registers: r }).set({ version: VERSION, nodejs: process.version }, 1);
+    new Gauge({ name: `${p}build_info`, help: 'Build information.', labelNames: ['version', 'nodejs'], registers: r }).set(
+      { version: VERSION, nodejs: process.version },
+      1,
+    );
     collectDefaultMetrics({ register: registry });
   }
 
@@ -102,7 +180,16 @@ export class SelfMetrics {
   collect(): void {
     const s = this.source;
     const ingest = s.ingest();
-    for (const c of [this.#eventsReceived, this.#eventsDropped, this.#messagesReceived, this.#brokerReconnects, this.#taskEvictions, this.#queueLengthErrors, this.#labelOverflow]) c.reset();
+    for (const c of [
+      this.#eventsReceived,
+      this.#eventsDropped,
+      this.#messagesReceived,
+      this.#brokerReconnects,
+      this.#taskEvictions,
+      this.#queueLengthErrors,
+      this.#labelOverflow,
+    ])
+      c.reset();
     for (const [type, n] of ingest.events) setTotal(this.#eventsReceived, n, { type });
     for (const [reason, n] of ingest.drops) setTotal(this.#eventsDropped, n, { reason });
     setTotal(this.#messagesReceived, ingest.messages);

@@ -8,7 +8,15 @@
 
 export const COUNTER_FAMILIES = ['sent', 'received', 'started', 'succeeded', 'rejected', 'revoked', 'retried'] as const;
 export type CounterFamily = (typeof COUNTER_FAMILIES)[number];
-const COUNTER_INDEX: Record<CounterFamily, number> = { sent: 0, received: 1, started: 2, succeeded: 3, rejected: 4, revoked: 5, retried: 6 };
+const COUNTER_INDEX: Record<CounterFamily, number> = {
+  sent: 0,
+  received: 1,
+  started: 2,
+  succeeded: 3,
+  rejected: 4,
+  revoked: 5,
+  retried: 6,
+};
 
 const HELP: Record<CounterFamily, string> = {
   sent: 'Sent when a task message is published.',
@@ -205,7 +213,12 @@ export class TaskSeriesStore {
     }
     for (const [metric, help, pick, le] of [
       [`${p}task_runtime`, 'Histogram of task runtime measurements.', (s: TaskSeries) => s.runtime, this.#runtimeLe],
-      [`${p}task_queue_wait_time`, 'Histogram of task queue wait time measurements (task-started minus max(task-sent, eta)).', (s: TaskSeries) => s.queueWait, this.#waitLe],
+      [
+        `${p}task_queue_wait_time`,
+        'Histogram of task queue wait time measurements (task-started minus max(task-sent, eta)).',
+        (s: TaskSeries) => s.queueWait,
+        this.#waitLe,
+      ],
     ] as const) {
       buf += `# HELP ${metric} ${help}\n# TYPE ${metric} histogram\n`;
       for (const s of this.#series.values()) {

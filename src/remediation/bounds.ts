@@ -29,7 +29,8 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
   if (action === 'autoscale') {
     const { max, min } = args;
     if (!(isCount(max, 0) && isCount(min, 0) && min <= max && max <= (b.max_autoscale ?? Infinity))) {
-      for (const w of targets) skip(w, 'bound', `autoscale needs 0 ≤ min ≤ max ≤ ${b.max_autoscale}, got min=${String(min)} max=${String(max)}`);
+      for (const w of targets)
+        skip(w, 'bound', `autoscale needs 0 ≤ min ≤ max ≤ ${b.max_autoscale}, got min=${String(min)} max=${String(max)}`);
       return [];
     }
     return targets;
@@ -40,7 +41,8 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
     return [];
   }
   const stats = await executor.poolStats(targets);
-  const pending = async (a: 'pool_grow' | 'pool_shrink', worker: string) => Number((await state.get(stateKeys.pendingResize(a, worker))) ?? '0');
+  const pending = async (a: 'pool_grow' | 'pool_shrink', worker: string) =>
+    Number((await state.get(stateKeys.pendingResize(a, worker))) ?? '0');
   const kept: string[] = [];
   for (const worker of targets) {
     const s = stats.get(worker);
@@ -54,7 +56,11 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
       const counted = s.processes + recent;
       allowed = Math.min(n, (b.max_pool_processes ?? 0) - counted);
       if (allowed < 1) {
-        skip(worker, 'bound', `already at ${counted} processes${recent > 0 ? ` (${recent} from a grow not in stats yet)` : ''} (ceiling ${b.max_pool_processes})`);
+        skip(
+          worker,
+          'bound',
+          `already at ${counted} processes${recent > 0 ? ` (${recent} from a grow not in stats yet)` : ''} (ceiling ${b.max_pool_processes})`,
+        );
         continue;
       }
     } else {

@@ -89,7 +89,10 @@ export class Remediator {
     const wouldAct = jobs.length > 0 && !this.#killSwitch.engaged && !this.options.dryRun && jobs.some((j) => !j.rule.dry_run);
     if (wouldAct && !this.executor.brokerConnected()) return { status: 'retry', jobs: 0 };
     if (notification.truncatedAlerts > 0) {
-      this.logger.warn({ truncated: notification.truncatedAlerts }, 'Alertmanager truncated this notification; nothing is inferred from the missing alerts');
+      this.logger.warn(
+        { truncated: notification.truncatedAlerts },
+        'Alertmanager truncated this notification; nothing is inferred from the missing alerts',
+      );
     }
     this.#jobs += jobs.length;
     this.#pending = this.#pending.then(async () => {

@@ -19,7 +19,11 @@ export type { DangerousAction } from '../config/remediation-schema.js';
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid label name');
 // The node-name glob of the control API (letters, digits, _ . @ - and the wildcards * ?).
-const workerGlob = z.string().min(1).max(200).regex(/^[A-Za-z0-9_.@*?-]+$/, 'a glob over worker names like celery@web-*');
+const workerGlob = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_.@*?-]+$/, 'a glob over worker names like celery@web-*');
 
 const actionStep = z
   .object({
@@ -53,7 +57,10 @@ const ruleSchema = z
         allow: z.union([workerGlob, z.array(workerGlob).min(1).max(50)]).optional(),
       })
       .strict()
-      .refine((t) => [t.queue_label, t.worker_label, t.pattern].filter((v) => v !== undefined).length === 1, 'give exactly one of queue_label, worker_label, pattern'),
+      .refine(
+        (t) => [t.queue_label, t.worker_label, t.pattern].filter((v) => v !== undefined).length === 1,
+        'give exactly one of queue_label, worker_label, pattern',
+      ),
     bounds: z
       .object({
         max_pool_processes: z.number().int().min(1).max(1000).optional(),
@@ -63,7 +70,10 @@ const ruleSchema = z
       .strict()
       .prefault({}),
     cooldown_seconds: z.number().min(0).max(86_400).default(300),
-    max_actions: z.object({ count: z.number().int().min(1).max(10_000), window_seconds: z.number().min(1).max(604_800) }).strict().optional(),
+    max_actions: z
+      .object({ count: z.number().int().min(1).max(10_000), window_seconds: z.number().min(1).max(604_800) })
+      .strict()
+      .optional(),
     dry_run: z.boolean().default(false),
     on_resolved: actionStep.optional(),
   })
@@ -107,11 +117,17 @@ export function convertArguments(action: RemediationAction, args: Record<string,
  * text are converted (other text for a number is refused), templates take their default or, with
  * none, a value of the expected type. A value only an alert can supply is checked when it comes.
  */
-function checkStepArguments(action: RemediationAction, args: Record<string, unknown>, where: string, problems: string[]): Record<string, unknown> {
+function checkStepArguments(
+  action: RemediationAction,
+  args: Record<string, unknown>,
+  where: string,
+  problems: string[],
+): Record<string, unknown> {
   const numeric = COMMANDS.get(action)?.numericArguments ?? [];
   for (const name of numeric) {
     const v = args[name];
-    if (typeof v === 'string' && !isTemplated(v) && !NUMERIC_TEXT.test(v)) problems.push(`${where}: arguments.${name}: "${v.slice(0, 40)}" is not a number`);
+    if (typeof v === 'string' && !isTemplated(v) && !NUMERIC_TEXT.test(v))
+      problems.push(`${where}: arguments.${name}: "${v.slice(0, 40)}" is not a number`);
   }
   const converted = convertArguments(action, args);
   const { probe, fromAlert } = probeArguments(converted, (name) => (numeric.includes(name) ? 1 : 'placeholder'));
@@ -142,7 +158,8 @@ export function targetAllowed(rule: RemediationRule, worker: string): boolean {
 /** Is this step one of the dangerous ones (shutdown, pool_restart, revoke with terminate)? */
 export function dangerOf(action: RemediationAction, args: Record<string, unknown>): DangerousAction | undefined {
   if (action === 'shutdown' || action === 'pool_restart') return action;
-  if (action === 'revoke' && args.terminate !== undefined && args.terminate !== false && args.terminate !== 'false') return 'revoke_terminate';
+  if (action === 'revoke' && args.terminate !== undefined && args.terminate !== false && args.terminate !== 'false')
+    return 'revoke_terminate';
   return undefined;
 }
 
@@ -199,7 +216,8 @@ export function compileRules(text: string, allowDangerous: readonly DangerousAct
     if (rule.action === 'autoscale' && rule.bounds.max_autoscale === undefined) {
       problems.push(`${where}: autoscale needs bounds.max_autoscale (a ceiling)`);
     }
-    if (rule.match.status === 'resolved' && rule.on_resolved) problems.push(`${where}: on_resolved only makes sense for rules matching firing alerts`);
+    if (rule.match.status === 'resolved' && rule.on_resolved)
+      problems.push(`${where}: on_resolved only makes sense for rules matching firing alerts`);
     rules.push({ ...rule, regexes });
   });
   if (problems.length > 0) throw new RulesError(problems);
@@ -220,7 +238,10 @@ export function loadRulesFile(path: string, allowDangerous: readonly DangerousAc
  * The rules the configuration names (none without a rules file): what the service loads at start
  * and on reload, and what `--check-config` checks. Throws RulesError.
  */
-export function loadConfiguredRules(r: { readonly rules_file?: string | undefined; readonly allow_dangerous_actions: readonly DangerousAction[] }): RemediationRule[] {
+export function loadConfiguredRules(r: {
+  readonly rules_file?: string | undefined;
+  readonly allow_dangerous_actions: readonly DangerousAction[];
+}): RemediationRule[] {
   return r.rules_file ? loadRulesFile(r.rules_file, r.allow_dangerous_actions) : [];
 }
 

@@ -127,7 +127,11 @@ export class RedisState implements RemediationState {
 
   async count(key: string, windowMs: number): Promise<number> {
     const k = this.#windowKey(key, windowMs);
-    const [[, n]] = (await this.redis.multi().incr(k).pexpire(k, windowMs * 2).exec()) as [[Error | null, number], unknown];
+    const [[, n]] = (await this.redis
+      .multi()
+      .incr(k)
+      .pexpire(k, windowMs * 2)
+      .exec()) as [[Error | null, number], unknown];
     return n;
   }
 

@@ -30,15 +30,7 @@ export interface TargetOutcome {
 }
 
 export type SuppressReason =
-  | 'duplicate'
-  | 'cooldown'
-  | 'bound'
-  | 'cap'
-  | 'kill_switch'
-  | 'no_target'
-  | 'in_flight'
-  | 'not_allowed'
-  | 'nothing_to_revert';
+  'duplicate' | 'cooldown' | 'bound' | 'cap' | 'kill_switch' | 'no_target' | 'in_flight' | 'not_allowed' | 'nothing_to_revert';
 export type DecisionOutcome = 'acted' | 'failed' | 'no_reply' | 'dry_run' | 'suppressed';
 
 export interface Decision {
@@ -71,4 +63,3 @@ export interface RemediationOptions {
   /** How long a grow or shrink counts as pending: longer than the pool's 5 s maintenance tick. */
   pendingResizeMs?: number;
 }
-

@@ -38,7 +38,10 @@ export function createRemediation(r: RemediationConfig, parts: RemediationParts)
   // First, so an invalid rules file stops the start before any connection is opened.
   const rules = loadConfiguredRules(r);
   const now = () => clock.nowMs();
-  let state: RemediationState = new MemoryState(now, { maxEntries: r.max_state_entries, onEvict: (n) => parts.metrics.stateEvictions.inc(n) });
+  let state: RemediationState = new MemoryState(now, {
+    maxEntries: r.max_state_entries,
+    onEvict: (n) => parts.metrics.stateEvictions.inc(n),
+  });
   let killSwitch: KillSwitch = new LocalKillSwitch(r.kill_switch);
   let redis: Redis | undefined;
   if (r.state_redis_url) {

@@ -93,7 +93,6 @@ export class TaskTracker {
     return true;
   }
 
-
   get size(): number {
     return this.#tasks.size;
   }

@@ -112,7 +112,8 @@ export class WorkerRegistry {
    */
   withoutTaskEvents(now = this.clock.nowMs()): WorkerRecord[] {
     return this.alive(now).filter(
-      (w) => w.taskEventsSeen !== true && w.processed !== undefined && w.processedBaseline !== undefined && w.processed > w.processedBaseline,
+      (w) =>
+        w.taskEventsSeen !== true && w.processed !== undefined && w.processedBaseline !== undefined && w.processed > w.processedBaseline,
     );
   }
 

@@ -21,9 +21,21 @@ export function createTaskStore(config: Config, logger: Logger): { store: TaskSt
   const t = config.tasks;
   const store = new TaskStore({
     maxTasks: t.max_tasks,
-    limits: { args: t.max_args_chars, kwargs: t.max_kwargs_chars, result: t.max_result_chars, exception: t.max_exception_chars, traceback: t.max_traceback_chars },
+    limits: {
+      args: t.max_args_chars,
+      kwargs: t.max_kwargs_chars,
+      result: t.max_result_chars,
+      exception: t.max_exception_chars,
+      traceback: t.max_traceback_chars,
+    },
   });
-  const persistence = t.persist ? new TaskPersistence(store, { file: t.persist, flushMs: t.persist_interval_seconds * 1000 }, logger.child({ component: 'task-persistence' })) : undefined;
+  const persistence = t.persist
+    ? new TaskPersistence(
+        store,
+        { file: t.persist, flushMs: t.persist_interval_seconds * 1000 },
+        logger.child({ component: 'task-persistence' }),
+      )
+    : undefined;
   return { store, persistence };
 }
 
@@ -35,7 +47,11 @@ export function createResultBackend(config: Config, logger: Logger): ResultBacke
   if (endpoint.kind !== 'redis') return undefined;
   return new RedisResultBackend(
     endpoint,
-    { keyPrefix: t.result_key_prefix, expiresSeconds: t.result_expires_seconds, ...(config.broker_transport_options.master_name ? { masterName: config.broker_transport_options.master_name } : {}) },
+    {
+      keyPrefix: t.result_key_prefix,
+      expiresSeconds: t.result_expires_seconds,
+      ...(config.broker_transport_options.master_name ? { masterName: config.broker_transport_options.master_name } : {}),
+    },
     logger.child({ component: 'result-backend' }),
   );
 }

@@ -40,7 +40,12 @@ export function createTaskPublisher(config: Config, logger: Logger): TaskPublish
   const broker = config.broker;
   if (broker.kind === 'amqp') return new AmqpTaskPublisher(broker.url.reveal(), logger);
   const o = config.broker_transport_options;
-  return new RedisTaskPublisher(broker, o.master_name, { globalKeyprefix: o.global_keyprefix, db: broker.db, prioritySteps: [...o.priority_steps], sep: o.sep }, logger);
+  return new RedisTaskPublisher(
+    broker,
+    o.master_name,
+    { globalKeyprefix: o.global_keyprefix, db: broker.db, prioritySteps: [...o.priority_steps], sep: o.sep },
+    logger,
+  );
 }
 
 interface AmqpSession {
@@ -60,7 +65,10 @@ class AmqpTaskPublisher implements TaskPublisher {
 
   #connect(): Promise<AmqpSession> {
     this.#session ??= (async () => {
-      const model = await connect(this.url, { timeout: TIMEOUT_MS, clientProperties: { connection_name: 'celery-autopilot task publisher' } });
+      const model = await connect(this.url, {
+        timeout: TIMEOUT_MS,
+        clientProperties: { connection_name: 'celery-autopilot task publisher' },
+      });
       const drop = () => {
         this.#session = undefined;
       };
@@ -109,9 +117,17 @@ class AmqpTaskPublisher implements TaskPublisher {
   }
 
   async publish(m: TaskMessage): Promise<void> {
-    const session = await deadline(this.#connect(), TIMEOUT_MS, () => new PublishUnavailableError('RabbitMQ did not accept a connection in time'));
+    const session = await deadline(
+      this.#connect(),
+      TIMEOUT_MS,
+      () => new PublishUnavailableError('RabbitMQ did not accept a connection in time'),
+    );
     try {
-      await deadline(this.#ensureQueue(session, m.routingKey), TIMEOUT_MS, () => new PublishUnavailableError(`RabbitMQ did not answer for queue '${m.routingKey}' in time`));
+      await deadline(
+        this.#ensureQueue(session, m.routingKey),
+        TIMEOUT_MS,
+        () => new PublishUnavailableError(`RabbitMQ did not answer for queue '${m.routingKey}' in time`),
+      );
     } catch (e) {
       if (e instanceof PublishUnavailableError) throw e;
       throw new PublishUnavailableError(`cannot use queue '${m.routingKey}': ${(e as Error).message}`);
@@ -135,7 +151,11 @@ class AmqpTaskPublisher implements TaskPublisher {
         (err: unknown) => (err ? reject(new PublishUnconfirmedError('RabbitMQ refused the message (nack)')) : resolve()),
       );
     });
-    await deadline(confirmed, TIMEOUT_MS, () => new PublishUnconfirmedError('RabbitMQ did not confirm the message in time; it may or may not have been queued'));
+    await deadline(
+      confirmed,
+      TIMEOUT_MS,
+      () => new PublishUnconfirmedError('RabbitMQ did not confirm the message in time; it may or may not have been queued'),
+    );
   }
 
   async close(): Promise<void> {
@@ -156,7 +176,11 @@ class RedisTaskPublisher implements TaskPublisher {
     private readonly layout: RedisLayout,
     logger: Logger,
   ) {
-    this.#redis = new OnDemandRedis(endpoint, { connectionName: 'celery-autopilot-publisher', connectTimeoutMs: TIMEOUT_MS, ...(masterName ? { masterName } : {}) }, logger);
+    this.#redis = new OnDemandRedis(
+      endpoint,
+      { connectionName: 'celery-autopilot-publisher', connectTimeoutMs: TIMEOUT_MS, ...(masterName ? { masterName } : {}) },
+      logger,
+    );
   }
 
   async publish(m: TaskMessage): Promise<void> {
@@ -182,13 +206,18 @@ class RedisTaskPublisher implements TaskPublisher {
     });
     const key = priorityKeyFor(this.layout, m.routingKey, Math.min(9, p.priority));
     try {
-      await deadline(client.lpush(key, envelope), TIMEOUT_MS, () => new PublishUnconfirmedError('Redis did not answer LPUSH in time; the task may or may not have been queued'));
+      await deadline(
+        client.lpush(key, envelope),
+        TIMEOUT_MS,
+        () => new PublishUnconfirmedError('Redis did not answer LPUSH in time; the task may or may not have been queued'),
+      );
     } catch (e) {
       if (e instanceof PublishUnconfirmedError) throw e;
       // Without an offline queue, "not writeable" means the command never left; anything else
       // (a connection lost mid-command) may have been written.
       const message = (e as Error).message;
-      if (/writeable|not connected|closed/i.test(message) && client.status !== 'ready') throw new PublishUnavailableError(`Redis is not reachable: ${message}`);
+      if (/writeable|not connected|closed/i.test(message) && client.status !== 'ready')
+        throw new PublishUnavailableError(`Redis is not reachable: ${message}`);
       throw new PublishUnconfirmedError(`Redis did not confirm the message (${message}); it may or may not have been queued`);
     }
   }

@@ -16,7 +16,8 @@ export function assertJson(value: unknown, path: string, depth = 0): void {
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new NotJsonError(`${path} is not a finite number (JSON cannot carry it)`);
     // JSON.parse already rounded 12345678901234567890: what would reach the worker is not what was sent.
-    if (Number.isInteger(value) && !Number.isSafeInteger(value)) throw new NotJsonError(`${path} is an integer beyond ±2^53, which cannot be passed on exactly`);
+    if (Number.isInteger(value) && !Number.isSafeInteger(value))
+      throw new NotJsonError(`${path} is an integer beyond ±2^53, which cannot be passed on exactly`);
     return;
   }
   if (Array.isArray(value)) {
@@ -83,7 +84,8 @@ function pyJsonString(s: string): string {
     const c = s.charCodeAt(i);
     const esc = JSON_ESCAPES[ch];
     if (esc !== undefined) out += esc;
-    else if (c < 0x20 || c > 0x7e) out += `\\u${hex(c, 4)}`; // per UTF-16 unit, as Python's ensure_ascii does
+    else if (c < 0x20 || c > 0x7e)
+      out += `\\u${hex(c, 4)}`; // per UTF-16 unit, as Python's ensure_ascii does
     else out += ch;
   }
   return `${out}"`;

@@ -18,7 +18,8 @@ function query(params: QueryParams, name: string): string | undefined {
 function wholeNumber(params: QueryParams, name: string, max: number): number | undefined {
   const v = query(params, name);
   if (v === undefined) return undefined;
-  if (!/^\d{1,12}$/.test(v.trim()) || Number(v) > max) throw new TaskQueryError(`${name} must be a whole number from 0 to ${max}, got '${v.slice(0, 40)}'`);
+  if (!/^\d{1,12}$/.test(v.trim()) || Number(v) > max)
+    throw new TaskQueryError(`${name} must be a whole number from 0 to ${max}, got '${v.slice(0, 40)}'`);
   return Number(v);
 }
 
@@ -28,12 +29,15 @@ export function parseDate(name: string, v: string): number {
   if (m) {
     const [y, mo, d, h, mi] = m.slice(1).map(Number) as [number, number, number, number, number];
     const date = new Date(y, mo - 1, d, h, mi);
-    if (date.getFullYear() === y && date.getMonth() === mo - 1 && date.getDate() === d && date.getHours() === h && date.getMinutes() === mi) return date.getTime() / 1000;
+    if (date.getFullYear() === y && date.getMonth() === mo - 1 && date.getDate() === d && date.getHours() === h && date.getMinutes() === mi)
+      return date.getTime() / 1000;
   } else if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(v.trim())) {
     const ms = Date.parse(v.trim());
     if (Number.isFinite(ms)) return ms / 1000;
   }
-  throw new TaskQueryError(`${name} must be a date like '2024-05-01 13:45' (server local time) or ISO 8601 with a zone, got '${v.slice(0, 40)}'`);
+  throw new TaskQueryError(
+    `${name} must be a date like '2024-05-01 13:45' (server local time) or ISO 8601 with a zone, got '${v.slice(0, 40)}'`,
+  );
 }
 
 /** Flower's /api/tasks parameters (the console's task list uses the same) → a store query; throws TaskQueryError. */
@@ -46,14 +50,24 @@ export function parseTaskQuery(params: QueryParams, showPayload: boolean): TaskQ
   const sortBy = query(params, 'sort_by');
   if (sortBy !== undefined) {
     const field = sortBy.replace(/^-/, '');
-    if (!(SORT_FIELDS as readonly string[]).includes(field)) throw new TaskQueryError(`sort_by must be one of ${SORT_FIELDS.join(', ')} (prefix - for descending), got '${sortBy.slice(0, 40)}'`);
+    if (!(SORT_FIELDS as readonly string[]).includes(field))
+      throw new TaskQueryError(`sort_by must be one of ${SORT_FIELDS.join(', ')} (prefix - for descending), got '${sortBy.slice(0, 40)}'`);
     q.sortBy = { field: field as SortField, descending: sortBy.startsWith('-') };
   }
-  for (const [param, key] of [['workername', 'worker'], ['taskname', 'name'], ['state', 'state']] as const) {
+  for (const [param, key] of [
+    ['workername', 'worker'],
+    ['taskname', 'name'],
+    ['state', 'state'],
+  ] as const) {
     const v = query(params, param);
     if (v !== undefined && v !== 'All') q[key] = v;
   }
-  for (const [param, key] of [['received_start', 'receivedStart'], ['received_end', 'receivedEnd'], ['started_start', 'startedStart'], ['started_end', 'startedEnd']] as const) {
+  for (const [param, key] of [
+    ['received_start', 'receivedStart'],
+    ['received_end', 'receivedEnd'],
+    ['started_start', 'startedStart'],
+    ['started_end', 'startedEnd'],
+  ] as const) {
     const v = query(params, param);
     if (v !== undefined) q[key] = parseDate(param, v);
   }

@@ -32,7 +32,13 @@ export class OnDemandRedis {
       ...(e.password !== undefined ? { password: e.password.reveal() } : {}),
       ...(e.tls ? { tls: {} } : {}),
     };
-    if (e.sentinels) return { ...common, sentinels: e.sentinels.map((s) => ({ host: s.host, port: s.port })), name: this.options.masterName ?? 'mymaster', role: 'master' };
+    if (e.sentinels)
+      return {
+        ...common,
+        sentinels: e.sentinels.map((s) => ({ host: s.host, port: s.port })),
+        name: this.options.masterName ?? 'mymaster',
+        role: 'master',
+      };
     return { ...common, host: e.node!.host, port: e.node!.port };
   }
 
@@ -46,7 +52,10 @@ export class OnDemandRedis {
     this.#client = client;
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([client.connect(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('connect timed out')), this.options.connectTimeoutMs)))]);
+      await Promise.race([
+        client.connect(),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('connect timed out')), this.options.connectTimeoutMs))),
+      ]);
       return client;
     } catch (e) {
       client.disconnect();

@@ -59,7 +59,12 @@ export class RedisResultBackend implements ResultBackend {
   ) {
     this.#redis = new OnDemandRedis(
       endpoint,
-      { connectionName: 'celery-autopilot-results', connectTimeoutMs: CONNECT_TIMEOUT_MS, commandTimeoutMs: COMMAND_TIMEOUT_MS, ...(options.masterName ? { masterName: options.masterName } : {}) },
+      {
+        connectionName: 'celery-autopilot-results',
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        commandTimeoutMs: COMMAND_TIMEOUT_MS,
+        ...(options.masterName ? { masterName: options.masterName } : {}),
+      },
       logger,
     );
   }
@@ -88,7 +93,9 @@ export class RedisResultBackend implements ResultBackend {
     } catch {
       // falls through: not Celery's JSON (pickle, or another app's key)
     }
-    throw new BackendUnavailableError(`the result backend holds something that is not Celery JSON under ${this.key(taskId)} (result_serializer must be json)`);
+    throw new BackendUnavailableError(
+      `the result backend holds something that is not Celery JSON under ${this.key(taskId)} (result_serializer must be json)`,
+    );
   }
 
   async wait(taskId: string, timeoutMs: number): Promise<TaskMeta | null> {

@@ -21,7 +21,21 @@ export interface SubmitRequest {
 
 export class SubmitError extends Error {}
 
-export const SUBMIT_OPTIONS = ['args', 'kwargs', 'countdown', 'eta', 'expires', 'queue', 'routing_key', 'priority', 'task_id', 'time_limit', 'soft_time_limit', 'shadow', 'ignore_result'] as const;
+export const SUBMIT_OPTIONS = [
+  'args',
+  'kwargs',
+  'countdown',
+  'eta',
+  'expires',
+  'queue',
+  'routing_key',
+  'priority',
+  'task_id',
+  'time_limit',
+  'soft_time_limit',
+  'shadow',
+  'ignore_result',
+] as const;
 
 const MAX_DELAY_SECONDS = 366 * 86_400;
 
@@ -31,7 +45,8 @@ const MAX_DELAY_SECONDS = 366 * 86_400;
  */
 function parseDate(field: string, value: unknown, now: Date, secondsAllowed: boolean): Date {
   if (secondsAllowed && typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0 || value > MAX_DELAY_SECONDS) throw new SubmitError(`${field} must be seconds from 0 to ${MAX_DELAY_SECONDS}`);
+    if (!Number.isFinite(value) || value < 0 || value > MAX_DELAY_SECONDS)
+      throw new SubmitError(`${field} must be seconds from 0 to ${MAX_DELAY_SECONDS}`);
     return new Date(now.getTime() + value * 1000);
   }
   if (typeof value === 'string') {
@@ -47,13 +62,16 @@ function parseDate(field: string, value: unknown, now: Date, secondsAllowed: boo
       return new Date(Date.parse(v));
     }
   }
-  throw new SubmitError(`${field} must be ${secondsAllowed ? 'seconds from now or ' : ''}a date like '2024-05-01 13:45:00.000000' (UTC) or ISO 8601 with a zone`);
+  throw new SubmitError(
+    `${field} must be ${secondsAllowed ? 'seconds from now or ' : ''}a date like '2024-05-01 13:45:00.000000' (UTC) or ISO 8601 with a zone`,
+  );
 }
 
 function seconds(field: string, value: unknown): number | null {
   if (value === null) return null;
   const n = typeof value === 'string' && /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0 || n > 1_000_000) throw new SubmitError(`${field} must be seconds above 0 and at most 1000000`);
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0 || n > 1_000_000)
+    throw new SubmitError(`${field} must be seconds above 0 and at most 1000000`);
   return n;
 }
 
@@ -62,7 +80,8 @@ export function parseSubmitBody(body: unknown, now: Date): SubmitRequest {
   if (typeof o !== 'object' || Array.isArray(o)) throw new SubmitError('the body must be a JSON object of args, kwargs and options');
   const b = o as Record<string, unknown>;
   const unknown = Object.keys(b).filter((k) => !(SUBMIT_OPTIONS as readonly string[]).includes(k));
-  if (unknown.length > 0) throw new SubmitError(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${SUBMIT_OPTIONS.join(', ')})`);
+  if (unknown.length > 0)
+    throw new SubmitError(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${SUBMIT_OPTIONS.join(', ')})`);
   const args = b.args ?? [];
   const kwargs = b.kwargs ?? {};
   if (!Array.isArray(args)) throw new SubmitError('args must be an array');
@@ -84,11 +103,13 @@ export function parseSubmitBody(body: unknown, now: Date): SubmitRequest {
     }
   };
   if (b.task_id !== undefined) out.taskId = validated(() => validateTaskId(b.task_id, 'task_id'));
-  if (b.queue !== undefined && b.routing_key !== undefined && b.queue !== b.routing_key) throw new SubmitError('give queue or routing_key, not two different ones');
+  if (b.queue !== undefined && b.routing_key !== undefined && b.queue !== b.routing_key)
+    throw new SubmitError('give queue or routing_key, not two different ones');
   const queue = b.queue ?? b.routing_key;
   if (queue !== undefined) out.queue = validated(() => validateQueueName(queue, b.queue !== undefined ? 'queue' : 'routing_key'));
   if (b.priority !== undefined) {
-    if (typeof b.priority !== 'number' || !Number.isInteger(b.priority) || b.priority < 0 || b.priority > 255) throw new SubmitError('priority must be a whole number from 0 to 255');
+    if (typeof b.priority !== 'number' || !Number.isInteger(b.priority) || b.priority < 0 || b.priority > 255)
+      throw new SubmitError('priority must be a whole number from 0 to 255');
     out.priority = b.priority;
   }
   if (b.countdown !== undefined && b.eta !== undefined) throw new SubmitError('give countdown or eta, not both');
@@ -96,11 +117,15 @@ export function parseSubmitBody(body: unknown, now: Date): SubmitRequest {
   if (b.eta !== undefined) out.eta = parseDate('eta', b.eta, now, false);
   if (b.expires !== undefined) out.expires = parseDate('expires', b.expires, now, true);
   if (b.time_limit !== undefined || b.soft_time_limit !== undefined) {
-    out.timeLimit = [b.time_limit === undefined ? null : seconds('time_limit', b.time_limit), b.soft_time_limit === undefined ? null : seconds('soft_time_limit', b.soft_time_limit)];
+    out.timeLimit = [
+      b.time_limit === undefined ? null : seconds('time_limit', b.time_limit),
+      b.soft_time_limit === undefined ? null : seconds('soft_time_limit', b.soft_time_limit),
+    ];
   }
   if (b.shadow !== undefined) {
     // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-    if (typeof b.shadow !== 'string' || b.shadow.length === 0 || b.shadow.length > 200 || /[\x00-\x1f]/.test(b.shadow)) throw new SubmitError('shadow must be a name of at most 200 characters');
+    if (typeof b.shadow !== 'string' || b.shadow.length === 0 || b.shadow.length > 200 || /[\x00-\x1f]/.test(b.shadow))
+      throw new SubmitError('shadow must be a name of at most 200 characters');
     out.shadow = b.shadow;
   }
   if (b.ignore_result !== undefined) {

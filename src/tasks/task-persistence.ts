@@ -45,7 +45,10 @@ export class TaskPersistence {
     } catch (e) {
       // Kept for a post-mortem rather than deleted; the service starts either way.
       const aside = `${this.options.file}.unreadable-${Date.now()}`;
-      this.logger.error({ file: this.options.file, movedTo: aside, err: (e as Error).message }, 'task persistence file unreadable: moved aside, starting a new one');
+      this.logger.error(
+        { file: this.options.file, movedTo: aside, err: (e as Error).message },
+        'task persistence file unreadable: moved aside, starting a new one',
+      );
       for (const suffix of ['', '-wal', '-shm']) {
         const f = this.options.file + suffix;
         if (!existsSync(f)) continue;
@@ -81,7 +84,10 @@ export class TaskPersistence {
   /** Restores rows oldest first; a row that does not parse as a task is skipped and counted. */
   #load(db: Database.Database): void {
     let skipped = 0;
-    for (const row of db.prepare('SELECT seq, record FROM tasks ORDER BY seq').iterate() as IterableIterator<{ seq: number; record: string }>) {
+    for (const row of db.prepare('SELECT seq, record FROM tasks ORDER BY seq').iterate() as IterableIterator<{
+      seq: number;
+      record: string;
+    }>) {
       this.#seq = Math.max(this.#seq, row.seq);
       const record = parseRecord(row.record);
       if (record) {
@@ -104,7 +110,9 @@ export class TaskPersistence {
   flush(): void {
     const { updated, evicted } = this.store.takeChanges();
     if (updated.length === 0 && evicted.length === 0) return;
-    const upsert = this.#db.prepare('INSERT INTO tasks (uuid, seq, record) VALUES (?, ?, ?) ON CONFLICT (uuid) DO UPDATE SET seq = excluded.seq, record = excluded.record');
+    const upsert = this.#db.prepare(
+      'INSERT INTO tasks (uuid, seq, record) VALUES (?, ?, ?) ON CONFLICT (uuid) DO UPDATE SET seq = excluded.seq, record = excluded.record',
+    );
     const remove = this.#db.prepare('DELETE FROM tasks WHERE uuid = ?');
     try {
       this.#db.transaction(() => {

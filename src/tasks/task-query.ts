@@ -16,9 +16,7 @@ export type SearchField = (typeof SEARCH_FIELDS)[number];
 export const PAYLOAD_FIELDS: readonly SearchField[] = ['args', 'kwargs', 'result'];
 
 export type SearchExpr =
-  | { kind: 'all' }
-  | { kind: 'term'; field: SearchField | null; value: string }
-  | { kind: 'and' | 'or'; children: SearchExpr[] };
+  { kind: 'all' } | { kind: 'term'; field: SearchField | null; value: string } | { kind: 'and' | 'or'; children: SearchExpr[] };
 
 export interface TaskQuery {
   limit?: number;
@@ -122,7 +120,8 @@ export function parseSearch(raw: string): SearchExpr {
     const children = [parseAnd(depth)];
     while (peek()?.kind === 'or') {
       const op = tokens[pos++]!;
-      if (!peek() || peek()!.kind === ')' || peek()!.kind === 'or' || peek()!.kind === 'and') throw new TaskQueryError(`OR at position ${op.at} must be followed by a search term`);
+      if (!peek() || peek()!.kind === ')' || peek()!.kind === 'or' || peek()!.kind === 'and')
+        throw new TaskQueryError(`OR at position ${op.at} must be followed by a search term`);
       children.push(parseAnd(depth));
     }
     return children.length === 1 ? children[0]! : { kind: 'or', children };
@@ -133,7 +132,8 @@ export function parseSearch(raw: string): SearchExpr {
       if (t.kind === 'and') {
         pos++;
         const next = peek();
-        if (!next || next.kind === ')' || next.kind === 'or' || next.kind === 'and') throw new TaskQueryError(`AND at position ${t.at} must be followed by a search term`);
+        if (!next || next.kind === ')' || next.kind === 'or' || next.kind === 'and')
+          throw new TaskQueryError(`AND at position ${t.at} must be followed by a search term`);
       }
       children.push(parsePrimary(depth));
     }
@@ -173,7 +173,8 @@ function parseTerm(t: Token): SearchExpr {
   if (field === null && value.startsWith('-')) throw new TaskQueryError(`negation with '-' is not supported (position ${t.at})`);
   if (value === '') throw new TaskQueryError(`${field}: needs a value (position ${t.at})`);
   const exact = field === 'state' || (field === 'kwargs' && value.includes('='));
-  if (!exact && value.trim().length < MIN_SUBSTRING) throw new TaskQueryError(`search terms need at least ${MIN_SUBSTRING} characters (position ${t.at})`);
+  if (!exact && value.trim().length < MIN_SUBSTRING)
+    throw new TaskQueryError(`search terms need at least ${MIN_SUBSTRING} characters (position ${t.at})`);
   return { kind: 'term', field, value: value.toLowerCase() };
 }
 

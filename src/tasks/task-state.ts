@@ -86,7 +86,17 @@ const EVENT_TIMESTAMP: Partial<Record<TaskEventType, TimestampField>> = {
  * the task's current state logically happened before it (it arrived late), so it may fill in
  * fields but not move the state back. RETRY has no place in this order (see `applyEvent`).
  */
-const PRECEDENCE: readonly (TaskState | null)[] = ['SUCCESS', 'FAILURE', null, 'REVOKED', 'STARTED', 'RECEIVED', 'REJECTED', 'RETRY', 'PENDING'];
+const PRECEDENCE: readonly (TaskState | null)[] = [
+  'SUCCESS',
+  'FAILURE',
+  null,
+  'REVOKED',
+  'STARTED',
+  'RECEIVED',
+  'REJECTED',
+  'RETRY',
+  'PENDING',
+];
 const rank = (s: TaskState): number => PRECEDENCE.indexOf(s);
 
 /** States ordered by their event's timestamp rather than by precedence (see `applyEvent`). */
@@ -176,7 +186,8 @@ function copyFields(task: TaskRecord, e: TaskEvent, limits: FieldLimits, only: S
     if (raw.kwargs !== undefined && (only === undefined || only.has('kwargs'))) task.kwargs = text(raw.kwargs, limits.kwargs);
     if (raw.parent_id !== undefined && (only === undefined || only.has('parent_id'))) task.parent_id = text(raw.parent_id, 255);
     if (raw.root_id !== undefined && (only === undefined || only.has('root_id'))) task.root_id = text(raw.root_id, 255);
-    if (typeof raw.retries === 'number' && Number.isFinite(raw.retries) && (only === undefined || only.has('retries'))) task.retries = raw.retries;
+    if (typeof raw.retries === 'number' && Number.isFinite(raw.retries) && (only === undefined || only.has('retries')))
+      task.retries = raw.retries;
     if (raw.eta !== undefined && (only === undefined || only.has('eta'))) task.eta = text(raw.eta, 64);
     if (raw.expires !== undefined && (only === undefined || only.has('expires'))) task.expires = text(raw.expires, 64);
   }

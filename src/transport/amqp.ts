@@ -109,7 +109,15 @@ export class AmqpTransport implements BrokerTransport {
       await closeModel(model);
       return;
     }
-    const session: Session = { model, oid: randomUUID(), control: undefined, events: undefined, pending: new PendingReplies(), lost: false, cause: undefined };
+    const session: Session = {
+      model,
+      oid: randomUUID(),
+      control: undefined,
+      events: undefined,
+      pending: new PendingReplies(),
+      lost: false,
+      cause: undefined,
+    };
     model.on('error', (error: Error) => {
       session.cause ??= error;
       this.#logger.warn({ err: error.message }, 'AMQP connection error');
@@ -129,7 +137,9 @@ export class AmqpTransport implements BrokerTransport {
     }
     if (session.lost) return;
     if (this.#closed) {
-      this.#release(session).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'releasing a RabbitMQ session failed'));
+      this.#release(session).catch((error: unknown) =>
+        this.#logger.error({ err: asError(error).message }, 'releasing a RabbitMQ session failed'),
+      );
       return;
     }
     this.#session = session;
@@ -154,7 +164,9 @@ export class AmqpTransport implements BrokerTransport {
     const error = session.cause ?? fallback;
     const wasConnected = this.#session === session;
     if (wasConnected) this.#session = undefined;
-    this.#release(session).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 'releasing a RabbitMQ session failed'));
+    this.#release(session).catch((error: unknown) =>
+      this.#logger.error({ err: asError(error).message }, 'releasing a RabbitMQ session failed'),
+    );
     if (this.#closed) return;
     this.#logger.warn({ err: error.message, wasConnected }, 'lost the RabbitMQ connection');
     this.#observer.disconnected(error);
@@ -243,7 +255,10 @@ export class AmqpTransport implements BrokerTransport {
       name,
       (message) => {
         if (message) subscription.deliver(message);
-        else this.#onEventConsumerCancelled(session, subscription).catch((error: unknown) => this.#logger.error({ err: asError(error).message }, 're-declaring the event queue failed'));
+        else
+          this.#onEventConsumerCancelled(session, subscription).catch((error: unknown) =>
+            this.#logger.error({ err: asError(error).message }, 're-declaring the event queue failed'),
+          );
       },
       { noAck: false },
     );

@@ -20,7 +20,6 @@ export interface RedisLayout {
 export const DEFAULT_PRIORITY_STEPS: readonly number[] = [0, 3, 6, 9];
 export const DEFAULT_SEP = '\x06\x16';
 
-
 /** kombu's `keyprefix_fanout` with `fanout_prefix=True`, global prefix in front: `pfx:/0.`. */
 function fanoutPrefix(layout: RedisLayout): string {
   return `${layout.globalKeyprefix}/${layout.db}.`;

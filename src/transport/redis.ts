@@ -101,7 +101,11 @@ export class RedisTransport implements BrokerTransport {
     if (this.#closed) return;
     const session = new RedisSession(
       (role) => this.#newClient(role),
-      { pattern: eventChannelPattern(this.#layout), healthCheckSeconds: this.#settings.healthCheckSeconds, connectTimeoutMs: this.#settings.connectTimeoutMs },
+      {
+        pattern: eventChannelPattern(this.#layout),
+        healthCheckSeconds: this.#settings.healthCheckSeconds,
+        connectTimeoutMs: this.#settings.connectTimeoutMs,
+      },
       {
         onMessage: (channel, message) => this.#onArrival(channel, message),
         onUp: (up) => this.#up(up),
@@ -123,7 +127,10 @@ export class RedisTransport implements BrokerTransport {
   #up(session: RedisSession): void {
     if (this.#closed) return;
     this.#reconnect.connected();
-    this.#logger.info({ db: this.#settings.db, keyprefix: this.#settings.globalKeyprefix, tls: this.#settings.tls }, 'connected to Redis, subscribed to events');
+    this.#logger.info(
+      { db: this.#settings.db, keyprefix: this.#settings.globalKeyprefix, tls: this.#settings.tls },
+      'connected to Redis, subscribed to events',
+    );
     this.#pidbox.retryCleanup(session);
     this.#observer.connected();
     try {

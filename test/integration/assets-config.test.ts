@@ -7,7 +7,15 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CELERY_PYTHON } from '../support/celery/worker.js';
 import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
-import { ALERT_RULES_FILE, ALERTMANAGER_CONFIG_FILE, REPO_ROOT, alertRulesWith, freePort, startAlertmanager, type RunningAlertmanager } from '../support/prometheus.js';
+import {
+  ALERT_RULES_FILE,
+  ALERTMANAGER_CONFIG_FILE,
+  REPO_ROOT,
+  alertRulesWith,
+  freePort,
+  startAlertmanager,
+  type RunningAlertmanager,
+} from '../support/prometheus.js';
 
 /**
  * The shipped Prometheus rules, Alertmanager config, compose file and Dockerfile health check,
@@ -22,21 +30,29 @@ interface RunResult {
 
 function run(cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, timeout: options.timeoutMs ?? 60_000, maxBuffer: 10 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -1) : 0;
-      resolve({ code, stdout, stderr: stderr + (error && code === -1 ? String(error) : '') });
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, timeout: options.timeoutMs ?? 60_000, maxBuffer: 10 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -1) : 0;
+        resolve({ code, stdout, stderr: stderr + (error && code === -1 ? String(error) : '') });
+      },
+    );
   });
 }
 
-const expectOk = (r: RunResult, what: string) => expect({ what, code: r.code, output: r.code === 0 ? '' : r.stdout + r.stderr }).toEqual({ what, code: 0, output: '' });
+const expectOk = (r: RunResult, what: string) =>
+  expect({ what, code: r.code, output: r.code === 0 ? '' : r.stdout + r.stderr }).toEqual({ what, code: 0, output: '' });
 
 interface AlertRule {
   alert?: string;
   labels?: Record<string, string>;
 }
 const alertRules = async (): Promise<AlertRule[]> =>
-  (parseYaml(await readFile(ALERT_RULES_FILE, 'utf8')) as { groups: Array<{ rules: AlertRule[] }> }).groups.flatMap((g) => g.rules).filter((r) => r.alert);
+  (parseYaml(await readFile(ALERT_RULES_FILE, 'utf8')) as { groups: Array<{ rules: AlertRule[] }> }).groups
+    .flatMap((g) => g.rules)
+    .filter((r) => r.alert);
 
 let scratch: string;
 beforeAll(async () => {
@@ -54,11 +70,21 @@ describe('Prometheus alert rules (promtool)', () => {
   it('pass their unit tests, which make every alert fire once and stay silent once', async () => {
     const testFile = path.join(REPO_ROOT, 'alertmanager/celery-alerts.test.yml');
     expectOk(await run('promtool', ['test', 'rules', testFile]), 'promtool test rules');
-    const tests = (parseYaml(await readFile(testFile, 'utf8')) as { tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts?: unknown[] }> }> }).tests.flatMap((t) => t.alert_rule_test ?? []);
+    const tests = (
+      parseYaml(await readFile(testFile, 'utf8')) as {
+        tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts?: unknown[] }> }>;
+      }
+    ).tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const { alert } of await alertRules()) {
       const cases = tests.filter((t) => t.alertname === alert);
-      expect(cases.some((c) => (c.exp_alerts ?? []).length > 0), `${alert} has a case where it fires`).toBe(true);
-      expect(cases.some((c) => (c.exp_alerts ?? []).length === 0), `${alert} has a case where it stays silent`).toBe(true);
+      expect(
+        cases.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${alert} has a case where it fires`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${alert} has a case where it stays silent`,
+      ).toBe(true);
     }
   });
 
@@ -91,7 +117,8 @@ describe('Prometheus alert rules (promtool)', () => {
                     exp_labels: { queue_name: 'work', severity: 'warning', autopilot_action: 'pool_grow' },
                     exp_annotations: {
                       summary: 'Celery queue work has a backlog of 4 messages',
-                      description: 'More than 100 messages have waited in queue work for 5 minutes while workers consume it: they do not keep up.',
+                      description:
+                        'More than 100 messages have waited in queue work for 5 minutes while workers consume it: they do not keep up.',
                       autopilot_grow_by: '1',
                     },
                   },
@@ -125,7 +152,11 @@ describe('Alertmanager config (amtool and a real Alertmanager)', () => {
   describe('a real Alertmanager with the shipped config', () => {
     let alertmanager: RunningAlertmanager;
     let server: Server;
-    const received: Array<{ url: string; authorization: string | undefined; body: { version: string; status: string; alerts: Array<{ status: string; labels: Record<string, string> }> } }> = [];
+    const received: Array<{
+      url: string;
+      authorization: string | undefined;
+      body: { version: string; status: string; alerts: Array<{ status: string; labels: Record<string, string> }> };
+    }> = [];
     const token = 'assets-test-token-0123456789abcdef';
 
     beforeAll(async () => {
@@ -133,7 +164,11 @@ describe('Alertmanager config (amtool and a real Alertmanager)', () => {
         let body = '';
         req.on('data', (c: Buffer) => (body += c.toString('utf8')));
         req.on('end', () => {
-          received.push({ url: req.url ?? '', authorization: req.headers.authorization, body: JSON.parse(body) as (typeof received)[number]['body'] });
+          received.push({
+            url: req.url ?? '',
+            authorization: req.headers.authorization,
+            body: JSON.parse(body) as (typeof received)[number]['body'],
+          });
           res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
         });
       });
@@ -142,7 +177,9 @@ describe('Alertmanager config (amtool and a real Alertmanager)', () => {
       // The shipped config, pointed at this test's receiver and token file; nothing else changes.
       const tokenFile = path.join(scratch, 'webhook-token');
       await writeFile(tokenFile, `${token}\n`);
-      const config = parseYaml(await readFile(ALERTMANAGER_CONFIG_FILE, 'utf8')) as { receivers: Array<{ webhook_configs?: Array<{ url: string; http_config: { authorization: { credentials_file: string } } }> }> };
+      const config = parseYaml(await readFile(ALERTMANAGER_CONFIG_FILE, 'utf8')) as {
+        receivers: Array<{ webhook_configs?: Array<{ url: string; http_config: { authorization: { credentials_file: string } } }> }>;
+      };
       const hook = config.receivers.find((r) => r.webhook_configs)!.webhook_configs![0]!;
       const shipped = new URL(hook.url);
       hook.url = `http://127.0.0.1:${port}${shipped.pathname}`;
@@ -158,14 +195,29 @@ describe('Alertmanager config (amtool and a real Alertmanager)', () => {
     it('posts an actionable alert to the webhook path with the bearer token from the file, payload version 4', async () => {
       const now = new Date().toISOString();
       await alertmanager.postAlerts([
-        { labels: { alertname: 'CeleryQueueBacklog', queue_name: 'images', severity: 'warning', autopilot_action: 'pool_grow' }, annotations: { autopilot_grow_by: '1' }, startsAt: now },
-        { labels: { alertname: 'CeleryWorkerDown', hostname: 'celery@gone', severity: 'warning', autopilot_action: 'none' }, startsAt: now },
+        {
+          labels: { alertname: 'CeleryQueueBacklog', queue_name: 'images', severity: 'warning', autopilot_action: 'pool_grow' },
+          annotations: { autopilot_grow_by: '1' },
+          startsAt: now,
+        },
+        {
+          labels: { alertname: 'CeleryWorkerDown', hostname: 'celery@gone', severity: 'warning', autopilot_action: 'none' },
+          startsAt: now,
+        },
       ]);
-      const delivery = await waitFor('a webhook delivery', () => received[0], 30_000, 200, () => alertmanager.logs());
+      const delivery = await waitFor(
+        'a webhook delivery',
+        () => received[0],
+        30_000,
+        200,
+        () => alertmanager.logs(),
+      );
       expect(delivery.url).toBe('/api/v1/alertmanager');
       expect(delivery.authorization).toBe(`Bearer ${token}`);
       expect(delivery.body.version).toBe('4');
-      expect(delivery.body.alerts.map((a) => [a.status, a.labels.alertname, a.labels.queue_name])).toEqual([['firing', 'CeleryQueueBacklog', 'images']]);
+      expect(delivery.body.alerts.map((a) => [a.status, a.labels.alertname, a.labels.queue_name])).toEqual([
+        ['firing', 'CeleryQueueBacklog', 'images'],
+      ]);
       // The alert with autopilot_action="none" never goes to the webhook (amtool above proves the
       // route; here every delivery that did arrive is the actionable one).
       expect(received.flatMap((r) => r.body.alerts.map((a) => a.labels.alertname)).filter((n) => n !== 'CeleryQueueBacklog')).toEqual([]);
@@ -180,8 +232,21 @@ describe('docker-compose.yml and the demo stack files', () => {
     const env = { ...process.env };
     delete env.DOCKER_HOST;
     expectOk(await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '--quiet'], { env }), 'docker-compose config');
-    const services = (await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { env })).stdout.trim().split('\n').sort();
-    expect(services).toEqual(['alertmanager', 'celery-autopilot', 'grafana', 'loadgen', 'prometheus', 'rabbitmq', 'redis', 'worker-default', 'worker-images']);
+    const services = (await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { env })).stdout
+      .trim()
+      .split('\n')
+      .sort();
+    expect(services).toEqual([
+      'alertmanager',
+      'celery-autopilot',
+      'grafana',
+      'loadgen',
+      'prometheus',
+      'rabbitmq',
+      'redis',
+      'worker-default',
+      'worker-images',
+    ]);
   });
 
   it("has a Prometheus config that promtool accepts, with the shipped rules in place of the container's rule path", async () => {
@@ -198,7 +263,11 @@ describe('docker-compose.yml and the demo stack files', () => {
   it('has a demo Celery app that imports under Celery 5 and a load generator that compiles', async () => {
     const demo = path.join(REPO_ROOT, 'docker/demo');
     const env = { ...process.env, PYTHONPATH: demo, PYTHONDONTWRITEBYTECODE: '1' };
-    const r = await run(CELERY_PYTHON, ['-c', 'import app, loadgen; print(",".join(sorted(t for t in app.app.tasks if t.startswith("tasks."))))'], { cwd: demo, env });
+    const r = await run(
+      CELERY_PYTHON,
+      ['-c', 'import app, loadgen; print(",".join(sorted(t for t in app.app.tasks if t.startswith("tasks."))))'],
+      { cwd: demo, env },
+    );
     expectOk(r, 'import demo app');
     expect(r.stdout.trim()).toBe('tasks.add,tasks.build_report,tasks.resize_image,tasks.send_email,tasks.sync_inventory');
   });
@@ -210,7 +279,10 @@ describe('Dockerfile HEALTHCHECK command', () => {
 
   beforeAll(async () => {
     const dockerfile = await readFile(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
-    const line = dockerfile.replace(/\\\n/g, ' ').split('\n').find((l) => l.startsWith('HEALTHCHECK'))!;
+    const line = dockerfile
+      .replace(/\\\n/g, ' ')
+      .split('\n')
+      .find((l) => l.startsWith('HEALTHCHECK'))!;
     const cmd = JSON.parse(line.slice(line.indexOf('['))) as string[];
     expect(cmd.slice(0, 2)).toEqual(['node', '-e']);
     script = cmd[2]!;

@@ -34,11 +34,26 @@ const JOB = 'celery-autopilot';
  * metric it names is absent from /metrics: once the metric exists, the query must show it.
  */
 const EMPTY_BY_DESIGN: Record<string, { metrics: string[]; why: string }> = {
-  'Remediation decisions/A': { metrics: ['celery_autopilot_remediation_decisions_total'], why: 'no alert has been judged by a remediation rule in this test' },
-  'Remediation suppressions by reason/A': { metrics: ['celery_autopilot_remediation_suppressed_total'], why: 'no remediation was suppressed in this test' },
-  'Kill switch/A': { metrics: ['celery_autopilot_remediation_kill_switch'], why: 'the gauge exists only where the remediation engine is built in' },
-  'Webhook answers/A': { metrics: ['celery_autopilot_remediation_webhooks_total'], why: 'no Alertmanager webhook was received in this test' },
-  'Control commands/A': { metrics: ['celery_autopilot_control_commands_total'], why: 'no control command was sent through the control API or remediation in this test' },
+  'Remediation decisions/A': {
+    metrics: ['celery_autopilot_remediation_decisions_total'],
+    why: 'no alert has been judged by a remediation rule in this test',
+  },
+  'Remediation suppressions by reason/A': {
+    metrics: ['celery_autopilot_remediation_suppressed_total'],
+    why: 'no remediation was suppressed in this test',
+  },
+  'Kill switch/A': {
+    metrics: ['celery_autopilot_remediation_kill_switch'],
+    why: 'the gauge exists only where the remediation engine is built in',
+  },
+  'Webhook answers/A': {
+    metrics: ['celery_autopilot_remediation_webhooks_total'],
+    why: 'no Alertmanager webhook was received in this test',
+  },
+  'Control commands/A': {
+    metrics: ['celery_autopilot_control_commands_total'],
+    why: 'no control command was sent through the control API or remediation in this test',
+  },
   'Tracked state and cardinality caps/C': { metrics: ['celery_autopilot_label_overflow_total'], why: 'no cardinality cap was reached' },
 };
 
@@ -64,9 +79,12 @@ describe('shipped dashboard and alert rules on a real Prometheus scraping real C
     exporter = await startExporter([
       ...broker.exporterArgs,
       // A queue nobody consumes: the backlog panels and CeleryQueueNoWorkers have something to show.
-      '--metrics-queues', 'backlog',
-      '--metrics-inspect-interval-seconds', '2',
-      '--metrics-queue-length-cache-seconds', '0',
+      '--metrics-queues',
+      'backlog',
+      '--metrics-inspect-interval-seconds',
+      '2',
+      '--metrics-queue-length-cache-seconds',
+      '0',
     ]);
     await waitFor('exporter ready', async () => ((await exporter.get('/-/ready')).status === 200 ? true : undefined), 20_000);
     const rules = await readFile(ALERT_RULES_FILE, 'utf8');
@@ -79,18 +97,41 @@ describe('shipped dashboard and alert rules on a real Prometheus scraping real C
     const sel = `job="${JOB}"`;
     // Prometheus sees no increase in a series whose first sample already holds every count, and
     // neither would Grafana: a first wave creates the series, the mixed workload then moves them.
-    await sendTasks(client, ['tasks.add', 'tasks.fail', 'tasks.fail_custom', 'tasks.noop'].map((name) => ({ name, args: name === 'tasks.add' ? [0, 1] : [], queue: 'work' })));
+    await sendTasks(
+      client,
+      ['tasks.add', 'tasks.fail', 'tasks.fail_custom', 'tasks.noop'].map((name) => ({
+        name,
+        args: name === 'tasks.add' ? [0, 1] : [],
+        queue: 'work',
+      })),
+    );
     // What the exporter itself shows, for the failure message of the wait below.
     let lastWave = '';
     let exporterText = '';
     const exporterSeries = () => exporterText.split('\n').filter((l) => /^celery_task_(succeeded|failed)_total/.test(l));
-    const refreshExporter = setInterval(() => void exporter.get('/metrics').then(async (r) => (exporterText = await r.text())).catch(() => undefined), 1000);
+    const refreshExporter = setInterval(
+      () =>
+        void exporter
+          .get('/metrics')
+          .then(async (r) => (exporterText = await r.text()))
+          .catch(() => undefined),
+      1000,
+    );
     refreshExporter.unref();
-    await waitFor('Prometheus to have scraped the first wave', async () => {
-      const [failed, succeeded] = await Promise.all([scalar(`sum(celery_task_failed_total{${sel}})`), scalar(`sum(celery_task_succeeded_total{${sel}})`)]);
-      lastWave = `Prometheus: failed=${failed} succeeded=${succeeded}`;
-      return failed === 2 && succeeded === 2 ? true : undefined;
-    }, 60_000, 250, () => `${lastWave}\nexporter: ${(exporterSeries()).join(', ')}\nworker log tail:\n${worker?.logs().slice(-1500) ?? ''}`);
+    await waitFor(
+      'Prometheus to have scraped the first wave',
+      async () => {
+        const [failed, succeeded] = await Promise.all([
+          scalar(`sum(celery_task_failed_total{${sel}})`),
+          scalar(`sum(celery_task_succeeded_total{${sel}})`),
+        ]);
+        lastWave = `Prometheus: failed=${failed} succeeded=${succeeded}`;
+        return failed === 2 && succeeded === 2 ? true : undefined;
+      },
+      60_000,
+      250,
+      () => `${lastWave}\nexporter: ${exporterSeries().join(', ')}\nworker log tail:\n${worker?.logs().slice(-1500) ?? ''}`,
+    );
     clearInterval(refreshExporter);
     await sendTasks(client, [
       ...Array.from({ length: 10 }, (_, i) => ({ name: 'tasks.add', args: [i, i], queue: 'work' })),
@@ -157,7 +198,12 @@ describe('shipped dashboard and alert rules on a real Prometheus scraping real C
   });
 
   it('every template variable lists the values the workload produced', async () => {
-    const expected: Record<string, string[]> = { job: [JOB], queue: ['work', 'backlog'], task: ['tasks.add', 'tasks.fail', 'tasks.retry_once'], worker: [nodename] };
+    const expected: Record<string, string[]> = {
+      job: [JOB],
+      queue: ['work', 'backlog'],
+      task: ['tasks.add', 'tasks.fail', 'tasks.retry_once'],
+      worker: [nodename],
+    };
     const vars = dashboard.templating.list.filter((v) => v.type === 'query');
     expect(vars.map((v) => v.name).sort()).toEqual(Object.keys(expected).sort());
     const values = variableValues(60);
@@ -203,15 +249,23 @@ describe('shipped dashboard and alert rules on a real Prometheus scraping real C
 
   it('every alert rule is loaded, evaluates without error and parses as a query', async () => {
     const shipped = (await readFile(ALERT_RULES_FILE, 'utf8')).match(/^\s*- alert: (\w+)/gm)!.map((l) => l.replace(/^\s*- alert: /, ''));
-    const groups = await waitFor('every rule evaluated at least once', async () => {
-      const g = await prometheus.rules();
-      const rules = g.flatMap((x) => x.rules);
-      return rules.length === shipped.length && rules.every((r) => !r.lastEvaluation.startsWith('0001-')) ? g : undefined;
-    }, 15_000);
+    const groups = await waitFor(
+      'every rule evaluated at least once',
+      async () => {
+        const g = await prometheus.rules();
+        const rules = g.flatMap((x) => x.rules);
+        return rules.length === shipped.length && rules.every((r) => !r.lastEvaluation.startsWith('0001-')) ? g : undefined;
+      },
+      15_000,
+    );
     const rules = groups.flatMap((g) => g.rules);
     expect(rules.map((r) => r.name).sort()).toEqual([...shipped].sort());
     for (const rule of rules) {
-      expect({ name: rule.name, health: rule.health, lastError: rule.lastError ?? '' }).toEqual({ name: rule.name, health: 'ok', lastError: '' });
+      expect({ name: rule.name, health: rule.health, lastError: rule.lastError ?? '' }).toEqual({
+        name: rule.name,
+        health: 'ok',
+        lastError: '',
+      });
       await expect(prometheus.query(rule.query), rule.name).resolves.toBeDefined();
     }
     // The queue alert carries what remediation needs, straight from real metrics.

@@ -98,7 +98,7 @@ describe('GitHub sign-in through passport-github2', () => {
     expect(await whoami(browser)).toMatchObject({ actor: `github:${login}`, kind: 'github', name: login, role, via: 'session' });
   });
 
-  it('asks GitHub for read:org only, and checks membership with the user\'s own token', async () => {
+  it("asks GitHub for read:org only, and checks membership with the user's own token", async () => {
     const before = github.requests.length;
     await signInWithGitHub('team-bob');
     expect(github.requestedScopes.at(-1)).toBe('read:org');
@@ -109,7 +109,7 @@ describe('GitHub sign-in through passport-github2', () => {
   });
 
   it.each([
-    ['a member of another org only, with the allowed user\'s e-mail on the profile', 'mallory'],
+    ["a member of another org only, with the allowed user's e-mail on the profile", 'mallory'],
     ['an org and team invitation not yet accepted (state pending)', 'pending-pat'],
   ])('refuses %s with 403 and no session', async (_scenario, login) => {
     const { browser, callback } = await signInWithGitHub(login);
@@ -191,7 +191,10 @@ describe('GitHub sign-in through passport-github2', () => {
     expect(grow.status).toBe(403);
     const { browser: operator } = await signInWithGitHub('team-bob');
     const token = ((await (await operator.fetch(`${app.url}/api/csrf-token`)).json()) as { token: string }).token;
-    const ok = await operator.fetch(`${app.url}/api/workers/pool-grow`, { method: 'POST', headers: { Origin: app.url, 'X-CSRF-Token': token } });
+    const ok = await operator.fetch(`${app.url}/api/workers/pool-grow`, {
+      method: 'POST',
+      headers: { Origin: app.url, 'X-CSRF-Token': token },
+    });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ ok: true, by: 'github:team-bob' });
   });

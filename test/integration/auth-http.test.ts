@@ -38,7 +38,11 @@ async function usersAndTokens() {
   };
 }
 
-async function call(app: AuthTestApp, path: string, init: { method?: string; authorization?: string; headers?: Record<string, string> } = {}) {
+async function call(
+  app: AuthTestApp,
+  path: string,
+  init: { method?: string; authorization?: string; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...init.headers };
   if (init.authorization) headers.Authorization = init.authorization;
   return fetch(`${app.url}${path}`, { method: init.method ?? 'GET', headers, redirect: 'manual' });
@@ -47,7 +51,10 @@ async function call(app: AuthTestApp, path: string, init: { method?: string; aut
 describe('with users and tokens configured', () => {
   let app: AuthTestApp;
   beforeAll(async () => {
-    app = await startAuthApp({ ...(await usersAndTokens()), protect_metrics: true, session: { secret: SESSION_SECRET }, login_rate_limit: { max_failures: 1000 } }, { logger: logs.logger });
+    app = await startAuthApp(
+      { ...(await usersAndTokens()), protect_metrics: true, session: { secret: SESSION_SECRET }, login_rate_limit: { max_failures: 1000 } },
+      { logger: logs.logger },
+    );
   });
   afterAll(() => app?.close());
 
@@ -101,7 +108,8 @@ describe('with users and tokens configured', () => {
       // Header credentials are not ambient: no CSRF token needed, whatever the Origin.
       const res = await call(app, path, { method: 'POST', authorization, headers: { Origin: 'https://elsewhere.example' } });
       expect(res.status).toBe(status);
-      if (status === 403) expect(((await res.json()) as { error: string }).error).toMatch(/^forbidden: this needs the (operator|admin) role/);
+      if (status === 403)
+        expect(((await res.json()) as { error: string }).error).toMatch(/^forbidden: this needs the (operator|admin) role/);
     });
   });
 
@@ -119,14 +127,21 @@ describe('with users and tokens configured', () => {
   });
 
   describe('login form and cookie sessions', () => {
-    async function signIn(user: keyof typeof PASSWORDS, next = '/api/whoami'): Promise<{ browser: Browser; res: Response; before: string | undefined }> {
+    async function signIn(
+      user: keyof typeof PASSWORDS,
+      next = '/api/whoami',
+    ): Promise<{ browser: Browser; res: Response; before: string | undefined }> {
       const browser = new Browser();
       const page = await browser.fetch(`${app.url}/login?next=${encodeURIComponent(next)}`);
       expect(page.status).toBe(200);
       expect(page.headers.get('cache-control')).toBe('no-store');
       const html = await page.text();
       const before = browser.cookies.get('celery_autopilot_session');
-      const res = await browser.postForm(`${app.url}/login`, { username: user, password: PASSWORDS[user], _csrf: csrfFromPage(html), next }, app.url);
+      const res = await browser.postForm(
+        `${app.url}/login`,
+        { username: user, password: PASSWORDS[user], _csrf: csrfFromPage(html), next },
+        app.url,
+      );
       return { browser, res, before };
     }
 
@@ -191,7 +206,10 @@ describe('with users and tokens configured', () => {
     it('a viewer session calling an operator route → 403 even with a valid token', async () => {
       const { browser } = await signIn('victor');
       const token = await csrfToken(browser);
-      const res = await browser.fetch(`${app.url}/api/workers/pool-grow`, { method: 'POST', headers: { Origin: app.url, 'X-CSRF-Token': token } });
+      const res = await browser.fetch(`${app.url}/api/workers/pool-grow`, {
+        method: 'POST',
+        headers: { Origin: app.url, 'X-CSRF-Token': token },
+      });
       expect(res.status).toBe(403);
     });
 
@@ -226,7 +244,9 @@ describe('fail closed', () => {
     ] as const) {
       const res = await call(app, path, { method, ...(authorization ? { authorization } : {}) });
       expect(res.status).toBe(503);
-      expect(((await res.json()) as { error: string }).error).toMatch(/^authentication is not configured: add auth.users, auth.tokens or auth.github/);
+      expect(((await res.json()) as { error: string }).error).toMatch(
+        /^authentication is not configured: add auth.users, auth.tokens or auth.github/,
+      );
     }
     expect(local.text()).toContain('control endpoints answer 503');
   });
@@ -275,13 +295,17 @@ describe('failed-login throttle (3 failures per 60 s)', () => {
   let app: AuthTestApp;
   const clock = new ManualClock();
   beforeAll(async () => {
-    app = await startAuthApp({ ...(await usersAndTokens()), login_rate_limit: { max_failures: 3, window_seconds: 60 } }, { logger: logs.logger, clock });
+    app = await startAuthApp(
+      { ...(await usersAndTokens()), login_rate_limit: { max_failures: 3, window_seconds: 60 } },
+      { logger: logs.logger, clock },
+    );
   });
   afterAll(() => app?.close());
   const whoami = () => `${app.url}/api/whoami`;
 
   it('per client IP: after 3 failures even right credentials get 429 with Retry-After, until the window passes', async () => {
-    for (const user of ['nobody1', 'nobody2', 'nobody3']) expect((await getFrom('127.0.0.2', whoami(), basic(user, WRONG_PASSWORD))).status).toBe(401);
+    for (const user of ['nobody1', 'nobody2', 'nobody3'])
+      expect((await getFrom('127.0.0.2', whoami(), basic(user, WRONG_PASSWORD))).status).toBe(401);
     const throttled = await getFrom('127.0.0.2', whoami(), basic('victor', PASSWORDS.victor));
     expect(throttled).toEqual({ status: 429, retryAfter: '60' });
     // Another client is not affected.
@@ -294,7 +318,8 @@ describe('failed-login throttle (3 failures per 60 s)', () => {
   // lock the user out. The username backs off for clients that have failed themselves; the right
   // password from a client that has not failed is never refused.
   it('per username: failures from several IPs slow that name down for failing clients, never lock the real user out', async () => {
-    for (const ip of ['127.0.0.4', '127.0.0.5', '127.0.0.6']) expect((await getFrom(ip, whoami(), basic('alice', WRONG_PASSWORD))).status).toBe(401);
+    for (const ip of ['127.0.0.4', '127.0.0.5', '127.0.0.6'])
+      expect((await getFrom(ip, whoami(), basic('alice', WRONG_PASSWORD))).status).toBe(401);
     expect((await getFrom('127.0.0.4', whoami(), basic('alice', WRONG_PASSWORD))).status).toBe(429);
     expect((await getFrom('127.0.0.7', whoami(), basic('alice', PASSWORDS.alice))).status).toBe(200);
     expect((await getFrom('127.0.0.7', whoami(), basic('victor', PASSWORDS.victor))).status).toBe(200);
@@ -314,7 +339,10 @@ describe('failed-login throttle (3 failures per 60 s)', () => {
     const browser = new Browser();
     const html = await (await browser.fetch(`${app.url}/login`)).text();
     const csrf = csrfFromPage(html);
-    for (let i = 0; i < 3; i++) expect((await browser.postForm(`${app.url}/login`, { username: 'victor', password: WRONG_PASSWORD, _csrf: csrf }, app.url)).status).toBe(401);
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await browser.postForm(`${app.url}/login`, { username: 'victor', password: WRONG_PASSWORD, _csrf: csrf }, app.url)).status,
+      ).toBe(401);
     const res = await browser.postForm(`${app.url}/login`, { username: 'victor', password: PASSWORDS.victor, _csrf: csrf }, app.url);
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('60');
@@ -334,7 +362,15 @@ describe('logs', () => {
     const text = logs.text();
     expect(text).toContain('authentication failed');
     expect(text).toContain('plaintext password in config');
-    const secrets = [...Object.values(PASSWORDS), WRONG_PASSWORD, SESSION_SECRET, ...Object.values(TOKENS), WRONG_TOKEN, hashes.alice, hashes.victor];
+    const secrets = [
+      ...Object.values(PASSWORDS),
+      WRONG_PASSWORD,
+      SESSION_SECRET,
+      ...Object.values(TOKENS),
+      WRONG_TOKEN,
+      hashes.alice,
+      hashes.victor,
+    ];
     for (const secret of secrets) expect(text).not.toContain(secret);
   });
 });

@@ -17,7 +17,10 @@ describe('the celery-autopilot command', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cap-cli-'));
     writeFileSync(path.join(dir, 'token'), 'a-long-enough-webhook-token\n');
     const config = path.join(dir, 'config.yaml');
-    writeFileSync(config, `remediation:\n  enabled: true\n  rules_file: ${path.resolve('alertmanager/remediation-rules.yml')}\n  webhook: { bearer_token_file: ${path.join(dir, 'token')} }\n`);
+    writeFileSync(
+      config,
+      `remediation:\n  enabled: true\n  rules_file: ${path.resolve('alertmanager/remediation-rules.yml')}\n  webhook: { bearer_token_file: ${path.join(dir, 'token')} }\n`,
+    );
     const r = run(['--config', config, '--check-config']);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^configuration OK \(broker amqp:\/\/guest:\*\*\*@localhost:5672\/\/, \d+ remediation rules\)/);
@@ -36,7 +39,15 @@ describe('the celery-autopilot command', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cap-cli-'));
     const rules = path.join(dir, 'rules.yml');
     writeFileSync(rules, 'rules: [{ name: a, match: {}, action: shutdown, target: { worker_label: hostname } }]\n');
-    const r = run(['--check-config', '--remediation-enabled', 'true', '--remediation-rules-file', rules, '--remediation-webhook-bearer-token', 'a-long-enough-webhook-token']);
+    const r = run([
+      '--check-config',
+      '--remediation-enabled',
+      'true',
+      '--remediation-rules-file',
+      rules,
+      '--remediation-webhook-bearer-token',
+      'a-long-enough-webhook-token',
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('shutdown is disabled (enable it in remediation.allow_dangerous_actions)');
   });
@@ -49,7 +60,9 @@ describe('the celery-autopilot command', () => {
   });
 
   it('stops gracefully on SIGTERM with status 0', async () => {
-    const child = spawn(process.execPath, [...MAIN, '--port', '0', '--listen-address', '127.0.0.1', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...MAIN, '--port', '0', '--listen-address', '127.0.0.1', '--log-level', 'info'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

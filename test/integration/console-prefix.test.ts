@@ -46,7 +46,12 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
       remediation: { enabled: true, dry_run: true, rules_file: RULES, webhook: { bearer_token: TOKEN } },
     });
     ({ exporter, browser } = rig);
-    worker = await startWorker({ brokerUrl: rig.broker.celery.brokerUrl, transportOptions: rig.broker.celery.transportOptions, nodename: uniqueNodename('prefix'), concurrency: 1 });
+    worker = await startWorker({
+      brokerUrl: rig.broker.celery.brokerUrl,
+      transportOptions: rig.broker.celery.transportOptions,
+      nodename: uniqueNodename('prefix'),
+      concurrency: 1,
+    });
     await waitFor('the exporter to see the worker with its queues', () => {
       const w = exporter.service.workers.get(worker.nodename);
       return w && exporter.service.workers.isAlive(w) && w.queues?.length ? true : undefined;
@@ -63,7 +68,8 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
 
   /** Every URL a page points to, by kind; GET targets are fetched with the page's cookies. */
   async function targets(page: Page): Promise<{ get: string[]; post: string[]; scripted: string[] }> {
-    const attr = (selector: string, name: string) => page.locator(selector).evaluateAll((els, n) => els.map((e) => e.getAttribute(n) ?? ''), name);
+    const attr = (selector: string, name: string) =>
+      page.locator(selector).evaluateAll((els, n) => els.map((e) => e.getAttribute(n) ?? ''), name);
     return {
       get: [...(await attr('a[href]', 'href')), ...(await attr('link[href]', 'href')), ...(await attr('script[src]', 'src'))],
       post: await attr('form[action]', 'action'),
@@ -79,7 +85,15 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
         const watch = watchPage(page);
         await signIn(page, proxy.url, 'olga', rig.passwords.olga, PREFIX);
         const seen = new Set<string>();
-        const pages = [`${PREFIX}/ui`, `${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`, `${PREFIX}/ui/queues`, `${PREFIX}/ui/remediation`, `${PREFIX}/ui/tasks`, `${PREFIX}/ui/tasks/${taskId}`, `${PREFIX}/`];
+        const pages = [
+          `${PREFIX}/ui`,
+          `${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`,
+          `${PREFIX}/ui/queues`,
+          `${PREFIX}/ui/remediation`,
+          `${PREFIX}/ui/tasks`,
+          `${PREFIX}/ui/tasks/${taskId}`,
+          `${PREFIX}/`,
+        ];
         for (const pathname of pages) {
           expect((await page.goto(`${proxy.url}${pathname}`))!.status()).toBe(200);
           const { get, post, scripted } = await targets(page);
@@ -93,7 +107,13 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
           const res = await page.request.get(`${proxy.url}${href}`, { headers: { accept: 'text/html' }, maxRedirects: 0 });
           expect(res.status(), href).toBe(200);
         }
-        expect([...seen]).toEqual(expect.arrayContaining([`${PREFIX}/ui/queues`, `${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`, `${PREFIX}/metrics`]));
+        expect([...seen]).toEqual(
+          expect.arrayContaining([
+            `${PREFIX}/ui/queues`,
+            `${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`,
+            `${PREFIX}/metrics`,
+          ]),
+        );
 
         await page.goto(`${proxy.url}${PREFIX}/ui/workers/${encodeURIComponent(worker.nodename)}`);
         await page.locator('form[data-command="pool_grow"] button').click();
@@ -114,7 +134,12 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
   it('remediation page: an Alertmanager decision shows up, and an admin flips the kill switch from the page', async () => {
     proxy.strip = false;
     try {
-      const webhook = await postWebhook(proxy.url, notification([{ labels: { alertname: 'HostBusy', hostname: worker.nodename } }]), TOKEN, `${PREFIX}/api/v1/alertmanager`);
+      const webhook = await postWebhook(
+        proxy.url,
+        notification([{ labels: { alertname: 'HostBusy', hostname: worker.nodename } }]),
+        TOKEN,
+        `${PREFIX}/api/v1/alertmanager`,
+      );
       expect(webhook.status).toBe(200);
       await waitFor('the decision to be audited', () => (exporter.service.audit.recent('remediation', 10).length > 0 ? true : undefined));
       const page = await signIn(await browser.newPage(), proxy.url, 'ada', rig.passwords.ada, PREFIX);
@@ -153,7 +178,9 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
     const bare = await fetch(`${exporter.url}/ui`, { headers: { accept: 'text/html' }, redirect: 'manual' });
     expect(bare.headers.get('location')).toBe(`${PREFIX}/login?next=${encodeURIComponent('/ui')}`);
     // A refusal page for a browser (wrong credentials) links to sign-in under the prefix too.
-    const refused = await fetch(`${exporter.url}${PREFIX}/ui`, { headers: { accept: 'text/html', authorization: `Basic ${Buffer.from('olga:wrong').toString('base64')}` } });
+    const refused = await fetch(`${exporter.url}${PREFIX}/ui`, {
+      headers: { accept: 'text/html', authorization: `Basic ${Buffer.from('olga:wrong').toString('base64')}` },
+    });
     expect(refused.status).toBe(401);
     expect(await refused.text()).toContain(`<a href="${PREFIX}/login">Sign in</a>`);
     const css = await fetch(`${exporter.url}${PREFIX}/ui/static/console.css`);
@@ -170,7 +197,11 @@ describe('GitHub sign-in under url_prefix behind a proxy that passes only the pr
   let configDir: string;
 
   beforeAll(async () => {
-    github = await FakeGitHub.start({ clientId: 'console-client', clientSecret: 'console-client-secret-8d2f', users: [{ login: 'octocat', id: 1 }] });
+    github = await FakeGitHub.start({
+      clientId: 'console-client',
+      clientSecret: 'console-client-secret-8d2f',
+      users: [{ login: 'octocat', id: 1 }],
+    });
     // The proxy comes first: public_url, in the service's config, is its address.
     proxy = await startPrefixProxy(() => exporter!.url, PREFIX, true);
     broker = await isolatedBroker('redis', 'console-github');
@@ -178,7 +209,12 @@ describe('GitHub sign-in under url_prefix behind a proxy that passes only the pr
     const configFile = path.join(configDir, 'config.yaml');
     const auth = {
       public_url: `${proxy.url}${PREFIX}/`,
-      github: { client_id: github.clientId, client_secret: 'console-client-secret-8d2f', ...github.urls, allow: [{ user: 'octocat', role: 'operator' }] },
+      github: {
+        client_id: github.clientId,
+        client_secret: 'console-client-secret-8d2f',
+        ...github.urls,
+        allow: [{ user: 'octocat', role: 'operator' }],
+      },
     };
     // The task store off, too: the console's task pages then say so instead of failing.
     await writeFile(configFile, stringify({ url_prefix: PREFIX, auth, audit: { file: '' }, tasks: { enabled: false } }));

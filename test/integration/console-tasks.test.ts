@@ -36,16 +36,18 @@ describe('operator console task pages (Redis), with hostile names and payloads',
       env: { CAP_RESULT_BACKEND: RESULT_BACKEND },
     });
     const celery = { ...rig.broker.celery, sendSentEvent: true };
-    [ids.add, ids.fail, ids.hostile, ids.parent] = await sendTasks(celery, [
+    [ids.add, ids.fail, ids.hostile, ids.parent] = (await sendTasks(celery, [
       { name: 'tasks.add', args: [XSS, '</pre><b>bold</b>'] },
       { name: 'tasks.fail_with', args: [`</pre>${XSS}`] },
       { name: HOSTILE_TASK, kwargs: { [XSS]: XSS } },
       { name: 'tasks.spawn_child' },
-    ]) as [string, string, string, string];
+    ])) as [string, string, string, string];
     await waitFor('the four tasks and the child to finish', () => {
       const store = rig.exporter.service.taskStore!;
       const done = [ids.add, ids.fail, ids.hostile, ids.parent].every((id) => ['SUCCESS', 'FAILURE'].includes(store.get(id)?.state ?? ''));
-      return done && store.children(ids.parent).length === 1 && store.get(store.children(ids.parent)[0]!)?.state === 'SUCCESS' ? true : undefined;
+      return done && store.children(ids.parent).length === 1 && store.get(store.children(ids.parent)[0]!)?.state === 'SUCCESS'
+        ? true
+        : undefined;
     });
   });
 
@@ -98,7 +100,9 @@ describe('operator console task pages (Redis), with hostile names and payloads',
 
   it('operator: search and a time range filter as in Flower; bad parameters get a 400 page', async () => {
     const { page, problems } = await open('olga', `/ui/tasks?search=${encodeURIComponent('result:bold')}`);
-    expect(await page.locator('#tasks tbody tr[data-task-id]').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-task-id')))).toEqual([ids.add]);
+    expect(
+      await page.locator('#tasks tbody tr[data-task-id]').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-task-id'))),
+    ).toEqual([ids.add]);
     await page.goto(`${rig.exporter.url}/ui/tasks?received_start=${encodeURIComponent('2999-01-01 00:00')}`);
     expect(await page.locator('#tasks tbody tr[data-task-id]').count()).toBe(0);
     const bad = await page.goto(`${rig.exporter.url}/ui/tasks?sort_by=bogus`);
@@ -114,7 +118,12 @@ describe('operator console task pages (Redis), with hostile names and payloads',
     expect(await page.locator('#task-exception').textContent()).toContain(`ValueError('</pre>${XSS}')`);
     expect(await page.locator('#task-traceback').textContent()).toMatch(/^Traceback \(most recent call last\)/);
     expect(await page.locator('#task-traceback').textContent()).toContain(XSS);
-    expect(await page.locator('#timeline tbody td:first-child').allTextContents()).toEqual(['PENDING (sent)', 'RECEIVED', 'STARTED', 'FAILURE']);
+    expect(await page.locator('#timeline tbody td:first-child').allTextContents()).toEqual([
+      'PENDING (sent)',
+      'RECEIVED',
+      'STARTED',
+      'FAILURE',
+    ]);
     expect(await page.locator('#actions').count()).toBe(0);
     expect(await page.locator('#task-fields').textContent()).toContain(worker.nodename);
     await expectInert(page);
@@ -159,7 +168,9 @@ describe('operator console task pages (Redis), with hostile names and payloads',
 
   it('a running task: the operator sees Revoke but not Terminate; the admin terminates it and the page shows it revoked', async () => {
     [ids.sleep] = (await sendTasks(rig.broker.celery, [{ name: 'tasks.sleep', args: [120] }])) as [string];
-    await waitFor('the sleeping task to start', () => (rig.exporter.service.taskStore!.get(ids.sleep)?.state === 'STARTED' ? true : undefined));
+    await waitFor('the sleeping task to start', () =>
+      rig.exporter.service.taskStore!.get(ids.sleep)?.state === 'STARTED' ? true : undefined,
+    );
     const operator = await open('olga', `/ui/tasks/${ids.sleep}`);
     expect(await operator.page.locator('#actions button[name="revoke"]').count()).toBe(1);
     expect(await operator.page.locator('#actions button[name="abort"]').count()).toBe(1);

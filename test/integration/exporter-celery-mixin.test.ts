@@ -21,7 +21,9 @@ interface MixinQuery {
   refId: string;
   expr: string;
 }
-const QUERIES = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/celery-mixin/dashboard-queries.json'), 'utf8')) as { queries: MixinQuery[] }).queries;
+const QUERIES = (
+  JSON.parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/celery-mixin/dashboard-queries.json'), 'utf8')) as { queries: MixinQuery[] }
+).queries;
 const JOB = 'celery-mixin';
 
 describe('celery-mixin dashboards on a real Prometheus scraping real Celery workers', () => {
@@ -41,7 +43,12 @@ describe('celery-mixin dashboards on a real Prometheus scraping real Celery work
     exporter = await startExporter([...broker.exporterArgs, '--metrics-inspect-interval-seconds', '2']);
     await waitFor('exporter ready', async () => ((await exporter.get('/-/ready')).status === 200 ? true : undefined), 20_000);
     [worker, prometheus] = await Promise.all([
-      startWorker({ brokerUrl: broker.celery.brokerUrl, nodename: `mixin-${randomUUID().slice(0, 8)}@autopilot-test`, queues: ['work'], concurrency: 2 }),
+      startWorker({
+        brokerUrl: broker.celery.brokerUrl,
+        nodename: `mixin-${randomUUID().slice(0, 8)}@autopilot-test`,
+        queues: ['work'],
+        concurrency: 2,
+      }),
       startPrometheus({ targets: [{ job: JOB, url: `${exporter.url}/metrics` }] }),
     ]);
     workloadStart = Date.now() / 1000;
@@ -55,9 +62,19 @@ describe('celery-mixin dashboards on a real Prometheus scraping real Celery work
     // A first wave creates the series; a second moves them, so increase() has two sides.
     const sel = `job="${JOB}"`;
     await sendTasks(client, wave(2));
-    await waitFor('Prometheus to see the first wave', async () => ((await scalar(`sum(celery_task_succeeded_total{${sel}})`)) === 4 ? true : undefined), 60_000, 500);
+    await waitFor(
+      'Prometheus to see the first wave',
+      async () => ((await scalar(`sum(celery_task_succeeded_total{${sel}})`)) === 4 ? true : undefined),
+      60_000,
+      500,
+    );
     await sendTasks(client, wave(6));
-    await waitFor('Prometheus to see the second wave', async () => ((await scalar(`sum(celery_task_succeeded_total{${sel}})`)) === 12 ? true : undefined), 60_000, 500);
+    await waitFor(
+      'Prometheus to see the second wave',
+      async () => ((await scalar(`sum(celery_task_succeeded_total{${sel}})`)) === 12 ? true : undefined),
+      60_000,
+      500,
+    );
     await new Promise((r) => setTimeout(r, 3000)); // a few scrapes after the last change
   });
 
@@ -73,7 +90,15 @@ describe('celery-mixin dashboards on a real Prometheus scraping real Celery work
     const end = Date.now() / 1000;
     const start = workloadStart - 5;
     // No cluster/namespace labels here: "" matches their absence, as on a plain Prometheus.
-    const values = { cluster: '', namespace: '', job: JOB, queue_name: '.*', task: '.*', __rate_interval: '10s', __range: `${Math.ceil(end - start + 5)}s` };
+    const values = {
+      cluster: '',
+      namespace: '',
+      job: JOB,
+      queue_name: '.*',
+      task: '.*',
+      __rate_interval: '10s',
+      __range: `${Math.ceil(end - start + 5)}s`,
+    };
     const empty: string[] = [];
     for (const q of QUERIES) {
       const expr = interpolate(q.expr, values);

@@ -20,7 +20,9 @@ function readmeRelabelConfigs(): Array<Record<string, unknown>> {
   const section = readme.slice(readme.indexOf('## Migrating from celery-exporter'));
   const block = /```yaml\n([\s\S]*?)```/.exec(section);
   if (!block) throw new Error('no yaml block in README "Migrating from celery-exporter"');
-  const doc = parseYaml(block[1]!.replace(/^ {2}/gm, '')) as { scrape_configs: Array<{ metric_relabel_configs: Array<Record<string, unknown>> }> };
+  const doc = parseYaml(block[1]!.replace(/^ {2}/gm, '')) as {
+    scrape_configs: Array<{ metric_relabel_configs: Array<Record<string, unknown>> }>;
+  };
   return doc.scrape_configs[0]!.metric_relabel_configs;
 }
 
@@ -42,7 +44,13 @@ describe('README relabel snippet reproduces celery-exporter hostname values on a
     exporter = await startExporter([...broker.exporterArgs, '--metrics-inspect-interval-seconds', '2']);
     await waitFor('exporter ready', async () => ((await exporter.get('/-/ready')).status === 200 ? true : undefined), 20_000);
     [worker, prometheus] = await Promise.all([
-      startWorker({ brokerUrl: broker.celery.brokerUrl, transportOptions: broker.celery.transportOptions, nodename: `celery@${host}`, queues: ['mig'], pool: 'solo' }),
+      startWorker({
+        brokerUrl: broker.celery.brokerUrl,
+        transportOptions: broker.celery.transportOptions,
+        nodename: `celery@${host}`,
+        queues: ['mig'],
+        pool: 'solo',
+      }),
       startPrometheus({ targets: [{ job: JOB, url: `${exporter.url}/metrics`, metricRelabelConfigs: readmeRelabelConfigs() }] }),
     ]);
   });
@@ -57,15 +65,21 @@ describe('README relabel snippet reproduces celery-exporter hostname values on a
   it('celery@<host> becomes <host>; generic stays generic; no value keeps an @', async () => {
     await sendTasks({ ...broker.celery, sendSentEvent: true }, [{ name: 'tasks.add', args: [1, 2], queue: 'mig' }]);
     let seen = '';
-    await waitFor('Prometheus to hold the relabelled series', async () => {
-      const [up, succeeded, sent] = await Promise.all([
-        vector(`celery_worker_up{job="${JOB}",hostname="${host}"}`),
-        vector(`celery_task_succeeded_total{job="${JOB}",hostname="${host}",name="tasks.add"}`),
-        vector(`celery_task_sent_total{job="${JOB}",hostname="generic",name="tasks.add"}`),
-      ]);
-      seen = JSON.stringify({ up, succeeded, sent });
-      return up[0]?.value[1] === '1' && succeeded[0]?.value[1] === '1' && sent[0]?.value[1] === '1' ? true : undefined;
-    }, 60_000, 500, () => seen);
+    await waitFor(
+      'Prometheus to hold the relabelled series',
+      async () => {
+        const [up, succeeded, sent] = await Promise.all([
+          vector(`celery_worker_up{job="${JOB}",hostname="${host}"}`),
+          vector(`celery_task_succeeded_total{job="${JOB}",hostname="${host}",name="tasks.add"}`),
+          vector(`celery_task_sent_total{job="${JOB}",hostname="generic",name="tasks.add"}`),
+        ]);
+        seen = JSON.stringify({ up, succeeded, sent });
+        return up[0]?.value[1] === '1' && succeeded[0]?.value[1] === '1' && sent[0]?.value[1] === '1' ? true : undefined;
+      },
+      60_000,
+      500,
+      () => seen,
+    );
     // The exporter itself still says celery@<host>: the rewrite is Prometheus's alone.
     expect((await exporter.scrape()).some((s) => s.name === 'celery_worker_up' && s.labels.hostname === `celery@${host}`)).toBe(true);
     expect(await vector(`{job="${JOB}",hostname=~".*@.*"}`)).toEqual([]);

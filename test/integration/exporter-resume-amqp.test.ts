@@ -16,7 +16,16 @@ describe('exporter restart with a fixed event queue (RabbitMQ)', () => {
   const queueName = `celeryev.${uniqueId('resume')}`;
 
   const start = async () => {
-    const e = await startExporter(['--broker-url', vhost.url, '--events-queue-name', queueName, '--events-queue-expires-seconds', '600', '--events-queue-message-ttl-seconds', '600']);
+    const e = await startExporter([
+      '--broker-url',
+      vhost.url,
+      '--events-queue-name',
+      queueName,
+      '--events-queue-expires-seconds',
+      '600',
+      '--events-queue-message-ttl-seconds',
+      '600',
+    ]);
     running.push(e);
     await waitFor('ready', async () => ((await e.get('/-/ready')).status === 200 ? true : undefined), 20_000);
     return e;
@@ -36,9 +45,14 @@ describe('exporter restart with a fixed event queue (RabbitMQ)', () => {
   it('counts the events published while it was stopped', async () => {
     const first = await start();
     await first.stop();
-    for (let i = 0; i < 5; i++) await publisher.publish(JSON.stringify([taskReceived(randomUUID(), 'tasks.while_down', 'celery@w')]), 'task.multi');
+    for (let i = 0; i < 5; i++)
+      await publisher.publish(JSON.stringify([taskReceived(randomUUID(), 'tasks.while_down', 'celery@w')]), 'task.multi');
     const second = await start();
-    await waitFor('the events published while down', async () => (metricValue(await second.scrape(), 'celery_task_received_total', { name: 'tasks.while_down' }) === 5 ? true : undefined), 20_000);
+    await waitFor(
+      'the events published while down',
+      async () => (metricValue(await second.scrape(), 'celery_task_received_total', { name: 'tasks.while_down' }) === 5 ? true : undefined),
+      20_000,
+    );
     expect(metricValue(await second.scrape(), 'celery_autopilot_events_received_total', { type: 'task-received' })).toBe(5);
   });
 });

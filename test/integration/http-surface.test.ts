@@ -54,7 +54,10 @@ describe('HTTP surface', () => {
   });
 
   it('takes client addresses from X-Forwarded-For only when trust_proxy says so', async () => {
-    for (const [trust, expected] of [['', '127.0.0.1'], ['loopback', '203.0.113.9']] as const) {
+    for (const [trust, expected] of [
+      ['', '127.0.0.1'],
+      ['loopback', '203.0.113.9'],
+    ] as const) {
       const e = await start({ trust_proxy: trust, auth: { tokens: [{ ...tokens[0], role: 'operator' }] } });
       await fetch(`${e.url}/api/v1/actions`, {
         method: 'POST',

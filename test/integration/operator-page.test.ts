@@ -26,10 +26,12 @@ describe('operator console in a browser (RabbitMQ)', () => {
 
   beforeAll(async () => {
     // broker_api: the queues page adds ready / unacknowledged from RabbitMQ's management API.
-    rig = await startConsoleRig('amqp', 'operator-page', { broker_api: 'http://guest:guest@127.0.0.1:15672/api/', metrics: { queues: [BACKLOG] } }, [
-      '--metrics-queue-length-cache-seconds',
-      '0',
-    ]);
+    rig = await startConsoleRig(
+      'amqp',
+      'operator-page',
+      { broker_api: 'http://guest:guest@127.0.0.1:15672/api/', metrics: { queues: [BACKLOG] } },
+      ['--metrics-queue-length-cache-seconds', '0'],
+    );
     ({ exporter, browser, broker } = rig);
     worker = await startWorker({ brokerUrl: broker.celery.brokerUrl, nodename: uniqueNodename('ui'), queues: [QUEUE], concurrency: 2 });
     await waitFor('the exporter to see the worker up with 2 pool processes', () => {
@@ -49,7 +51,10 @@ describe('operator console in a browser (RabbitMQ)', () => {
   const workerUrl = () => `${exporter.url}/ui/workers/${encodeURIComponent(worker.nodename)}`;
 
   /** Submits a console form and returns what the result panel shows once the API answered. */
-  async function submit(page: Page, form: string): Promise<{ status: string | null; outcome: string | null; reply: Record<string, unknown> }> {
+  async function submit(
+    page: Page,
+    form: string,
+  ): Promise<{ status: string | null; outcome: string | null; reply: Record<string, unknown> }> {
     const before = await page.locator('#result').textContent();
     await page.locator(`${form} button[type=submit]`).click();
     await page.locator('#result[data-status]').waitFor();
@@ -96,10 +101,13 @@ describe('operator console in a browser (RabbitMQ)', () => {
     expect(stats[worker.nodename]?.pool.processes).toHaveLength(3);
     // The list follows once the exporter re-inspected the worker (a grow marks it stale).
     await expect
-      .poll(async () => {
-        await ui.goto(`${exporter.url}/ui`);
-        return workerRow(ui).locator('td.processes').textContent();
-      }, { timeout: 30_000, interval: 500 })
+      .poll(
+        async () => {
+          await ui.goto(`${exporter.url}/ui`);
+          return workerRow(ui).locator('td.processes').textContent();
+        },
+        { timeout: 30_000, interval: 500 },
+      )
       .toBe('3');
     expect(watch.problems).toEqual([]);
   });
@@ -125,10 +133,13 @@ describe('operator console in a browser (RabbitMQ)', () => {
     const op = await signIn(await browser.newPage(), exporter.url, 'olga', USERS.olga.password);
     const activeRow = (p: Page) => p.locator(`#active tr[data-task-id="${taskId}"]`);
     await expect
-      .poll(async () => {
-        await op.goto(workerUrl());
-        return activeRow(op).count();
-      }, { timeout: 30_000, interval: 500 })
+      .poll(
+        async () => {
+          await op.goto(workerUrl());
+          return activeRow(op).count();
+        },
+        { timeout: 30_000, interval: 500 },
+      )
       .toBe(1);
     expect(await activeRow(op).locator('td').nth(1).textContent()).toBe('tasks.sleep');
     expect(await activeRow(op).locator('form[data-post] button[name="revoke"]').count()).toBe(1);
@@ -148,10 +159,13 @@ describe('operator console in a browser (RabbitMQ)', () => {
     expect(terminated.reply.message).toBe(`Revoked '${taskId}'`);
     await worker.waitForLog(`Terminating ${taskId}`);
     await expect
-      .poll(async () => {
-        await admin.reload();
-        return activeRow(admin).count();
-      }, { timeout: 30_000, interval: 500 })
+      .poll(
+        async () => {
+          await admin.reload();
+          return activeRow(admin).count();
+        },
+        { timeout: 30_000, interval: 500 },
+      )
       .toBe(0);
     expect(await admin.locator('#revoked').textContent()).toContain(taskId);
     expect(watch.problems).toEqual([]);
@@ -165,16 +179,28 @@ describe('operator console in a browser (RabbitMQ)', () => {
     const row = ui.locator(`#queues tr[data-queue="${QUEUE}"]`);
     expect(await row.locator('td.depth').textContent()).toMatch(/^\d+$/);
     expect(await row.locator('td.ready').textContent()).toMatch(/^\d+$/);
-    await sendTasks(broker.celery, [0, 1, 2].map(() => ({ name: 'tasks.noop', queue: BACKLOG })));
+    await sendTasks(
+      broker.celery,
+      [0, 1, 2].map(() => ({ name: 'tasks.noop', queue: BACKLOG })),
+    );
     // The management API's figures lag by its stats interval (5 s): reload until they show.
     await expect
-      .poll(async () => {
-        await ui.reload();
-        const backlog = ui.locator(`#queues tr[data-queue="${BACKLOG}"]`);
-        return [await backlog.locator('td.depth').textContent(), await backlog.locator('td.ready').textContent(), await backlog.locator('td.unacked').textContent()];
-      }, { timeout: 30_000, interval: 1000 })
+      .poll(
+        async () => {
+          await ui.reload();
+          const backlog = ui.locator(`#queues tr[data-queue="${BACKLOG}"]`);
+          return [
+            await backlog.locator('td.depth').textContent(),
+            await backlog.locator('td.ready').textContent(),
+            await backlog.locator('td.unacked').textContent(),
+          ];
+        },
+        { timeout: 30_000, interval: 1000 },
+      )
       .toEqual(['3', '3', '0']);
-    expect(await row.getByRole('link', { name: worker.nodename }).getAttribute('href')).toBe(`/ui/workers/${encodeURIComponent(worker.nodename)}`);
+    expect(await row.getByRole('link', { name: worker.nodename }).getAttribute('href')).toBe(
+      `/ui/workers/${encodeURIComponent(worker.nodename)}`,
+    );
     await browser.screenshot(ui, 'console-queues');
 
     await ui.getByRole('link', { name: 'Remediation', exact: true }).click();
@@ -223,7 +249,8 @@ describe('operator console in a browser (RabbitMQ)', () => {
     const ui = await signIn(await browser.newPage(), exporter.url, 'olga', USERS.olga.password);
     const session = (await ui.context().cookies()).find((c) => c.name === 'celery_autopilot_session');
     expect(session).toBeDefined();
-    const replay = () => fetch(`${exporter.url}/ui`, { headers: { cookie: `${session!.name}=${session!.value}`, accept: 'text/html' }, redirect: 'manual' });
+    const replay = () =>
+      fetch(`${exporter.url}/ui`, { headers: { cookie: `${session!.name}=${session!.value}`, accept: 'text/html' }, redirect: 'manual' });
     expect((await replay()).status).toBe(200);
     await Promise.all([ui.waitForURL(`${exporter.url}/login`), ui.getByRole('button', { name: 'Log out' }).click()]);
     await ui.goto(`${exporter.url}/ui`);
@@ -249,7 +276,12 @@ describe('operator console in a browser (RabbitMQ)', () => {
     const dryRun = { command: 'pool_grow', arguments: { n: 1 }, targets: { workers: [worker.nodename] }, dry_run: true };
     const refused = await postFromPage(ui, '/api/v1/actions', dryRun, { 'x-csrf-token': await csrfToken(ui) });
     expect(refused).toEqual({ status: 403, body: { error: expect.stringMatching(/needs the operator role/) } });
-    const revoke = await postFromPage(ui, `/api/task/revoke/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, {}, { 'x-csrf-token': await csrfToken(ui) });
+    const revoke = await postFromPage(
+      ui,
+      `/api/task/revoke/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`,
+      {},
+      { 'x-csrf-token': await csrfToken(ui) },
+    );
     expect(revoke.status).toBe(403);
     expect(watch.problems).toEqual([]);
   });

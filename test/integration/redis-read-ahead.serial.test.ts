@@ -43,7 +43,7 @@ describe('Redis read-ahead', () => {
     await transport.close();
   });
 
-  it('a burst larger than Redis\'s 32 MB pub/sub buffer reaches a slower subscriber whole and in order', async () => {
+  it("a burst larger than Redis's 32 MB pub/sub buffer reaches a slower subscriber whole and in order", async () => {
     // A subscriber that needs 400 µs per message (2.5k/s): far behind the publisher below.
     const slow: EventSink = {
       onEvents: (m) => {
@@ -84,7 +84,13 @@ describe('Redis read-ahead', () => {
       }
       r.disconnect();`;
     await run(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, URL: iso.url, CHANNEL: `${eventChannelPrefix(layout)}worker.heartbeat`, ENVELOPE: envelope, BODY: heartbeatBody('burst-__N__') },
+      env: {
+        ...process.env,
+        URL: iso.url,
+        CHANNEL: `${eventChannelPrefix(layout)}worker.heartbeat`,
+        ENVELOPE: envelope,
+        BODY: heartbeatBody('burst-__N__'),
+      },
     });
     await waitFor(() => sink.messages.length >= total || observer.count('disconnected') > 0, `${total} events`, 60_000);
     const why = observer.calls.flatMap((c) => (c.kind === 'disconnected' ? [c.error.message] : []));

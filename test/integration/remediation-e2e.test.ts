@@ -3,13 +3,26 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { shippedAlertmanagerConfig, startRemediationService, waitForConsumer, type RemediationRecord, type RemediationService } from '../support/alertmanager.js';
+import {
+  shippedAlertmanagerConfig,
+  startRemediationService,
+  waitForConsumer,
+  type RemediationRecord,
+  type RemediationService,
+} from '../support/alertmanager.js';
 import { inspectStats, sendTasks } from '../support/celery/client.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { waitFor } from '../support/exporter.js';
 import { createVhost, uniqueId } from '../support/isolation.js';
 import { describeCommands, startPidboxSpy, type PidboxSpy } from '../support/pidbox-spy.js';
-import { REPO_ROOT, alertRulesWith, startAlertmanager, startPrometheus, type RunningAlertmanager, type RunningPrometheus } from '../support/prometheus.js';
+import {
+  REPO_ROOT,
+  alertRulesWith,
+  startAlertmanager,
+  startPrometheus,
+  type RunningAlertmanager,
+  type RunningPrometheus,
+} from '../support/prometheus.js';
 
 const run = promisify(execFile);
 
@@ -78,13 +91,20 @@ describe('remediation end to end: Prometheus → Alertmanager → webhook → po
     await vhost?.remove();
   });
 
-  it('grows the backlogged queue\'s worker once, ignores repeats, and shrinks it back when the alert resolves', async () => {
+  it("grows the backlogged queue's worker once, ignores repeats, and shrinks it back when the alert resolves", async () => {
     expect(await processes()).toBe(1);
     const mark = spy.mark();
-    await sendTasks(celery(), Array.from({ length: 300 }, () => ({ name: 'tasks.sleep', args: [0.5], queue: QUEUE })));
+    await sendTasks(
+      celery(),
+      Array.from({ length: 300 }, () => ({ name: 'tasks.sleep', args: [0.5], queue: QUEUE })),
+    );
 
     // Prometheus fires, Alertmanager delivers, the engine acts once.
-    const firstActed = await decisionsWhere('a pool_grow acted on', (r) => r.some((d) => d.action === 'pool_grow' && d.outcome === 'acted'), 60_000);
+    const firstActed = await decisionsWhere(
+      'a pool_grow acted on',
+      (r) => r.some((d) => d.action === 'pool_grow' && d.outcome === 'acted'),
+      60_000,
+    );
     const grow = firstActed.find((d) => d.action === 'pool_grow' && d.outcome === 'acted')!;
     expect(grow.alert.labels).toMatchObject({ alertname: 'CeleryQueueBacklog', queue_name: QUEUE, autopilot_action: 'pool_grow' });
     expect(grow.targets).toEqual([nodename]);
@@ -93,7 +113,8 @@ describe('remediation end to end: Prometheus → Alertmanager → webhook → po
     await waitFor('the pool to grow to 2 processes', async () => ((await processes()) === 2 ? true : undefined), 20_000, 500, observed);
 
     // Alertmanager repeats the notification every few seconds: each is a duplicate.
-    const isRepeat = (d: RemediationRecord) => d.alert.fingerprint === grow.alert.fingerprint && d.alert.status === 'firing' && d.outcome === 'suppressed';
+    const isRepeat = (d: RemediationRecord) =>
+      d.alert.fingerprint === grow.alert.fingerprint && d.alert.status === 'firing' && d.outcome === 'suppressed';
     const afterRepeats = await decisionsWhere('two repeat notifications', (r) => r.filter(isRepeat).length >= 2, 30_000);
     for (const d of afterRepeats.filter(isRepeat)) expect(d.reason).toBe('duplicate');
     expect(afterRepeats.filter((d) => d.action === 'pool_grow' && d.outcome === 'acted')).toHaveLength(1);
@@ -101,7 +122,11 @@ describe('remediation end to end: Prometheus → Alertmanager → webhook → po
 
     // The backlog goes away, the alert resolves, the shrink-back runs.
     await run('rabbitmqctl', ['-q', '-p', vhost.vhost, 'purge_queue', QUEUE]);
-    const resolved = await decisionsWhere('the shrink-back on resolve', (r) => r.some((d) => d.alert.status === 'resolved' && d.outcome !== 'suppressed'), 45_000);
+    const resolved = await decisionsWhere(
+      'the shrink-back on resolve',
+      (r) => r.some((d) => d.alert.status === 'resolved' && d.outcome !== 'suppressed'),
+      45_000,
+    );
     const shrink = resolved.find((d) => d.alert.status === 'resolved' && d.outcome !== 'suppressed')!;
     expect(shrink).toMatchObject({ action: 'pool_shrink', outcome: 'acted', targets: [nodename], arguments: { n: 1 } });
     expect(shrink.alert.fingerprint).toBe(grow.alert.fingerprint);
@@ -118,7 +143,12 @@ describe('remediation end to end: Prometheus → Alertmanager → webhook → po
     expect(lines.slice(1).every((l) => l === `pool_shrink → ${nodename}`)).toBe(true);
     expect(sent.every((c) => JSON.stringify(c.arguments) === JSON.stringify({ n: 1 }))).toBe(true);
     const all = ofRule(await service.decisions());
-    expect(all.filter((d) => d.outcome !== 'suppressed').map((d) => `${d.action}:${d.outcome}`).sort()).toEqual(['pool_grow:acted', 'pool_shrink:acted']);
+    expect(
+      all
+        .filter((d) => d.outcome !== 'suppressed')
+        .map((d) => `${d.action}:${d.outcome}`)
+        .sort(),
+    ).toEqual(['pool_grow:acted', 'pool_shrink:acted']);
     expect(all.filter((d) => d.outcome === 'suppressed').every((d) => d.reason === 'duplicate')).toBe(true);
   });
 });

@@ -2,7 +2,15 @@ import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { notification, postWebhook, startRemediationService, waitForConsumer, type RemediationRecord, type RemediationService, type TestAlert } from '../support/alertmanager.js';
+import {
+  notification,
+  postWebhook,
+  startRemediationService,
+  waitForConsumer,
+  type RemediationRecord,
+  type RemediationService,
+  type TestAlert,
+} from '../support/alertmanager.js';
 import { inspectStats, type WorkerStats } from '../support/celery/client.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { waitFor } from '../support/exporter.js';
@@ -30,7 +38,18 @@ function postRaw(url: string, body: Buffer, headers: Record<string, string>): Pr
   });
 }
 
-const SPIED_ACTIONS = new Set(['pool_grow', 'pool_shrink', 'autoscale', 'add_consumer', 'cancel_consumer', 'rate_limit', 'time_limit', 'revoke', 'pool_restart', 'shutdown']);
+const SPIED_ACTIONS = new Set([
+  'pool_grow',
+  'pool_shrink',
+  'autoscale',
+  'add_consumer',
+  'cancel_consumer',
+  'rate_limit',
+  'time_limit',
+  'revoke',
+  'pool_restart',
+  'shutdown',
+]);
 
 /**
  * Alertmanager deliveries gone wrong, against a real RabbitMQ and real Celery 5.2.6 workers; a
@@ -67,9 +86,12 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     const proxyPort = await proxy.listen();
     service = await startRemediationService(
       [
-        '--broker-url', vhost.url.replace('127.0.0.1:5672/', `127.0.0.1:${proxyPort}/`),
-        '--reconnect-initial-delay-seconds', '0.1',
-        '--reconnect-max-delay-seconds', '0.5',
+        '--broker-url',
+        vhost.url.replace('127.0.0.1:5672/', `127.0.0.1:${proxyPort}/`),
+        '--reconnect-initial-delay-seconds',
+        '0.1',
+        '--reconnect-max-delay-seconds',
+        '0.5',
       ],
       path.join(REPO_ROOT, 'test/fixtures/remediation/faults.yml'),
       {
@@ -98,7 +120,12 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
   // A pool change is followed by re-inspections of that worker (at once and after the pool's
   // 5 s tick): let them finish, so "nothing on the wire" in the next test is about that test.
   beforeEach(async () => {
-    await waitFor('the re-inspections after the previous test\'s changes', () => (service.exporter.service.pendingInspections === 0 ? true : undefined), 30_000, 100);
+    await waitFor(
+      "the re-inspections after the previous test's changes",
+      () => (service.exporter.service.pendingInspections === 0 ? true : undefined),
+      30_000,
+      100,
+    );
     await spy.barrier();
   });
 
@@ -119,7 +146,12 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     expect((await post(body, 'not-the-token')).status).toBe(401);
     expect((await post(body, service.adminToken)).status).toBe(401); // an API token is not the webhook's
     const basic = `Basic ${Buffer.from(`alertmanager:${service.webhookToken}`).toString('base64')}`;
-    expect(await postRaw(`${service.url}/api/v1/alertmanager`, Buffer.from(JSON.stringify(body)), { 'content-type': 'application/json', authorization: basic })).toBe(401);
+    expect(
+      await postRaw(`${service.url}/api/v1/alertmanager`, Buffer.from(JSON.stringify(body)), {
+        'content-type': 'application/json',
+        authorization: basic,
+      }),
+    ).toBe(401);
 
     const auth = { 'content-type': 'application/json', authorization: `Bearer ${service.webhookToken}` };
     const huge = Buffer.from(JSON.stringify({ ...body, padding: 'x'.repeat(5 * 1024 * 1024) }));
@@ -183,7 +215,9 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     expect(refused.map((d) => `${d.outcome}/${d.reason}`)).toEqual(Array(6).fill('suppressed/no_target'));
     expect(refused.every((d) => d.targets.length === 0)).toBe(true);
     // Over the whole suite so far, the only undirected command is the service's own wake-up heartbeat.
-    expect(spy.since(0, { all: true }).filter((c) => (c.destination === null || c.destination.length === 0) && c.method !== 'heartbeat')).toEqual([]);
+    expect(
+      spy.since(0, { all: true }).filter((c) => (c.destination === null || c.destination.length === 0) && c.method !== 'heartbeat'),
+    ).toEqual([]);
     const canaryAfter = await stats('canary');
     expect(canaryAfter.pool.processes).toEqual(canaryBefore.pool.processes);
     expect(canaryAfter.prefetch_count).toBe(canaryBefore.prefetch_count);
@@ -221,7 +255,14 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     const mark = spy.mark();
     const batch = randomBytes(3).toString('hex');
     // Real workers at 0, 10, 20 (acted: the cap is 3 per hour) and 30, 40, 45 (capped); 44 ghosts.
-    const real = new Map([[0, 'w1'], [10, 'w2'], [20, 'w1'], [30, 'w2'], [40, 'w1'], [45, 'w2']]);
+    const real = new Map([
+      [0, 'w1'],
+      [10, 'w2'],
+      [20, 'w1'],
+      [30, 'w2'],
+      [40, 'w1'],
+      [45, 'w2'],
+    ]);
     const alerts: TestAlert[] = Array.from({ length: 50 }, (_, i) => ({
       // Distinct label sets: Alertmanager never puts one alert (one label set) twice in a notification.
       labels: { alertname: 'HostBusy', batch, index: String(i), hostname: real.has(i) ? node(real.get(i)!) : `ghost${i}-${id}@gone` },
@@ -234,27 +275,51 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     const mine = (await decisions((d) => d.alert.labels.batch === batch)).reverse();
     expect(mine).toHaveLength(50);
     const summary = (d: RemediationRecord) => `${d.outcome}/${d.reason ?? ''}`;
-    expect([...real.keys()].map((i) => summary(mine[i]!))).toEqual(['acted/', 'acted/', 'acted/', 'suppressed/cap', 'suppressed/cap', 'suppressed/cap']);
+    expect([...real.keys()].map((i) => summary(mine[i]!))).toEqual([
+      'acted/',
+      'acted/',
+      'acted/',
+      'suppressed/cap',
+      'suppressed/cap',
+      'suppressed/cap',
+    ]);
     expect(mine.filter((_, i) => !real.has(i)).every((d) => summary(d) === 'suppressed/no_target')).toBe(true);
-    expect(describeCommands(actionsSince(mark))).toBe([`pool_grow → ${node('w1')}`, `pool_grow → ${node('w2')}`, `pool_grow → ${node('w1')}`].join('\n'));
+    expect(describeCommands(actionsSince(mark))).toBe(
+      [`pool_grow → ${node('w1')}`, `pool_grow → ${node('w2')}`, `pool_grow → ${node('w1')}`].join('\n'),
+    );
     // Ghosts are refused from the live worker list: not even a stats request goes to them.
     expect(spy.since(mark, { all: true }).some((c) => c.destination?.some((n) => n.endsWith('@gone')))).toBe(false);
-    await waitFor('w1 at 3 and w2 at 2 processes', async () => ((await processes('w1')) === 3 && (await processes('w2')) === 2 ? true : undefined), 20_000, 500);
+    await waitFor(
+      'w1 at 3 and w2 at 2 processes',
+      async () => ((await processes('w1')) === 3 && (await processes('w2')) === 2 ? true : undefined),
+      20_000,
+      500,
+    );
   });
 
   it('kill switch (admin API) and dry-run: webhook 2xx, the would-be command audited, nothing on the wire', async () => {
     const admin = { authorization: `Bearer ${service.adminToken}`, 'content-type': 'application/json' };
-    const flip = async (enabled: boolean) => fetch(`${service.url}/api/v1/remediation/kill-switch`, { method: 'POST', headers: admin, body: JSON.stringify({ enabled }) });
+    const flip = async (enabled: boolean) =>
+      fetch(`${service.url}/api/v1/remediation/kill-switch`, { method: 'POST', headers: admin, body: JSON.stringify({ enabled }) });
     expect((await flip(true)).status).toBe(200);
     expect(await metric('celery_autopilot_remediation_kill_switch', {})).toBe(1);
     try {
       const mark = spy.mark();
-      const answer = await post(notification([{ labels: { alertname: 'TestBacklog', queue_name: queue('canary') }, startsAt: '2026-11-30T03:00:00Z' }]));
+      const answer = await post(
+        notification([{ labels: { alertname: 'TestBacklog', queue_name: queue('canary') }, startsAt: '2026-11-30T03:00:00Z' }]),
+      );
       expect(answer.status).toBe(200);
       await service.idle();
       await spy.barrier();
       expect(spy.since(mark, { all: true })).toEqual([]);
-      expect((await decisions())[0]).toMatchObject({ rule: 'grow-on-backlog', action: 'pool_grow', outcome: 'suppressed', reason: 'kill_switch', targets: [node('canary')], arguments: { n: 1 } });
+      expect((await decisions())[0]).toMatchObject({
+        rule: 'grow-on-backlog',
+        action: 'pool_grow',
+        outcome: 'suppressed',
+        reason: 'kill_switch',
+        targets: [node('canary')],
+        arguments: { n: 1 },
+      });
     } finally {
       expect((await flip(false)).status).toBe(200);
     }
@@ -264,7 +329,13 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     expect((await post(notification([{ labels: { alertname: 'DryBacklog', queue_name: queue('canary') } }]))).status).toBe(200);
     await service.idle();
     await spy.barrier();
-    expect((await decisions())[0]).toMatchObject({ rule: 'grow-dry-run', action: 'pool_grow', outcome: 'dry_run', targets: [node('canary')], arguments: { n: 1 } });
+    expect((await decisions())[0]).toMatchObject({
+      rule: 'grow-dry-run',
+      action: 'pool_grow',
+      outcome: 'dry_run',
+      targets: [node('canary')],
+      arguments: { n: 1 },
+    });
     // A dry run reads the target's live pool size (read-only stats) to say what it would do; it changes nothing.
     expect(describeCommands(spy.since(mark, { all: true }))).toBe(`stats → ${node('canary')}`);
     expect(await processes('canary')).toBe(1);
@@ -276,13 +347,21 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     const mark = spy.mark();
     proxy.pause();
     try {
-      await waitFor('the service to lose the broker', () => (service.exporter.service.transport.isConnected() ? undefined : true), 10_000, 50);
+      await waitFor(
+        'the service to lose the broker',
+        () => (service.exporter.service.transport.isConnected() ? undefined : true),
+        10_000,
+        50,
+      );
       const answer = await post(body);
       expect(answer.status).toBe(503);
       await service.idle();
       expect((await decisions()).length).toBe(before);
       // A dry-run rule sends nothing, so it is accepted; its bounds need the broker: one decision, failed, not lost.
-      expect((await post(notification([{ labels: { alertname: 'DryBacklog', queue_name: queue('canary') }, startsAt: '2026-11-30T04:00:00Z' }]))).status).toBe(200);
+      expect(
+        (await post(notification([{ labels: { alertname: 'DryBacklog', queue_name: queue('canary') }, startsAt: '2026-11-30T04:00:00Z' }])))
+          .status,
+      ).toBe(200);
       await service.idle();
       expect(await decisions()).toHaveLength(before + 1);
       expect((await decisions())[0]).toMatchObject({ rule: 'grow-dry-run', outcome: 'failed', reason: 'broker_unavailable' });
@@ -312,7 +391,11 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     try {
       expect((await post(body)).status).toBe(200);
       await service.idle();
-      expect((await decisions())[0]).toMatchObject({ rule: 'autoscale-named-worker', outcome: 'no_reply', results: [{ worker: node('auto'), status: 'no_reply' }] });
+      expect((await decisions())[0]).toMatchObject({
+        rule: 'autoscale-named-worker',
+        outcome: 'no_reply',
+        results: [{ worker: node('auto'), status: 'no_reply' }],
+      });
       // Alertmanager's repeat is a duplicate: the command is not sent again.
       expect((await post(body)).status).toBe(200);
       await service.idle();

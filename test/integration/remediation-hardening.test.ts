@@ -67,7 +67,12 @@ describe('remediation hardening on RabbitMQ with a real worker', () => {
     });
     spy = await startPidboxSpy({ kind: 'amqp', url: vhost.url });
     worker = await startWorker({ brokerUrl: vhost.url, nodename, concurrency: 2 });
-    await waitFor('the worker live in the service', () => (service.exporter.service.workers.alive().some((w) => w.hostname === nodename) ? true : undefined), 30_000, 200);
+    await waitFor(
+      'the worker live in the service',
+      () => (service.exporter.service.workers.alive().some((w) => w.hostname === nodename) ? true : undefined),
+      30_000,
+      200,
+    );
   });
 
   afterAll(async () => {
@@ -78,7 +83,7 @@ describe('remediation hardening on RabbitMQ with a real worker', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('target.allow: an alert naming a live worker outside the rule\'s globs sends nothing; inside them the rule acts', async () => {
+  it("target.allow: an alert naming a live worker outside the rule's globs sends nothing; inside them the rule acts", async () => {
     const mark = spy.mark();
     expect((await post([{ labels: { alertname: 'WebIdle', hostname: nodename } }])).status).toBe(200);
     await service.idle();
@@ -96,7 +101,12 @@ describe('remediation hardening on RabbitMQ with a real worker', () => {
     await service.idle();
     await spy.barrier();
     expect(describeCommands(spy.since(mark).filter((c) => c.method !== 'stats'))).toBe(`pool_shrink → ${nodename}`);
-    expect((await service.decisions(1))[0]).toMatchObject({ rule: 'shrink-api', outcome: 'acted', arguments: { n: 1 }, targets: [nodename] });
+    expect((await service.decisions(1))[0]).toMatchObject({
+      rule: 'shrink-api',
+      outcome: 'acted',
+      arguments: { n: 1 },
+      targets: [nodename],
+    });
     await waitFor('the pool to shrink to 1 process', async () => ((await processes()) === 1 ? true : undefined), 20_000, 500);
   });
 

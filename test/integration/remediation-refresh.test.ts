@@ -27,7 +27,13 @@ describe.each(['amqp', 'redis'] as const)('figures re-read after a pool or consu
 
   const gauge = async (name: string, queue: string) => metricValue(await service.exporter.scrape(), name, { queue_name: queue });
   const until = (what: string, name: string, queue: string, value: number) =>
-    waitFor(what, async () => ((await gauge(name, queue)) === value ? true : undefined), 30_000, 250, () => JSON.stringify(service.exporter.service.workers.alive()));
+    waitFor(
+      what,
+      async () => ((await gauge(name, queue)) === value ? true : undefined),
+      30_000,
+      250,
+      () => JSON.stringify(service.exporter.service.workers.alive()),
+    );
   const action = async (command: string, args: Record<string, unknown>) => {
     const res = await fetch(`${service.url}/api/v1/actions`, {
       method: 'POST',
@@ -95,7 +101,11 @@ describe.each(['amqp', 'redis'] as const)('figures re-read after a pool or consu
     expect((await action('add_consumer', { queue: EXTRA })).results[0]!.status).toBe('ok');
     await until('the worker counted on the queue it now consumes', 'celery_active_worker_count', EXTRA, 1);
 
-    const answer = await postWebhook(service.url, notification([{ labels: { alertname: 'Backlog', queue_name: QUEUE } }]), service.webhookToken);
+    const answer = await postWebhook(
+      service.url,
+      notification([{ labels: { alertname: 'Backlog', queue_name: QUEUE } }]),
+      service.webhookToken,
+    );
     expect(answer.status).toBe(200);
     await service.idle();
     expect((await service.decisions(1))[0]).toMatchObject({ rule: 'grow', outcome: 'acted' });

@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
 
-const rule = (name: string) => `rules:\n  - name: ${name}\n    match: { labels: { alertname: X } }\n    action: pool_shrink\n    target: { worker_label: hostname }\n    dry_run: true\n`;
+const rule = (name: string) =>
+  `rules:\n  - name: ${name}\n    match: { labels: { alertname: X } }\n    action: pool_shrink\n    target: { worker_label: hostname }\n    dry_run: true\n`;
 const INVALID = 'rules:\n  - name: broken\n    match: {}\n    action: shutdown\n    target: { worker_label: hostname }\n';
 
 /** Rules reload: validated whole, swapped atomically, the old rules kept when the new are bad. */
@@ -23,13 +24,21 @@ describe('remediation rules reload', () => {
     stringify({
       broker_url: 'amqp://guest:guest@127.0.0.1:1//', // never reached: reload needs no broker
       audit: { file: '' },
-      auth: { tokens: [{ name: 'admin', sha256: sha(admin), role: 'admin' }, { name: 'op', sha256: sha(operator), role: 'operator' }] },
+      auth: {
+        tokens: [
+          { name: 'admin', sha256: sha(admin), role: 'admin' },
+          { name: 'op', sha256: sha(operator), role: 'operator' },
+        ],
+      },
       remediation: { enabled: true, rules_file: rulesFile, webhook: { bearer_token: 'a-long-enough-webhook-token' } },
     }),
   );
   const running: RunningExporter[] = [];
   const as = (token: string) => ({ authorization: `Bearer ${token}` });
-  const ruleNames = async (url: string) => ((await (await fetch(`${url}/api/v1/remediation/rules`, { headers: as(admin) })).json()) as { rules: Array<{ name: string }> }).rules.map((r) => r.name);
+  const ruleNames = async (url: string) =>
+    (
+      (await (await fetch(`${url}/api/v1/remediation/rules`, { headers: as(admin) })).json()) as { rules: Array<{ name: string }> }
+    ).rules.map((r) => r.name);
 
   afterAll(async () => {
     await Promise.allSettled(running.map((e) => e.stop()));
@@ -58,7 +67,11 @@ describe('remediation rules reload', () => {
 
   it('SIGHUP reloads the rules of a running process; invalid rules leave it running with the old ones', async () => {
     writeFileSync(rulesFile, rule('before_hup'));
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('src/main.ts'), '--config', configFile, '--port', '0', '--listen-address', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.resolve('src/main.ts'), '--config', configFile, '--port', '0', '--listen-address', '127.0.0.1'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     try {

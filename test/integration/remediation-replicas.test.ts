@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { notification, postWebhook, startRemediationService, waitForConsumer, type RemediationRecord, type RemediationService } from '../support/alertmanager.js';
+import {
+  notification,
+  postWebhook,
+  startRemediationService,
+  waitForConsumer,
+  type RemediationRecord,
+  type RemediationService,
+} from '../support/alertmanager.js';
 import { inspectStats } from '../support/celery/client.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { waitFor } from '../support/exporter.js';
@@ -43,7 +50,7 @@ describe('two remediation replicas sharing Redis state', () => {
   // 5 s tick): let them finish, so "nothing on the wire" in the next test is about that test.
   beforeEach(async () => {
     const pending = () => replicas.reduce((n, r) => n + r.exporter.service.pendingInspections, 0);
-    await waitFor('the re-inspections after the previous test\'s changes', () => (pending() === 0 ? true : undefined), 30_000, 100);
+    await waitFor("the re-inspections after the previous test's changes", () => (pending() === 0 ? true : undefined), 30_000, 100);
     await spy.barrier();
   });
 
@@ -64,7 +71,12 @@ describe('two remediation replicas sharing Redis state', () => {
 
   it('the same notification posted to both at once: one pool_grow on the wire, one acted decision across both', async () => {
     const mark = spy.mark();
-    const body = notification([{ labels: { alertname: 'CeleryQueueBacklog', queue_name: QUEUE, autopilot_action: 'pool_grow', severity: 'warning' }, annotations: { autopilot_grow_by: '1' } }]);
+    const body = notification([
+      {
+        labels: { alertname: 'CeleryQueueBacklog', queue_name: QUEUE, autopilot_action: 'pool_grow', severity: 'warning' },
+        annotations: { autopilot_grow_by: '1' },
+      },
+    ]);
     const answers = await Promise.all(replicas.map((r) => postWebhook(r.url, body, r.webhookToken)));
     expect(answers.map((a) => a.status)).toEqual([200, 200]);
     await Promise.all(replicas.map((r) => r.idle()));
@@ -83,7 +95,12 @@ describe('two remediation replicas sharing Redis state', () => {
     // The one that lost the race saw the other's in-flight lock or its idempotency key.
     const others = all.filter((d) => d.outcome !== 'acted');
     expect(others.every((d) => d.outcome === 'suppressed' && (d.reason === 'duplicate' || d.reason === 'in_flight'))).toBe(true);
-    await waitFor('the pool to grow to 2 processes, once', async () => ((await inspectStats({ brokerUrl: vhost.url }, [nodename]))[nodename]?.pool.processes?.length === 2 ? true : undefined), 20_000, 500);
+    await waitFor(
+      'the pool to grow to 2 processes, once',
+      async () => ((await inspectStats({ brokerUrl: vhost.url }, [nodename]))[nodename]?.pool.processes?.length === 2 ? true : undefined),
+      20_000,
+      500,
+    );
   });
 
   it('the kill switch set through one replica stops the other too, and a restarted replica still obeys it', async () => {
@@ -94,10 +111,13 @@ describe('two remediation replicas sharing Redis state', () => {
         body: JSON.stringify({ enabled }),
       });
     const gauge = async (r: RemediationService) => metricValue(await r.exporter.scrape(), 'celery_autopilot_remediation_kill_switch', {});
-    const obeys = (r: RemediationService, value: number, what: string) => waitFor(what, async () => ((await gauge(r)) === value ? true : undefined), 15_000, 100);
+    const obeys = (r: RemediationService, value: number, what: string) =>
+      waitFor(what, async () => ((await gauge(r)) === value ? true : undefined), 15_000, 100);
     // A new alert instance (its own startsAt): only the kill switch may stop it before the bounds.
     const backlog = (startsAt: string) =>
-      notification([{ labels: { alertname: 'CeleryQueueBacklog', queue_name: QUEUE, autopilot_action: 'pool_grow', severity: 'warning' }, startsAt }]);
+      notification([
+        { labels: { alertname: 'CeleryQueueBacklog', queue_name: QUEUE, autopilot_action: 'pool_grow', severity: 'warning' }, startsAt },
+      ]);
     const stoppedBy = async (r: RemediationService, startsAt: string) => {
       const mark = spy.mark();
       expect((await postWebhook(r.url, backlog(startsAt), r.webhookToken)).status).toBe(200);

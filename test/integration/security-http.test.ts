@@ -70,7 +70,9 @@ describe('finding 2: password hashing cannot be flooded', () => {
         expect(a.status).not.toBe(401);
       }
     }
-    expect((await send(s.url + whoamiPath, { headers: { authorization: basicAuth('alice', PASSWORD) }, localAddress: '127.0.0.4' })).status).toBe(200);
+    expect(
+      (await send(s.url + whoamiPath, { headers: { authorization: basicAuth('alice', PASSWORD) }, localAddress: '127.0.0.4' })).status,
+    ).toBe(200);
   });
 });
 
@@ -82,15 +84,24 @@ describe('finding 3: lockout cannot be turned against real users', () => {
 
   it("failures in alice's name from other clients never refuse alice's right password from a clean client", async () => {
     for (const ip of ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14']) {
-      for (let i = 0; i < 3; i++) await send(s.url + whoamiPath, { headers: { authorization: basicAuth('alice', 'nope') }, localAddress: ip });
+      for (let i = 0; i < 3; i++)
+        await send(s.url + whoamiPath, { headers: { authorization: basicAuth('alice', 'nope') }, localAddress: ip });
     }
-    expect((await send(s.url + whoamiPath, { headers: { authorization: basicAuth('alice', PASSWORD) }, localAddress: '127.0.0.15' })).status).toBe(200);
+    expect(
+      (await send(s.url + whoamiPath, { headers: { authorization: basicAuth('alice', PASSWORD) }, localAddress: '127.0.0.15' })).status,
+    ).toBe(200);
   });
 
   it('a client locked out by its own failures still scrapes /metrics with its valid token', async () => {
-    for (let i = 0; i < 5; i++) await send(s.url + whoamiPath, { headers: { authorization: basicAuth(`ghost${i}`, 'nope') }, localAddress: '127.0.0.16' });
-    expect((await send(s.url + whoamiPath, { headers: { authorization: basicAuth('bob', 'bob-plain-password-1') }, localAddress: '127.0.0.16' })).status).toBe(429);
-    expect((await send(s.url + '/metrics', { headers: { authorization: `Bearer ${TOKEN}` }, localAddress: '127.0.0.16' })).status).toBe(200);
+    for (let i = 0; i < 5; i++)
+      await send(s.url + whoamiPath, { headers: { authorization: basicAuth(`ghost${i}`, 'nope') }, localAddress: '127.0.0.16' });
+    expect(
+      (await send(s.url + whoamiPath, { headers: { authorization: basicAuth('bob', 'bob-plain-password-1') }, localAddress: '127.0.0.16' }))
+        .status,
+    ).toBe(429);
+    expect((await send(s.url + '/metrics', { headers: { authorization: `Bearer ${TOKEN}` }, localAddress: '127.0.0.16' })).status).toBe(
+      200,
+    );
   });
 
   it('warns once when requests carry X-Forwarded-For while trust_proxy is unset', async () => {
@@ -106,7 +117,11 @@ describe('finding 4: anonymous visitors cannot log everyone out', () => {
     const s = await start({ users: users(), session: { max_sessions: 10 } });
     const browser = new Browser();
     const html = await (await browser.fetch(`${s.url}/login`)).text();
-    const signIn = await browser.postForm(`${s.url}/login`, { username: 'alice', password: PASSWORD, _csrf: csrfFromPage(html), next: '/' }, s.url);
+    const signIn = await browser.postForm(
+      `${s.url}/login`,
+      { username: 'alice', password: PASSWORD, _csrf: csrfFromPage(html), next: '/' },
+      s.url,
+    );
     expect(signIn.status).toBe(303);
     expect((await browser.fetch(s.url + whoamiPath)).status).toBe(200);
     for (let i = 0; i < 50; i++) await send(`${s.url}/login`);
@@ -132,7 +147,13 @@ describe('finding 5: aborted scrapes leave nothing pending', () => {
         socket.on('error', () => resolve());
       });
     for (let batch = 0; batch < 25; batch++) await Promise.all(Array.from({ length: 20 }, abortOne));
-    await waitFor('every aborted scrape to settle', () => (s.service.scrapesInFlight === 0 ? true : undefined), 60_000, 200, () => `in flight: ${s.service.scrapesInFlight}`);
+    await waitFor(
+      'every aborted scrape to settle',
+      () => (s.service.scrapesInFlight === 0 ? true : undefined),
+      60_000,
+      200,
+      () => `in flight: ${s.service.scrapesInFlight}`,
+    );
     expect(s.service.scrapesInFlight).toBe(0);
     // And the endpoint still serves a whole exposition afterwards.
     const full = await send(`${s.url}/metrics`);
@@ -142,21 +163,24 @@ describe('finding 5: aborted scrapes leave nothing pending', () => {
 });
 
 describe('finding 8: security headers on /ui and the JSON API', () => {
-  it.each(['/ui', '/api/v1/workers', '/login', '/'])('%s sends CSP without unsafe-inline, no framing, nosniff, no-store, a Referrer-Policy', async (path) => {
-    const s = running.find((r) => r.service.config.auth.users.length > 0) ?? (await start({ users: users(), tokens }));
-    const a = await send(s.url + path, { headers: { authorization: basicAuth('alice', PASSWORD) } });
-    expect(a.status).toBe(200);
-    const csp = String(a.headers['content-security-policy']);
-    expect(csp).toMatch(/frame-ancestors 'none'/);
-    expect(csp).not.toContain('unsafe-inline');
-    expect(csp).toMatch(/default-src 'none'|default-src 'self'/);
-    expect(a.headers['x-frame-options']).toBe('DENY');
-    expect(a.headers['x-content-type-options']).toBe('nosniff');
-    expect(a.headers['cache-control']).toBe('no-store');
-    expect(a.headers['referrer-policy']).toBeDefined();
-  });
+  it.each(['/ui', '/api/v1/workers', '/login', '/'])(
+    '%s sends CSP without unsafe-inline, no framing, nosniff, no-store, a Referrer-Policy',
+    async (path) => {
+      const s = running.find((r) => r.service.config.auth.users.length > 0) ?? (await start({ users: users(), tokens }));
+      const a = await send(s.url + path, { headers: { authorization: basicAuth('alice', PASSWORD) } });
+      expect(a.status).toBe(200);
+      const csp = String(a.headers['content-security-policy']);
+      expect(csp).toMatch(/frame-ancestors 'none'/);
+      expect(csp).not.toContain('unsafe-inline');
+      expect(csp).toMatch(/default-src 'none'|default-src 'self'/);
+      expect(a.headers['x-frame-options']).toBe('DENY');
+      expect(a.headers['x-content-type-options']).toBe('nosniff');
+      expect(a.headers['cache-control']).toBe('no-store');
+      expect(a.headers['referrer-policy']).toBeDefined();
+    },
+  );
 
-  it("/ui has no inline script or style: scripts and styles are files the CSP allows, and no nonce is needed", async () => {
+  it('/ui has no inline script or style: scripts and styles are files the CSP allows, and no nonce is needed', async () => {
     const s = await start({ users: users() });
     const a = await send(`${s.url}/ui`, { headers: { authorization: basicAuth('alice', PASSWORD) } });
     expect(String(a.headers['content-security-policy'])).not.toContain('unsafe-inline');
@@ -174,13 +198,21 @@ describe('finding 6: no cross-site or DNS-rebinding requests in insecure mode', 
   const action = JSON.stringify({ command: 'pool_grow', arguments: { n: 1 }, targets: { workers: ['celery@nowhere'] }, dry_run: true });
 
   it('a loopback Host and our own Origin are served', async () => {
-    const a = await send(`${s.url}/api/v1/actions`, { method: 'POST', headers: { 'content-type': 'application/json', origin: s.url }, body: action });
+    const a = await send(`${s.url}/api/v1/actions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: s.url },
+      body: action,
+    });
     expect(a.status).toBe(200);
   });
 
-  it("a rebinding page (its own name as Host and Origin) is refused: the expected Origin never comes from Host", async () => {
+  it('a rebinding page (its own name as Host and Origin) is refused: the expected Origin never comes from Host', async () => {
     const evil = `rebind.example:${s.port}`;
-    const a = await send(`${s.url}/api/v1/actions`, { method: 'POST', headers: { host: evil, origin: `http://${evil}`, 'content-type': 'application/json' }, body: action });
+    const a = await send(`${s.url}/api/v1/actions`, {
+      method: 'POST',
+      headers: { host: evil, origin: `http://${evil}`, 'content-type': 'application/json' },
+      body: action,
+    });
     expect(a.status).toBe(403);
     const read = await send(`${s.url}/api/v1/workers`, { headers: { host: evil } });
     expect(read.status).toBe(403);
@@ -195,7 +227,9 @@ describe('hardening: readiness detail, probe paths, session lifetime, cookie pre
     const anonymous = JSON.parse((await send(`${s.url}/-/ready`)).body) as { broker: Record<string, unknown> };
     expect(anonymous.broker.lastError).toBeUndefined();
     expect(anonymous.broker.connected).toBe(false);
-    const known = JSON.parse((await send(`${s.url}/-/ready`, { headers: { authorization: `Bearer ${TOKEN}` } })).body) as { broker: Record<string, unknown> };
+    const known = JSON.parse((await send(`${s.url}/-/ready`, { headers: { authorization: `Bearer ${TOKEN}` } })).body) as {
+      broker: Record<string, unknown>;
+    };
     expect(known.broker.lastError).toEqual(expect.any(String));
     const flower = await send(`${s.url}/healthcheck`);
     expect([flower.status, flower.body]).toEqual([200, 'OK']);
@@ -237,7 +271,12 @@ describe('hardening: readiness detail, probe paths, session lifetime, cookie pre
           auth: {
             public_url: `http://127.0.0.1:${port}`,
             session: { absolute_lifetime_seconds: 120 },
-            github: { client_id: github.clientId, client_secret: github.clientSecret, ...github.urls, allow: [{ org: 'acme', role: 'viewer' }] },
+            github: {
+              client_id: github.clientId,
+              client_secret: github.clientSecret,
+              ...github.urls,
+              allow: [{ org: 'acme', role: 'viewer' }],
+            },
           },
         },
         { clock, port },

@@ -61,7 +61,12 @@ function rawPost(s: SecureService, authorization: string): Promise<number> {
 }
 
 const post = (s: SecureService, headers: Record<string, string>, localAddress?: string, body = BODY) =>
-  send(`${s.url}/api/v1/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, ...(localAddress ? { localAddress } : {}) });
+  send(`${s.url}/api/v1/alertmanager`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+    ...(localAddress ? { localAddress } : {}),
+  });
 
 describe('finding 1: every webhook secret source has the same minimum, and the presented bytes are compared exactly', () => {
   it.each([
@@ -76,8 +81,18 @@ describe('finding 1: every webhook secret source has the same minimum, and the p
   it('--check-config refuses an empty token file with exit status 2', () => {
     const file = tokenFile('empty-check', '');
     const config = path.join(dir, 'check.yaml');
-    writeFileSync(config, stringify({ broker_url: vhost.url, auth: { tokens: [] }, remediation: { enabled: true, rules_file: RULES, webhook: { bearer_token_file: file } } }));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/main.ts'), '--config', config, '--check-config'], { encoding: 'utf8', timeout: 60_000 });
+    writeFileSync(
+      config,
+      stringify({
+        broker_url: vhost.url,
+        auth: { tokens: [] },
+        remediation: { enabled: true, rules_file: RULES, webhook: { bearer_token_file: file } },
+      }),
+    );
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/main.ts'), '--config', config, '--check-config'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/at least 16 characters/);
   });
@@ -111,7 +126,8 @@ describe('finding 9: webhook credentials cannot be guessed at full speed', () =>
   it('after 10 failures a client is answered 429 unchecked, while Alertmanager (right credentials, another client) is never delayed', async () => {
     const token = randomBytes(24).toString('hex');
     const s = await start({ bearer_token_file: tokenFile('throttle', token) });
-    for (let i = 0; i < 10; i++) expect((await post(s, { authorization: `Bearer guess-${i}-${'x'.repeat(16)}` }, '127.0.0.21')).status).toBe(401);
+    for (let i = 0; i < 10; i++)
+      expect((await post(s, { authorization: `Bearer guess-${i}-${'x'.repeat(16)}` }, '127.0.0.21')).status).toBe(401);
     const throttled = await post(s, { authorization: `Bearer guess-11-${'x'.repeat(16)}` }, '127.0.0.21');
     expect(throttled.status).toBe(429);
     expect(Number(throttled.headers['retry-after'])).toBeGreaterThan(0);

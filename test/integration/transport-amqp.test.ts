@@ -81,7 +81,9 @@ class AmqpHarness implements TransportHarness {
     };
   }
 
-  create(options?: HarnessCreateOptions & { heartbeatSeconds?: number; queueName?: string }): HarnessTransport & { transport: AmqpTransport; settings: AmqpTransportSettings } {
+  create(
+    options?: HarnessCreateOptions & { heartbeatSeconds?: number; queueName?: string },
+  ): HarnessTransport & { transport: AmqpTransport; settings: AmqpTransportSettings } {
     const observer = new RecordingObserver();
     const sink = new RecordingSink();
     const settings = this.settings(options);
@@ -90,7 +92,11 @@ class AmqpHarness implements TransportHarness {
     return { transport, observer, sink, settings };
   }
 
-  async publishRawEvent(body: Buffer | string, routingKey: string, props: { contentType?: string; contentEncoding?: string } = {}): Promise<void> {
+  async publishRawEvent(
+    body: Buffer | string,
+    routingKey: string,
+    props: { contentType?: string; contentEncoding?: string } = {},
+  ): Promise<void> {
     // Exactly the properties a Celery 5.2.6 worker's EventDispatcher sets (docs/wire-protocol.md §A3).
     await publish(this.raw.channel, 'celeryev', routingKey, Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), {
       contentType: props.contentType ?? 'application/json',
@@ -107,13 +113,32 @@ class AmqpHarness implements TransportHarness {
     for (let i = 0; i < count; i++) {
       const id = randomUUID();
       const headers = {
-        lang: 'py', task: 'tasks.add', id, shadow: null, eta: null, expires: null, group: null, group_index: null,
-        retries: 0, timelimit: [null, null], root_id: id, parent_id: null, argsrepr: '(2, 3)', kwargsrepr: '{}',
-        origin: 'gen1@conformance', ignore_result: false,
+        lang: 'py',
+        task: 'tasks.add',
+        id,
+        shadow: null,
+        eta: null,
+        expires: null,
+        group: null,
+        group_index: null,
+        retries: 0,
+        timelimit: [null, null],
+        root_id: id,
+        parent_id: null,
+        argsrepr: '(2, 3)',
+        kwargsrepr: '{}',
+        origin: 'gen1@conformance',
+        ignore_result: false,
       };
       const body = Buffer.from(JSON.stringify([[2, 3], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]));
       await publish(this.raw.channel, '', queue, body, {
-        contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 2, priority, correlationId: id, replyTo: '', headers,
+        contentType: 'application/json',
+        contentEncoding: 'utf-8',
+        deliveryMode: 2,
+        priority,
+        correlationId: id,
+        replyTo: '',
+        headers,
       });
     }
     // Publishes are asynchronous; a passive declare on the same channel comes back after them.
@@ -177,7 +202,9 @@ describe('amqp transport specifics', () => {
     await startAndSubscribe(h);
     const queueName = h.settings.eventQueue.name;
 
-    const exchanges = JSON.parse(await harness.rabbitmqctl('list_exchanges', 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json')) as Array<{
+    const exchanges = JSON.parse(
+      await harness.rabbitmqctl('list_exchanges', 'name', 'type', 'durable', 'auto_delete', '--formatter', 'json'),
+    ) as Array<{
       name: string;
       type: string;
       durable: boolean;
@@ -189,7 +216,17 @@ describe('amqp transport specifics', () => {
     expect(byName.get('reply.celery.pidbox')).toMatchObject({ type: 'direct', durable: false, auto_delete: false });
 
     const queues = JSON.parse(
-      await harness.rabbitmqctl('list_queues', 'name', 'durable', 'auto_delete', 'exclusive', 'arguments', 'consumers', '--formatter', 'json'),
+      await harness.rabbitmqctl(
+        'list_queues',
+        'name',
+        'durable',
+        'auto_delete',
+        'exclusive',
+        'arguments',
+        'consumers',
+        '--formatter',
+        'json',
+      ),
     ) as Array<{ name: string; durable: boolean; auto_delete: boolean; arguments: unknown; consumers: number }>;
     const events = queues.find((q) => q.name === queueName);
     expect(events).toMatchObject({ durable: false, auto_delete: true, consumers: 1 });
@@ -284,7 +321,10 @@ describe('amqp transport specifics', () => {
     const deadline = Date.now() + 20_000;
     let replies: unknown[] = [];
     while (replies.length === 0 && Date.now() < deadline) {
-      replies = await h.transport.broadcast({ method: 'ping', arguments: {}, destination: ['fake-reply@test'] }, { reply: true, timeoutMs: 500 });
+      replies = await h.transport.broadcast(
+        { method: 'ping', arguments: {}, destination: ['fake-reply@test'] },
+        { reply: true, timeoutMs: 500 },
+      );
     }
     expect(replies).toEqual([{ worker: 'fake-reply@test', value: { ok: 'pong' } }]);
     expect(h.observer.count('disconnected')).toBe(0);
@@ -299,7 +339,10 @@ describe('amqp transport specifics', () => {
       { method: 'rate_limit', arguments: { task_name: 'tasks.add', rate_limit: '10/m' }, destination: ['a@x', 'b@x'] },
       { reply: true, timeoutMs: 300 },
     );
-    await h.transport.broadcast({ method: 'revoke', arguments: { task_id: 'abc', terminate: false, signal: 'SIGTERM' }, destination: ['a@x'] }, { reply: false, timeoutMs: 1000 });
+    await h.transport.broadcast(
+      { method: 'revoke', arguments: { task_id: 'abc', terminate: false, signal: 'SIGTERM' }, destination: ['a@x'] },
+      { reply: false, timeoutMs: 1000 },
+    );
     await waitFor(() => tap.messages.length >= 2, 'both requests on celery.pidbox');
     const [withReply, cast] = tap.messages as [ConsumeMessage, ConsumeMessage];
 
@@ -321,7 +364,13 @@ describe('amqp transport specifics', () => {
     expect(Number.isInteger(headers.clock)).toBe(true);
     expect(headers.expires).toBeGreaterThan(Date.now() / 1000 - 60);
 
-    expect(Object.keys(JSON.parse(cast.content.toString('utf8')) as object)).toEqual(['method', 'arguments', 'destination', 'pattern', 'matcher']);
+    expect(Object.keys(JSON.parse(cast.content.toString('utf8')) as object)).toEqual([
+      'method',
+      'arguments',
+      'destination',
+      'pattern',
+      'matcher',
+    ]);
     expect((cast.properties.headers as { clock: number }).clock).toBeGreaterThan(headers.clock as number);
     await tap.stop();
   });
@@ -342,7 +391,10 @@ describe('amqp transport specifics', () => {
 
     // One answers, the other never does: the connection drop must end the wait with that reply.
     two.silence();
-    const waiting = h.transport.broadcast({ method: 'ping', arguments: {}, destination: ['one@test', 'two@test'] }, { reply: true, timeoutMs: 100_000 });
+    const waiting = h.transport.broadcast(
+      { method: 'ping', arguments: {}, destination: ['one@test', 'two@test'] },
+      { reply: true, timeoutMs: 100_000 },
+    );
     await waitFor(() => one.answered >= 2, 'the second pong from one@test');
     await new Promise((r) => setTimeout(r, 200));
     harness.proxy.cut();
@@ -354,7 +406,10 @@ describe('amqp transport specifics', () => {
   it('close() resolves broadcasts still waiting for replies', async () => {
     const h = create();
     await startAndSubscribe(h);
-    const waiting = h.transport.broadcast({ method: 'ping', arguments: {}, destination: ['nobody@test'] }, { reply: true, timeoutMs: 100_000 });
+    const waiting = h.transport.broadcast(
+      { method: 'ping', arguments: {}, destination: ['nobody@test'] },
+      { reply: true, timeoutMs: 100_000 },
+    );
     await h.transport.close();
     await expect(within(waiting, 10_000, 'the pending broadcast')).resolves.toEqual([]);
   });
@@ -421,10 +476,7 @@ async function tapPidbox(raw: RawClient): Promise<{ messages: ConsumeMessage[]; 
  * Answers pings the way a Celery worker's pidbox does (§B2): destination check, then a reply to
  * `reply_to` with the request's ticket. `silence()` makes it stop answering.
  */
-function fakeWorker(
-  raw: RawClient,
-  nodename: string,
-): { ready: Promise<void>; answered: number; silence(): void; stop(): Promise<void> } {
+function fakeWorker(raw: RawClient, nodename: string): { ready: Promise<void>; answered: number; silence(): void; stop(): Promise<void> } {
   let channel: Channel | undefined;
   let silent = false;
   const state = {
@@ -446,13 +498,18 @@ function fakeWorker(
           };
           if (request.destination && !request.destination.includes(nodename)) return;
           if (!request.ticket || !request.reply_to) return;
-          channel.publish(request.reply_to.exchange, request.reply_to.routing_key, Buffer.from(JSON.stringify({ [nodename]: { ok: 'pong' } })), {
-            contentType: 'application/json',
-            contentEncoding: 'utf-8',
-            deliveryMode: 1,
-            priority: 0,
-            headers: { ticket: request.ticket, clock: 1 },
-          });
+          channel.publish(
+            request.reply_to.exchange,
+            request.reply_to.routing_key,
+            Buffer.from(JSON.stringify({ [nodename]: { ok: 'pong' } })),
+            {
+              contentType: 'application/json',
+              contentEncoding: 'utf-8',
+              deliveryMode: 1,
+              priority: 0,
+              headers: { ticket: request.ticket, clock: 1 },
+            },
+          );
           state.answered += 1;
         },
         { noAck: true },

@@ -43,7 +43,11 @@ function pyJson(value: unknown): string {
 }
 
 /** A kombu envelope exactly as a worker's EventDispatcher PUBLISHes it on Redis (docs/wire-protocol.md §A3). */
-function kombuEventEnvelope(body: Buffer | string, routingKey: string, props: { contentType?: string; contentEncoding?: string } = {}): string {
+function kombuEventEnvelope(
+  body: Buffer | string,
+  routingKey: string,
+  props: { contentType?: string; contentEncoding?: string } = {},
+): string {
   return pyJson({
     body: (typeof body === 'string' ? Buffer.from(body, 'utf8') : body).toString('base64'),
     'content-encoding': props.contentEncoding ?? 'utf-8',
@@ -157,7 +161,11 @@ class RedisHarness implements TransportHarness {
     return { transport, observer, sink, clientName: settings.clientName };
   }
 
-  async publishRawEvent(body: Buffer | string, routingKey: string, props?: { contentType?: string; contentEncoding?: string }): Promise<void> {
+  async publishRawEvent(
+    body: Buffer | string,
+    routingKey: string,
+    props?: { contentType?: string; contentEncoding?: string },
+  ): Promise<void> {
     await this.raw.publish(`${eventChannelPrefix(this.layout)}${routingKey}`, kombuEventEnvelope(body, routingKey, props));
   }
 
@@ -244,7 +252,9 @@ describe('redis transport', () => {
     it('delivers the captured Celery payloads, published verbatim, with their routing keys', async () => {
       const h = harness.create();
       await startedAndSubscribed(h);
-      const examples = readFixture<{ examples: Record<string, { channel: string; published_string: string }> }>('celery-5.2.6/redis_events.json').examples;
+      const examples = readFixture<{ examples: Record<string, { channel: string; published_string: string }> }>(
+        'celery-5.2.6/redis_events.json',
+      ).examples;
       const complete = Object.values(examples).filter((e) => e.published_string.startsWith('{'));
       for (const example of complete) {
         const routingKey = example.channel.slice('/0.celeryev/'.length);
@@ -280,7 +290,10 @@ describe('redis transport', () => {
       await startedAndSubscribed(h);
       const other = `${harness.isolation.keyprefix}other:`;
       await harness.raw.publish(`${other}/0.celeryev/worker.heartbeat`, kombuEventEnvelope(heartbeatBody('foreign-0'), 'worker.heartbeat'));
-      await harness.raw.publish(`${harness.isolation.keyprefix}/1.celeryev/worker.heartbeat`, kombuEventEnvelope(heartbeatBody('db1-0'), 'worker.heartbeat'));
+      await harness.raw.publish(
+        `${harness.isolation.keyprefix}/1.celeryev/worker.heartbeat`,
+        kombuEventEnvelope(heartbeatBody('db1-0'), 'worker.heartbeat'),
+      );
       const tag = uniqueId('own');
       await harness.publishRawEvent(heartbeatBody(`${tag}-0`), 'worker.heartbeat');
       await waitFor(() => h.sink.messages.length >= 1, 'our own event');
@@ -329,7 +342,11 @@ describe('redis transport', () => {
       let n = 0;
       while (Date.now() < until) {
         const pipeline = harness.raw.pipeline();
-        for (let i = 0; i < 200; i++) pipeline.publish(`${eventChannelPrefix(harness.layout)}worker.heartbeat`, kombuEventEnvelope(heartbeatBody(`${tag}-${n++}`), 'worker.heartbeat'));
+        for (let i = 0; i < 200; i++)
+          pipeline.publish(
+            `${eventChannelPrefix(harness.layout)}worker.heartbeat`,
+            kombuEventEnvelope(heartbeatBody(`${tag}-${n++}`), 'worker.heartbeat'),
+          );
         await pipeline.exec();
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -347,7 +364,9 @@ describe('redis transport', () => {
       for (const priority of [0, 3, 5, 9]) await harness.pushTasks(queue, 1, priority);
       const prefix = harness.isolation.keyprefix;
       expect(
-        await Promise.all([queue, `${queue}\x06\x163`, `${queue}\x06\x166`, `${queue}\x06\x169`].map((k) => harness.raw.llen(`${prefix}${k}`))),
+        await Promise.all(
+          [queue, `${queue}\x06\x163`, `${queue}\x06\x166`, `${queue}\x06\x169`].map((k) => harness.raw.llen(`${prefix}${k}`)),
+        ),
       ).toEqual([1, 2, 0, 1]);
       // The same queue name without our prefix belongs to someone else.
       const foreign = `${queue}`;
@@ -396,7 +415,10 @@ describe('redis transport', () => {
  */
 async function firstPong(transport: RedisTransport, worker: CeleryWorker): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while ((await transport.broadcast({ method: 'ping', arguments: {}, destination: [worker.nodename] }, { reply: true, timeoutMs: 1000 })).length === 0) {
+  while (
+    (await transport.broadcast({ method: 'ping', arguments: {}, destination: [worker.nodename] }, { reply: true, timeoutMs: 1000 }))
+      .length === 0
+  ) {
     if (Date.now() > deadline) throw new Error(`worker never answered ping:\n${worker.logs()}`);
   }
 }
@@ -486,11 +508,19 @@ describe('redis pidbox with a real Celery worker', () => {
     await startedAndSubscribed(t);
     const ghost = (n: number) =>
       t.transport.broadcast({ method: 'ping', arguments: {}, destination: [`ghost-${n}@nowhere`] }, { reply: true, timeoutMs: 800 });
-    const all = Promise.all([ghost(1), ghost(2), ghost(3), t.transport.broadcast({ method: 'ping', arguments: {}, destination: [worker.nodename] }, { reply: true, timeoutMs: 10_000 })]);
+    const all = Promise.all([
+      ghost(1),
+      ghost(2),
+      ghost(3),
+      t.transport.broadcast({ method: 'ping', arguments: {}, destination: [worker.nodename] }, { reply: true, timeoutMs: 10_000 }),
+    ]);
     let most = 0;
     let settled = false;
     // A rejection surfaces at `await all` below; here either outcome only ends the sampling.
-    all.then(() => (settled = true), () => (settled = true));
+    all.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
     while (!settled) {
       most = Math.max(most, (await harness.clientIds(`${t.clientName}-replies`)).length);
       await new Promise((r) => setTimeout(r, 50));
@@ -506,7 +536,10 @@ describe('redis pidbox with a real Celery worker', () => {
     await startedAndSubscribed(t);
     await firstPong(t.transport, worker);
     const bindings = replyBindingKey(harness.layout);
-    const pending = t.transport.broadcast({ method: 'ping', arguments: {}, destination: [worker.nodename, 'nobody@nowhere'] }, { reply: true, timeoutMs: 60_000 });
+    const pending = t.transport.broadcast(
+      { method: 'ping', arguments: {}, destination: [worker.nodename, 'nobody@nowhere'] },
+      { reply: true, timeoutMs: 60_000 },
+    );
     await waitForAsync(async () => (await harness.raw.scard(bindings)) > 0, 'the reply binding');
     // The worker's pong is in (or about to be); the absent node keeps the broadcast waiting.
     await new Promise((r) => setTimeout(r, 300));
@@ -519,7 +552,10 @@ describe('redis pidbox with a real Celery worker', () => {
   it('close() ends a pending broadcast with what it has and cleans up its binding', async () => {
     const t = harness.create();
     await startedAndSubscribed(t);
-    const pending = t.transport.broadcast({ method: 'ping', arguments: {}, destination: ['nobody@nowhere'] }, { reply: true, timeoutMs: 60_000 });
+    const pending = t.transport.broadcast(
+      { method: 'ping', arguments: {}, destination: ['nobody@nowhere'] },
+      { reply: true, timeoutMs: 60_000 },
+    );
     await waitForAsync(async () => (await harness.raw.scard(replyBindingKey(harness.layout))) > 0, 'the reply binding');
     await t.transport.close();
     await expect(within(pending, 5000, 'the pending broadcast')).resolves.toEqual([]);
@@ -549,7 +585,10 @@ describe('redis pidbox on db 1', () => {
     const h = harness.create();
     await startedAndSubscribed(h);
     await firstPong(h.transport, worker);
-    const replies = await h.transport.broadcast({ method: 'ping', arguments: {}, destination: [worker.nodename] }, { reply: true, timeoutMs: 10_000 });
+    const replies = await h.transport.broadcast(
+      { method: 'ping', arguments: {}, destination: [worker.nodename] },
+      { reply: true, timeoutMs: 10_000 },
+    );
     expect(replies).toEqual([{ worker: worker.nodename, value: { ok: 'pong' } }]);
     await worker.stop();
   });

@@ -7,7 +7,14 @@ import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
 import { createVhost, uniqueId } from '../support/isolation.js';
 import { metricValue } from '../support/prom.js';
-import { makeCertificates, SERVER_NAME, startStunnelForRabbit, startTlsRedis, type TestCertificates, type TlsEndpoint } from '../support/tls-endpoints.js';
+import {
+  makeCertificates,
+  SERVER_NAME,
+  startStunnelForRabbit,
+  startTlsRedis,
+  type TestCertificates,
+  type TlsEndpoint,
+} from '../support/tls-endpoints.js';
 import { RecordingObserver, RecordingSink } from '../support/transport-conformance.js';
 
 /**
@@ -43,9 +50,12 @@ async function tlsBroker(kind: 'amqp' | 'redis', certs: TestCertificates): Promi
 }
 
 const tlsArgs = (certs: TestCertificates, overrides: { ca?: string; serverName?: string | null; verify?: boolean } = {}) => [
-  '--broker-tls-ca-file', overrides.ca ?? certs.caFile,
-  '--broker-tls-cert-file', certs.clientCert,
-  '--broker-tls-key-file', certs.clientKey,
+  '--broker-tls-ca-file',
+  overrides.ca ?? certs.caFile,
+  '--broker-tls-cert-file',
+  certs.clientCert,
+  '--broker-tls-key-file',
+  certs.clientKey,
   ...(overrides.serverName === null ? [] : ['--broker-tls-server-name', overrides.serverName ?? SERVER_NAME]),
   ...(overrides.verify === false ? ['--broker-tls-verify', 'false'] : []),
 ];
@@ -58,7 +68,10 @@ for (const kind of ['amqp', 'redis'] as const) {
 
     /** A bare transport built from the config, as the service builds it. */
     const transportWith = (args: string[]) => {
-      const { config } = loadConfig({ argv: ['--broker-url', broker.tlsUrl, '--reconnect-initial-delay-seconds', '0.1', '--reconnect-max-delay-seconds', '0.5', ...args], env: {} });
+      const { config } = loadConfig({
+        argv: ['--broker-url', broker.tlsUrl, '--reconnect-initial-delay-seconds', '0.1', '--reconnect-max-delay-seconds', '0.5', ...args],
+        env: {},
+      });
       const observer = new RecordingObserver();
       const transport = createTransport(config!, observer, silentLogger());
       transports.push(transport);
@@ -66,10 +79,14 @@ for (const kind of ['amqp', 'redis'] as const) {
       return { transport, observer };
     };
     const firstFailure = (observer: RecordingObserver) =>
-      waitFor(`a refused ${kind} TLS connection`, () => {
-        const call = observer.calls.find((c) => c.kind === 'disconnected');
-        return call?.kind === 'disconnected' ? call.error : undefined;
-      }, 20_000);
+      waitFor(
+        `a refused ${kind} TLS connection`,
+        () => {
+          const call = observer.calls.find((c) => c.kind === 'disconnected');
+          return call?.kind === 'disconnected' ? call.error : undefined;
+        },
+        20_000,
+      );
 
     beforeAll(async () => {
       certs = await makeCertificates();
@@ -85,7 +102,9 @@ for (const kind of ['amqp', 'redis'] as const) {
     it('with verification on, refuses a broker whose certificate another CA signed, saying to check ca_file', async () => {
       const { transport, observer } = transportWith(tlsArgs(certs, { ca: certs.wrongCaFile }));
       const error = await firstFailure(observer);
-      expect(error.message).toMatch(/^TLS verification of the broker failed \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY): /);
+      expect(error.message).toMatch(
+        /^TLS verification of the broker failed \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY): /,
+      );
       expect(error.message).toMatch(/check broker_tls\.ca_file$/);
       expect(observer.count('connected')).toBe(0);
       expect(transport.isConnected()).toBe(false);
@@ -111,7 +130,12 @@ for (const kind of ['amqp', 'redis'] as const) {
       beforeAll(async () => {
         exporter = await startExporter(['--broker-url', broker.tlsUrl, ...tlsArgs(certs), '--metrics-inspect-interval-seconds', '2']);
         await waitFor('exporter ready over TLS', async () => ((await exporter.get('/-/ready')).status === 200 ? true : undefined), 30_000);
-        worker = await startWorker({ brokerUrl: broker.workerUrl, nodename: `${uniqueId('tls')}@autopilot-test`, queues: ['tlsq'], pool: 'solo' });
+        worker = await startWorker({
+          brokerUrl: broker.workerUrl,
+          nodename: `${uniqueId('tls')}@autopilot-test`,
+          queues: ['tlsq'],
+          pool: 'solo',
+        });
       });
 
       afterAll(async () => {

@@ -44,7 +44,10 @@ export interface AlertmanagerTestSettings {
  * matchers, send_resolved and max_alerts are exactly what users deploy.
  */
 export async function shippedAlertmanagerConfig(s: AlertmanagerTestSettings): Promise<string> {
-  const doc = parseYaml(await readFile(ALERTMANAGER_CONFIG_FILE, 'utf8')) as { route: Route; receivers: Array<{ name: string; webhook_configs?: WebhookConfig[] }> };
+  const doc = parseYaml(await readFile(ALERTMANAGER_CONFIG_FILE, 'utf8')) as {
+    route: Route;
+    receivers: Array<{ name: string; webhook_configs?: WebhookConfig[] }>;
+  };
   const timers = (r: Route): void => {
     r.group_wait = s.groupWait ?? '1s';
     r.group_interval = s.groupInterval ?? '2s';
@@ -58,7 +61,8 @@ export async function shippedAlertmanagerConfig(s: AlertmanagerTestSettings): Pr
       const shipped = new URL(w.url);
       w.url = new URL(shipped.pathname, s.serviceOrigin).toString();
       const auth = w.http_config?.authorization;
-      if (!auth?.credentials_file) throw new Error(`${ALERTMANAGER_CONFIG_FILE}: webhook ${shipped.href} has no authorization.credentials_file`);
+      if (!auth?.credentials_file)
+        throw new Error(`${ALERTMANAGER_CONFIG_FILE}: webhook ${shipped.href} has no authorization.credentials_file`);
       auth.credentials_file = s.credentialsFile;
       webhooks++;
     }
@@ -118,7 +122,12 @@ export function notification(alerts: TestAlert[], options: { truncatedAlerts?: n
 }
 
 /** POSTs a webhook body as Alertmanager does (User-Agent, JSON, bearer credentials). */
-export async function postWebhook(serviceUrl: string, body: unknown, token: string | undefined, path = '/api/v1/alertmanager'): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function postWebhook(
+  serviceUrl: string,
+  body: unknown,
+  token: string | undefined,
+  path = '/api/v1/alertmanager',
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(serviceUrl + path, {
     method: 'POST',
     headers: {
@@ -173,7 +182,8 @@ type ConfigTree = { [key: string]: unknown };
 function merge(into: ConfigTree, from: ConfigTree): ConfigTree {
   for (const [k, v] of Object.entries(from)) {
     const have = into[k];
-    if (v && typeof v === 'object' && !Array.isArray(v) && have && typeof have === 'object' && !Array.isArray(have)) merge(have as ConfigTree, v as ConfigTree);
+    if (v && typeof v === 'object' && !Array.isArray(v) && have && typeof have === 'object' && !Array.isArray(have))
+      merge(have as ConfigTree, v as ConfigTree);
     else into[k] = v;
   }
   return into;

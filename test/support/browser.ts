@@ -39,7 +39,13 @@ export async function launchBrowser(): Promise<HeadlessBrowser> {
     throw new Error(`no Chromium at ${CHROMIUM}: run scripts/prereqs.sh (apt-get install -y chromium) or set CHROMIUM_PATH`);
   });
   const artifactsDir = await mkdtemp(path.join(tmpdir(), 'celery-autopilot-browser-'));
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    chromiumSandbox: false,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+  });
   const contexts: BrowserContext[] = [];
   return {
     browser,
@@ -93,7 +99,8 @@ export function watchPage(page: Page): { problems: string[] } {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console error: ${m.text()}`);
   });
   page.on('response', (r) => {
-    if (r.status() >= 400 && ['stylesheet', 'script', 'image', 'font'].includes(r.request().resourceType())) problems.push(`${r.status()} for ${r.url()}`);
+    if (r.status() >= 400 && ['stylesheet', 'script', 'image', 'font'].includes(r.request().resourceType()))
+      problems.push(`${r.status()} for ${r.url()}`);
   });
   // Accept the console's "are you sure?" prompts (shutdown, terminate): the test clicked on purpose.
   page.on('dialog', (d) => {
@@ -104,17 +111,30 @@ export function watchPage(page: Page): { problems: string[] } {
 
 /** The page's CSRF token, as its own script reads it. */
 export function csrfToken(page: Page): Promise<string> {
-  return page.locator('meta[name=csrf-token]').getAttribute('content').then((t) => {
-    if (!t) throw new Error('the page carries no CSRF token');
-    return t;
-  });
+  return page
+    .locator('meta[name=csrf-token]')
+    .getAttribute('content')
+    .then((t) => {
+      if (!t) throw new Error('the page carries no CSRF token');
+      return t;
+    });
 }
 
 /** A fetch from inside the page (its cookies, its Origin): what the page's own script could send. */
-export async function postFromPage(page: Page, pathname: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+export async function postFromPage(
+  page: Page,
+  pathname: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: unknown }> {
   return page.evaluate(
     async ({ pathname, body, headers }) => {
-      const res = await fetch(pathname, { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      const res = await fetch(pathname, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
       return { status: res.status, body: (await res.json().catch(() => null)) as unknown };
     },
     { pathname, body, headers },

@@ -27,7 +27,12 @@ export interface ConsoleRig {
  * An isolated broker namespace, the service on it with the console's users (plus any config
  * given) and a headless Chromium. Workers are the suite's own: it knows what it needs.
  */
-export async function startConsoleRig(kind: 'amqp' | 'redis', suite: string, config: Record<string, unknown> = {}, argv: string[] = []): Promise<ConsoleRig> {
+export async function startConsoleRig(
+  kind: 'amqp' | 'redis',
+  suite: string,
+  config: Record<string, unknown> = {},
+  argv: string[] = [],
+): Promise<ConsoleRig> {
   const broker = await isolatedBroker(kind, suite);
   const configDir = await mkdtemp(path.join(tmpdir(), `${suite}-`));
   const users = await Promise.all(
@@ -36,8 +41,14 @@ export async function startConsoleRig(kind: 'amqp' | 'redis', suite: string, con
   const configFile = path.join(configDir, 'config.yaml');
   const { auth, ...rest } = config as { auth?: Record<string, unknown> };
   await writeFile(configFile, stringify({ auth: { users, ...auth }, audit: { file: '' }, ...rest }));
-  const [exporter, browser] = await Promise.all([startExporter([...broker.exporterArgs, '--config', configFile, ...argv]), launchBrowser()]);
-  const passwords = Object.fromEntries(Object.entries(CONSOLE_USERS).map(([u, { password }]) => [u, password])) as Record<ConsoleUser, string>;
+  const [exporter, browser] = await Promise.all([
+    startExporter([...broker.exporterArgs, '--config', configFile, ...argv]),
+    launchBrowser(),
+  ]);
+  const passwords = Object.fromEntries(Object.entries(CONSOLE_USERS).map(([u, { password }]) => [u, password])) as Record<
+    ConsoleUser,
+    string
+  >;
   return {
     broker,
     exporter,

@@ -122,7 +122,9 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
       transport.start(ignoreEvents);
       // New prefork processes appear on the pool's 5 s maintenance tick; the bound leaves room for
       // a loaded machine beyond the 8 s default.
-      client = new ControlClient(transport, { timeoutMs: 1500, confirmTimeoutMs: 12_000 }, (command, outcome) => observed.push([command, outcome]));
+      client = new ControlClient(transport, { timeoutMs: 1500, confirmTimeoutMs: 12_000 }, (command, outcome) =>
+        observed.push([command, outcome]),
+      );
       [main, auto, solo, threads] = await Promise.all([
         start('main', { concurrency: 2 }),
         start('auto', { autoscale: [3, 1], poolRestarts: true }),
@@ -141,13 +143,24 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
     it('pool_grow adds a prefork process and pool_shrink removes it, both confirmed via stats', async () => {
       const grown = await client.run('pool_grow', { n: 1 }, { workers: [main.nodename] }, { confirm: true });
       expect(grown.results, logTail(main)).toEqual([
-        { worker: main.nodename, status: 'ok', reply: { ok: 'pool will grow' }, message: 'pool will grow', confirmed: true, confirmation: 'observed 3 pool processes (was 2)' },
+        {
+          worker: main.nodename,
+          status: 'ok',
+          reply: { ok: 'pool will grow' },
+          message: 'pool will grow',
+          confirmed: true,
+          confirmation: 'observed 3 pool processes (was 2)',
+        },
       ]);
       // Celery's own inspect client sees the same.
       expect((await inspectStats(broker.celery, [main.nodename]))[main.nodename]!.pool.processes).toHaveLength(3);
 
       const shrunk = await client.run('pool_shrink', { n: 1 }, { workers: [main.nodename] }, { confirm: true });
-      expect(shrunk.results[0], logTail(main)).toMatchObject({ status: 'ok', confirmed: true, confirmation: 'observed 2 pool processes (was 3)' });
+      expect(shrunk.results[0], logTail(main)).toMatchObject({
+        status: 'ok',
+        confirmed: true,
+        confirmation: 'observed 2 pool processes (was 3)',
+      });
       expect((await inspectStats(broker.celery, [main.nodename]))[main.nodename]!.pool.processes).toHaveLength(2);
       expect(observed).toContainEqual(['pool_grow', 'ok']);
     });
@@ -194,12 +207,22 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
     });
 
     it('rate_limit shows in registered, is removed again, and an unknown task is reported as such', async () => {
-      const set = await client.run('rate_limit', { task_name: 'tasks.add', rate_limit: '10/m' }, { workers: [main.nodename] }, { confirm: true });
+      const set = await client.run(
+        'rate_limit',
+        { task_name: 'tasks.add', rate_limit: '10/m' },
+        { workers: [main.nodename] },
+        { confirm: true },
+      );
       expect(set.results[0]).toMatchObject({ status: 'ok', message: 'new rate limit set successfully', confirmed: true });
       const registered = only(await client.run('registered', {}, { workers: [main.nodename] }), main.nodename).reply as string[];
       expect(registered).toContain('tasks.add [rate_limit=10/m]');
 
-      const removed = await client.run('rate_limit', { task_name: 'tasks.add', rate_limit: '' }, { workers: [main.nodename] }, { confirm: true });
+      const removed = await client.run(
+        'rate_limit',
+        { task_name: 'tasks.add', rate_limit: '' },
+        { workers: [main.nodename] },
+        { confirm: true },
+      );
       expect(removed.results[0]).toMatchObject({ status: 'ok', message: 'rate limit disabled successfully', confirmed: true });
 
       const unknown = await client.run('rate_limit', { task_name: 'tasks.nope', rate_limit: '1/s' }, { workers: [main.nodename] });
@@ -209,18 +232,41 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
     it('revoke with terminate stops a running task', async () => {
       const taskId = randomUUID();
       await sendTasks(broker.celery, [{ name: 'tasks.sleep', args: [60], queue: queue('main'), taskId }]);
-      await waitFor('the long task to run', async () => ((await activeIds(main)).includes(taskId) ? true : undefined), 20_000, 200, () => logTail(main));
+      await waitFor(
+        'the long task to run',
+        async () => ((await activeIds(main)).includes(taskId) ? true : undefined),
+        20_000,
+        200,
+        () => logTail(main),
+      );
 
-      const result = await client.run('revoke', { task_id: taskId, terminate: true, signal: 'SIGTERM' }, { workers: [main.nodename] }, { confirm: true });
+      const result = await client.run(
+        'revoke',
+        { task_id: taskId, terminate: true, signal: 'SIGTERM' },
+        { workers: [main.nodename] },
+        { confirm: true },
+      );
       expect(result.role).toBe('admin');
       expect(result.results[0]).toMatchObject({ status: 'ok', message: `terminate: ${taskId}`, confirmed: true });
-      await waitFor('the task to stop', async () => (!(await activeIds(main)).includes(taskId) ? true : undefined), 20_000, 200, () => logTail(main));
+      await waitFor(
+        'the task to stop',
+        async () => (!(await activeIds(main)).includes(taskId) ? true : undefined),
+        20_000,
+        200,
+        () => logTail(main),
+      );
       expect(main.logs()).not.toContain(`Task tasks.sleep[${taskId}] succeeded`);
     });
 
     it('time_limit kills a long task once the worker rebuilt its task strategies (pool_restart); before that it is not enforced', async () => {
-      const set = await client.run('time_limit', { task_name: 'tasks.sleep', soft: 1, hard: 2 }, { workers: [main.nodename, auto.nodename] }, { confirm: true });
-      for (const r of set.results) expect(r, r.worker).toMatchObject({ status: 'ok', message: 'time limits set successfully', confirmed: true });
+      const set = await client.run(
+        'time_limit',
+        { task_name: 'tasks.sleep', soft: 1, hard: 2 },
+        { workers: [main.nodename, auto.nodename] },
+        { confirm: true },
+      );
+      for (const r of set.results)
+        expect(r, r.worker).toMatchObject({ status: 'ok', message: 'time limits set successfully', confirmed: true });
       // Celery 5.2.6 reads a task's time limits when it builds the task strategy, not per task:
       // the new limits apply after pool_restart (worker_pool_restarts) rebuilds the strategies.
       const restart = await client.run('pool_restart', {}, { workers: [auto.nodename] });
@@ -237,7 +283,12 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
       await main.waitForLog(new RegExp(`Task tasks\\.sleep\\[${unlimited}\\] succeeded`), 20_000);
       expect(main.logs()).not.toContain(`exceeded for tasks.sleep[${unlimited}]`);
 
-      const removed = await client.run('time_limit', { task_name: 'tasks.sleep', soft: null, hard: null }, { workers: [main.nodename, auto.nodename] }, { confirm: true });
+      const removed = await client.run(
+        'time_limit',
+        { task_name: 'tasks.sleep', soft: null, hard: null },
+        { workers: [main.nodename, auto.nodename] },
+        { confirm: true },
+      );
       expect(removed.results.map((r) => r.confirmed)).toEqual([true, true]);
     });
 
@@ -257,7 +308,12 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
         { worker: ghost, status: 'no_reply', message: 'no reply within 1000 ms' },
       ]);
       expect(result.outcome).toBe('partial');
-      expect(await client.ping([main.nodename, ghost], 1000)).toEqual(new Map([[main.nodename, true], [ghost, false]]));
+      expect(await client.ping([main.nodename, ghost], 1000)).toEqual(
+        new Map([
+          [main.nodename, true],
+          [ghost, false],
+        ]),
+      );
     });
 
     it('a worker that dies between the request and its reply is no_reply, and the command is not retried', async () => {
@@ -276,7 +332,9 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
 
     it('shutdown is sent as a cast and the worker exits', async () => {
       const result = await client.run('shutdown', {}, { workers: [threads.nodename] }, { confirm: true });
-      expect(result.results).toEqual([{ worker: threads.nodename, status: 'sent', confirmed: true, confirmation: 'observed no answer to ping' }]);
+      expect(result.results).toEqual([
+        { worker: threads.nodename, status: 'sent', confirmed: true, confirmation: 'observed no answer to ping' },
+      ]);
       const code = await Promise.race([threads.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 20_000))]);
       expect(code, logTail(threads)).not.toBe('running');
       expect(threads.logs()).toContain('Got shutdown from remote');
@@ -298,7 +356,9 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
       proxy.pause();
       await waitFor('the transport to see the outage', () => (!cut.isConnected() ? true : undefined), 20_000, 20);
       const sentBefore = cut.published.length;
-      await expect(cutClient.run('rate_limit', { task_name: 'tasks.noop', rate_limit: '7/m' }, { workers: [main.nodename] })).rejects.toThrow(BrokerUnavailableError);
+      await expect(
+        cutClient.run('rate_limit', { task_name: 'tasks.noop', rate_limit: '7/m' }, { workers: [main.nodename] }),
+      ).rejects.toThrow(BrokerUnavailableError);
       expect(outcomes).toEqual(['broker_unavailable']);
       expect(cut.published.length).toBe(sentBefore);
 

@@ -45,7 +45,16 @@ export function describeExporterFaults(kind: 'amqp' | 'redis'): void {
     const proxies: TcpProxy[] = [];
 
     const start = async (port: number, extra: string[] = []) => {
-      const exporter = await startExporter([...ns.args(port), '--reconnect-initial-delay-seconds', '0.1', '--reconnect-max-delay-seconds', '0.5', '--events-broker-heartbeat-seconds', '2', ...extra]);
+      const exporter = await startExporter([
+        ...ns.args(port),
+        '--reconnect-initial-delay-seconds',
+        '0.1',
+        '--reconnect-max-delay-seconds',
+        '0.5',
+        '--events-broker-heartbeat-seconds',
+        '2',
+        ...extra,
+      ]);
       running.push(exporter);
       return exporter;
     };
@@ -66,7 +75,11 @@ export function describeExporterFaults(kind: 'amqp' | 'redis'): void {
         },
         timeoutMs,
         100,
-        () => last.filter((s) => s.name.startsWith('celery_autopilot_events') || s.name.startsWith('celery_autopilot_broker')).map((s) => `${s.name}${JSON.stringify(s.labels)} ${s.value}`).join('\n'),
+        () =>
+          last
+            .filter((s) => s.name.startsWith('celery_autopilot_events') || s.name.startsWith('celery_autopilot_broker'))
+            .map((s) => `${s.name}${JSON.stringify(s.labels)} ${s.value}`)
+            .join('\n'),
       );
       return last;
     };
@@ -89,23 +102,53 @@ export function describeExporterFaults(kind: 'amqp' | 'redis'): void {
       const sentinel = `celery@after-garbage-${randomUUID().slice(0, 6)}`;
       const bad: Array<[string | Buffer, string, { contentType?: string; contentEncoding?: string }?]> = [
         ['{not json', 'worker.heartbeat'],
-        [Buffer.from([0x80, 0x04, 0x4b, 0x01, 0x2e]), 'worker.heartbeat', { contentType: 'application/x-python-serialize', contentEncoding: 'binary' }],
+        [
+          Buffer.from([0x80, 0x04, 0x4b, 0x01, 0x2e]),
+          'worker.heartbeat',
+          { contentType: 'application/x-python-serialize', contentEncoding: 'binary' },
+        ],
         ['type: worker-online', 'worker.online', { contentType: 'application/x-yaml' }],
         [JSON.stringify({ hostname: 'x@y', timestamp: 1, type: 'worker-teleported' }), 'worker.teleported'],
         [JSON.stringify({ hostname: 'x@y', timestamp: 1, type: 'task-started' }), 'task.multi'],
         [JSON.stringify([1, 'x', null, []]), 'task.multi'],
-        [JSON.stringify({ hostname: 'x@y', type: 'task-failed', uuid: 'big', timestamp: 1, exception: 'E()', traceback: 'x'.repeat(2 * 1024 * 1024) }), 'task.multi'],
+        [
+          JSON.stringify({
+            hostname: 'x@y',
+            type: 'task-failed',
+            uuid: 'big',
+            timestamp: 1,
+            exception: 'E()',
+            traceback: 'x'.repeat(2 * 1024 * 1024),
+          }),
+          'task.multi',
+        ],
       ];
       for (const [body, rk, props] of bad) await publisher.publish(body, rk, props);
       // Another Celery version's shape: string timestamp, no clock/utcoffset, unknown extra fields.
-      await publisher.publish(JSON.stringify({ hostname: 'celery@old', type: 'worker-heartbeat', timestamp: String(Date.now() / 1000), freq: 5, new_field: [1] }), 'worker.heartbeat');
+      await publisher.publish(
+        JSON.stringify({ hostname: 'celery@old', type: 'worker-heartbeat', timestamp: String(Date.now() / 1000), freq: 5, new_field: [1] }),
+        'worker.heartbeat',
+      );
       if (publisher.publishPayload) {
         await publisher.publishPayload('definitely not an envelope', 'worker.heartbeat');
-        await publisher.publishPayload(JSON.stringify({ body: '!!!not base64!!!', 'content-type': 'application/json', 'content-encoding': 'utf-8', headers: {}, properties: { body_encoding: 'base64' } }), 'worker.heartbeat');
+        await publisher.publishPayload(
+          JSON.stringify({
+            body: '!!!not base64!!!',
+            'content-type': 'application/json',
+            'content-encoding': 'utf-8',
+            headers: {},
+            properties: { body_encoding: 'base64' },
+          }),
+          'worker.heartbeat',
+        );
       }
       await publisher.publish(heartbeat(sentinel), 'worker.heartbeat');
 
-      const m = await until(e, 'the heartbeat sent after the garbage', (s) => metricValue(s, 'celery_worker_up', { hostname: sentinel }) === 1);
+      const m = await until(
+        e,
+        'the heartbeat sent after the garbage',
+        (s) => metricValue(s, 'celery_worker_up', { hostname: sentinel }) === 1,
+      );
       const dropped = (reason: string) => metricValue(m, 'celery_autopilot_events_dropped_total', { reason });
       expect(dropped('bad_json')).toBe(1);
       expect(dropped('unsupported_content_type')).toBe(2);
@@ -138,7 +181,11 @@ export function describeExporterFaults(kind: 'amqp' | 'redis'): void {
       p.resume();
       await waitFor('ready again', async () => ((await ready(e)) === 200 ? true : undefined), 20_000, 100);
       for (let i = 0; i < 3; i++) await publisher.publish(JSON.stringify([taskReceived(randomUUID(), 'tasks.after', host)]), 'task.multi');
-      const m = await until(e, 'events after reconnecting', (s) => metricValue(s, 'celery_task_received_total', { name: 'tasks.after' }) === 3);
+      const m = await until(
+        e,
+        'events after reconnecting',
+        (s) => metricValue(s, 'celery_task_received_total', { name: 'tasks.after' }) === 3,
+      );
       expect(metricValue(m, 'celery_task_received_total', { name: 'tasks.before' })).toBe(5);
       expect(metricValue(m, 'celery_autopilot_broker_reconnects_total')).toBeGreaterThanOrEqual(1);
       expect(metricValue(m, 'celery_autopilot_broker_connected')).toBe(1);
@@ -159,7 +206,14 @@ export function describeExporterFaults(kind: 'amqp' | 'redis'): void {
     });
 
     it('keeps series and memory bounded under a flood of task names and hostnames', async () => {
-      const e = await start(brokerPort, ['--cardinality-max-task-names', '50', '--cardinality-max-hostnames', '20', '--cardinality-max-tracked-tasks', '1000']);
+      const e = await start(brokerPort, [
+        '--cardinality-max-task-names',
+        '50',
+        '--cardinality-max-hostnames',
+        '20',
+        '--cardinality-max-tracked-tasks',
+        '1000',
+      ]);
       await waitFor('ready', async () => ((await ready(e)) === 200 ? true : undefined));
       const tag = randomUUID().slice(0, 6);
       const total = 3000;
@@ -170,7 +224,12 @@ export function describeExporterFaults(kind: 'amqp' | 'redis'): void {
         });
         await publisher.publish(JSON.stringify(events), 'task.multi');
       }
-      const m = await until(e, 'the whole flood counted', (s) => metricValue(s, 'celery_autopilot_events_received_total', { type: 'task-received' }) === total, 30_000);
+      const m = await until(
+        e,
+        'the whole flood counted',
+        (s) => metricValue(s, 'celery_autopilot_events_received_total', { type: 'task-received' }) === total,
+        30_000,
+      );
       const series = m.filter((s) => s.name === 'celery_task_received_total');
       expect(series.length).toBeLessThanOrEqual(51 * 21);
       expect(metricValue(m, 'celery_task_received_total')).toBe(total);

@@ -15,8 +15,12 @@ import { alertRulesWith, startPrometheus, type RunningPrometheus } from './prome
  * Anything else promtool reports is a failure.
  */
 const PROMTOOL_KNOWN = [
-  ...['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'].map((m) => `${m} non-counter metrics should not have "_total" suffix`),
-  ...['celery_active_process_count', 'celery_active_worker_count', 'celery_active_consumer_count'].map((m) => `${m} non-histogram and non-summary metrics should not have "_count" suffix`),
+  ...['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'].map(
+    (m) => `${m} non-counter metrics should not have "_total" suffix`,
+  ),
+  ...['celery_active_process_count', 'celery_active_worker_count', 'celery_active_consumer_count'].map(
+    (m) => `${m} non-histogram and non-summary metrics should not have "_count" suffix`,
+  ),
 ];
 
 /** `promtool check metrics` on an exposition: its exit code and every line it printed. */
@@ -27,7 +31,15 @@ function promtoolCheck(text: string): Promise<{ code: number | null; lines: stri
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, lines: out.split('\n').map((l) => l.trim()).filter((l) => l !== '') }));
+    child.once('close', (code) =>
+      resolve({
+        code,
+        lines: out
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== ''),
+      }),
+    );
     child.stdin.end(text);
   });
 }
@@ -51,7 +63,11 @@ class Rig {
   }
 
   async worker(opts: Omit<WorkerOptions, 'brokerUrl' | 'transportOptions'>): Promise<CeleryWorker> {
-    const w = await startWorker({ brokerUrl: this.broker.celery.brokerUrl, transportOptions: this.broker.celery.transportOptions, ...opts });
+    const w = await startWorker({
+      brokerUrl: this.broker.celery.brokerUrl,
+      transportOptions: this.broker.celery.transportOptions,
+      ...opts,
+    });
     this.workers.push(w);
     return w;
   }
@@ -102,10 +118,13 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
       rig = await Rig.start(kind, 'fidelity', [
         // A depth cache longer than the heartbeat window: the per-queue figures must still follow
         // celery_worker_up in the same scrape.
-        '--metrics-queue-length-cache-seconds', '10',
+        '--metrics-queue-length-cache-seconds',
+        '10',
         // The dead worker's own series go quickly; its queue must stay.
-        '--metrics-purge-offline-worker-seconds', '3',
-        '--events-enable-events-interval-seconds', '2',
+        '--metrics-purge-offline-worker-seconds',
+        '3',
+        '--events-enable-events-interval-seconds',
+        '2',
       ]);
       prometheus = await startPrometheus({
         targets: [{ job: JOB, url: `${rig.exporter.url}/metrics` }],
@@ -125,7 +144,10 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
       victim.kill('SIGKILL');
       await victim.exited;
       const client = { ...rig.broker.celery, sendSentEvent: true };
-      await sendTasks(client, [1, 2, 3].map((i) => ({ name: 'tasks.add', args: [i, i], queue: 'nq' })));
+      await sendTasks(
+        client,
+        [1, 2, 3].map((i) => ({ name: 'tasks.add', args: [i, i], queue: 'nq' })),
+      );
       // One scrape shows a dead worker and a queue nobody drains, consistently.
       const consistent = () =>
         rig.value('celery_worker_up', { hostname: victim.nodename }) !== 1 &&
@@ -133,10 +155,17 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
         rig.value('celery_active_process_count', { queue_name: 'nq' }) === 0 &&
         (kind === 'redis' || rig.value('celery_active_consumer_count', { queue_name: 'nq' }) === 0);
       await rig.until('nq: 3 waiting, no worker', () => consistent() && rig.value('celery_queue_length', { queue_name: 'nq' }) === 3);
-      await sendTasks(client, [4, 5].map((i) => ({ name: 'tasks.add', args: [i, i], queue: 'nq' })));
+      await sendTasks(
+        client,
+        [4, 5].map((i) => ({ name: 'tasks.add', args: [i, i], queue: 'nq' })),
+      );
       await rig.until('nq: 5 waiting, still no worker', () => consistent() && rig.value('celery_queue_length', { queue_name: 'nq' }) === 5);
       // The worker's own series are purged (3 s); the queue it consumed is not.
-      await rig.until('victim purged, nq still reported', () => !rig.samples.some((s) => s.labels.hostname === victim.nodename) && rig.value('celery_queue_length', { queue_name: 'nq' }) === 5);
+      await rig.until(
+        'victim purged, nq still reported',
+        () =>
+          !rig.samples.some((s) => s.labels.hostname === victim.nodename) && rig.value('celery_queue_length', { queue_name: 'nq' }) === 5,
+      );
       expect(rig.value('celery_active_worker_count', { queue_name: 'nq' })).toBe(0);
 
       let alerts = '';
@@ -155,8 +184,16 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
     });
 
     it('a queue named only by task-sent routing is reported before any worker consumes it', async () => {
-      await sendTasks({ ...rig.broker.celery, sendSentEvent: true }, [{ name: 'tasks.noop', queue: 'routed_only' }, { name: 'tasks.noop', queue: 'routed_only' }]);
-      await rig.until('routed_only: 2 waiting, 0 workers', () => rig.value('celery_queue_length', { queue_name: 'routed_only' }) === 2 && rig.value('celery_active_worker_count', { queue_name: 'routed_only' }) === 0);
+      await sendTasks({ ...rig.broker.celery, sendSentEvent: true }, [
+        { name: 'tasks.noop', queue: 'routed_only' },
+        { name: 'tasks.noop', queue: 'routed_only' },
+      ]);
+      await rig.until(
+        'routed_only: 2 waiting, 0 workers',
+        () =>
+          rig.value('celery_queue_length', { queue_name: 'routed_only' }) === 2 &&
+          rig.value('celery_active_worker_count', { queue_name: 'routed_only' }) === 0,
+      );
     });
 
     it('counters start at 0, so Prometheus sees the first revocation of a series as an increase', async () => {
@@ -168,20 +205,30 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
       for (const family of ['revoked', 'rejected', 'retried']) expect(rig.value(`celery_task_${family}_total`, labels), family).toBe(0);
       expect(rig.value('celery_task_failed_total', { ...labels, exception: '' })).toBe(0);
       const sel = `job="${JOB}",name="tasks.add",hostname="${w.nodename}"`;
-      await waitFor('Prometheus to hold the zero revoked series', async () => {
-        const d = await prometheus.query(`celery_task_revoked_total{${sel}}`);
-        return d.resultType === 'vector' && d.result.length === 1 ? true : undefined;
-      }, 30_000, 500);
+      await waitFor(
+        'Prometheus to hold the zero revoked series',
+        async () => {
+          const d = await prometheus.query(`celery_task_revoked_total{${sel}}`);
+          return d.resultType === 'vector' && d.result.length === 1 ? true : undefined;
+        },
+        30_000,
+        500,
+      );
       // Revoked while waiting for its countdown: the series moves 0 → 1.
       const id = randomUUID();
       await sendTasks(rig.broker.celery, [{ name: 'tasks.add', args: [2, 2], queue: 'zq', countdown: 5, taskId: id }]);
       await rig.until('the countdown task received', () => rig.value('celery_task_received_total', labels) === 2);
       await celeryControl(rig.broker.celery, 'revoke', { task_id: id }, [w.nodename]);
       await rig.until('revoked once', () => rig.value('celery_task_revoked_total', labels) === 1);
-      await waitFor('increase() to see the first revocation', async () => {
-        const d = await prometheus.query(`sum(increase(celery_task_revoked_total{${sel}}[5m]))`);
-        return d.resultType === 'vector' && d.result.length === 1 && Number(d.result[0]!.value[1]) > 0 ? true : undefined;
-      }, 30_000, 500);
+      await waitFor(
+        'increase() to see the first revocation',
+        async () => {
+          const d = await prometheus.query(`sum(increase(celery_task_revoked_total{${sel}}[5m]))`);
+          return d.resultType === 'vector' && d.result.length === 1 && Number(d.result[0]!.value[1]) > 0 ? true : undefined;
+        },
+        30_000,
+        500,
+      );
     });
 
     it('a worker started without -E gets its tasks counted exactly once enable_events reaches it', async () => {
@@ -190,19 +237,30 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
       await rig.until('noE worker up and inspected', () => rig.value('celery_active_worker_count', { queue_name: 'noe_q' }) === 1);
       // enable_events is on its way (within a tick of the first heartbeat, then every 2 s); a
       // probe task sent before it arrives goes uncounted, so probe until one is counted.
-      await waitFor('a probe task counted (task events enabled)', async () => {
-        await sendTasks(rig.broker.celery, [{ name: 'tasks.noop', queue: 'noe_q' }]);
-        rig.samples = await rig.exporter.scrape();
-        return (rig.value('celery_task_succeeded_total', { ...labels, name: 'tasks.noop' }) ?? 0) >= 1 ? true : undefined;
-      }, 60_000, 1000);
+      await waitFor(
+        'a probe task counted (task events enabled)',
+        async () => {
+          await sendTasks(rig.broker.celery, [{ name: 'tasks.noop', queue: 'noe_q' }]);
+          rig.samples = await rig.exporter.scrape();
+          return (rig.value('celery_task_succeeded_total', { ...labels, name: 'tasks.noop' }) ?? 0) >= 1 ? true : undefined;
+        },
+        60_000,
+        1000,
+      );
       await sendTasks({ ...rig.broker.celery, sendSentEvent: true }, [
         { name: 'tasks.add', args: [1, 2], queue: 'noe_q' },
         { name: 'tasks.add', args: [3, 4], queue: 'noe_q' },
         { name: 'tasks.add', args: [5, 6], queue: 'noe_q' },
         { name: 'tasks.fail', queue: 'noe_q' },
       ]);
-      await rig.until('the workload counted', () => rig.value('celery_task_succeeded_total', { ...labels, name: 'tasks.add' }) === 3 && rig.value('celery_task_failed_total', { ...labels, name: 'tasks.fail', exception: 'ValueError' }) === 1);
-      for (const family of ['received', 'started']) expect(rig.value(`celery_task_${family}_total`, { ...labels, name: 'tasks.add' }), family).toBe(3);
+      await rig.until(
+        'the workload counted',
+        () =>
+          rig.value('celery_task_succeeded_total', { ...labels, name: 'tasks.add' }) === 3 &&
+          rig.value('celery_task_failed_total', { ...labels, name: 'tasks.fail', exception: 'ValueError' }) === 1,
+      );
+      for (const family of ['received', 'started'])
+        expect(rig.value(`celery_task_${family}_total`, { ...labels, name: 'tasks.add' }), family).toBe(3);
       expect(rig.value('celery_task_received_total', { ...labels, name: 'tasks.fail' })).toBe(1);
       expect(rig.value('celery_autopilot_workers_without_task_events')).toBe(0);
     });
@@ -231,11 +289,17 @@ export function describeExporterFidelity(kind: 'amqp' | 'redis'): void {
       await rig.until('silent worker inspected', () => rig.value('celery_active_worker_count', { queue_name: 'silent_q' }) === 1);
       // Its heartbeats report the processed tasks; none of its task events ever come. A task is
       // sent each round, so one publish lost on a loaded broker cannot fail the test.
-      await waitFor('the silent worker counted', async () => {
-        await sendTasks(rig.broker.celery, [{ name: 'tasks.noop', queue: 'silent_q' }]);
-        rig.samples = await rig.exporter.scrape();
-        return rig.value('celery_autopilot_workers_without_task_events') === 1 ? true : undefined;
-      }, 60_000, 1000, () => w.logs().slice(-1500));
+      await waitFor(
+        'the silent worker counted',
+        async () => {
+          await sendTasks(rig.broker.celery, [{ name: 'tasks.noop', queue: 'silent_q' }]);
+          rig.samples = await rig.exporter.scrape();
+          return rig.value('celery_autopilot_workers_without_task_events') === 1 ? true : undefined;
+        },
+        60_000,
+        1000,
+        () => w.logs().slice(-1500),
+      );
       expect(rig.samples.some((s) => s.name.startsWith('celery_task_') && s.labels.hostname === w.nodename)).toBe(false);
     });
   });

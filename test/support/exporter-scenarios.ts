@@ -47,7 +47,13 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
     const taskSeries = () =>
       samples
         .filter((s) => /^celery_(task_[a-z]+_total|worker_up|autopilot_events_[a-z]+_total|autopilot_broker_[a-z_]+)$/.test(s.name))
-        .map((s) => `${s.name}{${Object.entries(s.labels).filter(([k]) => k !== 'queue_name').map(([k, v]) => `${k}=${v}`).join(',')}} ${s.value}`)
+        .map(
+          (s) =>
+            `${s.name}{${Object.entries(s.labels)
+              .filter(([k]) => k !== 'queue_name')
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',')}} ${s.value}`,
+        )
         .join('\n');
 
     /** Scrapes until `condition` holds; on timeout the error lists what the exporter showed. */
@@ -67,15 +73,29 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
       broker = await isolatedBroker(kind, 'exporter');
       exporter = await startExporter([
         ...broker.exporterArgs,
-        '--metrics-queues', 'idle',
-        '--metrics-inspect-interval-seconds', '2',
-        '--metrics-purge-offline-worker-seconds', '4',
-        '--metrics-queue-length-cache-seconds', '0',
+        '--metrics-queues',
+        'idle',
+        '--metrics-inspect-interval-seconds',
+        '2',
+        '--metrics-purge-offline-worker-seconds',
+        '4',
+        '--metrics-queue-length-cache-seconds',
+        '0',
       ]);
       await waitFor('exporter ready', async () => ((await exporter.get('/-/ready')).status === 200 ? true : undefined), 20_000);
-      main = await startWorker({ brokerUrl: broker.celery.brokerUrl, transportOptions: broker.celery.transportOptions, nodename: node('main'), queues: ['work'], concurrency: 2 });
+      main = await startWorker({
+        brokerUrl: broker.celery.brokerUrl,
+        transportOptions: broker.celery.transportOptions,
+        nodename: node('main'),
+        queues: ['work'],
+        concurrency: 2,
+      });
       workers.push(main);
-      await until('main worker up and inspected', () => value('celery_worker_up', { hostname: main.nodename }) === 1 && value('celery_active_worker_count', { queue_name: 'work' }) === 1);
+      await until(
+        'main worker up and inspected',
+        () =>
+          value('celery_worker_up', { hostname: main.nodename }) === 1 && value('celery_active_worker_count', { queue_name: 'work' }) === 1,
+      );
     });
 
     afterAll(async () => {
@@ -107,11 +127,21 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
         // Revoked with terminate while running.
         { name: 'tasks.sleep', args: [60], queue: 'work', taskId: terminated },
       ]);
-      await until('the ETA task and the long task to be received/started', () => value('celery_task_received_total', { name: 'tasks.add' }) === 4 && value('celery_task_started_total', { name: 'tasks.sleep' }) === 2);
+      await until(
+        'the ETA task and the long task to be received/started',
+        () =>
+          value('celery_task_received_total', { name: 'tasks.add' }) === 4 &&
+          value('celery_task_started_total', { name: 'tasks.sleep' }) === 2,
+      );
       await celeryControl(broker.celery, 'revoke', { task_id: etaRevoked }, [main.nodename]);
       await celeryControl(broker.celery, 'revoke', { task_id: terminated, terminate: true, signal: 'SIGTERM' }, [main.nodename]);
 
-      await until('all outcomes', () => value('celery_task_revoked_total') === 3 && value('celery_task_succeeded_total') === 5 && value('celery_task_failed_total') === 3, 40_000);
+      await until(
+        'all outcomes',
+        () =>
+          value('celery_task_revoked_total') === 3 && value('celery_task_succeeded_total') === 5 && value('celery_task_failed_total') === 3,
+        40_000,
+      );
       await new Promise((r) => setTimeout(r, 1500)); // nothing further may arrive
       await scrape();
 
@@ -120,11 +150,34 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
         for (const [name, n] of Object.entries(byName)) expect(value(metric, { ...w, name }), `${metric}{name="${name}"}`).toBe(n);
         expect(value(metric), `sum of ${metric}`).toBe(Object.values(byName).reduce((a, b) => a + b, 0));
       };
-      for (const [name, n] of Object.entries({ 'tasks.add': 4, 'tasks.fail': 2, 'tasks.fail_custom': 1, 'tasks.retry_once': 1, 'tasks.reject_late': 1, 'tasks.sleep': 2, 'tasks.noop': 1 })) {
+      for (const [name, n] of Object.entries({
+        'tasks.add': 4,
+        'tasks.fail': 2,
+        'tasks.fail_custom': 1,
+        'tasks.retry_once': 1,
+        'tasks.reject_late': 1,
+        'tasks.sleep': 2,
+        'tasks.noop': 1,
+      })) {
         expect(value('celery_task_sent_total', { name, hostname: 'generic', queue_name: 'work' }), `sent ${name}`).toBe(n);
       }
-      expectCounts('celery_task_received_total', { 'tasks.add': 4, 'tasks.fail': 2, 'tasks.fail_custom': 1, 'tasks.retry_once': 2, 'tasks.reject_late': 1, 'tasks.sleep': 2, 'tasks.noop': 1 });
-      expectCounts('celery_task_started_total', { 'tasks.add': 3, 'tasks.fail': 2, 'tasks.fail_custom': 1, 'tasks.retry_once': 2, 'tasks.reject_late': 1, 'tasks.sleep': 2 });
+      expectCounts('celery_task_received_total', {
+        'tasks.add': 4,
+        'tasks.fail': 2,
+        'tasks.fail_custom': 1,
+        'tasks.retry_once': 2,
+        'tasks.reject_late': 1,
+        'tasks.sleep': 2,
+        'tasks.noop': 1,
+      });
+      expectCounts('celery_task_started_total', {
+        'tasks.add': 3,
+        'tasks.fail': 2,
+        'tasks.fail_custom': 1,
+        'tasks.retry_once': 2,
+        'tasks.reject_late': 1,
+        'tasks.sleep': 2,
+      });
       expectCounts('celery_task_succeeded_total', { 'tasks.add': 3, 'tasks.retry_once': 1, 'tasks.sleep': 1 });
       expectCounts('celery_task_retried_total', { 'tasks.retry_once': 1 });
       expectCounts('celery_task_rejected_total', { 'tasks.reject_late': 1 });
@@ -144,7 +197,10 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
     });
 
     it('reports queue depth including priorities, and consumers/workers/processes per queue', async () => {
-      await sendTasks(broker.celery, [0, 3, 5, 9].map((priority) => ({ name: 'tasks.noop', queue: 'idle', priority })));
+      await sendTasks(
+        broker.celery,
+        [0, 3, 5, 9].map((priority) => ({ name: 'tasks.noop', queue: 'idle', priority })),
+      );
       await until('idle queue length 4', () => value('celery_queue_length', { queue_name: 'idle' }) === 4);
       expect(value('celery_active_worker_count', { queue_name: 'work' })).toBe(1);
       expect(value('celery_active_process_count', { queue_name: 'work' })).toBe(2);
@@ -158,7 +214,13 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
     });
 
     it('without task-sent, queue_name comes from the queue a single-queue worker consumes', async () => {
-      const solo = await startWorker({ brokerUrl: broker.celery.brokerUrl, transportOptions: broker.celery.transportOptions, nodename: node('solo'), queues: ['solo_q'], pool: 'solo' });
+      const solo = await startWorker({
+        brokerUrl: broker.celery.brokerUrl,
+        transportOptions: broker.celery.transportOptions,
+        nodename: node('solo'),
+        queues: ['solo_q'],
+        pool: 'solo',
+      });
       workers.push(solo);
       await until('solo worker inspected', () => value('celery_active_worker_count', { queue_name: 'solo_q' }) === 1);
       await sendTasks(broker.celery, [{ name: 'tasks.add', args: [1, 1], queue: 'solo_q' }]);
@@ -166,8 +228,14 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
       expect(value('celery_task_received_total', { hostname: solo.nodename, queue_name: 'solo_q', name: 'tasks.add' })).toBe(1);
     });
 
-    it('a worker consuming several queues: queue_name from task-sent, even when the worker\'s events arrive first', async () => {
-      const multi = await startWorker({ brokerUrl: broker.celery.brokerUrl, transportOptions: broker.celery.transportOptions, nodename: node('multi'), queues: ['mq_a', 'mq_b'], pool: 'solo' });
+    it("a worker consuming several queues: queue_name from task-sent, even when the worker's events arrive first", async () => {
+      const multi = await startWorker({
+        brokerUrl: broker.celery.brokerUrl,
+        transportOptions: broker.celery.transportOptions,
+        nodename: node('multi'),
+        queues: ['mq_a', 'mq_b'],
+        pool: 'solo',
+      });
       workers.push(multi);
       await until('multi worker inspected', () => value('celery_active_worker_count', { queue_name: 'mq_b' }) === 1);
       await sendTasks({ ...broker.celery, sendSentEvent: true }, [
@@ -183,7 +251,13 @@ export function describeExporterOnRealWorkers(kind: 'amqp' | 'redis'): void {
     });
 
     it('a SIGKILLed worker goes to celery_worker_up 0 within its heartbeat window, then its series are purged', async () => {
-      const victim = await startWorker({ brokerUrl: broker.celery.brokerUrl, transportOptions: broker.celery.transportOptions, nodename: node('victim'), queues: ['victim_q'], pool: 'solo' });
+      const victim = await startWorker({
+        brokerUrl: broker.celery.brokerUrl,
+        transportOptions: broker.celery.transportOptions,
+        nodename: node('victim'),
+        queues: ['victim_q'],
+        pool: 'solo',
+      });
       workers.push(victim);
       await until('victim up', () => value('celery_worker_up', { hostname: victim.nodename }) === 1);
       const killedAt = Date.now();

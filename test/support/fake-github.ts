@@ -101,7 +101,8 @@ export class FakeGitHub {
     if (req.method === 'GET' && url.pathname === '/login/oauth/authorize') {
       const q = url.searchParams;
       const redirectUri = q.get('redirect_uri');
-      if (q.get('client_id') !== this.clientId || !redirectUri || q.get('response_type') !== 'code') return json(400, { error: 'bad authorize request' });
+      if (q.get('client_id') !== this.clientId || !redirectUri || q.get('response_type') !== 'code')
+        return json(400, { error: 'bad authorize request' });
       this.requestedScopes.push(q.get('scope') ?? '');
       const back = new URL(redirectUri);
       const state = q.get('state');
@@ -125,7 +126,10 @@ export class FakeGitHub {
       const grant = this.#codes.get(form.get('code') ?? '');
       this.#codes.delete(form.get('code') ?? '');
       if (form.get('client_id') !== this.clientId || form.get('client_secret') !== this.clientSecret) {
-        return json(200, { error: 'incorrect_client_credentials', error_description: 'The client_id and/or client_secret passed are incorrect.' });
+        return json(200, {
+          error: 'incorrect_client_credentials',
+          error_description: 'The client_id and/or client_secret passed are incorrect.',
+        });
       }
       if (!grant || grant.redirectUri !== form.get('redirect_uri')) {
         return json(200, { error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.' });
@@ -176,7 +180,9 @@ export class Browser {
       const [pair, ...attributes] = line.split(';');
       const eq = pair!.indexOf('=');
       const name = pair!.slice(0, eq).trim();
-      const expired = attributes.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) <= Date.now()) || attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
+      const expired =
+        attributes.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) <= Date.now()) ||
+        attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
       if (expired) this.cookies.delete(name);
       else this.cookies.set(name, pair!.slice(eq + 1).trim());
     }
@@ -233,9 +239,15 @@ export async function startAuthApp(input: AuthConfigInput, deps: { logger: Logge
   app.get('/metrics', auth.protectMetrics, (_req, res) => res.type('text').send('celery_workers 1\n'));
   app.get('/api/whoami', auth.requireRole('viewer'), (req, res) => res.json(describePrincipal(req)));
   app.get('/api/csrf-token', auth.requireRole('viewer'), (req, res) => res.json({ token: auth.csrfToken(req) }));
-  app.post('/api/workers/pool-grow', express.json(), auth.requireRole('operator'), (req, res) => res.json({ ok: true, by: describePrincipal(req).actor }));
-  app.post('/api/workers/shutdown', express.json(), auth.requireRole('admin'), (req, res) => res.json({ ok: true, by: describePrincipal(req).actor }));
-  app.post('/form/pool-grow', express.urlencoded({ extended: false }), auth.csrf, auth.requireRole('operator'), (_req, res) => res.json({ ok: true }));
+  app.post('/api/workers/pool-grow', express.json(), auth.requireRole('operator'), (req, res) =>
+    res.json({ ok: true, by: describePrincipal(req).actor }),
+  );
+  app.post('/api/workers/shutdown', express.json(), auth.requireRole('admin'), (req, res) =>
+    res.json({ ok: true, by: describePrincipal(req).actor }),
+  );
+  app.post('/form/pool-grow', express.urlencoded({ extended: false }), auth.csrf, auth.requireRole('operator'), (_req, res) =>
+    res.json({ ok: true }),
+  );
 
   server.on('request', app);
   return {

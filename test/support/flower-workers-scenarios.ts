@@ -26,12 +26,18 @@ export function describeFlowerWorkersApi(kind: 'amqp' | 'redis'): void {
     beforeAll(async () => {
       await rig.start(kind === 'amqp' ? { broker_api: BROKER_API } : {}, ['--control-workers-refresh-seconds', '3600']);
       const t = rig.broker.celery;
-      spy = await startPidboxSpy(kind === 'amqp' ? { kind, url: t.brokerUrl } : { kind, url: t.brokerUrl, keyprefix: String(t.transportOptions?.global_keyprefix) });
+      spy = await startPidboxSpy(
+        kind === 'amqp' ? { kind, url: t.brokerUrl } : { kind, url: t.brokerUrl, keyprefix: String(t.transportOptions?.global_keyprefix) },
+      );
       [main, second] = await Promise.all([
         rig.worker('main', { queues: ['fw-busy'], concurrency: 1, prefetchMultiplier: 1 }),
         rig.worker('second', { queues: ['fw-other'], concurrency: 1 }),
       ]);
-      await waitFor('both workers heard of', () => ([main, second].every((w) => rig.service.service.workers.get(w.nodename)) ? true : undefined), 20_000);
+      await waitFor(
+        'both workers heard of',
+        () => ([main, second].every((w) => rig.service.service.workers.get(w.nodename)) ? true : undefined),
+        20_000,
+      );
     });
     afterAll(async () => {
       await spy?.close();
@@ -61,7 +67,8 @@ export function describeFlowerWorkersApi(kind: 'amqp' | 'redis'): void {
     });
 
     it("takes Flower's boolean spellings and refuses others", async () => {
-      for (const v of ['y', 'yes', 't', 'True', 'on', '1', 'n', 'no', 'f', 'false', 'OFF', '0']) expect((await rig.get(`/api/workers?status=${v}`)).status, v).toBe(200);
+      for (const v of ['y', 'yes', 't', 'True', 'on', '1', 'n', 'no', 'f', 'false', 'OFF', '0'])
+        expect((await rig.get(`/api/workers?status=${v}`)).status, v).toBe(200);
       const bad = await rig.get('/api/workers?refresh=maybe');
       expect(bad.status).toBe(400);
       expect(bad.body.error).toMatch(/must be a boolean \(y, yes, t, true, on, 1/);
@@ -77,7 +84,10 @@ export function describeFlowerWorkersApi(kind: 'amqp' | 'redis'): void {
     it('reports queue lengths as Flower does', async () => {
       // A backlog that lasts ~30 s (one 3 s task at a time): the management API samples its
       // statistics every 5 s, later still on a loaded broker, so a short one can be missed.
-      await sendTasks(rig.broker.celery, Array.from({ length: 10 }, () => ({ name: 'tasks.sleep', args: [3], queue: 'fw-busy' })));
+      await sendTasks(
+        rig.broker.celery,
+        Array.from({ length: 10 }, () => ({ name: 'tasks.sleep', args: [3], queue: 'fw-busy' })),
+      );
       if (kind === 'amqp') {
         // Management statistics are sampled every few seconds: wait for them to show the backlog.
         const q = await waitFor(

@@ -48,7 +48,11 @@ export interface PidboxSpy {
  */
 export function isBackground(c: SpiedCommand): boolean {
   if (c.method === 'heartbeat' && c.destination === null) return true;
-  return (c.method === 'stats' || c.method === 'active_queues' || c.method === 'enable_events') && c.destination !== null && c.destination.length > 0;
+  return (
+    (c.method === 'stats' || c.method === 'active_queues' || c.method === 'enable_events') &&
+    c.destination !== null &&
+    c.destination.length > 0
+  );
 }
 
 /** Barrier commands go to a node name no worker has, so every worker ignores them. */
@@ -100,7 +104,11 @@ export async function startPidboxSpy(target: Target): Promise<PidboxSpy> {
     await channel.consume(queue, (message) => message && record(parse(message.content)), { noAck: true });
     publishBarrier = async (node) => {
       const body = { method: 'ping', arguments: {}, destination: [node], pattern: null, matcher: null };
-      channel.publish('celery.pidbox', '', Buffer.from(JSON.stringify(body)), { contentType: 'application/json', contentEncoding: 'utf-8', headers: { clock: 0, expires: 0 } });
+      channel.publish('celery.pidbox', '', Buffer.from(JSON.stringify(body)), {
+        contentType: 'application/json',
+        contentEncoding: 'utf-8',
+        headers: { clock: 0, expires: 0 },
+      });
     };
     close = async () => {
       await connection.close().catch(() => undefined);
@@ -120,7 +128,16 @@ export async function startPidboxSpy(target: Target): Promise<PidboxSpy> {
     // Workers PSUBSCRIBE even to this exact name (kombu fanout); glob characters are escaped.
     await subscriber.psubscribe(channelName.replace(/[*?[\]\\]/g, '\\$&'));
     publishBarrier = async (node) => {
-      const payload = encodePidboxRequest({ method: 'ping', arguments: {}, destination: [node], pattern: null, matcher: null, clock: 0, expires: 0, deliveryTag: randomUUID() });
+      const payload = encodePidboxRequest({
+        method: 'ping',
+        arguments: {},
+        destination: [node],
+        pattern: null,
+        matcher: null,
+        clock: 0,
+        expires: 0,
+        deliveryTag: randomUUID(),
+      });
       await publisher.publish(channelName, payload);
     };
     close = async () => {

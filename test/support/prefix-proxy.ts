@@ -27,7 +27,13 @@ export async function startPrefixProxy(
     }
     const forwarded = mode.strip ? url.slice(prefix.length) || '/' : url;
     const out = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: forwarded.startsWith('/') ? forwarded : `/${forwarded}`, headers: req.headers },
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: forwarded.startsWith('/') ? forwarded : `/${forwarded}`,
+        headers: req.headers,
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);

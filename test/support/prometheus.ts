@@ -97,7 +97,11 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     ruleFiles.push(file);
   }
   const config = {
-    global: { scrape_interval: options.scrapeInterval ?? '1s', scrape_timeout: '1s', evaluation_interval: options.evaluationInterval ?? '1s' },
+    global: {
+      scrape_interval: options.scrapeInterval ?? '1s',
+      scrape_timeout: '1s',
+      evaluation_interval: options.evaluationInterval ?? '1s',
+    },
     rule_files: ruleFiles,
     ...(options.alertmanager ? { alerting: { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] } } : {}),
     scrape_configs: options.targets.map((t) => {
@@ -126,11 +130,14 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
   const api = async (pathAndQuery: string): Promise<unknown> => {
     const res = await fetch(proc.url + pathAndQuery);
     const body = (await res.json()) as { status: string; data?: unknown; error?: string; errorType?: string };
-    if (body.status !== 'success') throw new Error(`Prometheus ${pathAndQuery.split('?')[0]}: ${body.errorType ?? res.status}: ${body.error ?? ''}`);
+    if (body.status !== 'success')
+      throw new Error(`Prometheus ${pathAndQuery.split('?')[0]}: ${body.errorType ?? res.status}: ${body.error ?? ''}`);
     return body.data;
   };
   const qs = (params: Record<string, string | number | undefined>) =>
-    new URLSearchParams(Object.entries(params).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[k, String(v)]]))).toString();
+    new URLSearchParams(
+      Object.entries(params).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[k, String(v)]])),
+    ).toString();
   return {
     url: proc.url,
     logs: proc.logs,
@@ -167,7 +174,11 @@ export async function startAlertmanager(options: AlertmanagerOptions): Promise<R
     logs: proc.logs,
     stop: proc.stop,
     postAlerts: async (alerts) => {
-      const res = await fetch(`${proc.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alerts) });
+      const res = await fetch(`${proc.url}/api/v2/alerts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(alerts),
+      });
       if (!res.ok) throw new Error(`Alertmanager /api/v2/alerts answered ${res.status}: ${await res.text()}`);
     },
   };
@@ -211,7 +222,12 @@ let exitHookInstalled = false;
  * Starts a server that binds the port it is given, retrying on a port clash, and resolves once
  * its /-/ready answers 200. On failure the error carries the process' output.
  */
-async function startOnFreePort(what: string, dir: string, command: (port: number) => [string, string[]], attempts = 3): Promise<StartedProcess> {
+async function startOnFreePort(
+  what: string,
+  dir: string,
+  command: (port: number) => [string, string[]],
+  attempts = 3,
+): Promise<StartedProcess> {
   installExitHook();
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
@@ -339,7 +355,9 @@ export interface PanelQuery {
 }
 
 export function panelQueries(dashboard: Dashboard): PanelQuery[] {
-  return allPanels(dashboard).flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel, target, key: `${panel.title}/${target.refId}` })));
+  return allPanels(dashboard).flatMap((panel) =>
+    (panel.targets ?? []).map((target) => ({ panel, target, key: `${panel.title}/${target.refId}` })),
+  );
 }
 
 /**

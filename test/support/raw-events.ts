@@ -78,5 +78,21 @@ export function heartbeat(hostname: string, type: 'worker-online' | 'worker-hear
 }
 
 export function taskReceived(uuid: string, name: string, hostname: string): Record<string, unknown> {
-  return { hostname, utcoffset: 0, pid: 1, clock: 1, uuid, name, args: '()', kwargs: '{}', root_id: uuid, parent_id: null, retries: 0, eta: null, expires: null, timestamp: Date.now() / 1000, type: 'task-received' };
+  return {
+    hostname,
+    utcoffset: 0,
+    pid: 1,
+    clock: 1,
+    uuid,
+    name,
+    args: '()',
+    kwargs: '{}',
+    root_id: uuid,
+    parent_id: null,
+    retries: 0,
+    eta: null,
+    expires: null,
+    timestamp: Date.now() / 1000,
+    type: 'task-received',
+  };
 }

@@ -21,11 +21,17 @@ export interface SecureService {
   stop(): Promise<void>;
 }
 
-export async function startSecureService(config: Record<string, unknown>, options: { clock?: Clock; port?: number } = {}): Promise<SecureService> {
+export async function startSecureService(
+  config: Record<string, unknown>,
+  options: { clock?: Clock; port?: number } = {},
+): Promise<SecureService> {
   const dir = mkdtempSync(path.join(tmpdir(), 'cap-sec-'));
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, stringify({ audit: { file: '' }, ...config }));
-  const { config: parsed } = loadConfig({ argv: ['--listen-address', '127.0.0.1', '--port', String(options.port ?? 0), '--config', file], env: {} });
+  const { config: parsed } = loadConfig({
+    argv: ['--listen-address', '127.0.0.1', '--port', String(options.port ?? 0), '--config', file],
+    env: {},
+  });
   const logs = capturingLogger();
   const service = new Service(parsed!, { logger: logs.logger, ...(options.clock ? { clock: options.clock } : {}) });
   service.start();
@@ -57,12 +63,16 @@ export function send(
   init: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: init.method ?? 'GET', headers: init.headers ?? {}, localAddress: init.localAddress ?? '127.0.0.1' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      { method: init.method ?? 'GET', headers: init.headers ?? {}, localAddress: init.localAddress ?? '127.0.0.1' },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(init.body);
   });

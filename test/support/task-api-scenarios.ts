@@ -39,7 +39,10 @@ export class TaskApiRig {
     return `${this.suite}${this.id}-${role}@cap`;
   }
 
-  async start(extraConfig: Record<string, unknown> | ((rig: TaskApiRig) => Record<string, unknown>) = {}, extraArgs: string[] = []): Promise<void> {
+  async start(
+    extraConfig: Record<string, unknown> | ((rig: TaskApiRig) => Record<string, unknown>) = {},
+    extraArgs: string[] = [],
+  ): Promise<void> {
     this.broker = await isolatedBroker(this.kind, this.suite);
     this.#dir = mkdtempSync(path.join(tmpdir(), `${this.suite}-`));
     if (typeof extraConfig === 'function') extraConfig = extraConfig(this);
@@ -48,7 +51,12 @@ export class TaskApiRig {
     writeFileSync(
       configFile,
       toYaml({
-        auth: { tokens: [{ name: 'viewer', sha256: sha(this.#tokens.viewer), role: 'viewer' }, { name: 'operator', sha256: sha(this.#tokens.operator), role: 'operator' }] },
+        auth: {
+          tokens: [
+            { name: 'viewer', sha256: sha(this.#tokens.viewer), role: 'viewer' },
+            { name: 'operator', sha256: sha(this.#tokens.operator), role: 'operator' },
+          ],
+        },
         audit: { file: '' },
         ...extraConfig,
       }),
@@ -74,7 +82,12 @@ export class TaskApiRig {
   }
 
   async worker(role: string, options: Partial<WorkerOptions> = {}): Promise<CeleryWorker> {
-    const w = await startWorker({ brokerUrl: this.broker.celery.brokerUrl, transportOptions: this.broker.celery.transportOptions, nodename: this.node(role), ...options });
+    const w = await startWorker({
+      brokerUrl: this.broker.celery.brokerUrl,
+      transportOptions: this.broker.celery.transportOptions,
+      nodename: this.node(role),
+      ...options,
+    });
     this.workers.push(w);
     return w;
   }
@@ -106,7 +119,13 @@ export class TaskApiRig {
   /** Waits until the store shows the task in `state`; the error says what it held instead. */
   async taskInState(id: string, state: string, timeoutMs = 40_000): Promise<void> {
     const store = this.service.service.taskStore!;
-    await waitFor(`task ${id} in ${state}`, () => (store.get(id)?.state === state ? true : undefined), timeoutMs, 200, () => JSON.stringify(store.get(id) ?? null));
+    await waitFor(
+      `task ${id} in ${state}`,
+      () => (store.get(id)?.state === state ? true : undefined),
+      timeoutMs,
+      200,
+      () => JSON.stringify(store.get(id) ?? null),
+    );
   }
 
   async stop(): Promise<void> {

@@ -22,7 +22,12 @@ export function describeTaskReadApi(kind: 'amqp' | 'redis'): void {
         { name: 'tasks.fail', queue: 'tq', taskId: ids.fail },
         { name: 'tasks.retry_once', queue: 'tq', taskId: ids.retry },
       ]);
-      await Promise.all([rig.taskInState(ids.add, 'SUCCESS'), rig.taskInState(ids.kw, 'SUCCESS'), rig.taskInState(ids.fail, 'FAILURE'), rig.taskInState(ids.retry, 'SUCCESS')]);
+      await Promise.all([
+        rig.taskInState(ids.add, 'SUCCESS'),
+        rig.taskInState(ids.kw, 'SUCCESS'),
+        rig.taskInState(ids.fail, 'FAILURE'),
+        rig.taskInState(ids.retry, 'SUCCESS'),
+      ]);
     });
     afterAll(() => rig.stop());
 
@@ -66,16 +71,27 @@ export function describeTaskReadApi(kind: 'amqp' | 'redis'): void {
       const sorted = (await rig.get('/api/tasks?taskname=tasks.add&sort_by=received')).body;
       const received = Object.values(sorted).map((t) => (t as { received: number }).received);
       expect(received).toEqual([...received].sort((a, b) => a - b));
-      expect(Object.keys((await rig.get(`/api/tasks?workername=${encodeURIComponent(rig.node('main'))}&taskname=All`)).body)).toHaveLength(4);
+      expect(Object.keys((await rig.get(`/api/tasks?workername=${encodeURIComponent(rig.node('main'))}&taskname=All`)).body)).toHaveLength(
+        4,
+      );
       expect(Object.keys((await rig.get('/api/tasks?search=kwargs:x=40')).body)).toEqual([ids.kw]);
-      expect(Object.keys((await rig.get(`/api/tasks?search=${encodeURIComponent('state:FAILURE OR result:retried')}`)).body).sort()).toEqual([ids.fail, ids.retry].sort());
+      expect(
+        Object.keys((await rig.get(`/api/tasks?search=${encodeURIComponent('state:FAILURE OR result:retried')}`)).body).sort(),
+      ).toEqual([ids.fail, ids.retry].sort());
       expect((await rig.get('/api/task/types')).body).toEqual({ 'task-types': ['tasks.add', 'tasks.fail', 'tasks.retry_once'] });
     });
 
     it('shows a viewer everything but args, kwargs and results, and refuses searching them', async () => {
       const r = await rig.get(`/api/task/info/${ids.add}`, 'viewer');
       expect(r.status).toBe(200);
-      expect(r.body).toMatchObject({ state: 'SUCCESS', name: 'tasks.add', args: null, kwargs: null, result: null, hidden_fields: ['args', 'kwargs', 'result'] });
+      expect(r.body).toMatchObject({
+        state: 'SUCCESS',
+        name: 'tasks.add',
+        args: null,
+        kwargs: null,
+        result: null,
+        hidden_fields: ['args', 'kwargs', 'result'],
+      });
       const listed = (await rig.get('/api/tasks?state=FAILURE', 'viewer')).body[ids.fail];
       expect(listed).toMatchObject({ exception: "ValueError('boom')", args: null });
       const search = await rig.get('/api/tasks?search=kwargs:x=40', 'viewer');

@@ -37,14 +37,31 @@ export function describeTaskSubmitApi(kind: 'amqp' | 'redis'): void {
       const id = r.body['task-id'] as string;
       await rig.taskInState(id, 'SUCCESS');
       // Our argsrepr came back in task-received, as Celery's would.
-      expect(rig.service.service.taskStore!.get(id)).toMatchObject({ name: 'tasks.add', args: '[20, 22]', result: '42', routing_key: null });
+      expect(rig.service.service.taskStore!.get(id)).toMatchObject({
+        name: 'tasks.add',
+        args: '[20, 22]',
+        result: '42',
+        routing_key: null,
+      });
       expect((await rig.get(`/api/task/result/${id}`)).body).toEqual({ 'task-id': id, state: 'SUCCESS', result: 42 });
-      expect((await rig.get(`/api/task/result/${id}`, 'viewer')).body).toEqual({ 'task-id': id, state: 'SUCCESS', result: null, hidden_fields: ['result'] });
+      expect((await rig.get(`/api/task/result/${id}`, 'viewer')).body).toEqual({
+        'task-id': id,
+        state: 'SUCCESS',
+        result: null,
+        hidden_fields: ['result'],
+      });
     });
 
     it("send-task passes Flower's options through: custom id, kwargs, countdown, expires, priority", async () => {
       const id = `report-${randomUUID()}`;
-      const r = await post('/api/task/send-task/tasks.add', { kwargs: { x: 1, y: 2 }, queue: 'ts-other', countdown: 1, expires: 120, priority: 3, task_id: id });
+      const r = await post('/api/task/send-task/tasks.add', {
+        kwargs: { x: 1, y: 2 },
+        queue: 'ts-other',
+        countdown: 1,
+        expires: 120,
+        priority: 3,
+        task_id: id,
+      });
       expect(r.status, r.text).toBe(200);
       expect(r.body['task-id']).toBe(id);
       await rig.taskInState(id, 'SUCCESS');
@@ -117,10 +134,17 @@ export function describeTaskSubmitApi(kind: 'amqp' | 'redis'): void {
 
     it('answers 503 with a clear message when no backend is configured or it is down, and nothing hangs', async () => {
       const none = await startExporter([...rig.broker.exporterArgs, '--auth-insecure-no-auth', 'true']);
-      const down = await startExporter([...rig.broker.exporterArgs, '--auth-insecure-no-auth', 'true', '--tasks-result-backend', 'redis://127.0.0.1:1/0']);
+      const down = await startExporter([
+        ...rig.broker.exporterArgs,
+        '--auth-insecure-no-auth',
+        'true',
+        '--tasks-result-backend',
+        'redis://127.0.0.1:1/0',
+      ]);
       extra.push(none, down);
       const origin = (e: RunningExporter) => ({ Origin: e.url });
-      const ask = (e: RunningExporter, method: string, path: string) => fetch(`${e.url}${path}`, { method, headers: origin(e), signal: AbortSignal.timeout(30_000) });
+      const ask = (e: RunningExporter, method: string, path: string) =>
+        fetch(`${e.url}${path}`, { method, headers: origin(e), signal: AbortSignal.timeout(30_000) });
       for (const [e, message] of [
         [none, /no result backend is configured/],
         [down, /result backend is unreachable/],
@@ -135,7 +159,11 @@ export function describeTaskSubmitApi(kind: 'amqp' | 'redis'): void {
           expect(((await res.json()) as { error: string }).error).toMatch(message);
         }
       }
-      await waitFor('nothing sent by the refused apply', () => (rig.service.service.taskStore!.query({ name: 'tasks.add', state: 'PENDING' }).filtered === 0 ? true : undefined), 5_000);
+      await waitFor(
+        'nothing sent by the refused apply',
+        () => (rig.service.service.taskStore!.query({ name: 'tasks.add', state: 'PENDING' }).filtered === 0 ? true : undefined),
+        5_000,
+      );
     });
   });
 }

@@ -34,13 +34,61 @@ async function openssl(dir: string, ...args: string[]): Promise<void> {
 
 /** P-256 keys: quick to make, and accepted by OpenSSL 3's default security level. */
 async function selfSignedCa(dir: string, name: string, cn: string): Promise<void> {
-  await openssl(dir, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${cn}`);
+  await openssl(
+    dir,
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${cn}`,
+  );
 }
 
 async function signedLeaf(dir: string, name: string, cn: string, extensions: string): Promise<void> {
-  await openssl(dir, 'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+  await openssl(
+    dir,
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    `/CN=${cn}`,
+  );
   await writeFile(path.join(dir, `${name}.ext`), extensions);
-  await openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+  await openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+  );
 }
 
 export async function makeCertificates(): Promise<TestCertificates> {
@@ -117,16 +165,26 @@ async function stopChild(child: ChildProcess): Promise<void> {
 export async function startTlsRedis(certs: TestCertificates): Promise<TlsEndpoint> {
   const [port, plainPort] = [await freePort(), await freePort()];
   const { child, logs } = started('redis-server', [
-    '--bind', '127.0.0.1',
-    '--port', String(plainPort),
-    '--tls-port', String(port),
-    '--tls-cert-file', certs.serverCert,
-    '--tls-key-file', certs.serverKey,
-    '--tls-ca-cert-file', certs.caFile,
-    '--tls-auth-clients', 'yes',
-    '--save', '',
-    '--appendonly', 'no',
-    '--dir', certs.dir,
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    String(plainPort),
+    '--tls-port',
+    String(port),
+    '--tls-cert-file',
+    certs.serverCert,
+    '--tls-key-file',
+    certs.serverKey,
+    '--tls-ca-cert-file',
+    certs.caFile,
+    '--tls-auth-clients',
+    'yes',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    certs.dir,
   ]);
   await waitForPort(port, child, logs);
   return { port, plainPort, stop: () => stopChild(child) };

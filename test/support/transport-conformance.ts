@@ -42,11 +42,7 @@ export interface TransportHarness {
    * `celeryev` topic exchange with Celery's properties; Redis: a kombu envelope PUBLISHed on the
    * prefixed fanout channel), using a separate raw client. `body` is the serialized event body.
    */
-  publishRawEvent(
-    body: Buffer | string,
-    routingKey: string,
-    props?: { contentType?: string; contentEncoding?: string },
-  ): Promise<void>;
+  publishRawEvent(body: Buffer | string, routingKey: string, props?: { contentType?: string; contentEncoding?: string }): Promise<void>;
   /**
    * Leaves `count` Celery task messages (protocol v2) in `queue` with no consumer, creating the
    * queue like Celery would if needed, with the given priority (0-9, default 0).
@@ -147,7 +143,9 @@ export function heartbeatBody(tag: string): string {
     sw_sys: 'Linux',
     timestamp: 1_700_000_000.5,
     type: 'worker-heartbeat',
-  }).replace(/,"/g, ', "').replace(/":/g, '": ');
+  })
+    .replace(/,"/g, ', "')
+    .replace(/":/g, '": ');
 }
 
 async function startedAndSubscribed(h: HarnessTransport, what = 'first subscription'): Promise<void> {
@@ -229,7 +227,10 @@ export function describeTransportConformance(name: string, makeHarness: () => Pr
       it('passes other content types through untouched for the decoder to judge', async () => {
         const h = create();
         await startedAndSubscribed(h);
-        await harness.publishRawEvent('not json at all', 'worker.heartbeat', { contentType: 'application/x-python-serialize', contentEncoding: 'binary' });
+        await harness.publishRawEvent('not json at all', 'worker.heartbeat', {
+          contentType: 'application/x-python-serialize',
+          contentEncoding: 'binary',
+        });
         await waitFor(() => h.sink.messages.length >= 1, 'the pickled event');
         expect(h.sink.messages[0]?.contentType).toBe('application/x-python-serialize');
         expect(h.sink.messages[0]?.contentEncoding).toBe('binary');
@@ -319,10 +320,16 @@ export function describeTransportConformance(name: string, makeHarness: () => Pr
           h.transport.start(h.sink);
           await waitFor(() => h.observer.count('reconnecting') >= 1, 'a reconnect attempt');
           // A 60 s idle timeout: only an immediate rejection settles this within 5 s.
-          const attempt = h.transport.broadcast({ method: 'ping', arguments: {}, destination: ['nobody@nowhere'] }, { reply: true, timeoutMs: 60_000 });
+          const attempt = h.transport.broadcast(
+            { method: 'ping', arguments: {}, destination: ['nobody@nowhere'] },
+            { reply: true, timeoutMs: 60_000 },
+          );
           await expect(within(attempt, 5000, 'the broadcast while disconnected')).rejects.toBeInstanceOf(BrokerUnavailableError);
           await expect(
-            h.transport.broadcast({ method: 'heartbeat', arguments: {}, destination: ['nobody@nowhere'] }, { reply: false, timeoutMs: 1000 }),
+            h.transport.broadcast(
+              { method: 'heartbeat', arguments: {}, destination: ['nobody@nowhere'] },
+              { reply: false, timeoutMs: 1000 },
+            ),
           ).rejects.toBeInstanceOf(BrokerUnavailableError);
         } finally {
           harness.proxy.resume();
@@ -464,7 +471,7 @@ export function describeTransportConformance(name: string, makeHarness: () => Pr
         await worker?.stop();
       });
 
-      it('ping to a destination list gets exactly that worker\'s pong and returns as soon as the limit is reached', async () => {
+      it("ping to a destination list gets exactly that worker's pong and returns as soon as the limit is reached", async () => {
         // A 100 s idle timeout: only the limit (destination.length) can end this within 20 s.
         const replies = await within(ping([worker.nodename], 100_000), 20_000, 'ping with limit 1');
         expect(replies).toEqual([{ worker: worker.nodename, value: { ok: 'pong' } }]);
@@ -508,7 +515,10 @@ export function describeTransportConformance(name: string, makeHarness: () => Pr
 
       it('a cast (reply: false) resolves with no replies and still reaches the worker', async () => {
         const before = h.sink.messages.length;
-        const replies = await h.transport.broadcast({ method: 'heartbeat', arguments: {}, destination: [worker.nodename] }, { reply: false, timeoutMs: 1000 });
+        const replies = await h.transport.broadcast(
+          { method: 'heartbeat', arguments: {}, destination: [worker.nodename] },
+          { reply: false, timeoutMs: 1000 },
+        );
         expect(replies).toEqual([]);
         // The worker answers the `heartbeat` command with an on-request worker-heartbeat event (freq 5).
         await waitFor(
@@ -526,14 +536,24 @@ export function describeTransportConformance(name: string, makeHarness: () => Pr
         // and every worker receiving a command died. Push our clock past both limits with casts
         // addressed to nobody, then the worker must still answer, and still be alive.
         for (let i = 0; i < 330; i++) {
-          await h.transport.broadcast({ method: 'ping', arguments: {}, destination: [uniqueNodename('nobody')] }, { reply: false, timeoutMs: 0 });
+          await h.transport.broadcast(
+            { method: 'ping', arguments: {}, destination: [uniqueNodename('nobody')] },
+            { reply: false, timeoutMs: 0 },
+          );
         }
-        expect(await within(ping([worker.nodename], 5000), 20_000, 'ping after clock 330')).toEqual([{ worker: worker.nodename, value: { ok: 'pong' } }]);
+        expect(await within(ping([worker.nodename], 5000), 20_000, 'ping after clock 330')).toEqual([
+          { worker: worker.nodename, value: { ok: 'pong' } },
+        ]);
         for (let i = 0; i < 32_500; i += 1) {
-          await h.transport.broadcast({ method: 'ping', arguments: {}, destination: [uniqueNodename('nobody')] }, { reply: false, timeoutMs: 0 });
+          await h.transport.broadcast(
+            { method: 'ping', arguments: {}, destination: [uniqueNodename('nobody')] },
+            { reply: false, timeoutMs: 0 },
+          );
           if (i % 5000 === 0 && !h.transport.isConnected()) throw new Error('transport disconnected while pushing the clock');
         }
-        expect(await within(ping([worker.nodename], 5000), 20_000, 'ping after clock 32830')).toEqual([{ worker: worker.nodename, value: { ok: 'pong' } }]);
+        expect(await within(ping([worker.nodename], 5000), 20_000, 'ping after clock 32830')).toEqual([
+          { worker: worker.nodename, value: { ok: 'pong' } },
+        ]);
         expect(worker.logs()).not.toContain('Unrecoverable error');
       });
     });

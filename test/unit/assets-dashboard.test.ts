@@ -34,10 +34,22 @@ const REMEDIATION_METRICS = [
 
 /** The Celery families of product contract 1 (celery-exporter's names), with their prefix. */
 const CONTRACT_METRICS = [
-  'celery_task_sent_total', 'celery_task_received_total', 'celery_task_started_total', 'celery_task_succeeded_total',
-  'celery_task_failed_total', 'celery_task_rejected_total', 'celery_task_revoked_total', 'celery_task_retried_total',
-  'celery_task_runtime', 'celery_task_queue_wait_time', 'celery_worker_up', 'celery_worker_tasks_active',
-  'celery_queue_length', 'celery_active_consumer_count', 'celery_active_worker_count', 'celery_active_process_count',
+  'celery_task_sent_total',
+  'celery_task_received_total',
+  'celery_task_started_total',
+  'celery_task_succeeded_total',
+  'celery_task_failed_total',
+  'celery_task_rejected_total',
+  'celery_task_revoked_total',
+  'celery_task_retried_total',
+  'celery_task_runtime',
+  'celery_task_queue_wait_time',
+  'celery_worker_up',
+  'celery_worker_tasks_active',
+  'celery_queue_length',
+  'celery_active_consumer_count',
+  'celery_active_worker_count',
+  'celery_active_process_count',
 ];
 const HISTOGRAMS = new Set(['celery_task_runtime', 'celery_task_queue_wait_time']);
 
@@ -69,7 +81,13 @@ describe('Grafana dashboard structure', () => {
     expect(Object.keys(vars).sort()).toEqual(['datasource', 'job', 'queue', 'task', 'worker']);
     expect(vars.datasource).toMatchObject({ type: 'datasource', query: 'prometheus' });
     for (const name of ['job', 'queue', 'task', 'worker']) {
-      expect(vars[name], name).toMatchObject({ type: 'query', datasource: { type: 'prometheus', uid: '${datasource}' }, multi: true, includeAll: true, allValue: '.*' });
+      expect(vars[name], name).toMatchObject({
+        type: 'query',
+        datasource: { type: 'prometheus', uid: '${datasource}' },
+        multi: true,
+        includeAll: true,
+        allValue: '.*',
+      });
       expect(() => parseLabelValues(variableQuery(vars[name]!)), name).not.toThrow();
     }
   });
@@ -93,7 +111,8 @@ describe('Grafana dashboard structure', () => {
       for (let j = i + 1; j < panels.length; j++) {
         const a = panels[i]!.gridPos;
         const b = panels[j]!.gridPos;
-        if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) overlaps.push(`${panels[i]!.title} / ${panels[j]!.title}`);
+        if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h)
+          overlaps.push(`${panels[i]!.title} / ${panels[j]!.title}`);
       }
     }
     expect(overlaps).toEqual([]);
@@ -123,8 +142,14 @@ describe('Grafana dashboard structure', () => {
 
   it('uses only metrics the service exposes (celery-exporter names, self-telemetry, remediation)', async () => {
     const known = await knownMetricNames();
-    const unknown = panelQueries(dashboard).flatMap(({ key, target }) => metricNamesIn(target.expr).filter((m) => !known.has(m)).map((m) => `${key}: ${m}`));
-    const variables = dashboard.templating.list.filter((v) => v.type === 'query').flatMap((v) => metricNamesIn(variableQuery(v)).filter((m) => !known.has(m)));
+    const unknown = panelQueries(dashboard).flatMap(({ key, target }) =>
+      metricNamesIn(target.expr)
+        .filter((m) => !known.has(m))
+        .map((m) => `${key}: ${m}`),
+    );
+    const variables = dashboard.templating.list
+      .filter((v) => v.type === 'query')
+      .flatMap((v) => metricNamesIn(variableQuery(v)).filter((m) => !known.has(m)));
     expect([...unknown, ...variables]).toEqual([]);
   });
 
@@ -143,15 +168,26 @@ describe('Grafana dashboard structure', () => {
   });
 
   it('renders variables as Grafana does for Prometheus (regex-escaped, multi values in a group)', () => {
-    expect(interpolate('x{name=~"$task", job=~"$job"}[$__rate_interval]', { task: ['tasks.add', 'tasks.fail'], job: ['celery-autopilot'], __rate_interval: '1m' })).toBe(
-      'x{name=~"(tasks\\\\.add|tasks\\\\.fail)", job=~"celery-autopilot"}[1m]',
-    );
+    expect(
+      interpolate('x{name=~"$task", job=~"$job"}[$__rate_interval]', {
+        task: ['tasks.add', 'tasks.fail'],
+        job: ['celery-autopilot'],
+        __rate_interval: '1m',
+      }),
+    ).toBe('x{name=~"(tasks\\\\.add|tasks\\\\.fail)", job=~"celery-autopilot"}[1m]');
     expect(() => interpolate('x{a=~"$nope"}', {})).toThrow('no value for dashboard variable $nope');
   });
 });
 
 describe('alert rules and remediation rules agree', () => {
-  interface AlertRule { alert?: string; record?: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+  interface AlertRule {
+    alert?: string;
+    record?: string;
+    expr: string;
+    for?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  }
   interface RemediationRule {
     name: string;
     match: { status?: string; labels?: Record<string, string>; labels_regex?: Record<string, string> };
@@ -164,14 +200,26 @@ describe('alert rules and remediation rules agree', () => {
     dry_run?: boolean;
     on_resolved?: { action: string; arguments?: Record<string, unknown> };
   }
-  const ACTIONS = ['pool_grow', 'pool_shrink', 'autoscale', 'add_consumer', 'cancel_consumer', 'rate_limit', 'time_limit', 'revoke', 'pool_restart', 'shutdown'];
+  const ACTIONS = [
+    'pool_grow',
+    'pool_shrink',
+    'autoscale',
+    'add_consumer',
+    'cancel_consumer',
+    'rate_limit',
+    'time_limit',
+    'revoke',
+    'pool_restart',
+    'shutdown',
+  ];
   let alerts: AlertRule[];
   let rules: RemediationRule[];
 
   beforeAll(async () => {
     const doc = parseYaml(await readFile(ALERT_RULES_FILE, 'utf8')) as { groups: Array<{ rules: AlertRule[] }> };
     alerts = doc.groups.flatMap((g) => g.rules).filter((r) => r.alert);
-    rules = (parseYaml(await readFile(path.join(REPO_ROOT, 'alertmanager/remediation-rules.yml'), 'utf8')) as { rules: RemediationRule[] }).rules;
+    rules = (parseYaml(await readFile(path.join(REPO_ROOT, 'alertmanager/remediation-rules.yml'), 'utf8')) as { rules: RemediationRule[] })
+      .rules;
   });
 
   /** The labels an alert's series carry: those kept by its outermost `by (...)`, plus its own. */
@@ -192,7 +240,13 @@ describe('alert rules and remediation rules agree', () => {
 
   it('uses only metrics the service exposes', async () => {
     const known = await knownMetricNames();
-    expect(alerts.flatMap((a) => metricNamesIn(a.expr).filter((m) => !known.has(m)).map((m) => `${a.alert}: ${m}`))).toEqual([]);
+    expect(
+      alerts.flatMap((a) =>
+        metricNamesIn(a.expr)
+          .filter((m) => !known.has(m))
+          .map((m) => `${a.alert}: ${m}`),
+      ),
+    ).toEqual([]);
   });
 
   it('keeps queue_name on queue alerts and hostname on worker alerts', () => {
@@ -210,12 +264,16 @@ describe('alert rules and remediation rules agree', () => {
       expect(r.name).toMatch(/^[a-z0-9_-]+$/);
       expect(ACTIONS, r.name).toContain(r.action);
       expect(['firing', 'resolved', 'any', undefined], r.name).toContain(r.match.status);
-      expect(Object.keys(r.target).filter((k) => ['queue_label', 'worker_label', 'pattern'].includes(k)), `${r.name} target`).toHaveLength(1);
+      expect(
+        Object.keys(r.target).filter((k) => ['queue_label', 'worker_label', 'pattern'].includes(k)),
+        `${r.name} target`,
+      ).toHaveLength(1);
       expect(r.cooldown_seconds, `${r.name} cooldown`).toBeGreaterThan(0);
       expect(r.max_actions?.count, `${r.name} cap`).toBeGreaterThan(0);
       if (r.on_resolved) expect(ACTIONS, `${r.name} on_resolved`).toContain(r.on_resolved.action);
       if (r.action === 'pool_grow') expect(r.bounds?.max_pool_processes, `${r.name} needs a ceiling`).toBeGreaterThan(0);
-      for (const [k, v] of Object.entries(r.match.labels_regex ?? {})) expect(() => new RegExp(`^(?:${v})$`), `${r.name} ${k}`).not.toThrow();
+      for (const [k, v] of Object.entries(r.match.labels_regex ?? {}))
+        expect(() => new RegExp(`^(?:${v})$`), `${r.name} ${k}`).not.toThrow();
     }
   });
 
@@ -223,15 +281,21 @@ describe('alert rules and remediation rules agree', () => {
     for (const r of rules) {
       const matching = alerts.filter((a) => {
         const labels: Record<string, string> = { alertname: a.alert!, ...a.labels };
-        return Object.entries(r.match.labels ?? {}).every(([k, v]) => labels[k] === v) && Object.entries(r.match.labels_regex ?? {}).every(([k, v]) => labels[k] !== undefined && new RegExp(`^(?:${v})$`).test(labels[k]!));
+        return (
+          Object.entries(r.match.labels ?? {}).every(([k, v]) => labels[k] === v) &&
+          Object.entries(r.match.labels_regex ?? {}).every(([k, v]) => labels[k] !== undefined && new RegExp(`^(?:${v})$`).test(labels[k]!))
+        );
       });
       expect(matching.length, `${r.name} matches a shipped alert`).toBeGreaterThan(0);
       const templates = JSON.stringify([r.arguments ?? {}, r.on_resolved?.arguments ?? {}]);
       for (const a of matching) {
         const labels = alertLabels(a);
-        const read = [r.target.queue_label, r.target.worker_label, ...[...templates.matchAll(/labels\.(\w+)/g)].map((m) => m[1])].filter((l): l is string => !!l);
+        const read = [r.target.queue_label, r.target.worker_label, ...[...templates.matchAll(/labels\.(\w+)/g)].map((m) => m[1])].filter(
+          (l): l is string => !!l,
+        );
         for (const l of read) expect([...labels], `${r.name} reads label ${l} of ${a.alert}`).toContain(l);
-        for (const m of templates.matchAll(/annotations\.(\w+)/g)) expect(Object.keys(a.annotations ?? {}), `${r.name} reads annotation ${m[1]} of ${a.alert}`).toContain(m[1]);
+        for (const m of templates.matchAll(/annotations\.(\w+)/g))
+          expect(Object.keys(a.annotations ?? {}), `${r.name} reads annotation ${m[1]} of ${a.alert}`).toContain(m[1]);
         expect(a.labels?.autopilot_action, `${a.alert} hints the action ${r.name} takes`).toBe(r.action);
       }
     }

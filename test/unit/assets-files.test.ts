@@ -81,7 +81,10 @@ describe('Dockerfile of celery-autopilot', () => {
   const stages = stagesOf(instructions);
   const final = stages.at(-1)!;
   const inFinal = (keyword: string) => final.body.filter((i) => i.keyword === keyword);
-  const ignore = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const ignore = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
 
   it('is multi-stage on a current Node LTS slim or alpine image, pinned to a major version', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
@@ -138,7 +141,12 @@ describe('Dockerfile of celery-autopilot', () => {
   it('gives the demo app image a pinned base and a non-root user too', () => {
     const demo = stagesOf(parseDockerfile(read('docker/demo/Dockerfile')));
     expect(demo.at(-1)!.image).toMatch(/^python:3\.\d+-slim/);
-    expect(demo.at(-1)!.body.filter((i) => i.keyword === 'USER').at(-1)?.args).toMatch(/^(?!root|0)\w+/);
+    expect(
+      demo
+        .at(-1)!
+        .body.filter((i) => i.keyword === 'USER')
+        .at(-1)?.args,
+    ).toMatch(/^(?!root|0)\w+/);
   });
 });
 
@@ -179,7 +187,19 @@ describe('docker-compose.yml', () => {
   };
 
   it('runs the whole loop: brokers, demo workers and load, celery-autopilot, Prometheus, Alertmanager, Grafana', () => {
-    expect(Object.keys(services).sort()).toEqual(['alertmanager', 'celery-autopilot', 'grafana', 'loadgen', 'prometheus', 'rabbitmq', 'redis', 'worker-default', 'worker-images'].sort());
+    expect(Object.keys(services).sort()).toEqual(
+      [
+        'alertmanager',
+        'celery-autopilot',
+        'grafana',
+        'loadgen',
+        'prometheus',
+        'rabbitmq',
+        'redis',
+        'worker-default',
+        'worker-images',
+      ].sort(),
+    );
     for (const [name, s] of Object.entries(services)) {
       if (s.image) expect(s.image, `${name} image pinned`).toMatch(/:(?!latest$)[\w.-]+$/);
       else expect(s.build, `${name} builds`).toBeDefined();
@@ -211,25 +231,45 @@ describe('docker-compose.yml', () => {
     expect(mounts('celery-autopilot').get(config!.remediation.rules_file!)).toBe('alertmanager/remediation-rules.yml');
     // celery-autopilot and Alertmanager read the same token file.
     const tokenFile = config!.remediation.webhook.bearer_token_file!;
-    const amConfig = yamlOf<{ receivers: Array<{ name: string; webhook_configs?: Array<{ url: string; send_resolved?: boolean; http_config?: { authorization?: { type?: string; credentials_file?: string } } }> }> }>('alertmanager/alertmanager.yml');
+    const amConfig = yamlOf<{
+      receivers: Array<{
+        name: string;
+        webhook_configs?: Array<{
+          url: string;
+          send_resolved?: boolean;
+          http_config?: { authorization?: { type?: string; credentials_file?: string } };
+        }>;
+      }>;
+    }>('alertmanager/alertmanager.yml');
     const hook = amConfig.receivers.find((r) => r.webhook_configs)!.webhook_configs![0]!;
     expect(mounts('celery-autopilot').get(tokenFile)).toBe(mounts('alertmanager').get(hook.http_config!.authorization!.credentials_file!));
     expect(hook.http_config!.authorization!.type ?? 'Bearer').toBe('Bearer');
     expect(hook.send_resolved).toBe(true);
     const url = new URL(hook.url);
-    expect({ host: url.hostname, port: url.port, path: url.pathname }).toEqual({ host: 'celery-autopilot', port: '9818', path: WEBHOOK_PATH });
+    expect({ host: url.hostname, port: url.port, path: url.pathname }).toEqual({
+      host: 'celery-autopilot',
+      port: '9818',
+      path: WEBHOOK_PATH,
+    });
   });
 
   it('has Prometheus scrape celery-autopilot with the job name the alerts expect, load the rules, and alert to Alertmanager', () => {
     const configPath = flag('prometheus', '--config.file')!;
     const src = mounts('prometheus').get(configPath)!;
-    const prom = yamlOf<{ rule_files: string[]; alerting: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> }; scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> }>(src);
+    const prom = yamlOf<{
+      rule_files: string[];
+      alerting: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
+      scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+    }>(src);
     const job = prom.scrape_configs.find((j) => j.static_configs.some((c) => c.targets.includes('celery-autopilot:9818')));
     expect(read('alertmanager/celery-alerts.rules.yml')).toContain(`up{job="${job?.job_name}"}`);
     const rulesMount = [...mounts('prometheus')].find(([, s]) => s === 'alertmanager/celery-alerts.rules.yml')?.[0];
     expect(rulesMount).toBeDefined();
     const globs = prom.rule_files.map((g) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`));
-    expect(globs.some((g) => g.test(rulesMount!)), `${rulesMount} matches rule_files`).toBe(true);
+    expect(
+      globs.some((g) => g.test(rulesMount!)),
+      `${rulesMount} matches rule_files`,
+    ).toBe(true);
     expect(prom.alerting.alertmanagers[0]!.static_configs[0]!.targets).toEqual(['alertmanager:9093']);
     expect(mounts('alertmanager').get(flag('alertmanager', '--config.file')!)).toBe('alertmanager/alertmanager.yml');
   });
@@ -237,9 +277,13 @@ describe('docker-compose.yml', () => {
   it('provisions Grafana with the Prometheus data source and the shipped dashboard, no clicks needed', () => {
     const m = mounts('grafana');
     const provisioning = (kind: string) => [...m].find(([dst]) => dst === `/etc/grafana/provisioning/${kind}`)?.[1];
-    const ds = yamlOf<{ datasources: Array<{ type: string; url: string; isDefault?: boolean }> }>(`${provisioning('datasources')}/prometheus.yml`);
+    const ds = yamlOf<{ datasources: Array<{ type: string; url: string; isDefault?: boolean }> }>(
+      `${provisioning('datasources')}/prometheus.yml`,
+    );
     expect(ds.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true })]);
-    const providers = yamlOf<{ providers: Array<{ type: string; options: { path: string } }> }>(`${provisioning('dashboards')}/celery-autopilot.yml`).providers;
+    const providers = yamlOf<{ providers: Array<{ type: string; options: { path: string } }> }>(
+      `${provisioning('dashboards')}/celery-autopilot.yml`,
+    ).providers;
     const dashboardsSrc = m.get(providers[0]!.options.path);
     expect(dashboardsSrc).toBe('grafana/dashboards');
     expect(existsSync(path.join(REPO_ROOT, dashboardsSrc!, 'celery-autopilot.json'))).toBe(true);
@@ -250,7 +294,9 @@ describe('docker-compose.yml', () => {
   it('waits for healthy brokers before starting what connects to them', () => {
     for (const broker of ['rabbitmq', 'redis']) expect(services[broker]!.healthcheck?.test.length, broker).toBeGreaterThan(0);
     for (const name of ['worker-default', 'worker-images', 'loadgen', 'celery-autopilot']) {
-      expect((services[name]!.depends_on as Record<string, { condition: string }>).rabbitmq, name).toEqual({ condition: 'service_healthy' });
+      expect((services[name]!.depends_on as Record<string, { condition: string }>).rabbitmq, name).toEqual({
+        condition: 'service_healthy',
+      });
     }
   });
 });
@@ -258,11 +304,18 @@ describe('docker-compose.yml', () => {
 // ---- remediation rules through the service's own parser and command validators ----
 
 describe('remediation rules file', () => {
-  interface AlertRule { alert?: string; expr: string; labels?: Record<string, string>; annotations?: Record<string, string> }
-  const alerts = yamlOf<{ groups: Array<{ rules: AlertRule[] }> }>(path.relative(REPO_ROOT, ALERT_RULES_FILE)).groups.flatMap((g) => g.rules).filter((r) => r.alert);
+  interface AlertRule {
+    alert?: string;
+    expr: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  }
+  const alerts = yamlOf<{ groups: Array<{ rules: AlertRule[] }> }>(path.relative(REPO_ROOT, ALERT_RULES_FILE))
+    .groups.flatMap((g) => g.rules)
+    .filter((r) => r.alert);
   const rules = compileRules(read('alertmanager/remediation-rules.yml'), [], 'alertmanager/remediation-rules.yml');
 
-  it('passes the service\'s rules validation with no dangerous action enabled', () => {
+  it("passes the service's rules validation with no dangerous action enabled", () => {
     expect(rules.map((r) => r.name)).toEqual(['grow-workers-on-backlog', 'add-consumer-on-orphaned-queue', 'rate-limit-failing-task']);
   });
 
@@ -272,12 +325,19 @@ describe('remediation rules file', () => {
     let checked = 0;
     for (const a of alerts) {
       const kept = [...a.expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()));
-      const labels: Record<string, string> = { alertname: a.alert!, ...Object.fromEntries(kept.filter((k) => sample[k]).map((k) => [k, sample[k]!])), ...a.labels };
+      const labels: Record<string, string> = {
+        alertname: a.alert!,
+        ...Object.fromEntries(kept.filter((k) => sample[k]).map((k) => [k, sample[k]!])),
+        ...a.labels,
+      };
       // Only the plain annotations: the others are Go templates Prometheus expands.
       const annotations = Object.fromEntries(Object.entries(a.annotations ?? {}).filter(([, v]) => !v.includes('{{')));
       for (const status of ['firing', 'resolved'] as const) {
         const alert = { status, labels, annotations, startsAt: '2026-01-01T00:00:00Z', fingerprint: 'f' };
-        for (const r of rules.filter((r) => Object.entries(r.match.labels).every(([k, v]) => labels[k] === v) && r.regexes.every(([k, re]) => re.test(labels[k] ?? '')))) {
+        for (const r of rules.filter(
+          (r) =>
+            Object.entries(r.match.labels).every(([k, v]) => labels[k] === v) && r.regexes.every(([k, re]) => re.test(labels[k] ?? '')),
+        )) {
           const step = status === 'firing' ? r : r.on_resolved;
           if (!step) continue;
           const args = render(step.arguments, alert) as Record<string, unknown>;
@@ -291,7 +351,9 @@ describe('remediation rules file', () => {
   });
 
   it('is the file the Alertmanager route sends to: every actionable alert reaches the webhook receiver', () => {
-    const am = yamlOf<{ route: { routes: Array<{ receiver: string; matchers?: string[]; continue?: boolean }> } }>(path.relative(REPO_ROOT, ALERTMANAGER_CONFIG_FILE));
+    const am = yamlOf<{ route: { routes: Array<{ receiver: string; matchers?: string[]; continue?: boolean }> } }>(
+      path.relative(REPO_ROOT, ALERTMANAGER_CONFIG_FILE),
+    );
     const webhookRoute = am.route.routes.find((r) => r.receiver === 'celery-autopilot')!;
     expect(webhookRoute.matchers).toEqual(['autopilot_action=~".+"', 'autopilot_action!="none"']);
     expect(webhookRoute.continue).toBe(true);

@@ -45,7 +45,13 @@ function problems(file: string, env: Record<string, string> = {}): string[] {
 describe('auth config', () => {
   it('defaults: nothing configured (fail closed), metrics open, 10 failures per 5 min', () => {
     const { auth } = load('');
-    expect(auth).toMatchObject({ insecure_no_auth: false, protect_metrics: false, users: [], tokens: [], login_rate_limit: { max_failures: 10, window_seconds: 300 } });
+    expect(auth).toMatchObject({
+      insecure_no_auth: false,
+      protect_metrics: false,
+      users: [],
+      tokens: [],
+      login_rate_limit: { max_failures: 10, window_seconds: 300 },
+    });
     expect(auth.session).toMatchObject({ cookie_name: 'celery_autopilot_session', cookie_secure: 'auto', max_age_seconds: 28_800 });
     expect(auth.github).toBeUndefined();
   });
@@ -79,30 +85,100 @@ describe('auth config', () => {
   });
 
   it.each([
-    ['a bare plaintext password', 'auth: { users: [{ username: a, password: hunter2, role: admin }] }', 'auth.users.0.password: a plaintext password must be written as password: { plain: "..." } (better: password_hash)'],
-    ['no password at all', 'auth: { users: [{ username: a, role: admin }] }', 'auth.users.0.password_hash: give exactly one of password_hash or password: { plain: ... }'],
-    ['a hash and a plaintext password', `auth: { users: [{ username: a, password_hash: "${HASH}", password: { plain: x }, role: admin }] }`, 'auth.users.0.password_hash: give exactly one of password_hash or password: { plain: ... }'],
-    ['a hash in another format', 'auth: { users: [{ username: a, password_hash: "$2b$12$abc", role: admin }] }', 'auth.users.0.password_hash: not a scrypt$N$r$p$salt$hash string (generate one with: node scripts/hash-secret.mjs password)'],
-    ['a colon in a username', `auth: { users: [{ username: "a:b", password_hash: "${HASH}", role: admin }] }`, 'auth.users.0.username: usernames may not contain ":", spaces or control characters'],
-    ['an unknown role', `auth: { users: [{ username: a, password_hash: "${HASH}", role: root }] }`, 'auth.users.0.role: Invalid option: expected one of "viewer"|"operator"|"admin"'],
-    ['duplicate usernames', `auth: { users: [{ username: a, password_hash: "${HASH}", role: admin }, { username: a, password_hash: "${HASH}", role: viewer }] }`, 'auth.users.1: duplicate username "a"'],
-    ['a token given in clear instead of its hash', 'auth: { tokens: [{ name: t, sha256: cap_abc, role: viewer }] }', 'auth.tokens.0.sha256: must be the hex SHA-256 of the token (node scripts/hash-secret.mjs token)'],
-    ['the same token twice', `auth: { tokens: [{ name: a, sha256: ${TOKEN_SHA}, role: viewer }, { name: b, sha256: ${TOKEN_SHA}, role: admin }] }`, 'auth.tokens.1: the same token hash appears twice'],
-    ['insecure mode next to real credentials', 'auth: { insecure_no_auth: true, tokens: [{ name: a, sha256: ' + TOKEN_SHA + ', role: viewer }] }', 'auth.insecure_no_auth: cannot be combined with users, tokens or github'],
-    ['protected metrics nobody can scrape', 'auth: { protect_metrics: true }', 'auth.protect_metrics: needs auth.users or auth.tokens (Prometheus authenticates with basic auth or a bearer token)'],
-    ['GitHub without public_url', 'auth: { github: { client_id: x, client_secret: y, allow: [{ org: acme, role: viewer }] } }', 'auth.public_url: auth.github needs auth.public_url (GitHub redirects back to <public_url>/auth/github/callback)'],
-    ['a GitHub allow entry naming two things', 'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, allow: [{ org: acme, user: bob, role: viewer }] } }', 'auth.github.allow.0: each allow entry names exactly one of user, user_id, org or team'],
-    ['a team without its org', 'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, allow: [{ team: sre, role: viewer }] } }', 'auth.github.allow.0.team: must be "org/team-slug"'],
-    ['an empty allow-list', 'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, allow: [] } }', 'auth.github.allow: list at least one user, org or team'],
-    ['a non-http GitHub URL', 'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, api_url: "file:///etc", allow: [{ org: a, role: viewer }] } }', 'auth.github.api_url: must be an http:// or https:// URL without credentials'],
-    ['a short session secret', 'auth: { session: { secret: short } }', 'auth.session.secret: Too small: expected string to have >=32 characters'],
+    [
+      'a bare plaintext password',
+      'auth: { users: [{ username: a, password: hunter2, role: admin }] }',
+      'auth.users.0.password: a plaintext password must be written as password: { plain: "..." } (better: password_hash)',
+    ],
+    [
+      'no password at all',
+      'auth: { users: [{ username: a, role: admin }] }',
+      'auth.users.0.password_hash: give exactly one of password_hash or password: { plain: ... }',
+    ],
+    [
+      'a hash and a plaintext password',
+      `auth: { users: [{ username: a, password_hash: "${HASH}", password: { plain: x }, role: admin }] }`,
+      'auth.users.0.password_hash: give exactly one of password_hash or password: { plain: ... }',
+    ],
+    [
+      'a hash in another format',
+      'auth: { users: [{ username: a, password_hash: "$2b$12$abc", role: admin }] }',
+      'auth.users.0.password_hash: not a scrypt$N$r$p$salt$hash string (generate one with: node scripts/hash-secret.mjs password)',
+    ],
+    [
+      'a colon in a username',
+      `auth: { users: [{ username: "a:b", password_hash: "${HASH}", role: admin }] }`,
+      'auth.users.0.username: usernames may not contain ":", spaces or control characters',
+    ],
+    [
+      'an unknown role',
+      `auth: { users: [{ username: a, password_hash: "${HASH}", role: root }] }`,
+      'auth.users.0.role: Invalid option: expected one of "viewer"|"operator"|"admin"',
+    ],
+    [
+      'duplicate usernames',
+      `auth: { users: [{ username: a, password_hash: "${HASH}", role: admin }, { username: a, password_hash: "${HASH}", role: viewer }] }`,
+      'auth.users.1: duplicate username "a"',
+    ],
+    [
+      'a token given in clear instead of its hash',
+      'auth: { tokens: [{ name: t, sha256: cap_abc, role: viewer }] }',
+      'auth.tokens.0.sha256: must be the hex SHA-256 of the token (node scripts/hash-secret.mjs token)',
+    ],
+    [
+      'the same token twice',
+      `auth: { tokens: [{ name: a, sha256: ${TOKEN_SHA}, role: viewer }, { name: b, sha256: ${TOKEN_SHA}, role: admin }] }`,
+      'auth.tokens.1: the same token hash appears twice',
+    ],
+    [
+      'insecure mode next to real credentials',
+      'auth: { insecure_no_auth: true, tokens: [{ name: a, sha256: ' + TOKEN_SHA + ', role: viewer }] }',
+      'auth.insecure_no_auth: cannot be combined with users, tokens or github',
+    ],
+    [
+      'protected metrics nobody can scrape',
+      'auth: { protect_metrics: true }',
+      'auth.protect_metrics: needs auth.users or auth.tokens (Prometheus authenticates with basic auth or a bearer token)',
+    ],
+    [
+      'GitHub without public_url',
+      'auth: { github: { client_id: x, client_secret: y, allow: [{ org: acme, role: viewer }] } }',
+      'auth.public_url: auth.github needs auth.public_url (GitHub redirects back to <public_url>/auth/github/callback)',
+    ],
+    [
+      'a GitHub allow entry naming two things',
+      'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, allow: [{ org: acme, user: bob, role: viewer }] } }',
+      'auth.github.allow.0: each allow entry names exactly one of user, user_id, org or team',
+    ],
+    [
+      'a team without its org',
+      'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, allow: [{ team: sre, role: viewer }] } }',
+      'auth.github.allow.0.team: must be "org/team-slug"',
+    ],
+    [
+      'an empty allow-list',
+      'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, allow: [] } }',
+      'auth.github.allow: list at least one user, org or team',
+    ],
+    [
+      'a non-http GitHub URL',
+      'auth: { public_url: "https://a.example", github: { client_id: x, client_secret: y, api_url: "file:///etc", allow: [{ org: a, role: viewer }] } }',
+      'auth.github.api_url: must be an http:// or https:// URL without credentials',
+    ],
+    [
+      'a short session secret',
+      'auth: { session: { secret: short } }',
+      'auth.session.secret: Too small: expected string to have >=32 characters',
+    ],
     ['an unknown key', 'auth: { basic_auth: "user:pass" }', 'auth: unknown key "basic_auth"'],
   ])('rejects %s with a clear message', (_scenario, file, message) => {
     expect(problems(file)).toContain(message);
   });
 
   it('error messages never echo a secret', () => {
-    const found = problems('auth: { users: [{ username: a, password: "hunter2-secret", role: admin }], session: { secret: "too-short-secret" } }');
+    const found = problems(
+      'auth: { users: [{ username: a, password: "hunter2-secret", role: admin }], session: { secret: "too-short-secret" } }',
+    );
     expect(found.join('\n')).not.toMatch(/hunter2-secret|too-short-secret/);
   });
 });

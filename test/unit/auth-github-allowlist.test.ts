@@ -13,7 +13,10 @@ import { silentLogger } from '../../src/log.js';
 type Answer = { status: number; body?: unknown } | 'network-error';
 
 function allowList(allow: NonNullable<AuthConfigInput['github']>['allow'], answers: Record<string, Answer>) {
-  const config = authSchema.parse({ public_url: 'https://autopilot.example', github: { client_id: 'c', client_secret: 's', api_url: 'https://api.example/', allow } });
+  const config = authSchema.parse({
+    public_url: 'https://autopilot.example',
+    github: { client_id: 'c', client_secret: 's', api_url: 'https://api.example/', allow },
+  });
   const asked: string[] = [];
   const fetchStub = (async (input: string | URL | Request, init?: RequestInit) => {
     const url = String(input);
@@ -35,12 +38,30 @@ describe('GitHub allow-list', () => {
     ['an active org member', [{ org: 'acme', role: 'viewer' }], { '/user/memberships/orgs/acme': active }, 'bob', 'viewer'],
     ['an active team member', [{ team: 'acme/sre', role: 'admin' }], { '/orgs/acme/teams/sre/memberships/bob': active }, 'bob', 'admin'],
     ['a pending org invitation', [{ org: 'acme', role: 'viewer' }], { '/user/memberships/orgs/acme': pending }, 'bob', undefined],
-    ['a pending team invitation', [{ team: 'acme/sre', role: 'admin' }], { '/orgs/acme/teams/sre/memberships/bob': pending }, 'bob', undefined],
+    [
+      'a pending team invitation',
+      [{ team: 'acme/sre', role: 'admin' }],
+      { '/orgs/acme/teams/sre/memberships/bob': pending },
+      'bob',
+      undefined,
+    ],
     ['not a member (404)', [{ org: 'acme', role: 'viewer' }], {}, 'bob', undefined],
-    ['org refusing OAuth apps (403)', [{ org: 'acme', role: 'viewer' }], { '/user/memberships/orgs/acme': { status: 403 } }, 'bob', undefined],
+    [
+      'org refusing OAuth apps (403)',
+      [{ org: 'acme', role: 'viewer' }],
+      { '/user/memberships/orgs/acme': { status: 403 } },
+      'bob',
+      undefined,
+    ],
     ['GitHub failing (502)', [{ org: 'acme', role: 'viewer' }], { '/user/memberships/orgs/acme': { status: 502 } }, 'bob', undefined],
     ['GitHub unreachable', [{ org: 'acme', role: 'viewer' }], { '/user/memberships/orgs/acme': 'network-error' }, 'bob', undefined],
-    ['a 200 without state', [{ org: 'acme', role: 'viewer' }], { '/user/memberships/orgs/acme': { status: 200, body: {} } }, 'bob', undefined],
+    [
+      'a 200 without state',
+      [{ org: 'acme', role: 'viewer' }],
+      { '/user/memberships/orgs/acme': { status: 200, body: {} } },
+      'bob',
+      undefined,
+    ],
     ['a login that only looks like a listed one', [{ user: 'octocat', role: 'admin' }], {}, 'octocat-evil', undefined],
   ] as const)('%s → %s', async (_scenario, allow, answers, login, role) => {
     const { list } = allowList([...allow], answers as Record<string, Answer>);
@@ -64,7 +85,10 @@ describe('GitHub allow-list', () => {
       { '/user/memberships/orgs/acme': active, '/orgs/acme/teams/sre/memberships/bob': active },
     );
     expect(await list.roleFor('bob', 'user-token')).toBe('operator');
-    expect(asked).toEqual(['https://api.example/user/memberships/orgs/acme-admins', 'https://api.example/orgs/acme/teams/sre/memberships/bob']);
+    expect(asked).toEqual([
+      'https://api.example/user/memberships/orgs/acme-admins',
+      'https://api.example/orgs/acme/teams/sre/memberships/bob',
+    ]);
   });
 
   it('asks about each org once, however many entries name it', async () => {
@@ -90,7 +114,9 @@ describe('OAuth state store', () => {
     let issued = '';
     store.store(req, (_e, s) => (issued = s!));
     const verify = (state: unknown) =>
-      new Promise<{ ok: boolean; message: string | undefined }>((resolve) => store.verify(req, state, (_e, ok, info) => resolve({ ok, message: info?.message })));
+      new Promise<{ ok: boolean; message: string | undefined }>((resolve) =>
+        store.verify(req, state, (_e, ok, info) => resolve({ ok, message: info?.message })),
+      );
     return { issued, verify };
   }
 

@@ -35,11 +35,31 @@ describe('scrypt password hashes', () => {
 
   it.each([
     ['plaintext', 'hunter2', 'not a scrypt$N$r$p$salt$hash string (generate one with: node scripts/hash-secret.mjs password)'],
-    ['bcrypt', '$2b$12$abcdefghijklmnopqrstuuM7z6pQ9c0a1b2c3d4e5f6g7h8i9j0kl', 'not a scrypt$N$r$p$salt$hash string (generate one with: node scripts/hash-secret.mjs password)'],
-    ['N not a power of two', 'scrypt$1000$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'scrypt N must be a power of two between 2 and 2^20'],
-    ['N too large', 'scrypt$2097152$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'scrypt N must be a power of two between 2 and 2^20'],
-    ['r out of range', 'scrypt$1024$0$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'scrypt r must be 1..32 and p 1..16'],
-    ['too much memory', 'scrypt$1048576$32$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'scrypt N × r needs more than 256 MiB'],
+    [
+      'bcrypt',
+      '$2b$12$abcdefghijklmnopqrstuuM7z6pQ9c0a1b2c3d4e5f6g7h8i9j0kl',
+      'not a scrypt$N$r$p$salt$hash string (generate one with: node scripts/hash-secret.mjs password)',
+    ],
+    [
+      'N not a power of two',
+      'scrypt$1000$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      'scrypt N must be a power of two between 2 and 2^20',
+    ],
+    [
+      'N too large',
+      'scrypt$2097152$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      'scrypt N must be a power of two between 2 and 2^20',
+    ],
+    [
+      'r out of range',
+      'scrypt$1024$0$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      'scrypt r must be 1..32 and p 1..16',
+    ],
+    [
+      'too much memory',
+      'scrypt$1048576$32$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      'scrypt N × r needs more than 256 MiB',
+    ],
   ])('refuses %s with a clear message', (_scenario, text, message) => {
     expect(parseScryptHash(text)).toEqual({ ok: false, error: message });
   });

@@ -20,11 +20,24 @@ describe('broker TLS and Sentinel auth configuration', () => {
   it('verifies with the system CAs by default, and takes file paths from flags, env or YAML', () => {
     expect(load().broker_tls).toEqual({ verify: true });
     const c = load(
-      ['--broker-url', 'amqps://u:p@mq.example:5671/prod', '--broker-tls-ca-file', '/etc/ca.pem', '--broker-tls-server-name', 'mq.internal'],
+      [
+        '--broker-url',
+        'amqps://u:p@mq.example:5671/prod',
+        '--broker-tls-ca-file',
+        '/etc/ca.pem',
+        '--broker-tls-server-name',
+        'mq.internal',
+      ],
       { CELERY_AUTOPILOT_BROKER_TLS_CERT_FILE: '/etc/c.pem', CELERY_AUTOPILOT_BROKER_TLS_KEY_FILE: '/etc/k.pem' },
     );
     expect(c.broker).toMatchObject({ kind: 'amqp', tls: true });
-    expect(c.broker_tls).toEqual({ ca_file: '/etc/ca.pem', cert_file: '/etc/c.pem', key_file: '/etc/k.pem', server_name: 'mq.internal', verify: true });
+    expect(c.broker_tls).toEqual({
+      ca_file: '/etc/ca.pem',
+      cert_file: '/etc/c.pem',
+      key_file: '/etc/k.pem',
+      server_name: 'mq.internal',
+      verify: true,
+    });
     const y = load(['--config', 'x.yaml'], {}, 'broker_url: rediss://r.example:6380/0\nbroker_tls:\n  verify: false\n');
     expect(y.broker).toMatchObject({ kind: 'redis', tls: true });
     expect(y.broker_tls.verify).toBe(false);
@@ -35,18 +48,23 @@ describe('broker TLS and Sentinel auth configuration', () => {
       'broker_tls is set but broker_url does not use TLS: use amqps:// or rediss://',
     ]);
     expect(problems(['--broker-url', 'redis://h/0', '--broker-tls-verify', 'false'])).toHaveLength(1);
-    expect(problems(['--broker-url', 'rediss://h/0', '--broker-tls-cert-file', '/etc/c.pem'])).toEqual(['broker_tls: cert_file and key_file go together']);
+    expect(problems(['--broker-url', 'rediss://h/0', '--broker-tls-cert-file', '/etc/c.pem'])).toEqual([
+      'broker_tls: cert_file and key_file go together',
+    ]);
   });
 
   it('keeps the Sentinel password in a Secret', () => {
-    const c = load([
-      '--broker-url',
-      'sentinel://s1:26379;sentinel://s2:26379',
-      '--broker-transport-options-master-name',
-      'mymaster',
-      '--broker-transport-options-sentinel-username',
-      'watcher',
-    ], { CELERY_AUTOPILOT_BROKER_TRANSPORT_OPTIONS_SENTINEL_PASSWORD: 'sentinel-hunter2' });
+    const c = load(
+      [
+        '--broker-url',
+        'sentinel://s1:26379;sentinel://s2:26379',
+        '--broker-transport-options-master-name',
+        'mymaster',
+        '--broker-transport-options-sentinel-username',
+        'watcher',
+      ],
+      { CELERY_AUTOPILOT_BROKER_TRANSPORT_OPTIONS_SENTINEL_PASSWORD: 'sentinel-hunter2' },
+    );
     expect(c.broker_transport_options.sentinel_username).toBe('watcher');
     expect(c.broker_transport_options.sentinel_password?.reveal()).toBe('sentinel-hunter2');
     expect(inspect(c, { depth: 10 })).not.toContain('sentinel-hunter2');

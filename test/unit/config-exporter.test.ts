@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config/load.js';
 const load = (argv: string[] = [], env: Record<string, string> = {}) => loadConfig({ argv, env, readFile: () => '' }).config!;
 
 describe('exporter configuration', () => {
-  it('queue-wait buckets are celery-exporter\'s (0.05 … 1800 s), with 10 kept for CeleryQueueWaitHigh', () => {
+  it("queue-wait buckets are celery-exporter's (0.05 … 1800 s), with 10 kept for CeleryQueueWaitHigh", () => {
     const b = load().metrics.queue_wait_buckets;
     expect(b).toEqual([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]);
     expect(load().metrics.runtime_buckets.at(-1)).toBe(10);

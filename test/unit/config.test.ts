@@ -28,12 +28,24 @@ describe('configuration', () => {
   });
 
   it('precedence: file < environment < flags', () => {
-    const c = load(['--config', 'f.yaml', '--port', '3'], { CELERY_AUTOPILOT_PORT: '2', CELERY_AUTOPILOT_LOG_LEVEL: 'debug' }, 'port: 1\nlog_level: warn\nmetrics: {queues: [a]}').config!;
+    const c = load(
+      ['--config', 'f.yaml', '--port', '3'],
+      { CELERY_AUTOPILOT_PORT: '2', CELERY_AUTOPILOT_LOG_LEVEL: 'debug' },
+      'port: 1\nlog_level: warn\nmetrics: {queues: [a]}',
+    ).config!;
     expect([c.port, c.log_level, c.metrics.queues]).toEqual([3, 'debug', ['a']]);
   });
 
   it('lists, maps and numbers from flags', () => {
-    const c = load(['--metrics-runtime-buckets', '0.1,1,10', '--metrics-static-labels', 'env=prod,team=core', '--broker-url=redis://:pw@r:6380/3', '--broker-transport-options-global-keyprefix', 'pfx:']).config!;
+    const c = load([
+      '--metrics-runtime-buckets',
+      '0.1,1,10',
+      '--metrics-static-labels',
+      'env=prod,team=core',
+      '--broker-url=redis://:pw@r:6380/3',
+      '--broker-transport-options-global-keyprefix',
+      'pfx:',
+    ]).config!;
     expect(c.metrics.runtime_buckets).toEqual([0.1, 1, 10]);
     expect(c.metrics.static_labels).toEqual({ env: 'prod', team: 'core' });
     expect(c.broker).toMatchObject({ kind: 'redis', db: 3, node: { host: 'r', port: 6380 } });
@@ -48,9 +60,19 @@ describe('configuration', () => {
     [['--config', 'c.yaml'], {}, 'events: {prefetch: 0}', 'events.prefetch: Too small: expected number to be >=1'],
     [['--config', 'c.yaml'], {}, 'metrics: {runtime_buckets: [1, 0.5]}', 'metrics.runtime_buckets: buckets must be strictly increasing'],
     [['--config', 'c.yaml'], {}, '- just\n- a list', 'config file c.yaml: top level must be a mapping'],
-    [['--broker-url', 'http://x'], {}, undefined, 'broker_url: unsupported broker URL scheme "http://": use amqp://, amqps://, redis://, rediss:// or sentinel://'],
+    [
+      ['--broker-url', 'http://x'],
+      {},
+      undefined,
+      'broker_url: unsupported broker URL scheme "http://": use amqp://, amqps://, redis://, rediss:// or sentinel://',
+    ],
     [['--broker-url', 'sentinel://s1:26379'], {}, undefined, 'broker_url: a sentinel:// URL needs broker_transport_options.master_name'],
-    [['--metrics-static-labels', 'bad-name=x'], {}, undefined, 'metrics.static_labels.bad-name: invalid key (not a valid Prometheus label name)'],
+    [
+      ['--metrics-static-labels', 'bad-name=x'],
+      {},
+      undefined,
+      'metrics.static_labels.bad-name: invalid key (not a valid Prometheus label name)',
+    ],
     [['--log-level', 'loud'], {}, undefined, 'log_level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"'],
   ])('rejects %j %j %j with a clear message', (argv, env, file, message) => {
     expect(problems(argv, env, file)).toContain(message);
@@ -82,7 +104,17 @@ describe('broker URLs as kombu reads them', () => {
     ['redis://localhost:6379/0', { kind: 'redis', db: 0, tls: false }],
     ['rediss://:secret@h:6380/2', { kind: 'redis', db: 2, tls: true }],
     ['redis://h', { kind: 'redis', db: 0 }],
-    ['sentinel://s1:26379/1;sentinel://s2:26380', { kind: 'redis', db: 1, sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 26380 }] }],
+    [
+      'sentinel://s1:26379/1;sentinel://s2:26380',
+      {
+        kind: 'redis',
+        db: 1,
+        sentinels: [
+          { host: 's1', port: 26379 },
+          { host: 's2', port: 26380 },
+        ],
+      },
+    ],
   ])('%s', (url, expected) => {
     expect(parseBrokerUrl(url)).toMatchObject(expected);
   });

@@ -74,13 +74,13 @@ describe('console HTML', () => {
 
 describe('console action forms', () => {
   it('roles come from the COMMANDS table: revoke is operator, with terminate admin; shutdown admin', () => {
-    expect([roleFor('pool_grow'), roleFor('revoke'), roleFor('revoke', { terminate: true }), roleFor('shutdown'), roleFor('stats')]).toEqual([
-      'operator',
-      'operator',
-      'admin',
-      'admin',
-      'viewer',
-    ]);
+    expect([
+      roleFor('pool_grow'),
+      roleFor('revoke'),
+      roleFor('revoke', { terminate: true }),
+      roleFor('shutdown'),
+      roleFor('stats'),
+    ]).toEqual(['operator', 'operator', 'admin', 'admin', 'viewer']);
   });
 
   it.each([
@@ -89,8 +89,14 @@ describe('console action forms', () => {
     ['admin', 1, 1],
   ] as const)('a %s gets %i grow form(s) and %i shutdown form(s)', (role, grow, shutdown) => {
     const ctx = ctxFor(role);
-    const forms = [commandForm(ctx, 'w@h', { command: 'pool_grow', label: 'Grow' }), commandForm(ctx, 'w@h', { command: 'shutdown', label: 'Shut down' })].map((f) => f.text);
-    expect([forms[0]!.includes('data-command="pool_grow"') ? 1 : 0, forms[1]!.includes('data-command="shutdown"') ? 1 : 0]).toEqual([grow, shutdown]);
+    const forms = [
+      commandForm(ctx, 'w@h', { command: 'pool_grow', label: 'Grow' }),
+      commandForm(ctx, 'w@h', { command: 'shutdown', label: 'Shut down' }),
+    ].map((f) => f.text);
+    expect([forms[0]!.includes('data-command="pool_grow"') ? 1 : 0, forms[1]!.includes('data-command="shutdown"') ? 1 : 0]).toEqual([
+      grow,
+      shutdown,
+    ]);
   });
 
   it('a worker name and fixed arguments land in attributes escaped', () => {
@@ -102,13 +108,23 @@ describe('console action forms', () => {
 });
 
 describe('worker page from captured Celery 5.2.6 replies', () => {
-  const captured = readFixture<{ configs: Record<string, Record<string, { reply: Array<Record<string, unknown>> }>> }>('celery-5.2.6/control_replies_by_pool.json').configs;
+  const captured = readFixture<{ configs: Record<string, Record<string, { reply: Array<Record<string, unknown>> }>> }>(
+    'celery-5.2.6/control_replies_by_pool.json',
+  ).configs;
   const config = captured['prefork_autoscale_amqp (-E --autoscale=4,1)']!;
   const ok = (key: string): WorkerResult => ({ worker: 'auto1@vm', status: 'ok', reply: config[key]!.reply[0]!['auto1@vm'] });
   const registry = new WorkerRegistry(systemClock, { purgeAfterSeconds: 600 });
 
   it('shows the pool with its autoscaler, the queues and the revoked ids; a viewer gets no form', () => {
-    const inspection: Inspection = { stats: ok('stats_before'), active_queues: ok('active_queues'), registered: { worker: 'auto1@vm', status: 'no_reply' }, active: ok('active'), reserved: ok('reserved'), scheduled: ok('scheduled'), revoked: ok('revoked') };
+    const inspection: Inspection = {
+      stats: ok('stats_before'),
+      active_queues: ok('active_queues'),
+      registered: { worker: 'auto1@vm', status: 'no_reply' },
+      active: ok('active'),
+      reserved: ok('reserved'),
+      scheduled: ok('scheduled'),
+      revoked: ok('revoked'),
+    };
     const page = workerPage(ctxFor('viewer'), { name: 'auto1@vm', record: registry.get('auto1@vm'), alive: true, inspection, nowMs: 0 });
     expect(page).toContain('<dd class="processes">1</dd>');
     expect(page).toContain('min 1, max 4, 1 now');

@@ -55,7 +55,13 @@ function setup(answer?: (request: ControlRequest) => ControlReply[], options: { 
   const clock = new ManualClock();
   const client = new ControlClient(
     transport,
-    { timeoutMs: 1000, confirmTimeoutMs: options.confirmTimeoutMs ?? 8000, confirmIntervalMs: 500, clock, sleep: async (ms) => clock.advance(ms) },
+    {
+      timeoutMs: 1000,
+      confirmTimeoutMs: options.confirmTimeoutMs ?? 8000,
+      confirmIntervalMs: 500,
+      clock,
+      sleep: async (ms) => clock.advance(ms),
+    },
     observe,
   );
   return { transport, client, observed, clock };
@@ -91,7 +97,10 @@ describe('ControlClient', () => {
       expect(transport.sent[0]!.request).toEqual({ method: 'ping', arguments: {}, destination: null });
       expect(transport.sent[0]!.options).toEqual({ reply: true, timeoutMs: 1000 });
       expect(result.destination).toBeNull();
-      expect(result.results.map((r) => [r.worker, r.status])).toEqual([[A, 'ok'], [B, 'ok']]);
+      expect(result.results.map((r) => [r.worker, r.status])).toEqual([
+        [A, 'ok'],
+        [B, 'ok'],
+      ]);
     });
   });
 
@@ -101,12 +110,21 @@ describe('ControlClient', () => {
     await expect(client.run('rm -rf', {}, { workers: [A] })).rejects.toThrow(CommandValidationError);
     await expect(client.run('ping', {}, { workers: [A] }, { timeoutMs: 10 })).rejects.toThrow('timeoutMs');
     expect(transport.sent).toEqual([]);
-    expect(observed).toEqual([['pool_grow', 'invalid'], ['unknown', 'invalid'], ['ping', 'invalid']]);
+    expect(observed).toEqual([
+      ['pool_grow', 'invalid'],
+      ['unknown', 'invalid'],
+      ['ping', 'invalid'],
+    ]);
   });
 
   it('a dry run publishes nothing and shows exactly what would be sent', async () => {
     const { client, transport, observed } = setup();
-    const result = await client.run('add_consumer', { queue: 'reports', options: { queue_durable: true } }, { workers: [A, B, A] }, { dryRun: true, confirm: true });
+    const result = await client.run(
+      'add_consumer',
+      { queue: 'reports', options: { queue_durable: true } },
+      { workers: [A, B, A] },
+      { dryRun: true, confirm: true },
+    );
     expect(transport.sent).toEqual([]);
     expect(result).toEqual({
       command: 'add_consumer',
@@ -134,11 +152,13 @@ describe('ControlClient', () => {
     const { client, transport, observed } = setup(
       workersAnswering({
         [A]: { pool_grow: { ok: 'pool will grow' } },
-        [B]: { pool_grow: { error: 'AttributeError("\'TaskPool\' object has no attribute \'grow\'")' } },
+        [B]: { pool_grow: { error: "AttributeError(\"'TaskPool' object has no attribute 'grow'\")" } },
       }),
     );
     const result = await client.run('pool_grow', { n: 2 }, { workers: [C, B, A] }, { timeoutMs: 300 });
-    expect(transport.sent).toEqual([{ request: { method: 'pool_grow', arguments: { n: 2 }, destination: [C, B, A] }, options: { reply: true, timeoutMs: 300 } }]);
+    expect(transport.sent).toEqual([
+      { request: { method: 'pool_grow', arguments: { n: 2 }, destination: [C, B, A] }, options: { reply: true, timeoutMs: 300 } },
+    ]);
     expect(result.outcome).toBe('partial');
     expect(result.results).toEqual([
       { worker: C, status: 'no_reply', message: 'no reply within 300 ms' },
@@ -147,7 +167,7 @@ describe('ControlClient', () => {
         status: 'error',
         kind: 'unsupported_pool',
         message: expect.stringContaining('pool_grow is not supported') as string,
-        reply: { error: 'AttributeError("\'TaskPool\' object has no attribute \'grow\'")' },
+        reply: { error: "AttributeError(\"'TaskPool' object has no attribute 'grow'\")" },
       },
       { worker: A, status: 'ok', message: 'pool will grow', reply: { ok: 'pool will grow' } },
     ]);
@@ -183,7 +203,9 @@ describe('ControlClient', () => {
   it('sends shutdown as a cast and reports each named worker as sent', async () => {
     const { client, transport, observed } = setup();
     const result = await client.run('shutdown', {}, { workers: [A] });
-    expect(transport.sent).toEqual([{ request: { method: 'shutdown', arguments: {}, destination: [A] }, options: { reply: false, timeoutMs: 1000 } }]);
+    expect(transport.sent).toEqual([
+      { request: { method: 'shutdown', arguments: {}, destination: [A] }, options: { reply: false, timeoutMs: 1000 } },
+    ]);
     expect(result.results).toEqual([{ worker: A, status: 'sent' }]);
     expect(result.outcome).toBe('sent');
     expect(observed).toEqual([['shutdown', 'sent']]);
@@ -192,15 +214,25 @@ describe('ControlClient', () => {
   it('fails fast with BrokerUnavailableError while the broker is down, and counts it', async () => {
     const { client, transport, observed } = setup();
     transport.connected = false;
-    await expect(client.run('rate_limit', { task_name: 'tasks.add', rate_limit: '1/s' }, { workers: [A] })).rejects.toThrow(BrokerUnavailableError);
+    await expect(client.run('rate_limit', { task_name: 'tasks.add', rate_limit: '1/s' }, { workers: [A] })).rejects.toThrow(
+      BrokerUnavailableError,
+    );
     expect(transport.sent).toEqual([]);
     expect(observed).toEqual([['rate_limit', 'broker_unavailable']]);
   });
 
   it('ping tells which named workers answer now', async () => {
     const { client, transport } = setup(workersAnswering({ [A]: { ping: { ok: 'pong' } } }));
-    expect(await client.ping([A, B], 200)).toEqual(new Map([[A, true], [B, false]]));
-    expect(transport.sent[0]).toEqual({ request: { method: 'ping', arguments: {}, destination: [A, B] }, options: { reply: true, timeoutMs: 200 } });
+    expect(await client.ping([A, B], 200)).toEqual(
+      new Map([
+        [A, true],
+        [B, false],
+      ]),
+    );
+    expect(transport.sent[0]).toEqual({
+      request: { method: 'ping', arguments: {}, destination: [A, B] },
+      options: { reply: true, timeoutMs: 200 },
+    });
     expect(await client.ping([])).toEqual(new Map());
     expect(transport.sent).toHaveLength(1);
     await expect(client.ping(['*'])).rejects.toThrow(CommandValidationError);
@@ -208,7 +240,9 @@ describe('ControlClient', () => {
 
   describe('confirmation', () => {
     type ProbeStep = [seconds: number, what: string, observed: unknown];
-    const steps = readFixture<{ pool_grow_probe_prefork_redis: ProbeStep[] }>('celery-5.2.6/control_replies_by_pool.json').pool_grow_probe_prefork_redis;
+    const steps = readFixture<{ pool_grow_probe_prefork_redis: ProbeStep[] }>(
+      'celery-5.2.6/control_replies_by_pool.json',
+    ).pool_grow_probe_prefork_redis;
     const growAt = steps.find(([, what]) => what === 'pool_grow(2)')![0];
 
     /** Replays the captured stats of a real prefork worker around pool_grow(2), on the manual clock. */
@@ -220,7 +254,10 @@ describe('ControlClient', () => {
           return [{ worker: 'capr@vm', value: { ok: 'pool will grow' } }];
         }
         const since = sentAt === undefined ? 0 : growAt + (clock.nowMs() - sentAt) / 1000;
-        const stats = steps.filter(([t, what]) => what === 'stats' && t <= Math.max(since, steps[0]![0])).at(-1)![2] as { processes: number[]; prefetch_count: number };
+        const stats = steps.filter(([t, what]) => what === 'stats' && t <= Math.max(since, steps[0]![0])).at(-1)![2] as {
+          processes: number[];
+          prefetch_count: number;
+        };
         return [{ worker: 'capr@vm', value: { pool: { processes: stats.processes }, prefetch_count: stats.prefetch_count } }];
       };
     }
@@ -228,11 +265,23 @@ describe('ControlClient', () => {
     it('pool_grow: reads the pool size first, then polls stats until the processes appear (captured timeline)', async () => {
       const clock = new ManualClock();
       const transport = new RecordingTransport(replayGrow(clock));
-      const client = new ControlClient(transport, { timeoutMs: 1000, confirmIntervalMs: 500, clock, sleep: async (ms) => clock.advance(ms) });
+      const client = new ControlClient(transport, {
+        timeoutMs: 1000,
+        confirmIntervalMs: 500,
+        clock,
+        sleep: async (ms) => clock.advance(ms),
+      });
       const started = clock.nowMs();
       const result = await client.run('pool_grow', { n: 2 }, { workers: ['capr@vm'] }, { confirm: true });
       expect(result.results).toEqual([
-        { worker: 'capr@vm', status: 'ok', message: 'pool will grow', reply: { ok: 'pool will grow' }, confirmed: true, confirmation: 'observed 4 pool processes (was 2)' },
+        {
+          worker: 'capr@vm',
+          status: 'ok',
+          message: 'pool will grow',
+          reply: { ok: 'pool will grow' },
+          confirmed: true,
+          confirmation: 'observed 4 pool processes (was 2)',
+        },
       ]);
       expect(transport.methods()[0]).toBe('stats');
       expect(transport.methods()[1]).toBe('pool_grow');
@@ -245,14 +294,26 @@ describe('ControlClient', () => {
     it('pool_grow: confirmed false when the processes do not appear within the bound', async () => {
       const clock = new ManualClock();
       const transport = new RecordingTransport(replayGrow(clock));
-      const client = new ControlClient(transport, { timeoutMs: 1000, confirmTimeoutMs: 3000, confirmIntervalMs: 500, clock, sleep: async (ms) => clock.advance(ms) });
+      const client = new ControlClient(transport, {
+        timeoutMs: 1000,
+        confirmTimeoutMs: 3000,
+        confirmIntervalMs: 500,
+        clock,
+        sleep: async (ms) => clock.advance(ms),
+      });
       const result = await client.run('pool_grow', { n: 2 }, { workers: ['capr@vm'] }, { confirm: true });
-      expect(result.results[0]).toMatchObject({ status: 'ok', confirmed: false, confirmation: 'expected 4 pool processes (was 2): not within 3000 ms' });
+      expect(result.results[0]).toMatchObject({
+        status: 'ok',
+        confirmed: false,
+        confirmation: 'expected 4 pool processes (was 2): not within 3000 ms',
+      });
       expect(result.outcome).toBe('ok');
     });
 
     it('add_consumer and cancel_consumer: polls active_queues (captured replies)', async () => {
-      const prefork = readFixture<{ configs: Record<string, Record<string, { reply: Array<Record<string, unknown>> }>> }>('celery-5.2.6/control_replies_by_pool.json').configs['prefork_redis_db0 (-E -c 2)']!;
+      const prefork = readFixture<{ configs: Record<string, Record<string, { reply: Array<Record<string, unknown>> }>> }>(
+        'celery-5.2.6/control_replies_by_pool.json',
+      ).configs['prefork_redis_db0 (-E -c 2)']!;
       const queuesBefore = prefork.active_queues!.reply[0]!['capr@vm'];
       const queuesAfterAdd = prefork.active_queues_after_add!.reply[0]!['capr@vm'];
       let probes = 0;
@@ -263,40 +324,88 @@ describe('ControlClient', () => {
         probes += 1;
         return [{ worker: 'capr@vm', value: probes === 1 ? queuesBefore : queuesAfterAdd }];
       });
-      const added = await client.run('add_consumer', { queue: 'extra_q', exchange: 'extra_x', routing_key: 'extra_rk' }, { workers: ['capr@vm'] }, { confirm: true });
+      const added = await client.run(
+        'add_consumer',
+        { queue: 'extra_q', exchange: 'extra_x', routing_key: 'extra_rk' },
+        { workers: ['capr@vm'] },
+        { confirm: true },
+      );
       expect(added.results[0]).toMatchObject({ status: 'ok', confirmed: true, confirmation: 'observed queue extra_q in active_queues' });
       expect(probes).toBe(2);
       const cancelled = await client.run('cancel_consumer', { queue: 'extra_q' }, { workers: ['capr@vm'] }, { confirm: true });
-      expect(cancelled.results[0]).toMatchObject({ status: 'ok', confirmed: false, confirmation: expect.stringContaining('expected queue extra_q gone from active_queues') as string });
+      expect(cancelled.results[0]).toMatchObject({
+        status: 'ok',
+        confirmed: false,
+        confirmation: expect.stringContaining('expected queue extra_q gone from active_queues') as string,
+      });
     });
 
     it('rate_limit: polls registered for the new limit (captured reply)', async () => {
-      const registered = (JSON.parse(readFixture<{ calls: Record<string, { replies: Array<{ body_raw: string }> }> }>('celery-5.2.6/amqp_pidbox.json').calls.registered!.replies[0]!.body_raw) as Record<string, unknown>)['cap1@vm'];
-      const { client, transport } = setup(workersAnswering({ 'cap1@vm': { rate_limit: { ok: 'new rate limit set successfully' }, registered } }));
-      const result = await client.run('rate_limit', { task_name: 'tasks.add', rate_limit: '10/m' }, { workers: ['cap1@vm'] }, { confirm: true });
+      const registered = (
+        JSON.parse(
+          readFixture<{ calls: Record<string, { replies: Array<{ body_raw: string }> }> }>('celery-5.2.6/amqp_pidbox.json').calls
+            .registered!.replies[0]!.body_raw,
+        ) as Record<string, unknown>
+      )['cap1@vm'];
+      const { client, transport } = setup(
+        workersAnswering({ 'cap1@vm': { rate_limit: { ok: 'new rate limit set successfully' }, registered } }),
+      );
+      const result = await client.run(
+        'rate_limit',
+        { task_name: 'tasks.add', rate_limit: '10/m' },
+        { workers: ['cap1@vm'] },
+        { confirm: true },
+      );
       expect(result.results[0]).toMatchObject({ confirmed: true, confirmation: 'observed tasks.add [rate_limit=10/m] in registered' });
-      expect(transport.sent[1]!.request).toEqual({ method: 'registered', arguments: { taskinfoitems: ['rate_limit'] }, destination: ['cap1@vm'] });
-      const other = await client.run('rate_limit', { task_name: 'tasks.fail', rate_limit: '10/m' }, { workers: ['cap1@vm'] }, { confirm: true });
+      expect(transport.sent[1]!.request).toEqual({
+        method: 'registered',
+        arguments: { taskinfoitems: ['rate_limit'] },
+        destination: ['cap1@vm'],
+      });
+      const other = await client.run(
+        'rate_limit',
+        { task_name: 'tasks.fail', rate_limit: '10/m' },
+        { workers: ['cap1@vm'] },
+        { confirm: true },
+      );
       expect(other.results[0]).toMatchObject({ confirmed: false });
     });
 
     it('time_limit: reads soft and hard from registered as Python prints them', async () => {
-      const { client } = setup(workersAnswering({ [A]: { time_limit: { ok: 'time limits set successfully' }, registered: ['tasks.add', 'tasks.sleep [soft_time_limit=1.5 time_limit=3]'] } }));
+      const { client } = setup(
+        workersAnswering({
+          [A]: {
+            time_limit: { ok: 'time limits set successfully' },
+            registered: ['tasks.add', 'tasks.sleep [soft_time_limit=1.5 time_limit=3]'],
+          },
+        }),
+      );
       const result = await client.run('time_limit', { task_name: 'tasks.sleep', soft: 1.5, hard: 3 }, { workers: [A] }, { confirm: true });
       expect(result.results[0]).toMatchObject({ confirmed: true });
-      const removed = await client.run('time_limit', { task_name: 'tasks.add', soft: null, hard: null }, { workers: [A] }, { confirm: true });
+      const removed = await client.run(
+        'time_limit',
+        { task_name: 'tasks.add', soft: null, hard: null },
+        { workers: [A] },
+        { confirm: true },
+      );
       expect(removed.results[0]).toMatchObject({ confirmed: true, confirmation: 'observed no time limits on tasks.add in registered' });
     });
 
     it('no confirmation for workers that refused, did not answer, or commands with nothing to observe', async () => {
       const { client, transport } = setup(
         workersAnswering({
-          [A]: { pool_grow: { error: 'pool_grow is not supported with autoscale. Adjust autoscale range instead.' }, stats: { pool: { processes: [1] } } },
+          [A]: {
+            pool_grow: { error: 'pool_grow is not supported with autoscale. Adjust autoscale range instead.' },
+            stats: { pool: { processes: [1] } },
+          },
           [B]: { pool_restart: { ok: 'reload started' } },
         }),
       );
       const grow = await client.run('pool_grow', { n: 1 }, { workers: [A, C] }, { confirm: true });
-      expect(grow.results.map((r) => [r.worker, r.status, r.confirmed])).toEqual([[A, 'error', null], [C, 'no_reply', null]]);
+      expect(grow.results.map((r) => [r.worker, r.status, r.confirmed])).toEqual([
+        [A, 'error', null],
+        [C, 'no_reply', null],
+      ]);
       expect(transport.methods()).toEqual(['stats', 'pool_grow']);
       const restart = await client.run('pool_restart', {}, { workers: [B] }, { confirm: true });
       expect(restart.results[0]).toMatchObject({ status: 'ok', confirmed: null });
@@ -313,7 +422,9 @@ describe('ControlClient', () => {
     });
 
     it('a broker lost while confirming ends the polling without throwing: the command was sent', async () => {
-      const { client, transport } = setup(workersAnswering({ [A]: { autoscale: { ok: 'autoscale now max=4 min=1' }, stats: { autoscaler: { max: 3, min: 1 } } } }));
+      const { client, transport } = setup(
+        workersAnswering({ [A]: { autoscale: { ok: 'autoscale now max=4 min=1' }, stats: { autoscaler: { max: 3, min: 1 } } } }),
+      );
       const original = transport.broadcast.bind(transport);
       transport.broadcast = async (request, options) => {
         const replies = await original(request, options);
@@ -321,7 +432,11 @@ describe('ControlClient', () => {
         return replies;
       };
       const result = await client.run('autoscale', { max: 4, min: 1 }, { workers: [A] }, { confirm: true });
-      expect(result.results[0]).toMatchObject({ status: 'ok', confirmed: false, confirmation: expect.stringContaining('probing failed (broker not connected)') as string });
+      expect(result.results[0]).toMatchObject({
+        status: 'ok',
+        confirmed: false,
+        confirmation: expect.stringContaining('probing failed (broker not connected)') as string,
+      });
     });
   });
 });

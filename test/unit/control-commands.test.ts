@@ -47,7 +47,9 @@ describe('control commands', () => {
   it('add_consumer flattens its options into the arguments like Control.add_consumer', () => {
     // The amqp capture sent a nested "options" (a mistake the capture notes); the later runs in
     // control_replies_by_pool.json flatten them, which is what Celery's client does.
-    const later = readFixture<{ configs: Record<string, Record<string, { arguments: unknown }>> }>('celery-5.2.6/control_replies_by_pool.json');
+    const later = readFixture<{ configs: Record<string, Record<string, { arguments: unknown }>> }>(
+      'celery-5.2.6/control_replies_by_pool.json',
+    );
     const expected = later.configs['prefork_redis_db0 (-E -c 2)']!.add_consumer!.arguments;
     const prepared = prepareCommand('add_consumer', {
       queue: 'extra_q',
@@ -61,16 +63,56 @@ describe('control commands', () => {
 
   it.each<[string, CommandName, unknown, Record<string, unknown>]>([
     ['pool_grow defaults n to 1, as Celery does', 'pool_grow', {}, { n: 1 }],
-    ['add_consumer with only a queue (worker picks exchange and key)', 'add_consumer', { queue: 'q1' }, { queue: 'q1', exchange: null, exchange_type: 'direct', routing_key: null }],
-    ['rate_limit "" removes the limit', 'rate_limit', { task_name: 'tasks.add', rate_limit: '' }, { task_name: 'tasks.add', rate_limit: null }],
-    ['rate_limit 0 removes the limit', 'rate_limit', { task_name: 'tasks.add', rate_limit: 0 }, { task_name: 'tasks.add', rate_limit: null }],
-    ['revoke a list with terminate and a signal', 'revoke', { task_id: ['aaaaaaaa-0000-0000-0000-000000000002', 'aaaaaaaa-0000-0000-0000-000000000002'], terminate: true, signal: 'SIGKILL' }, { task_id: ['aaaaaaaa-0000-0000-0000-000000000002'], terminate: true, signal: 'SIGKILL' }],
-    ['pool_restart with modules and reload', 'pool_restart', { modules: ['proj.tasks'], reload: true }, { modules: ['proj.tasks'], reload: true, reloader: null }],
-    ['registered with taskinfoitems', 'registered', { taskinfoitems: ['soft_time_limit', 'time_limit'] }, { taskinfoitems: ['soft_time_limit', 'time_limit'] }],
+    [
+      'add_consumer with only a queue (worker picks exchange and key)',
+      'add_consumer',
+      { queue: 'q1' },
+      { queue: 'q1', exchange: null, exchange_type: 'direct', routing_key: null },
+    ],
+    [
+      'rate_limit "" removes the limit',
+      'rate_limit',
+      { task_name: 'tasks.add', rate_limit: '' },
+      { task_name: 'tasks.add', rate_limit: null },
+    ],
+    [
+      'rate_limit 0 removes the limit',
+      'rate_limit',
+      { task_name: 'tasks.add', rate_limit: 0 },
+      { task_name: 'tasks.add', rate_limit: null },
+    ],
+    [
+      'revoke a list with terminate and a signal',
+      'revoke',
+      { task_id: ['aaaaaaaa-0000-0000-0000-000000000002', 'aaaaaaaa-0000-0000-0000-000000000002'], terminate: true, signal: 'SIGKILL' },
+      { task_id: ['aaaaaaaa-0000-0000-0000-000000000002'], terminate: true, signal: 'SIGKILL' },
+    ],
+    [
+      'pool_restart with modules and reload',
+      'pool_restart',
+      { modules: ['proj.tasks'], reload: true },
+      { modules: ['proj.tasks'], reload: true, reloader: null },
+    ],
+    [
+      'registered with taskinfoitems',
+      'registered',
+      { taskinfoitems: ['soft_time_limit', 'time_limit'] },
+      { taskinfoitems: ['soft_time_limit', 'time_limit'] },
+    ],
     ['conf with defaults', 'conf', { with_defaults: true }, { with_defaults: true }],
     ['missing arguments are {}', 'ping', undefined, {}],
-    ['time_limit both null removes the limits', 'time_limit', { task_name: 'tasks.sleep', soft: null, hard: null }, { task_name: 'tasks.sleep', hard: null, soft: null }],
-    ['time_limit with fractional seconds', 'time_limit', { task_name: 'tasks.sleep', soft: 0.5, hard: 1.5 }, { task_name: 'tasks.sleep', hard: 1.5, soft: 0.5 }],
+    [
+      'time_limit both null removes the limits',
+      'time_limit',
+      { task_name: 'tasks.sleep', soft: null, hard: null },
+      { task_name: 'tasks.sleep', hard: null, soft: null },
+    ],
+    [
+      'time_limit with fractional seconds',
+      'time_limit',
+      { task_name: 'tasks.sleep', soft: 0.5, hard: 1.5 },
+      { task_name: 'tasks.sleep', hard: 1.5, soft: 0.5 },
+    ],
   ])('%s', (_scenario, name, api, wire) => {
     expect(prepareCommand(name, api).arguments).toStrictEqual(wire);
   });
@@ -91,9 +133,24 @@ describe('control commands', () => {
     ['autoscale negative min', 'autoscale', { max: 2, min: -1 }, 'min: must be an integer from 0 to 1000'],
     ['autoscale max only', 'autoscale', { max: 2 }, 'needs both max and min'],
     ['add_consumer without queue', 'add_consumer', {}, 'queue: must be a queue name (a string)'],
-    ['add_consumer bad exchange type', 'add_consumer', { queue: 'q', exchange_type: 'x-delayed' }, 'exchange_type: must be one of direct, topic, fanout, headers'],
-    ['add_consumer unknown option', 'add_consumer', { queue: 'q', options: { queue_arguments: { 'x-max-priority': 10 } } }, 'unknown argument "queue_arguments" in options'],
-    ['add_consumer option not boolean', 'add_consumer', { queue: 'q', options: { queue_durable: 'yes' } }, 'options.queue_durable: must be true or false'],
+    [
+      'add_consumer bad exchange type',
+      'add_consumer',
+      { queue: 'q', exchange_type: 'x-delayed' },
+      'exchange_type: must be one of direct, topic, fanout, headers',
+    ],
+    [
+      'add_consumer unknown option',
+      'add_consumer',
+      { queue: 'q', options: { queue_arguments: { 'x-max-priority': 10 } } },
+      'unknown argument "queue_arguments" in options',
+    ],
+    [
+      'add_consumer option not boolean',
+      'add_consumer',
+      { queue: 'q', options: { queue_durable: 'yes' } },
+      'options.queue_durable: must be true or false',
+    ],
     ['add_consumer on the event exchange', 'add_consumer', { queue: 'q', exchange: 'celeryev' }, 'exchange: is reserved'],
     ['rate_limit bad string', 'rate_limit', { task_name: 'tasks.add', rate_limit: 'abc' }, 'rate_limit: must be a rate like 10/m'],
     ['rate_limit missing', 'rate_limit', { task_name: 'tasks.add' }, 'rate_limit: is required'],
@@ -101,16 +158,51 @@ describe('control commands', () => {
     ['time_limit soft only', 'time_limit', { task_name: 'tasks.add', soft: 10 }, 'needs both soft and hard'],
     ['time_limit soft null only', 'time_limit', { task_name: 'tasks.add', soft: null, hard: 10 }, 'soft: must be a number of seconds'],
     ['time_limit soft above hard', 'time_limit', { task_name: 'tasks.add', soft: 20, hard: 10 }, 'soft: must not be above hard'],
-    ['time_limit zero', 'time_limit', { task_name: 'tasks.add', soft: 0, hard: 10 }, 'soft: must be a number of seconds above 0 and at most 86400'],
-    ['time_limit beyond a day', 'time_limit', { task_name: 'tasks.add', soft: 10, hard: 86401 }, 'hard: must be a number of seconds above 0'],
-    ['time_limit sub-millisecond', 'time_limit', { task_name: 'tasks.add', soft: 0.0001, hard: 1 }, 'soft: must have at most millisecond precision'],
+    [
+      'time_limit zero',
+      'time_limit',
+      { task_name: 'tasks.add', soft: 0, hard: 10 },
+      'soft: must be a number of seconds above 0 and at most 86400',
+    ],
+    [
+      'time_limit beyond a day',
+      'time_limit',
+      { task_name: 'tasks.add', soft: 10, hard: 86401 },
+      'hard: must be a number of seconds above 0',
+    ],
+    [
+      'time_limit sub-millisecond',
+      'time_limit',
+      { task_name: 'tasks.add', soft: 0.0001, hard: 1 },
+      'soft: must have at most millisecond precision',
+    ],
     ['revoke without task id', 'revoke', {}, 'task_id: must be a task id'],
     ['revoke empty list', 'revoke', { task_id: [] }, 'task_id: must not be empty'],
-    ['revoke too many ids', 'revoke', { task_id: Array.from({ length: 101 }, () => 'aaaaaaaa-0000-0000-0000-000000000001') }, 'task_id: must hold at most 100 items'],
+    [
+      'revoke too many ids',
+      'revoke',
+      { task_id: Array.from({ length: 101 }, () => 'aaaaaaaa-0000-0000-0000-000000000001') },
+      'task_id: must hold at most 100 items',
+    ],
     ['revoke bad id in a list', 'revoke', { task_id: ['aaaaaaaa-0000-0000-0000-000000000001', 'x\ny'] }, 'task_id[1]: must be a task id'],
-    ['revoke signal number', 'revoke', { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', terminate: true, signal: 9 }, 'signal: must be one of SIGTERM'],
-    ['revoke signal without terminate', 'revoke', { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', signal: 'SIGKILL' }, 'signal: only applies with terminate: true'],
-    ['revoke terminate not boolean', 'revoke', { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', terminate: 'yes' }, 'terminate: must be true or false'],
+    [
+      'revoke signal number',
+      'revoke',
+      { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', terminate: true, signal: 9 },
+      'signal: must be one of SIGTERM',
+    ],
+    [
+      'revoke signal without terminate',
+      'revoke',
+      { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', signal: 'SIGKILL' },
+      'signal: only applies with terminate: true',
+    ],
+    [
+      'revoke terminate not boolean',
+      'revoke',
+      { task_id: 'aaaaaaaa-0000-0000-0000-000000000001', terminate: 'yes' },
+      'terminate: must be true or false',
+    ],
     ['shutdown with arguments', 'shutdown', { now: true }, 'takes no arguments'],
     ['pool_restart module path', 'pool_restart', { modules: ['../evil'] }, 'modules[0]: must be a module name'],
     ['pool_restart with a reloader', 'pool_restart', { reloader: 'x' }, 'unknown argument "reloader"'],

@@ -27,7 +27,13 @@ const methodOf = (step: string): string =>
 
 /** What each captured answer must map to, by worker configuration (the pool support matrix, §B5). */
 function expectedKind(config: string, step: string): ErrorKind | 'ok' {
-  const pool = config.startsWith('solo') ? 'solo' : config.startsWith('threads') ? 'threads' : config.includes('autoscale') ? 'autoscale' : 'prefork';
+  const pool = config.startsWith('solo')
+    ? 'solo'
+    : config.startsWith('threads')
+      ? 'threads'
+      : config.includes('autoscale')
+        ? 'autoscale'
+        : 'prefork';
   switch (step) {
     case 'pool_grow':
     case 'pool_shrink':
@@ -74,17 +80,71 @@ describe('mapping captured worker answers', () => {
   });
 
   it.each<[string, string, unknown, ErrorKind, string]>([
-    ['solo pool_grow', 'pool_grow', { error: 'AttributeError("\'TaskPool\' object has no attribute \'grow\'")' }, 'unsupported_pool', 'pool_grow is not supported by this worker\'s pool'],
-    ['threads pool_shrink', 'pool_shrink', { error: 'AttributeError("\'TaskPool\' object has no attribute \'shrink\'")' }, 'unsupported_pool', 'pool_shrink is not supported'],
-    ['autoscaled pool_grow', 'pool_grow', { error: 'pool_grow is not supported with autoscale. Adjust autoscale range instead.' }, 'autoscale_enabled', 'change its autoscale range instead'],
-    ['autoscale without --autoscale', 'autoscale', { error: "ValueError('Autoscale not enabled')" }, 'autoscale_disabled', 'not started with --autoscale'],
-    ['pool_restart without worker_pool_restarts', 'pool_restart', { error: "ValueError('Pool restarts not enabled')" }, 'pool_restarts_disabled', 'without worker_pool_restarts'],
+    [
+      'solo pool_grow',
+      'pool_grow',
+      { error: "AttributeError(\"'TaskPool' object has no attribute 'grow'\")" },
+      'unsupported_pool',
+      "pool_grow is not supported by this worker's pool",
+    ],
+    [
+      'threads pool_shrink',
+      'pool_shrink',
+      { error: "AttributeError(\"'TaskPool' object has no attribute 'shrink'\")" },
+      'unsupported_pool',
+      'pool_shrink is not supported',
+    ],
+    [
+      'autoscaled pool_grow',
+      'pool_grow',
+      { error: 'pool_grow is not supported with autoscale. Adjust autoscale range instead.' },
+      'autoscale_enabled',
+      'change its autoscale range instead',
+    ],
+    [
+      'autoscale without --autoscale',
+      'autoscale',
+      { error: "ValueError('Autoscale not enabled')" },
+      'autoscale_disabled',
+      'not started with --autoscale',
+    ],
+    [
+      'pool_restart without worker_pool_restarts',
+      'pool_restart',
+      { error: "ValueError('Pool restarts not enabled')" },
+      'pool_restarts_disabled',
+      'without worker_pool_restarts',
+    ],
     ['time_limit for an unknown task', 'time_limit', { error: 'unknown task' }, 'unknown_task', 'no task registered under that name'],
-    ['bad rate string', 'rate_limit', { error: 'Invalid rate limit string: ValueError("could not convert string to float: \'abc\'")' }, 'invalid_rate_limit', "could not convert string to float: 'abc'"],
+    [
+      'bad rate string',
+      'rate_limit',
+      { error: 'Invalid rate limit string: ValueError("could not convert string to float: \'abc\'")' },
+      'invalid_rate_limit',
+      "could not convert string to float: 'abc'",
+    ],
     ['unknown command', 'enable_magic', { error: "KeyError('enable_magic')" }, 'unknown_command', 'does not know the command enable_magic'],
-    ['a KeyError from inside a known handler', 'stats', { error: "KeyError('pool')" }, 'worker_error', "the worker failed: KeyError('pool')"],
-    ['a shrink of a busy pool', 'pool_shrink', { error: 'ValueError("Can\'t shrink pool. All processes busy!")' }, 'pool_busy', 'every pool process is busy'],
-    ['the same words from another command', 'stats', { error: 'ValueError("Can\'t shrink pool. All processes busy!")' }, 'worker_error', 'All processes busy'],
+    [
+      'a KeyError from inside a known handler',
+      'stats',
+      { error: "KeyError('pool')" },
+      'worker_error',
+      "the worker failed: KeyError('pool')",
+    ],
+    [
+      'a shrink of a busy pool',
+      'pool_shrink',
+      { error: 'ValueError("Can\'t shrink pool. All processes busy!")' },
+      'pool_busy',
+      'every pool process is busy',
+    ],
+    [
+      'the same words from another command',
+      'stats',
+      { error: 'ValueError("Can\'t shrink pool. All processes busy!")' },
+      'worker_error',
+      'All processes busy',
+    ],
     ['an error that is not a string', 'stats', { error: { code: 1 } }, 'worker_error', '{"code":1}'],
   ])('%s → %s', (_scenario, command, value, kind, message) => {
     const mapped = mapReply(command, value);

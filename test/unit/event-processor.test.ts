@@ -46,7 +46,12 @@ describe('task events become celery-exporter metrics', () => {
   it('counts the captured fixtures once each, with names and exceptions from earlier events', async () => {
     const { processor, read, clock } = setup();
     for (const fx of Object.values(amqpEventFixtures())) {
-      processor.onEvents({ contentType: 'application/json', contentEncoding: 'utf-8', body: Buffer.from(fx.body_raw), routingKey: fx.routing_key });
+      processor.onEvents({
+        contentType: 'application/json',
+        contentEncoding: 'utf-8',
+        body: Buffer.from(fx.body_raw),
+        routingKey: fx.routing_key,
+      });
     }
     // The capture's client sent task-sent for some tasks: the others' events wait for theirs a moment.
     clock.advance(2000);
@@ -106,7 +111,14 @@ describe('task events become celery-exporter metrics', () => {
   it('replayed events count once; succeeded before started counts both once, no negatives', async () => {
     const { send, read, processor } = setup();
     const received = { type: 'task-received', uuid: 'u', name: 't', retries: 0 };
-    send(received, received, { type: 'task-succeeded', uuid: 'u', runtime: 1 }, { type: 'task-started', uuid: 'u' }, { type: 'task-succeeded', uuid: 'u', runtime: 1 }, { type: 'task-started', uuid: 'u' });
+    send(
+      received,
+      received,
+      { type: 'task-succeeded', uuid: 'u', runtime: 1 },
+      { type: 'task-started', uuid: 'u' },
+      { type: 'task-succeeded', uuid: 'u', runtime: 1 },
+      { type: 'task-started', uuid: 'u' },
+    );
     const m = await read();
     for (const c of ['received', 'started', 'succeeded']) expect(metricValue(m, `celery_task_${c}_total`)).toBe(1);
     expect(metricValue(m, 'celery_task_runtime_count')).toBe(1);
@@ -160,7 +172,7 @@ describe('task events become celery-exporter metrics', () => {
     expect(metricValue(m, 'celery_task_failed_total', { name: 'tasks.fail_custom', exception: 'QuotaExceeded' })).toBe(1);
   });
 
-  it('queue_name: task-sent routing first, else the worker\'s only queue, else the default', async () => {
+  it("queue_name: task-sent routing first, else the worker's only queue, else the default", async () => {
     const { send, read, workers, processor, clock } = setup({ defaultQueue: 'fallback' });
     send({ type: 'worker-online', hostname: 'celery@single', freq: 2 }, { type: 'worker-online', hostname: 'celery@multi', freq: 2 });
     workers.recordInspection('celery@single', { queues: ['images'] });
@@ -179,7 +191,7 @@ describe('task events become celery-exporter metrics', () => {
     expect(metricValue(m, 'celery_task_received_total', { hostname: 'celery@multi', queue_name: 'fallback' })).toBe(1);
   });
 
-  it('holds a multi-queue worker\'s events until their task-sent arrives, when clients send task-sent', async () => {
+  it("holds a multi-queue worker's events until their task-sent arrives, when clients send task-sent", async () => {
     const { send, read, workers, processor, clock } = setup();
     send({ type: 'worker-online', hostname: 'celery@multi', freq: 2 });
     workers.recordInspection('celery@multi', { queues: ['a', 'b'] });
@@ -241,7 +253,7 @@ describe('task events become celery-exporter metrics', () => {
     expect(tasks.evictions).toBe(4500);
   });
 
-  it('removing a departed worker drops all its series and nobody else\'s', async () => {
+  it("removing a departed worker drops all its series and nobody else's", async () => {
     const { send, read, metrics } = setup();
     send(
       { type: 'task-received', uuid: 'a', name: 't', hostname: 'celery@gone', retries: 0 },

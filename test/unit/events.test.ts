@@ -22,7 +22,12 @@ function decode(message: Partial<Omit<RawEventMessage, 'body'>> & { body: Buffer
 describe('decoding captured Celery 5.2.6 events', () => {
   const fixtures = amqpEventFixtures();
   it.each(Object.entries(fixtures))('%s decodes without drops', (_name, fx) => {
-    const { events, drops } = decode({ body: fx.body_raw, contentType: fx.properties.content_type, contentEncoding: fx.properties.content_encoding, routingKey: fx.routing_key });
+    const { events, drops } = decode({
+      body: fx.body_raw,
+      contentType: fx.properties.content_type,
+      contentEncoding: fx.properties.content_encoding,
+      routingKey: fx.routing_key,
+    });
     expect(drops).toEqual([]);
     expect(events.length).toBeGreaterThan(0);
     for (const e of events) expect(typeof e.hostname).toBe('string');
@@ -49,7 +54,11 @@ describe('bad input is dropped by reason, never thrown', () => {
     ['no hostname', { body: JSON.stringify({ type: 'worker-online', timestamp: 1 }) }, ['missing_fields']],
     ['a JSON scalar', { body: '42' }, ['not_an_event']],
     ['an empty array', { body: '[]' }, ['not_an_event']],
-    ['an array of garbage', { body: JSON.stringify([1, 'x', null, [], {}]) }, ['not_an_event', 'not_an_event', 'not_an_event', 'not_an_event', 'missing_fields']],
+    [
+      'an array of garbage',
+      { body: JSON.stringify([1, 'x', null, [], {}]) },
+      ['not_an_event', 'not_an_event', 'not_an_event', 'not_an_event', 'missing_fields'],
+    ],
   ] as const)('%s', (_name, message, reasons) => {
     const { events, drops } = decode(message);
     expect(events).toEqual([]);
@@ -63,7 +72,14 @@ describe('bad input is dropped by reason, never thrown', () => {
   });
 
   it('accepts a 2 MB traceback inside a task-failed event', () => {
-    const big = { hostname: 'w@h', type: 'task-failed', uuid: 'u', timestamp: 1, exception: "ValueError('x')", traceback: 'x'.repeat(2 * 1024 * 1024) };
+    const big = {
+      hostname: 'w@h',
+      type: 'task-failed',
+      uuid: 'u',
+      timestamp: 1,
+      exception: "ValueError('x')",
+      traceback: 'x'.repeat(2 * 1024 * 1024),
+    };
     const { events, drops } = decode({ body: JSON.stringify(big) });
     expect(drops).toEqual([]);
     expect(events).toHaveLength(1);

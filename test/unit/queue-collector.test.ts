@@ -30,13 +30,14 @@ function setup(retentionSeconds = 3600, maxQueues = 100) {
     retentionMs: retentionSeconds * 1000,
     maxQueues,
   });
-  const heartbeat = (hostname: string) => workers.handle({ type: 'worker-heartbeat', hostname, timestamp: clock.nowMs() / 1000, freq: 2 } as WorkerEvent);
+  const heartbeat = (hostname: string) =>
+    workers.handle({ type: 'worker-heartbeat', hostname, timestamp: clock.nowMs() / 1000, freq: 2 } as WorkerEvent);
   return { clock, workers, broker, queues, heartbeat };
 }
 const byQueue = async (c: QueueCollector) => Object.fromEntries((await c.collect()).map((s) => [s.queue, s]));
 
 describe('queues stay reported after their last consumer is gone', () => {
-  it('a dead worker\'s queue is still there, with 0 workers and processes and a fresh consumer count', async () => {
+  it("a dead worker's queue is still there, with 0 workers and processes and a fresh consumer count", async () => {
     const { clock, workers, broker, queues, heartbeat } = setup();
     heartbeat('w@h');
     workers.recordInspection('w@h', { queues: ['q'], processes: 4 });
@@ -62,7 +63,10 @@ describe('queues stay reported after their last consumer is gone', () => {
   });
 
   it('forgets a learnt queue after the retention period, never a configured one; 0 = for ever', async () => {
-    for (const [retention, kept] of [[3600, false], [0, true]] as const) {
+    for (const [retention, kept] of [
+      [3600, false],
+      [0, true],
+    ] as const) {
       const { clock, queues } = setup(retention);
       queues.learn('q');
       clock.advance(3600_000);

@@ -125,7 +125,11 @@ describe('priority list keys', () => {
       const candidates = new Set(['', '3', '6', '9'].map((step) => `${prefix}celery${step ? `${DEFAULT_SEP}${step}` : ''}`));
       return monitorCommands.filter((c) => c[0] === 'LLEN' && candidates.has(c[1]!));
     };
-    expect(llens('').slice(0, 4).map((c) => c[1])).toEqual(priorityKeys(db0, 'celery'));
+    expect(
+      llens('')
+        .slice(0, 4)
+        .map((c) => c[1]),
+    ).toEqual(priorityKeys(db0, 'celery'));
     // The prefixed excerpt kept two of the four lines.
     expect(llens('pfx:').map((c) => c[1])).toEqual(priorityKeys(pfx1, 'celery').slice(0, 2));
   });
@@ -172,7 +176,11 @@ describe('pidbox reply binding', () => {
 
   it('prefixes the set and the lists but not the member', () => {
     const pfxOid = 'ce2f72bd-7882-3b7b-a6e7-6174dfe46f29';
-    expect(monitorArgs('SADD', 'pfx:_kombu.binding.reply.celery.pidbox')).toEqual(['SADD', replyBindingKey(pfx1), replyBindingMember(pfx1, pfxOid)]);
+    expect(monitorArgs('SADD', 'pfx:_kombu.binding.reply.celery.pidbox')).toEqual([
+      'SADD',
+      replyBindingKey(pfx1),
+      replyBindingMember(pfx1, pfxOid),
+    ]);
     expect(monitorArgs('BRPOP', `pfx:${pfxOid}.reply.celery.pidbox`).slice(1, 3)).toEqual(replyKeys(pfx1, pfxOid).slice(0, 2));
     expect(monitorArgs('DEL', `pfx:${pfxOid}.reply.celery.pidbox`)[1]).toBe(replyKeys(pfx1, pfxOid)[0]);
   });
@@ -201,7 +209,9 @@ describe('decodeEnvelope', () => {
   });
 
   it('passes a body without body_encoding through as UTF-8', () => {
-    const decoded = expectDecoded(decodeEnvelope('{"body": "{\\"a\\": \\"\\u00e9\\"}", "content-type": "application/json", "properties": {}}'));
+    const decoded = expectDecoded(
+      decodeEnvelope('{"body": "{\\"a\\": \\"\\u00e9\\"}", "content-type": "application/json", "properties": {}}'),
+    );
     expect(decoded.body.toString('utf8')).toBe('{"a": "é"}');
   });
 

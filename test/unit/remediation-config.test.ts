@@ -22,13 +22,17 @@ describe('remediation configuration', () => {
       max_state_entries: 100_000,
       kill_switch_refresh_seconds: 0.5,
     });
-    const set = loadConfig({ argv: ['--remediation-in-flight-seconds', '30', '--remediation-busy-shrink-retries', '0'], env: {} }).config!.remediation;
+    const set = loadConfig({ argv: ['--remediation-in-flight-seconds', '30', '--remediation-busy-shrink-retries', '0'], env: {} }).config!
+      .remediation;
     expect([set.in_flight_seconds, set.busy_shrink_retries]).toEqual([30, 0]);
     expect(helpText()).toContain('--remediation-kill-switch-refresh-seconds');
   });
 
-  it('cross-field rules are the schema\'s refinements, reported together with every other problem', () => {
-    const found = problems(['--config', 'c.yaml', '--remediation-enabled', 'true', '--port', '99999'], 'remediation: { webhook: { bearer_token: "a-long-enough-webhook-token", bearer_token_file: /x } }');
+  it("cross-field rules are the schema's refinements, reported together with every other problem", () => {
+    const found = problems(
+      ['--config', 'c.yaml', '--remediation-enabled', 'true', '--port', '99999'],
+      'remediation: { webhook: { bearer_token: "a-long-enough-webhook-token", bearer_token_file: /x } }',
+    );
     expect(found).toEqual(
       expect.arrayContaining([
         'port: Too big: expected number to be <=65535',

@@ -13,7 +13,11 @@ import { metricValue, parseMetrics } from '../support/prom.js';
 class FakeCluster implements RemediationExecutor {
   connected = true;
   queues = new Map<string, string[]>([['images', ['celery@a', 'celery@b']]]);
-  processes = new Map<string, number>([['celery@a', 2], ['celery@b', 7], ['celery@c', 1]]);
+  processes = new Map<string, number>([
+    ['celery@a', 2],
+    ['celery@b', 7],
+    ['celery@c', 1],
+  ]);
   sent: Array<{ action: RemediationAction; args: Record<string, unknown>; workers: string[] }> = [];
   silent = new Set<string>();
   /** Workers that refuse this many shrinks with billiard's "all processes busy" first. */
@@ -21,7 +25,8 @@ class FakeCluster implements RemediationExecutor {
   brokerConnected = () => this.connected;
   consumersOf = (q: string) => this.queues.get(q) ?? [];
   matching = (p: string) => [...this.processes.keys()].filter((w) => new RegExp(`^${p.replace(/\*/g, '.*')}$`).test(w));
-  poolStats = async (workers: string[]) => new Map(workers.filter((w) => this.processes.has(w)).map((w) => [w, { processes: this.processes.get(w)! }]));
+  poolStats = async (workers: string[]) =>
+    new Map(workers.filter((w) => this.processes.has(w)).map((w) => [w, { processes: this.processes.get(w)! }]));
   run = async (action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]> => {
     this.sent.push({ action, args, workers });
     return workers.map((worker) => {
@@ -29,7 +34,12 @@ class FakeCluster implements RemediationExecutor {
       const refusals = this.busy.get(worker) ?? 0;
       if (action === 'pool_shrink' && refusals > 0) {
         this.busy.set(worker, refusals - 1);
-        return { worker, status: 'error' as const, kind: 'pool_busy' as const, message: 'every pool process is busy right now, so none can be removed; try again when a task has finished' };
+        return {
+          worker,
+          status: 'error' as const,
+          kind: 'pool_busy' as const,
+          message: 'every pool process is busy right now, so none can be removed; try again when a task has finished',
+        };
       }
       return { worker, status: 'ok' as const };
     });
@@ -99,7 +109,7 @@ const alert = (labels: Record<string, string>, extra: Partial<Alert> = {}): Aler
 const backlog = (extra: Partial<Alert> = {}) => alert({ alertname: 'Backlog', queue_name: 'images' }, extra);
 
 describe('remediation safeguards', () => {
-  it('acts once on the workers consuming the alert\'s queue, clamping grow to the ceiling', async () => {
+  it("acts once on the workers consuming the alert's queue, clamping grow to the ceiling", async () => {
     const { cluster, post, audit } = setup();
     await post(backlog());
     // a: 2 → +2 (room 6); b: 7 → +1 only (ceiling 8): two commands, never past the ceiling.
@@ -133,7 +143,12 @@ describe('remediation safeguards', () => {
 
   it('a missing or empty target label, or a queue nobody consumes, sends nothing (never a broadcast)', async () => {
     const { cluster, post, audit } = setup();
-    await post(alert({ alertname: 'Backlog' }), alert({ alertname: 'Backlog', queue_name: '' }), alert({ alertname: 'Backlog', queue_name: 'nobody' }), alert({ alertname: 'Idle' }));
+    await post(
+      alert({ alertname: 'Backlog' }),
+      alert({ alertname: 'Backlog', queue_name: '' }),
+      alert({ alertname: 'Backlog', queue_name: 'nobody' }),
+      alert({ alertname: 'Idle' }),
+    );
     expect(cluster.sent).toEqual([]);
     expect(audit.recent('remediation').map((d) => d.reason)).toEqual(['no_target', 'no_target', 'no_target', 'no_target']);
   });
@@ -179,7 +194,12 @@ describe('remediation safeguards', () => {
     const d = setup({ dryRun: true });
     await d.post(backlog());
     expect(d.cluster.sent).toEqual([]);
-    expect(d.audit.recent()[0]).toMatchObject({ outcome: 'dry_run', action: 'pool_grow', targets: ['celery@a', 'celery@b'], arguments: { n: 2 } });
+    expect(d.audit.recent()[0]).toMatchObject({
+      outcome: 'dry_run',
+      action: 'pool_grow',
+      targets: ['celery@a', 'celery@b'],
+      arguments: { n: 2 },
+    });
   });
 
   it('asks Alertmanager to retry (nothing recorded) when the broker is down, and sends nothing late', async () => {
@@ -218,7 +238,9 @@ rules:
 `;
     const { cluster, remediator, audit } = setup({}, rules);
     for (let i = 0; i < 50; i++) cluster.processes.set(`celery@w${i}`, 4);
-    const alerts = Array.from({ length: 50 }, (_, i) => alert({ alertname: 'Idle', hostname: i % 5 === 0 ? `celery@ghost${i}` : `celery@w${i}` }, { fingerprint: `f${i}` }));
+    const alerts = Array.from({ length: 50 }, (_, i) =>
+      alert({ alertname: 'Idle', hostname: i % 5 === 0 ? `celery@ghost${i}` : `celery@w${i}` }, { fingerprint: `f${i}` }),
+    );
     expect(remediator.accept({ version: '4', truncatedAlerts: 12, malformedAlerts: 0, alerts }).jobs).toBe(50);
     await remediator.idle();
     const decisions = audit.recent('remediation', 1000);
@@ -259,7 +281,14 @@ rules:
 
   it('resolved notifications of rules without on_resolved are ignored', async () => {
     const { cluster, remediator } = setup();
-    expect(remediator.accept({ version: '4', truncatedAlerts: 0, malformedAlerts: 0, alerts: [alert({ alertname: 'Idle', hostname: 'celery@a' }, { status: 'resolved' })] }).jobs).toBe(0);
+    expect(
+      remediator.accept({
+        version: '4',
+        truncatedAlerts: 0,
+        malformedAlerts: 0,
+        alerts: [alert({ alertname: 'Idle', hostname: 'celery@a' }, { status: 'resolved' })],
+      }).jobs,
+    ).toBe(0);
     await remediator.idle();
     expect(cluster.sent).toEqual([]);
   });
@@ -283,10 +312,18 @@ rules:
     // A series whose hostname label names a worker outside the rule's reach (a Pushgateway...).
     await post(alert({ alertname: 'Idle', hostname: 'celery@c' }));
     expect(cluster.sent).toEqual([]);
-    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'suppressed', reason: 'not_allowed', skipped: [{ worker: 'celery@c', reason: 'not_allowed', detail: 'outside target.allow' }] });
+    expect(audit.recent('remediation')[0]).toMatchObject({
+      outcome: 'suppressed',
+      reason: 'not_allowed',
+      skipped: [{ worker: 'celery@c', reason: 'not_allowed', detail: 'outside target.allow' }],
+    });
     await post(backlog());
     expect(cluster.sent).toEqual([{ action: 'pool_grow', args: { n: 1 }, workers: ['celery@b'] }]);
-    expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'acted', targets: ['celery@b'], skipped: [{ worker: 'celery@a', reason: 'not_allowed' }] });
+    expect(audit.recent('remediation')[0]).toMatchObject({
+      outcome: 'acted',
+      targets: ['celery@b'],
+      skipped: [{ worker: 'celery@a', reason: 'not_allowed' }],
+    });
   });
 
   it('one conversion: a numeric label rendered into n is a number for the bounds and for the command alike', async () => {
@@ -310,7 +347,12 @@ rules:
     // A rendered value the command refuses is refused by the command's validator, before anything is sent.
     await post(alert({ alertname: 'Consume', hostname: 'celery@a', queue: 'no spaces allowed' }));
     expect(cluster.sent).toHaveLength(1);
-    expect(audit.recent('remediation')[0]).toMatchObject({ rule: 'consume', outcome: 'failed', reason: 'bad_arguments', targets: ['celery@a'] });
+    expect(audit.recent('remediation')[0]).toMatchObject({
+      rule: 'consume',
+      outcome: 'failed',
+      reason: 'bad_arguments',
+      targets: ['celery@a'],
+    });
     expect(audit.recent('remediation')[0]!.error).toMatch(/^queue: /);
   });
 
@@ -319,16 +361,30 @@ rules:
     const cluster = new FakeCluster();
     cluster.busy.set('celery@a', 2);
     const audit = new AuditLog(undefined);
-    const remediator = new Remediator(compileRules(RULES, []), cluster, new MemoryState(), audit, new ActionMetrics(new Registry(), 'x_'), silentLogger(), {
-      dryRun: false,
-      killSwitch: false,
-      allowDangerous: [],
-      memorySeconds: 86_400,
-      inFlightSeconds: 60,
-      busyShrinkRetries: 3,
-      busyShrinkRetryMs: 60_000,
-    }, { sleep: async (ms) => void slept.push(ms) });
-    remediator.accept({ version: '4', truncatedAlerts: 0, malformedAlerts: 0, alerts: [alert({ alertname: 'Idle', hostname: 'celery@a' })] });
+    const remediator = new Remediator(
+      compileRules(RULES, []),
+      cluster,
+      new MemoryState(),
+      audit,
+      new ActionMetrics(new Registry(), 'x_'),
+      silentLogger(),
+      {
+        dryRun: false,
+        killSwitch: false,
+        allowDangerous: [],
+        memorySeconds: 86_400,
+        inFlightSeconds: 60,
+        busyShrinkRetries: 3,
+        busyShrinkRetryMs: 60_000,
+      },
+      { sleep: async (ms) => void slept.push(ms) },
+    );
+    remediator.accept({
+      version: '4',
+      truncatedAlerts: 0,
+      malformedAlerts: 0,
+      alerts: [alert({ alertname: 'Idle', hostname: 'celery@a' })],
+    });
     await remediator.idle();
     expect(slept).toEqual([60_000, 60_000]);
     expect(audit.recent('remediation')[0]).toMatchObject({ outcome: 'acted' });

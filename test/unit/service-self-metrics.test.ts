@@ -40,7 +40,7 @@ describe('self-metrics', () => {
     expect(metricValue(m, 'celery_autopilot_rules_last_reload_successful')).toBe(1);
   });
 
-  it('Node process metrics carry their standard names; evictions are a counter; version is package.json\'s', async () => {
+  it("Node process metrics carry their standard names; evictions are a counter; version is package.json's", async () => {
     const m = await scrape(service());
     const names = new Set(m.map((x) => x.name));
     expect(names.has('process_cpu_seconds_total')).toBe(true);
@@ -53,11 +53,16 @@ describe('self-metrics', () => {
     expect(m.find((x) => x.name === 'celery_autopilot_build_info')?.labels.version).toBe(pkg.default.version);
   });
 
-  it('static labels reach every series one way: the Celery families, our own and Node\'s', async () => {
+  it("static labels reach every series one way: the Celery families, our own and Node's", async () => {
     const s = service(['--metrics-static-labels', 'cluster=eu-1']);
     s.celeryMetrics.countTask('received', 't', 'w@h', 'q');
     const m = await scrape(s);
-    for (const name of ['celery_task_received_total', 'celery_autopilot_broker_connected', 'process_cpu_seconds_total', 'celery_autopilot_build_info']) {
+    for (const name of [
+      'celery_task_received_total',
+      'celery_autopilot_broker_connected',
+      'process_cpu_seconds_total',
+      'celery_autopilot_build_info',
+    ]) {
       const series = m.filter((x) => x.name === name);
       expect(series.length, name).toBeGreaterThan(0);
       for (const x of series) expect(x.labels.cluster, name).toBe('eu-1');

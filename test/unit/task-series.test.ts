@@ -3,7 +3,14 @@ import { TaskSeriesStore } from '../../src/metrics/task-series.js';
 import { metricValue, parseMetrics } from '../support/prom.js';
 
 function store(maxSeries = 100, staticLabels: Record<string, string> = {}) {
-  return new TaskSeriesStore({ prefix: 'celery_', runtimeBuckets: [0.1, 1], queueWaitBuckets: [1], staticLabels, maxSeries, overflowValue: 'other' });
+  return new TaskSeriesStore({
+    prefix: 'celery_',
+    runtimeBuckets: [0.1, 1],
+    queueWaitBuckets: [1],
+    staticLabels,
+    maxSeries,
+    overflowValue: 'other',
+  });
 }
 const text = (s: TaskSeriesStore, chunk?: number) => [...s.render(chunk)].join('');
 
@@ -15,7 +22,9 @@ describe('task series exposition', () => {
     s.countFailed('t', 'w@h', 'q', 'ValueError');
     for (const v of [0.05, 0.5, 5]) s.observeRuntime('t', 'w@h', 'q', v);
     const out = text(s);
-    expect(out).toContain('# TYPE celery_task_received_total counter\ncelery_task_received_total{name="t",hostname="w@h",queue_name="q"} 2\n');
+    expect(out).toContain(
+      '# TYPE celery_task_received_total counter\ncelery_task_received_total{name="t",hostname="w@h",queue_name="q"} 2\n',
+    );
     expect(out).toContain('celery_task_failed_total{name="t",hostname="w@h",exception="ValueError",queue_name="q"} 1\n');
     expect(out).toContain('# TYPE celery_task_runtime histogram\n');
     const m = parseMetrics(out);
@@ -77,7 +86,8 @@ describe('zero-initialisation (celery-exporter: the other counters of a combinat
     const s = store();
     s.count('received', 't', 'w@h', 'q');
     const m = series(s);
-    for (const f of FAMILIES) expect(metricValue(m, `celery_task_${f}_total`, { name: 't', hostname: 'w@h', queue_name: 'q' }), f).toBe(f === 'received' ? 1 : 0);
+    for (const f of FAMILIES)
+      expect(metricValue(m, `celery_task_${f}_total`, { name: 't', hostname: 'w@h', queue_name: 'q' }), f).toBe(f === 'received' ? 1 : 0);
     expect(metricValue(m, 'celery_task_failed_total', { name: 't', hostname: 'w@h', queue_name: 'q', exception: '' })).toBe(0);
   });
 

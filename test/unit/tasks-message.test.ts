@@ -7,7 +7,16 @@ import { readFixture } from '../support/fixtures.js';
 interface CapturedTask {
   routing_key: string;
   exchange: string;
-  properties: { headers: Record<string, unknown>; reply_to: string; correlation_id: string; priority: number; delivery_mode: number; expiration?: string; content_type: string; content_encoding: string };
+  properties: {
+    headers: Record<string, unknown>;
+    reply_to: string;
+    correlation_id: string;
+    priority: number;
+    delivery_mode: number;
+    expiration?: string;
+    content_type: string;
+    content_encoding: string;
+  };
   body_raw: string;
 }
 const captured = readFixture<{ examples: Record<string, CapturedTask> }>('celery-5.2.6/amqp_task_messages.json').examples;
@@ -34,7 +43,12 @@ describe('task messages as Celery 5.2.6 publishes them', () => {
     expect(m.headers.argsrepr).toBe('[2, 3]');
     expect(m.exchange).toBe(cap.exchange);
     expect(m.routingKey).toBe(cap.routing_key);
-    expect(m.properties).toEqual({ correlation_id: cap.properties.correlation_id, reply_to: cap.properties.reply_to, delivery_mode: 2, priority: 0 });
+    expect(m.properties).toEqual({
+      correlation_id: cap.properties.correlation_id,
+      reply_to: cap.properties.reply_to,
+      delivery_mode: 2,
+      priority: 0,
+    });
     expect([m.contentType, m.contentEncoding]).toEqual([cap.properties.content_type, cap.properties.content_encoding]);
   });
 
@@ -42,7 +56,15 @@ describe('task messages as Celery 5.2.6 publishes them', () => {
     const cap = captured['tasks.add:eta:expires']!.properties;
     const now = new Date('2026-11-30T01:01:03.372Z');
     const m = buildTaskMessage({
-      id: 'x', name: 'tasks.add', args: [3, 4], kwargs: {}, queue: 'celery', priority: 0, origin: 'o', replyTo: 'r', now,
+      id: 'x',
+      name: 'tasks.add',
+      args: [3, 4],
+      kwargs: {},
+      queue: 'celery',
+      priority: 0,
+      origin: 'o',
+      replyTo: 'r',
+      now,
       eta: new Date('2026-11-30T01:01:04.372Z'),
       expires: new Date('2026-11-30T01:02:03.372Z'),
     });
@@ -50,7 +72,20 @@ describe('task messages as Celery 5.2.6 publishes them', () => {
     expect(m.headers.expires).toBe('2026-11-30T01:02:03.372000+00:00');
     expect(m.properties.expiration).toBe(cap.expiration);
     expect(pythonIsoUtc(new Date('2026-11-30T01:01:04Z'))).toBe('2026-11-30T01:01:04+00:00');
-    expect(buildTaskMessage({ id: 'x', name: 't', args: [], kwargs: {}, queue: 'q', priority: 0, origin: 'o', replyTo: 'r', now, expires: new Date(now.getTime() - 5000) }).properties.expiration).toBe('0');
+    expect(
+      buildTaskMessage({
+        id: 'x',
+        name: 't',
+        args: [],
+        kwargs: {},
+        queue: 'q',
+        priority: 0,
+        origin: 'o',
+        replyTo: 'r',
+        now,
+        expires: new Date(now.getTime() - 5000),
+      }).properties.expiration,
+    ).toBe('0');
   });
 
   it.each([
@@ -66,7 +101,22 @@ describe('task messages as Celery 5.2.6 publishes them', () => {
 describe("Flower's submit body", () => {
   const now = new Date('2026-01-01T00:00:00Z');
   it('reads args, kwargs and the options', () => {
-    expect(parseSubmitBody({ args: [1], kwargs: { a: 2 }, countdown: 10, expires: '2026-01-01 01:00:00.000000', queue: 'q1', priority: 5, task_id: 'my-id', time_limit: 30, soft_time_limit: 20 }, now)).toEqual({
+    expect(
+      parseSubmitBody(
+        {
+          args: [1],
+          kwargs: { a: 2 },
+          countdown: 10,
+          expires: '2026-01-01 01:00:00.000000',
+          queue: 'q1',
+          priority: 5,
+          task_id: 'my-id',
+          time_limit: 30,
+          soft_time_limit: 20,
+        },
+        now,
+      ),
+    ).toEqual({
       args: [1],
       kwargs: { a: 2 },
       eta: new Date('2026-01-01T00:00:10Z'),

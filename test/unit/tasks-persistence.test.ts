@@ -36,8 +36,23 @@ function open(file: string, maxTasks = 1000) {
 const feed = (store: TaskStore, from: number, to: number) => {
   for (let i = from; i < to; i++) {
     const uuid = `t${i}`;
-    store.handle({ type: 'task-received', uuid, hostname: 'celery@w1', timestamp: T + i, name: 'tasks.add', args: `(${i},)`, kwargs: '{}' } as unknown as TaskEvent);
-    store.handle({ type: 'task-succeeded', uuid, hostname: 'celery@w1', timestamp: T + i + 0.5, result: String(i), runtime: 0.1 } as unknown as TaskEvent);
+    store.handle({
+      type: 'task-received',
+      uuid,
+      hostname: 'celery@w1',
+      timestamp: T + i,
+      name: 'tasks.add',
+      args: `(${i},)`,
+      kwargs: '{}',
+    } as unknown as TaskEvent);
+    store.handle({
+      type: 'task-succeeded',
+      uuid,
+      hostname: 'celery@w1',
+      timestamp: T + i + 0.5,
+      result: String(i),
+      runtime: 0.1,
+    } as unknown as TaskEvent);
   }
 };
 
@@ -90,10 +105,13 @@ describe('task persistence (tasks.persist)', () => {
   it.each([
     ['truncated', (file: string) => truncateSync(file, Math.floor(statSync(file).size / 3))],
     ['overwritten with garbage', (file: string) => writeFileSync(file, Buffer.alloc(8192, 0x5a))],
-    ['its header corrupted', (file: string) => {
-      const db = Buffer.alloc(100, 0x01);
-      writeFileSync(file, db, { flag: 'r+' });
-    }],
+    [
+      'its header corrupted',
+      (file: string) => {
+        const db = Buffer.alloc(100, 0x01);
+        writeFileSync(file, db, { flag: 'r+' });
+      },
+    ],
   ])('starts, logs and rebuilds when the file is %s', (_what, damage) => {
     const file = tmpFile();
     const a = open(file);

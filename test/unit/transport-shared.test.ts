@@ -141,8 +141,9 @@ describe('withDeadline', () => {
 describe('broker TLS files', () => {
   it('reads the files the config names and passes verification and server name through', () => {
     const files: Record<string, string> = { '/ca.pem': 'CA', '/c.pem': 'CERT', '/k.pem': 'KEY' };
-    const options = loadTlsOptions({ ca_file: '/ca.pem', cert_file: '/c.pem', key_file: '/k.pem', server_name: 'broker.internal', verify: true }, (p) =>
-      Buffer.from(files[p]!),
+    const options = loadTlsOptions(
+      { ca_file: '/ca.pem', cert_file: '/c.pem', key_file: '/k.pem', server_name: 'broker.internal', verify: true },
+      (p) => Buffer.from(files[p]!),
     );
     expect(options.ca?.toString()).toBe('CA');
     expect(options.cert?.toString()).toBe('CERT');
@@ -159,8 +160,12 @@ describe('broker TLS files', () => {
 
   it('turns a refused broker certificate into advice on what to check', () => {
     const refused = Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' });
-    expect(explainTlsError(refused).message).toMatch(/^TLS verification of the broker failed \(SELF_SIGNED_CERT_IN_CHAIN: .*check broker_tls\.ca_file$/);
-    const wrongName = Object.assign(new Error("Hostname/IP does not match certificate's altnames"), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    expect(explainTlsError(refused).message).toMatch(
+      /^TLS verification of the broker failed \(SELF_SIGNED_CERT_IN_CHAIN: .*check broker_tls\.ca_file$/,
+    );
+    const wrongName = Object.assign(new Error("Hostname/IP does not match certificate's altnames"), {
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
     expect(explainTlsError(wrongName).message).toMatch(/broker_tls\.server_name/);
     const other = new Error('ECONNREFUSED');
     expect(explainTlsError(other)).toBe(other);

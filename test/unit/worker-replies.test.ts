@@ -25,7 +25,11 @@ describe('stats replies of real Celery 5.2.6 workers, by pool', () => {
   });
 
   it('counts the live children after a grow, not the configured concurrency', () => {
-    expect(parseStats(value('prefork_amqp (-E -c 2)', 'stats_after_shrink'))).toMatchObject({ poolProcesses: 3, maxConcurrency: 2, concurrency: 3 });
+    expect(parseStats(value('prefork_amqp (-E -c 2)', 'stats_after_shrink'))).toMatchObject({
+      poolProcesses: 3,
+      maxConcurrency: 2,
+      concurrency: 3,
+    });
   });
 
   it('reads the autoscaler bounds only where there is one', () => {

@@ -7,7 +7,10 @@ const ASSETS: Readonly<Record<string, { type: string; body: string }>> = {
   'console.css': { type: 'text/css; charset=utf-8', body: CONSOLE_CSS },
   'console.js': { type: 'text/javascript; charset=utf-8', body: CONSOLE_JS },
   // Without an icon, every browser asks for /favicon.ico, outside any url_prefix.
-  'favicon.svg': { type: 'image/svg+xml', body: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#14213d"/><path d="M4 11l3-6 2 4 1.5-2L12 11z" fill="#fca311"/></svg>' },
+  'favicon.svg': {
+    type: 'image/svg+xml',
+    body: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#14213d"/><path d="M4 11l3-6 2 4 1.5-2L12 11z" fill="#fca311"/></svg>',
+  },
 };
 
 /** Changes with the assets' content: pages link `?v=<this>`, so a new release is never served stale CSS. */

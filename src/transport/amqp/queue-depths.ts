@@ -19,7 +19,12 @@ export async function checkQueueDepths(model: ChannelModel, queues: readonly str
         continue;
       }
       try {
-        channel ??= await withDeadline(openDisposableChannel(model), remaining, undefined, (late) => void late.close().catch(() => undefined));
+        channel ??= await withDeadline(
+          openDisposableChannel(model),
+          remaining,
+          undefined,
+          (late) => void late.close().catch(() => undefined),
+        );
         const ok = await withDeadline(channel.checkQueue(name), deadline - Date.now());
         results.push({ name, messages: ok.messageCount, consumers: ok.consumerCount });
       } catch (error) {

@@ -17,7 +17,9 @@ type ConnectorClass = new (options: never) => Connector;
 
 // ioredis does not export its StandaloneConnector from the package root; require() reads the
 // CommonJS module the same way under Node and under the test runner's transform.
-const StandaloneConnector = (createRequire(import.meta.url)('ioredis/built/connectors/StandaloneConnector.js') as { default: ConnectorClass }).default;
+const StandaloneConnector = (
+  createRequire(import.meta.url)('ioredis/built/connectors/StandaloneConnector.js') as { default: ConnectorClass }
+).default;
 
 /** A direct-node connection whose every socket keeps an error listener for its whole life. */
 export class GuardedStandaloneConnector extends StandaloneConnector {

@@ -125,7 +125,11 @@ export class RedisPidbox {
   /** kombu's `queue_delete` of the reply queue: SREM the binding, DEL the lists. */
   async #removeReplyQueue(session: RedisSession, queue: ReplyQueue): Promise<void> {
     try {
-      const results = await session.commands.pipeline().srem(replyBindingKey(this.layout), queue.member).del(...queue.keys).exec();
+      const results = await session.commands
+        .pipeline()
+        .srem(replyBindingKey(this.layout), queue.member)
+        .del(...queue.keys)
+        .exec();
       throwOnPipelineError(results);
     } catch (error) {
       this.logger.debug({ err: asError(error).message }, 'pidbox reply queue cleanup deferred');
@@ -140,7 +144,13 @@ export class RedisPidbox {
    * our ticket. Replies to another ticket on the same list (none, with one oid per broadcast)
    * are skipped.
    */
-  async #collect(pending: PendingBroadcast, keys: string[], ticket: string, limit: number | undefined, idleMs: number): Promise<ControlReply[]> {
+  async #collect(
+    pending: PendingBroadcast,
+    keys: string[],
+    ticket: string,
+    limit: number | undefined,
+    idleMs: number,
+  ): Promise<ControlReply[]> {
     const replies: ControlReply[] = [];
     let deadline = Date.now() + idleMs;
     while (!pending.aborted && (limit === undefined || replies.length < limit)) {
@@ -171,7 +181,9 @@ export class RedisPidbox {
   /** One BRPOP, guarded by a local timer: a frozen socket must not hold a broadcast forever. */
   async #brpop(pending: PendingBroadcast, keys: string[], remainingMs: number): Promise<Buffer | null> {
     const client = pending.client;
-    const timeout = this.#integerBlockingTimeouts ? String(Math.max(1, Math.ceil(remainingMs / 1000))) : (Math.max(remainingMs, 1) / 1000).toFixed(3);
+    const timeout = this.#integerBlockingTimeouts
+      ? String(Math.max(1, Math.ceil(remainingMs / 1000)))
+      : (Math.max(remainingMs, 1) / 1000).toFixed(3);
     const guard = setTimeout(() => {
       pending.aborted = true;
       client.disconnect();

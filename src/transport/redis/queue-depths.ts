@@ -7,7 +7,12 @@ import type { QueueDepth } from '../transport.js';
  * kombu's `_size()` for each queue (docs/wire-protocol.md §C2): the sum of LLEN over the queue's
  * priority lists, all queues in one pipeline. A missing list is 0; Redis keeps no consumer count.
  */
-export async function readQueueDepths(commands: Redis, layout: RedisLayout, queues: readonly string[], timeoutMs: number): Promise<QueueDepth[]> {
+export async function readQueueDepths(
+  commands: Redis,
+  layout: RedisLayout,
+  queues: readonly string[],
+  timeoutMs: number,
+): Promise<QueueDepth[]> {
   const unreadable = (error: string): QueueDepth[] => queues.map((name) => ({ name, messages: null, consumers: null, error }));
   const keysPerQueue = queues.map((queue) => priorityKeys(layout, queue));
   const pipeline = commands.pipeline();
