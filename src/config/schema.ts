@@ -23,11 +23,11 @@ const buckets = z
   .refine((b) => b.every((v, i) => i === 0 || v > b[i - 1]!), 'buckets must be strictly increasing');
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid Prometheus label name');
-// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
 const queueName = z
   .string()
   .min(1)
   .max(255)
+  // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
   .regex(/^[^\s\x00-\x1f]+$/, 'queue names may not contain spaces or control characters');
 
 const seconds = (min: number, max: number) => z.number().min(min).max(max);

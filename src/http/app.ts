@@ -83,6 +83,8 @@ const LIVENESS_PATHS = ['/-/healthy', '/healthcheck', '/health'];
  * sessions and authentication (cheap: no password is hashed until a route needs a principal);
  * the exporter endpoints, the operator page, the control API and remediation administration.
  */
+// Over 80 lines on purpose: the order of the middleware is the security design (headers, probes,
+// receiver, sessions, routes, errors); it reads best in one place.
 export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable('x-powered-by');

@@ -66,6 +66,8 @@ export interface ControlRoutes {
   liveWorkers(refresh: boolean): Promise<string[]>;
 }
 
+// Over 80 lines on purpose: the shared steps of every control request (validate, authorise, run,
+// audit, answer) are closures over the same dependencies; split, they would pass them all around.
 export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
   const { control, workers, auth, audit } = deps;
   const body = [express.json({ limit: deps.maxBodyBytes }), express.urlencoded({ extended: false, limit: deps.maxBodyBytes })];

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from '../log.js';
 import { closeModel, openConnection, withHeartbeat } from './amqp/connection.js';
 import { EventSubscription } from './amqp/event-subscription.js';
-import { parseReply, PendingReplies, publishRequest, REPLY_QUEUE_ARGUMENTS } from './amqp/pidbox.js';
+import { openPidboxChannel, PendingReplies, publishRequest } from './amqp/pidbox.js';
 import { checkQueueDepths } from './amqp/queue-depths.js';
 import { asError } from './async.js';
-import { LamportClock, PIDBOX_EXCHANGE, REPLY_EXCHANGE } from './pidbox.js';
+import { LamportClock } from './pidbox.js';
 import { ReconnectScheduler } from './reconnect.js';
 import { explainTlsError } from './tls.js';
 import type { AmqpTransportSettings } from './amqp/settings.js';
@@ -127,7 +127,12 @@ export class AmqpTransport implements BrokerTransport {
     model.on('unblocked', () => this.#logger.info('broker unblocked the connection'));
     this.#opening = session;
     try {
-      session.control = await this.#openPidbox(session);
+      session.control = await openPidboxChannel(session, {
+        logger: this.#logger,
+        clock: this.#clock,
+        channelClosed: () => this.#loseAfterChannel(session, 'pidbox channel closed'),
+        failed: (error) => this.#lose(session, error),
+      });
       session.events = await this.#subscribeEvents(session);
     } catch (error) {
       this.#lose(session, asError(error));
@@ -292,47 +297,6 @@ export class AmqpTransport implements BrokerTransport {
 
   // ---------------------------------------------------------------------------------------------
   // Pidbox (§B1-B3, §B6)
-
-  async #openPidbox(session: Session): Promise<Channel> {
-    const channel = await session.model.createChannel();
-    channel.on('error', (error: Error) => {
-      session.cause ??= error;
-      this.#logger.warn({ err: error.message }, 'pidbox channel error');
-    });
-    channel.on('close', () => this.#loseAfterChannel(session, 'pidbox channel closed'));
-    await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
-    await channel.assertExchange(REPLY_EXCHANGE, 'direct', { durable: false, autoDelete: false });
-    await this.#consumeReplies(session, channel);
-    return channel;
-  }
-
-  async #consumeReplies(session: Session, channel: Channel): Promise<void> {
-    const queue = `${session.oid}.reply.celery.pidbox`;
-    await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: REPLY_QUEUE_ARGUMENTS });
-    await channel.bindQueue(queue, REPLY_EXCHANGE, session.oid);
-    await channel.consume(
-      queue,
-      (message) => {
-        if (message) this.#onReply(session, message);
-        else {
-          this.#logger.warn({ queue }, 'broker cancelled the pidbox reply consumer; re-declaring it');
-          this.#consumeReplies(session, channel).catch((error: unknown) => this.#lose(session, asError(error)));
-        }
-      },
-      { noAck: true },
-    );
-  }
-
-  #onReply(session: Session, message: ConsumeMessage): void {
-    const reply = parseReply(message);
-    if (reply.clock !== undefined) this.#clock.adjust(reply.clock);
-    if (reply.ticket === undefined) return;
-    if (reply.replies === undefined) {
-      this.#logger.warn({ ticket: reply.ticket }, 'pidbox reply is not a JSON object; ignored');
-      return;
-    }
-    session.pending.deliver(reply.ticket, reply.replies);
-  }
 
   broadcast(request: ControlRequest, options: BroadcastOptions): Promise<ControlReply[]> {
     const session = this.#session;

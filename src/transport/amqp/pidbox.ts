@@ -1,5 +1,7 @@
-import type { Channel, ConsumeMessage } from 'amqplib';
-import { pidboxRequestBody, PIDBOX_EXCHANGE, replyLimit, requestExpires, type LamportClock } from '../pidbox.js';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { Logger } from '../../log.js';
+import { asError } from '../async.js';
+import { pidboxRequestBody, PIDBOX_EXCHANGE, REPLY_EXCHANGE, replyLimit, requestExpires, type LamportClock } from '../pidbox.js';
 import type { BroadcastOptions, ControlReply, ControlRequest } from '../transport.js';
 
 /**
@@ -127,4 +129,64 @@ export function publishRequest(
     throw error;
   }
   return result;
+}
+
+/** What the pidbox channel needs of its connection's session. */
+export interface PidboxSession {
+  readonly model: ChannelModel;
+  /** kombu's oid: names this connection's reply queue and routes replies to it. */
+  readonly oid: string;
+  readonly pending: PendingReplies;
+  cause?: Error | undefined;
+}
+
+export interface PidboxChannelHooks {
+  readonly logger: Logger;
+  readonly clock: LamportClock;
+  /** The channel is gone: the connection is rebuilt as a whole. */
+  channelClosed(): void;
+  /** Re-declaring a cancelled reply consumer failed. */
+  failed(error: Error): void;
+}
+
+/** The control channel of one connection: both pidbox exchanges, and its reply consumer. */
+export async function openPidboxChannel(session: PidboxSession, hooks: PidboxChannelHooks): Promise<Channel> {
+  const channel = await session.model.createChannel();
+  channel.on('error', (error: Error) => {
+    session.cause ??= error;
+    hooks.logger.warn({ err: error.message }, 'pidbox channel error');
+  });
+  channel.on('close', () => hooks.channelClosed());
+  await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
+  await channel.assertExchange(REPLY_EXCHANGE, 'direct', { durable: false, autoDelete: false });
+  await consumeReplies(session, channel, hooks);
+  return channel;
+}
+
+async function consumeReplies(session: PidboxSession, channel: Channel, hooks: PidboxChannelHooks): Promise<void> {
+  const queue = `${session.oid}.reply.celery.pidbox`;
+  await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: REPLY_QUEUE_ARGUMENTS });
+  await channel.bindQueue(queue, REPLY_EXCHANGE, session.oid);
+  await channel.consume(
+    queue,
+    (message) => {
+      if (message) onReply(session, message, hooks);
+      else {
+        hooks.logger.warn({ queue }, 'broker cancelled the pidbox reply consumer; re-declaring it');
+        consumeReplies(session, channel, hooks).catch((error: unknown) => hooks.failed(asError(error)));
+      }
+    },
+    { noAck: true },
+  );
+}
+
+function onReply(session: PidboxSession, message: ConsumeMessage, hooks: PidboxChannelHooks): void {
+  const reply = parseReply(message);
+  if (reply.clock !== undefined) hooks.clock.adjust(reply.clock);
+  if (reply.ticket === undefined) return;
+  if (reply.replies === undefined) {
+    hooks.logger.warn({ ticket: reply.ticket }, 'pidbox reply is not a JSON object; ignored');
+    return;
+  }
+  session.pending.deliver(reply.ticket, reply.replies);
 }
