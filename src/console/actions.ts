@@ -38,25 +38,17 @@ export function roleFor(command: CommandName, args: Record<string, unknown> = {}
 
 function field(f: Field): Html {
   const attrs = html`data-arg="${f.arg}" aria-label="${f.label}"${f.empty ? html` data-empty="${f.empty}"` : ''}`;
-  if (f.kind === 'checkbox') return html`<label><input type="checkbox" ${attrs} /> ${f.label}</label>`;
+  if (f.kind === 'checkbox') return html`<label><input type="checkbox" ${attrs}> ${f.label}</label>`;
   if (f.kind === 'number')
-    return html`<input type="number" min="0" step="any" data-type="number" placeholder="${f.label}" value="${f.value ?? ''}" ${attrs} />`;
-  return html`<input placeholder="${f.label}" value="${f.value ?? ''}" ${f.wide ? html` class="wide"` : ''} ${attrs} />`;
+    return html`<input type="number" min="0" step="any" data-type="number" placeholder="${f.label}" value="${f.value ?? ''}" ${attrs}>`;
+  return html`<input placeholder="${f.label}" value="${f.value ?? ''}"${f.wide ? html` class="wide"` : ''} ${attrs}>`;
 }
 
 /** One command form for one worker; nothing when the caller's role may not run it. */
 export function commandForm(ctx: ConsoleContext, worker: string | undefined, spec: ActionSpec): Html {
   if (!ctx.can(roleFor(spec.command, spec.args))) return html``;
   const danger = roleFor(spec.command, spec.args) === 'admin';
-  return html`<form
-    class="action"
-    data-command="${spec.command}"
-    ${worker !== undefined ? html` data-worker="${worker}"` : ''}${spec.args ? html` data-args="${JSON.stringify(spec.args)}"` : ''}${spec.confirmEffect ? html` data-confirm="1"` : ''}${spec.ask ? html` data-ask="${spec.ask}"` : ''}
-  >
-    ${(spec.fields ?? []).map(field)}<button type="submit" name="${spec.command}" ${danger ? html` class="danger"` : ''}>
-      ${spec.label}
-    </button>
-  </form>`;
+  return html`<form class="action" data-command="${spec.command}"${worker !== undefined ? html` data-worker="${worker}"` : ''}${spec.args ? html` data-args="${JSON.stringify(spec.args)}"` : ''}${spec.confirmEffect ? html` data-confirm="1"` : ''}${spec.ask ? html` data-ask="${spec.ask}"` : ''}>${(spec.fields ?? []).map(field)}<button type="submit" name="${spec.command}"${danger ? html` class="danger"` : ''}>${spec.label}</button></form>`;
 }
 
 /** A form posted as JSON to another API path (Flower's task paths), shown when `role` allows. */
@@ -68,15 +60,7 @@ export function postForm(
   o: { args?: Record<string, unknown>; ask?: string; name: string },
 ): Html {
   if (!ctx.can(role)) return html``;
-  return html`<form
-    class="action"
-    data-post="${path}"
-    data-label="${label}"
-    data-args="${JSON.stringify(o.args ?? {})}"
-    ${o.ask ? html` data-ask="${o.ask}"` : ''}
-  >
-    <button type="submit" name="${o.name}" ${role === 'admin' ? html` class="danger"` : ''}>${label}</button>
-  </form>`;
+  return html`<form class="action" data-post="${path}" data-label="${label}" data-args="${JSON.stringify(o.args ?? {})}"${o.ask ? html` data-ask="${o.ask}"` : ''}><button type="submit" name="${o.name}"${role === 'admin' ? html` class="danger"` : ''}>${label}</button></form>`;
 }
 
 /** Everything that can be done to one live worker, in the order an on-call person reaches for it. */

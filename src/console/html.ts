@@ -25,6 +25,11 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): Html 
   return new Html(out);
 }
 
+/** A table's rows, or one muted row across all its columns saying why there are none. */
+export function rowsOr(rows: readonly unknown[], columns: number, empty: string): Html {
+  return rows.length ? html`${rows}` : html`<tr><td colspan="${columns}" class="muted">${empty}</td></tr>`;
+}
+
 /** Pretty JSON for a <pre>, escaped by `html` like everything else. */
 export function json(value: unknown): string {
   try {

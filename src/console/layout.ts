@@ -47,37 +47,27 @@ const NAV: ReadonlyArray<readonly [Section, string, string]> = [
  */
 export function layout(ctx: ConsoleContext, o: { title: string; section: Section; body: Html }): string {
   const nav = NAV.map(
-    ([section, label, path]) => html`<a href="${ctx.href(path)}" ${section === o.section ? html` aria-current="page"` : ''}>${label}</a>`,
+    ([section, label, path]) => html`<a href="${ctx.href(path)}"${section === o.section ? html` aria-current="page"` : ''}>${label}</a>`,
   );
   const page = html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${o.title} · celery-autopilot</title>
-        <meta name="csrf-token" content="${ctx.csrfToken}" />
-        <meta name="url-prefix" content="${ctx.prefix}" />
-        <link rel="icon" type="image/svg+xml" href="${ctx.href('/ui/static/favicon.svg')}" />
-        <link rel="stylesheet" href="${ctx.href('/ui/static/console.css', { v: ASSET_VERSION })}" />
-        <script src="${ctx.href('/ui/static/console.js', { v: ASSET_VERSION })}" defer></script>
-      </head>
-      <body>
-        <header class="top">
-          <a class="brand" href="${ctx.href('/ui')}">celery-autopilot</a>
-          <nav>${nav}</nav>
-          <div class="who">
-            Signed in as <strong>${ctx.principal.name}</strong> (${ctx.principal.role})
-            <form method="post" action="${ctx.href('/logout')}" class="inline">
-              <input type="hidden" name="_csrf" value="${ctx.csrfToken}" /><button>Log out</button>
-            </form>
-          </div>
-        </header>
-        <main>
-          <h1>${o.title}</h1>
-          ${ctx.can('operator') ? html`<pre id="result" aria-live="polite" hidden></pre>` : ''} ${o.body}
-        </main>
-      </body>
-    </html> `;
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${o.title} · celery-autopilot</title>
+<meta name="csrf-token" content="${ctx.csrfToken}"><meta name="url-prefix" content="${ctx.prefix}">
+<link rel="icon" type="image/svg+xml" href="${ctx.href('/ui/static/favicon.svg')}">
+<link rel="stylesheet" href="${ctx.href('/ui/static/console.css', { v: ASSET_VERSION })}">
+<script src="${ctx.href('/ui/static/console.js', { v: ASSET_VERSION })}" defer></script>
+</head>
+<body>
+<header class="top"><a class="brand" href="${ctx.href('/ui')}">celery-autopilot</a><nav>${nav}</nav>
+<div class="who">Signed in as <strong>${ctx.principal.name}</strong> (${ctx.principal.role})
+<form method="post" action="${ctx.href('/logout')}" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken}"><button>Log out</button></form></div></header>
+<main>
+<h1>${o.title}</h1>
+${ctx.can('operator') ? html`<pre id="result" aria-live="polite" hidden></pre>` : ''}
+${o.body}
+</main>
+</body></html>
+`;
   return page.text;
 }
 

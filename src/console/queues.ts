@@ -1,7 +1,7 @@
 import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { WorkerRegistry } from '../state/workers.js';
-import { html } from './html.js';
+import { html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { workerHref } from './workers.js';
 
@@ -24,60 +24,18 @@ export function queuesPage(
     .sort((a, b) => (b.length ?? -1) - (a.length ?? -1) || a.queue.localeCompare(b.queue));
   const backlog = shown.reduce((n, q) => n + (q.length ?? 0), 0);
   const rows = shown.map(
-    (q) =>
-      html`<tr data-queue="${q.queue}">
-        <td><a href="${ctx.href('/ui/queues', { queue: q.queue })}">${q.queue}</a></td>
-        <td class="num depth">${q.length ?? html`<span class="muted" title="the broker did not answer">?</span>`}</td>
-        ${
-          managed
-            ? html`<td class="num ready">${managed.get(q.queue)?.messages_ready ?? '?'}</td>
-                <td class="num unacked">${managed.get(q.queue)?.messages_unacknowledged ?? '?'}</td>`
-            : ''
-        }
-        <td class="num">${managed?.get(q.queue)?.consumers ?? q.consumers ?? '-'}</td>
-        <td class="num">${q.workers}</td>
-        <td class="num">${q.processes}</td>
-        <td>${(consumers.get(q.queue) ?? []).sort().map((w, i) => html`${i ? ', ' : ''}<a href="${workerHref(ctx, w)}">${w}</a>`)}</td>
-      </tr>`,
+    (q) => html`<tr data-queue="${q.queue}"><td><a href="${ctx.href('/ui/queues', { queue: q.queue })}">${q.queue}</a></td>
+<td class="num depth">${q.length ?? html`<span class="muted" title="the broker did not answer">?</span>`}</td>
+${managed ? html`<td class="num ready">${managed.get(q.queue)?.messages_ready ?? '?'}</td><td class="num unacked">${managed.get(q.queue)?.messages_unacknowledged ?? '?'}</td>` : ''}
+<td class="num">${managed?.get(q.queue)?.consumers ?? q.consumers ?? '-'}</td>
+<td class="num">${q.workers}</td><td class="num">${q.processes}</td>
+<td>${(consumers.get(q.queue) ?? []).sort().map((w, i) => html`${i ? ', ' : ''}<a href="${workerHref(ctx, w)}">${w}</a>`)}</td></tr>`,
   );
-  const body = html`<div class="summary">
-      <span><strong>${shown.length}</strong> queues</span
-      ><span><strong>${backlog}</strong> messages waiting</span>
-      ${only !== undefined ? html`<a href="${ctx.href('/ui/queues')}">all queues</a>` : ''}<label
-        ><input type="checkbox" id="live-toggle" checked /> live</label
-      >
-    </div>
-    <table id="queues">
-      <thead>
-        <tr>
-          <th>queue</th>
-          <th class="num">messages</th>
-          ${
-            managed
-              ? html`<th class="num">ready</th>
-                  <th class="num">unacked</th>`
-              : ''
-          }
-          <th class="num">consumers</th>
-          <th class="num">workers</th>
-          <th class="num">processes</th>
-          <th>served by</th>
-        </tr>
-      </thead>
-      <tbody data-live="5">
-        ${
-          rows.length
-            ? rows
-            : html`<tr>
-                <td colspan="6" class="muted">${only !== undefined ? 'no such queue known' : 'no queue known yet'}</td>
-              </tr>`
-        }
-      </tbody>
-    </table>
-    <p class="muted">
-      ${managed ? 'Ready and unacknowledged messages and consumers from the RabbitMQ management API (broker_api); messages is' : 'Messages is'}
-      the depth the exporter reports (RabbitMQ: a passive declare, ready messages only; Redis: the list and its priority lists).
-    </p>
-    ${o.management && 'error' in o.management ? html`<p class="error" role="alert">${o.management.error}</p>` : ''}`;
+  const body = html`<div class="summary"><span><strong>${shown.length}</strong> queues</span><span><strong>${backlog}</strong> messages waiting</span>
+${only !== undefined ? html`<a href="${ctx.href('/ui/queues')}">all queues</a>` : ''}<label><input type="checkbox" id="live-toggle" checked> live</label></div>
+<table id="queues"><thead><tr><th>queue</th><th class="num">messages</th>${managed ? html`<th class="num">ready</th><th class="num">unacked</th>` : ''}<th class="num">consumers</th><th class="num">workers</th><th class="num">processes</th><th>served by</th></tr></thead>
+<tbody data-live="5">${rowsOr(rows, 6, only !== undefined ? 'no such queue known' : 'no queue known yet')}</tbody></table>
+<p class="muted">${managed ? 'Ready and unacknowledged messages and consumers from the RabbitMQ management API (broker_api); messages is' : 'Messages is'} the depth the exporter reports (RabbitMQ: a passive declare, ready messages only; Redis: the list and its priority lists).</p>
+${o.management && 'error' in o.management ? html`<p class="error" role="alert">${o.management.error}</p>` : ''}`;
   return layout(ctx, { title: 'Queues', section: 'queues', body });
 }

@@ -27,25 +27,13 @@ const TIMELINE = [
 function timeline(t: Readonly<TaskRecord>): Html {
   const steps = TIMELINE.filter(([field]) => t[field] !== null).map(([field, label]) => ({ label, at: t[field]! }));
   const rows = steps.map(
-    (s, i) =>
-      html`<tr>
-        <td><span class="state state-${s.label.split(' ')[0]}">${s.label}</span></td>
-        <td class="mono">${Number.isFinite(s.at) ? new Date(s.at * 1000).toISOString() : ''}</td>
-        <td class="num">${i === 0 ? '' : `+${(s.at - steps[i - 1]!.at).toFixed(3)} s`}</td>
-      </tr>`,
+    (
+      s,
+      i,
+    ) => html`<tr><td><span class="state state-${s.label.split(' ')[0]}">${s.label}</span></td><td class="mono">${Number.isFinite(s.at) ? new Date(s.at * 1000).toISOString() : ''}</td>
+<td class="num">${i === 0 ? '' : `+${(s.at - steps[i - 1]!.at).toFixed(3)} s`}</td></tr>`,
   );
-  return html`<table id="timeline">
-    <thead>
-      <tr>
-        <th>state</th>
-        <th>at (sender's clock)</th>
-        <th class="num">after previous</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${rows}
-    </tbody>
-  </table>`;
+  return html`<table id="timeline"><thead><tr><th>state</th><th>at (sender's clock)</th><th class="num">after previous</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 const link = (ctx: ConsoleContext, id: string | null) =>
@@ -60,10 +48,7 @@ function actions(ctx: ConsoleContext, t: Readonly<TaskRecord>, abortable: boolea
         name: 'abort',
         ask: `Abort task ${t.uuid}? It stops at its next is_aborted() check.`,
       });
-  return html`<section class="actions" id="actions">
-    <h2>Actions</h2>
-    ${revokeForms(ctx, t.uuid)}${abort}
-  </section>`;
+  return html`<section class="actions" id="actions"><h2>Actions</h2>${revokeForms(ctx, t.uuid)}${abort}</section>`;
 }
 
 /**
@@ -78,54 +63,21 @@ export function taskPage(
   o: { seesPayload: boolean; abortable: boolean },
 ): string {
   const { seesPayload } = o;
-  const pre = (id: string, label: string, value: string | null) =>
-    html`<h2>${label}</h2>
-      <pre id="${id}">${value ?? ''}</pre>`;
-  const body = html`<div class="summary">
-      <span class="state state-${t.state}" id="task-state">${t.state}</span><span>${t.name ?? 'name not seen yet'}</span>
-      <span class="muted mono">${t.uuid}</span>
-    </div>
-    ${actions(ctx, t, o.abortable)}
-    <div class="grid">
-      <dl class="kv" id="task-fields">
-        <dt>name</dt>
-        <dd>${t.name ?? ''}</dd>
-        <dt>worker</dt>
-        <dd>${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</dd>
-        <dt>queue</dt>
-        <dd>${t.queue ? html`<a href="${ctx.href('/ui/queues', { queue: t.queue })}">${t.queue}</a>` : ''}</dd>
-        <dt>exchange / routing key</dt>
-        <dd>${t.exchange ?? ''} ${t.routing_key ?? ''}</dd>
-        <dt>sent by</dt>
-        <dd>${t.client ?? ''}</dd>
-        <dt>retries</dt>
-        <dd>${t.retries ?? ''}</dd>
-        <dt>eta</dt>
-        <dd>${t.eta ?? ''}</dd>
-        <dt>expires</dt>
-        <dd>${t.expires ?? ''}</dd>
-        <dt>runtime</dt>
-        <dd>${t.runtime === null ? '' : `${t.runtime.toFixed(3)} s`}</dd>
-        ${
-          t.state === 'REVOKED'
-            ? html`<dt>revoked</dt>
-                <dd>${t.terminated ? `terminated (${t.signum ?? ''})` : t.expired ? 'expired' : 'before it ran'}</dd>`
-            : ''
-        }
-      </dl>
-      <dl class="kv" id="task-family">
-        <dt>parent</dt>
-        <dd id="parent">${link(ctx, t.parent_id)}</dd>
-        <dt>root</dt>
-        <dd id="root">${link(ctx, t.root_id)}</dd>
-        <dt>children</dt>
-        <dd id="children">
-          ${children.length ? children.map((c, i) => html`${i ? html`<br />` : ''}${link(ctx, c)}`) : html`<span class="muted">none</span>`}
-        </dd>
-      </dl>
-    </div>
-    ${timeline(t)}
-    ${seesPayload ? html`${pre('task-args', 'args', t.args)}${pre('task-kwargs', 'kwargs', t.kwargs)}${t.result !== null ? pre('task-result', 'result', t.result) : ''}` : html`<p class="muted" id="payload-hidden">args, kwargs and result are hidden for your role.</p>`}
-    ${t.exception !== null ? pre('task-exception', 'exception', t.exception) : ''}${t.traceback !== null ? pre('task-traceback', 'traceback', t.traceback) : ''}`;
+  const pre = (id: string, label: string, value: string | null) => html`<h2>${label}</h2><pre id="${id}">${value ?? ''}</pre>`;
+  const body = html`<div class="summary"><span class="state state-${t.state}" id="task-state">${t.state}</span><span>${t.name ?? 'name not seen yet'}</span>
+<span class="muted mono">${t.uuid}</span></div>
+${actions(ctx, t, o.abortable)}
+<div class="grid"><dl class="kv" id="task-fields">
+<dt>name</dt><dd>${t.name ?? ''}</dd><dt>worker</dt><dd>${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</dd>
+<dt>queue</dt><dd>${t.queue ? html`<a href="${ctx.href('/ui/queues', { queue: t.queue })}">${t.queue}</a>` : ''}</dd>
+<dt>exchange / routing key</dt><dd>${t.exchange ?? ''} ${t.routing_key ?? ''}</dd><dt>sent by</dt><dd>${t.client ?? ''}</dd>
+<dt>retries</dt><dd>${t.retries ?? ''}</dd><dt>eta</dt><dd>${t.eta ?? ''}</dd><dt>expires</dt><dd>${t.expires ?? ''}</dd>
+<dt>runtime</dt><dd>${t.runtime === null ? '' : `${t.runtime.toFixed(3)} s`}</dd>
+${t.state === 'REVOKED' ? html`<dt>revoked</dt><dd>${t.terminated ? `terminated (${t.signum ?? ''})` : t.expired ? 'expired' : 'before it ran'}</dd>` : ''}
+</dl><dl class="kv" id="task-family"><dt>parent</dt><dd id="parent">${link(ctx, t.parent_id)}</dd><dt>root</dt><dd id="root">${link(ctx, t.root_id)}</dd>
+<dt>children</dt><dd id="children">${children.length ? children.map((c, i) => html`${i ? html`<br>` : ''}${link(ctx, c)}`) : html`<span class="muted">none</span>`}</dd></dl></div>
+${timeline(t)}
+${seesPayload ? html`${pre('task-args', 'args', t.args)}${pre('task-kwargs', 'kwargs', t.kwargs)}${t.result !== null ? pre('task-result', 'result', t.result) : ''}` : html`<p class="muted" id="payload-hidden">args, kwargs and result are hidden for your role.</p>`}
+${t.exception !== null ? pre('task-exception', 'exception', t.exception) : ''}${t.traceback !== null ? pre('task-traceback', 'traceback', t.traceback) : ''}`;
   return layout(ctx, { title: `Task ${t.name ?? t.uuid}`, section: 'tasks', body });
 }

@@ -4,7 +4,7 @@ import type { Role } from '../auth/index.js';
 import { SORT_FIELDS, type TaskQuery } from '../tasks/task-query.js';
 import { TASK_STATES, type TaskRecord } from '../tasks/task-state.js';
 import type { TaskStore } from '../tasks/task-store.js';
-import { html, isoTime, type Html } from './html.js';
+import { html, isoTime, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { taskHref } from './worker-tasks.js';
 import { workerHref } from './workers.js';
@@ -41,35 +41,25 @@ const when = (seconds: number | null): Html => {
 };
 
 function select(name: string, label: string, options: readonly string[], chosen: string | undefined, all = 'All'): Html {
-  return html`<label
-    >${label}<select name="${name}">
-      <option value="">${all}</option>
-      ${options.map((o) => html`<option${o === chosen ? html` selected` : ''}>${o}</option>`)}
-    </select></label
-  >`;
+  return html`<label>${label}<select name="${name}"><option value="">${all}</option>${options.map((o) => html`<option${o === chosen ? html` selected` : ''}>${o}</option>`)}</select></label>`;
 }
 
 function filters(ctx: ConsoleContext, p: Params, taskTypes: string[], workers: string[]): Html {
   const input = (name: keyof Params, label: string, type = 'text', cls = '') =>
-    html`<label>${label}<input name="${name}" type="${type}" value="${p[name] ?? ''}" ${cls ? html` class="${cls}"` : ''} /></label>`;
+    html`<label>${label}<input name="${name}" type="${type}" value="${p[name] ?? ''}"${cls ? html` class="${cls}"` : ''}></label>`;
   return html`<form class="filters" method="get" action="${ctx.href('/ui/tasks')}" id="task-filters">
-    ${select('state', 'state', TASK_STATES, p.state)}${select('taskname', 'task', taskTypes, p.taskname)}${select('workername', 'worker', workers, p.workername)}
-    ${input('received_start', 'received from', 'datetime-local')}${input('received_end', 'received until', 'datetime-local')}
-    ${input('search', 'search (name, state:, worker:, args:, kwargs:, result:)', 'search', 'wide')}
-    ${select(
-      'sort_by',
-      'sort',
-      SORT_FIELDS.flatMap((f) => [`-${f}`, f]),
-      p.sort_by,
-      'newest change',
-    )}
-    <label
-      >per page<select name="limit">
-        ${PAGE_SIZES.map((n) => html`<option${String(n) === (p.limit ?? String(DEFAULT_LIMIT)) ? html` selected` : ''}>${n}</option>`)}
-      </select></label
-    >
-    <button type="submit">Filter</button><a href="${ctx.href('/ui/tasks')}">reset</a>
-  </form>`;
+${select('state', 'state', TASK_STATES, p.state)}${select('taskname', 'task', taskTypes, p.taskname)}${select('workername', 'worker', workers, p.workername)}
+${input('received_start', 'received from', 'datetime-local')}${input('received_end', 'received until', 'datetime-local')}
+${input('search', 'search (name, state:, worker:, args:, kwargs:, result:)', 'search', 'wide')}
+${select(
+  'sort_by',
+  'sort',
+  SORT_FIELDS.flatMap((f) => [`-${f}`, f]),
+  p.sort_by,
+  'newest change',
+)}
+<label>per page<select name="limit">${PAGE_SIZES.map((n) => html`<option${String(n) === (p.limit ?? String(DEFAULT_LIMIT)) ? html` selected` : ''}>${n}</option>`)}</select></label>
+<button type="submit">Filter</button><a href="${ctx.href('/ui/tasks')}">reset</a></form>`;
 }
 
 /** A column header that sorts by its field, descending first, and flips on a second click. */
@@ -81,21 +71,11 @@ function sortable(ctx: ConsoleContext, p: Params, field: (typeof SORT_FIELDS)[nu
 }
 
 function row(ctx: ConsoleContext, t: Readonly<TaskRecord>, seesPayload: boolean): Html {
-  return html`<tr data-task-id="${t.uuid}">
-    <td>${t.name ?? ''}</td>
-    <td class="mono nowrap"><a href="${taskHref(ctx, t.uuid)}">${t.uuid}</a></td>
-    <td><span class="state state-${t.state}">${t.state}</span></td>
-    ${
-      seesPayload
-        ? html`<td class="mono truncate">${t.args ?? ''} ${t.kwargs ?? ''}</td>
-            <td class="mono truncate">${t.result ?? t.exception ?? ''}</td>`
-        : ''
-    }
-    <td class="nowrap">${when(t.received)}</td>
-    <td class="nowrap">${when(t.started)}</td>
-    <td class="num">${t.runtime === null ? '' : t.runtime.toFixed(3)}</td>
-    <td class="nowrap">${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</td>
-  </tr>`;
+  return html`<tr data-task-id="${t.uuid}"><td>${t.name ?? ''}</td><td class="mono nowrap"><a href="${taskHref(ctx, t.uuid)}">${t.uuid}</a></td>
+<td><span class="state state-${t.state}">${t.state}</span></td>
+${seesPayload ? html`<td class="mono truncate">${t.args ?? ''} ${t.kwargs ?? ''}</td><td class="mono truncate">${t.result ?? t.exception ?? ''}</td>` : ''}
+<td class="nowrap">${when(t.received)}</td><td class="nowrap">${when(t.started)}</td><td class="num">${t.runtime === null ? '' : t.runtime.toFixed(3)}</td>
+<td class="nowrap">${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</td></tr>`;
 }
 
 /**
@@ -114,41 +94,16 @@ export function tasksPage(
   const pager = (to: number) => ctx.href('/ui/tasks', { ...params, offset: to > 0 ? to : undefined });
   const last = offset + page.tasks.length;
   const body = html`${filters(ctx, params, store.taskTypes(), o.workers)}
-    <div class="pager" id="pager">
-      <span
-        ><strong>${page.filtered ? offset + 1 : 0}–${last}</strong> of <strong>${page.filtered}</strong> matching (${page.total} kept, at
-        most ${store.capacity})</span
-      >
-      ${offset > 0 ? html`<a href="${pager(Math.max(0, offset - limit))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
-      <label><input type="checkbox" id="live-toggle" /> live</label>
-    </div>
-    <div class="scroll">
-      <table id="tasks">
-        <thead>
-          <tr>
-            ${sortable(ctx, params, 'name', 'name')}
-            <th>uuid</th>
-            ${sortable(ctx, params, 'state', 'state')}
-            ${
-              o.seesPayload
-                ? html`<th>args, kwargs</th>
-                    <th>result</th>`
-                : ''
-            }${sortable(ctx, params, 'received', 'received (UTC)')}${sortable(ctx, params, 'started', 'started (UTC)')}${sortable(ctx, params, 'runtime', 'runtime s', 'num')}
-            <th>worker</th>
-          </tr>
-        </thead>
-        <tbody data-live="3">
-          ${
-            page.tasks.length
-              ? page.tasks.map((t) => row(ctx, t, o.seesPayload))
-              : html`<tr>
-                  <td colspan="9" class="muted">no task matches</td>
-                </tr>`
-          }
-        </tbody>
-      </table>
-    </div>
-    ${o.seesPayload ? '' : html`<p class="muted">Arguments and results are shown from the ${o.payloadRole} role up (tasks.payload_role).</p>`}`;
+<div class="pager" id="pager"><span><strong>${page.filtered ? offset + 1 : 0}–${last}</strong> of <strong>${page.filtered}</strong> matching (${page.total} kept, at most ${store.capacity})</span>
+${offset > 0 ? html`<a href="${pager(Math.max(0, offset - limit))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
+<label><input type="checkbox" id="live-toggle"> live</label></div>
+<div class="scroll"><table id="tasks"><thead><tr>${sortable(ctx, params, 'name', 'name')}<th>uuid</th>${sortable(ctx, params, 'state', 'state')}
+${o.seesPayload ? html`<th>args, kwargs</th><th>result</th>` : ''}${sortable(ctx, params, 'received', 'received (UTC)')}${sortable(ctx, params, 'started', 'started (UTC)')}${sortable(ctx, params, 'runtime', 'runtime s', 'num')}<th>worker</th></tr></thead>
+<tbody data-live="3">${rowsOr(
+    page.tasks.map((t) => row(ctx, t, o.seesPayload)),
+    9,
+    'no task matches',
+  )}</tbody></table></div>
+${o.seesPayload ? '' : html`<p class="muted">Arguments and results are shown from the ${o.payloadRole} role up (tasks.payload_role).</p>`}`;
   return layout(ctx, { title: 'Tasks', section: 'tasks', body });
 }

@@ -1,5 +1,5 @@
 import { postForm, roleFor } from './actions.js';
-import { html, isoTime, json, type Html } from './html.js';
+import { html, isoTime, json, type Html, rowsOr } from './html.js';
 import type { ConsoleContext } from './layout.js';
 
 /** A task as `inspect active/reserved` report it (scheduled wraps it in `request`, with `eta`). */
@@ -43,36 +43,10 @@ export function taskRows(ctx: ConsoleContext, kind: 'active' | 'reserved' | 'sch
   const rows = tasks.map((entry) => {
     const t = kind === 'scheduled' ? (entry.request ?? {}) : entry;
     const id = String(t.id ?? '');
-    return html`<tr data-task-id="${id}">
-      <td class="mono"><a href="${taskHref(ctx, id)}">${id}</a></td>
-      <td>${t.name ?? ''}</td>
-      <td class="mono truncate">${json(t.args ?? [])} ${json(t.kwargs ?? {})}</td>
-      <td>${kind === 'scheduled' ? String(entry.eta ?? '') : started(t)}</td>
-      <td>${t.worker_pid ?? ''}</td>
-      <td>${t.delivery_info?.routing_key ?? ''}</td>
-      ${canRevoke ? html`<td>${revokeForms(ctx, id)}</td>` : ''}
-    </tr>`;
+    return html`<tr data-task-id="${id}"><td class="mono"><a href="${taskHref(ctx, id)}">${id}</a></td><td>${t.name ?? ''}</td>
+<td class="mono truncate">${json(t.args ?? [])} ${json(t.kwargs ?? {})}</td><td>${kind === 'scheduled' ? String(entry.eta ?? '') : started(t)}</td>
+<td>${t.worker_pid ?? ''}</td><td>${t.delivery_info?.routing_key ?? ''}</td>${canRevoke ? html`<td>${revokeForms(ctx, id)}</td>` : ''}</tr>`;
   });
-  return html`<table id="${kind}">
-    <thead>
-      <tr>
-        <th>task id</th>
-        <th>name</th>
-        <th>args, kwargs</th>
-        <th>${kind === 'scheduled' ? 'eta' : 'started'}</th>
-        <th>pid</th>
-        <th>routing key</th>
-        ${canRevoke ? html`<th></th>` : ''}
-      </tr>
-    </thead>
-    <tbody>
-      ${
-        rows.length
-          ? rows
-          : html`<tr>
-              <td colspan="7" class="muted">none</td>
-            </tr>`
-      }
-    </tbody>
-  </table>`;
+  return html`<table id="${kind}"><thead><tr><th>task id</th><th>name</th><th>args, kwargs</th><th>${kind === 'scheduled' ? 'eta' : 'started'}</th><th>pid</th><th>routing key</th>${canRevoke ? html`<th></th>` : ''}</tr></thead>
+<tbody>${rowsOr(rows, 7, 'none')}</tbody></table>`;
 }

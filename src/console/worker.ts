@@ -3,7 +3,7 @@ import type { CommandName } from '../control/commands.js';
 import { registeredInfo } from '../control/confirmations.js';
 import type { WorkerRecord } from '../state/workers.js';
 import { commandForm, roleFor, taskTypeActions, workerActions } from './actions.js';
-import { age, html, isoTime, json, type Html } from './html.js';
+import { age, html, isoTime, json, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { taskHref, taskRows, type InspectedTask } from './worker-tasks.js';
 
@@ -33,9 +33,7 @@ const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 /** A worker's own answer, or why there is none, for a section that could not be read. */
 function unanswered(r: WorkerResult | undefined): Html | undefined {
   if (r?.status === 'ok') return undefined;
-  return html`<p class="muted">
-    ${r ? (r.status === 'no_reply' ? 'no reply within the timeout' : `${r.status}: ${r.message ?? ''}`) : 'not asked'}
-  </p>`;
+  return html`<p class="muted">${r ? (r.status === 'no_reply' ? 'no reply within the timeout' : `${r.status}: ${r.message ?? ''}`) : 'not asked'}</p>`;
 }
 
 function poolSection(stats: Record<string, unknown>): Html {
@@ -43,91 +41,30 @@ function poolSection(stats: Record<string, unknown>): Html {
   const autoscaler = record(stats.autoscaler);
   const processes = list(pool.processes);
   return html`<dl class="kv" id="pool">
-    <dt>processes</dt>
-    <dd class="processes">${processes.length}</dd>
-    <dt>pids</dt>
-    <dd class="mono">${processes.join(' ')}</dd>
-    <dt>max concurrency</dt>
-    <dd>${pool['max-concurrency'] ?? ''}</dd>
-    <dt>max tasks per child</dt>
-    <dd>${pool['max-tasks-per-child'] ?? ''}</dd>
-    <dt>timeouts (soft, hard)</dt>
-    <dd>${list(pool.timeouts).join(', ')}</dd>
-    <dt>prefetch count</dt>
-    <dd>${stats.prefetch_count ?? ''}</dd>
-    ${
-      Object.keys(autoscaler).length
-        ? html`<dt>autoscaler</dt>
-            <dd>min ${autoscaler.min ?? '?'}, max ${autoscaler.max ?? '?'}, ${autoscaler.current ?? '?'} now</dd>`
-        : ''
-    }
-    <dt>pid</dt>
-    <dd>${stats.pid ?? ''}</dd>
-    <dt>uptime</dt>
-    <dd>${stats.uptime ?? ''} s</dd>
-    <dt>logical clock</dt>
-    <dd>${stats.clock ?? ''}</dd>
-  </dl>`;
+<dt>processes</dt><dd class="processes">${processes.length}</dd><dt>pids</dt><dd class="mono">${processes.join(' ')}</dd>
+<dt>max concurrency</dt><dd>${pool['max-concurrency'] ?? ''}</dd><dt>max tasks per child</dt><dd>${pool['max-tasks-per-child'] ?? ''}</dd>
+<dt>timeouts (soft, hard)</dt><dd>${list(pool.timeouts).join(', ')}</dd><dt>prefetch count</dt><dd>${stats.prefetch_count ?? ''}</dd>
+${Object.keys(autoscaler).length ? html`<dt>autoscaler</dt><dd>min ${autoscaler.min ?? '?'}, max ${autoscaler.max ?? '?'}, ${autoscaler.current ?? '?'} now</dd>` : ''}
+<dt>pid</dt><dd>${stats.pid ?? ''}</dd><dt>uptime</dt><dd>${stats.uptime ?? ''} s</dd><dt>logical clock</dt><dd>${stats.clock ?? ''}</dd>
+</dl>`;
 }
 
 function totalsSection(stats: Record<string, unknown>): Html {
   const totals = Object.entries(record(stats.total)).sort((a, b) => Number(b[1]) - Number(a[1]));
   if (!totals.length) return html`<p class="muted">no task run yet</p>`;
-  return html`<table id="totals">
-    <thead>
-      <tr>
-        <th>task</th>
-        <th class="num">processed</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${totals.map(
-        ([t, n]) =>
-          html`<tr>
-            <td>${t}</td>
-            <td class="num">${n}</td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  return html`<table id="totals"><thead><tr><th>task</th><th class="num">processed</th></tr></thead><tbody>${totals.map(([t, n]) => html`<tr><td>${t}</td><td class="num">${n}</td></tr>`)}</tbody></table>`;
 }
 
 function queuesSection(ctx: ConsoleContext, worker: string, queues: unknown[]): Html {
   const rows = queues.map((q) => {
     const r = record(q);
     const name = String(r.name ?? '');
-    return html`<tr data-queue="${name}">
-      <td><a href="${ctx.href('/ui/queues', { queue: name })}">${name}</a></td>
-      <td>${typeof r.exchange === 'object' ? record(r.exchange).name : r.exchange}</td>
-      <td>${r.exchange_type ?? record(r.exchange).type ?? ''}</td>
-      <td>${r.routing_key ?? ''}</td>
-      <td>${r.durable === undefined ? '' : String(r.durable)}</td>
-      <td>
-        ${commandForm(ctx, worker, { command: 'cancel_consumer', label: 'Cancel consumer', args: { queue: name }, confirmEffect: true })}
-      </td>
-    </tr>`;
+    return html`<tr data-queue="${name}"><td><a href="${ctx.href('/ui/queues', { queue: name })}">${name}</a></td><td>${typeof r.exchange === 'object' ? record(r.exchange).name : r.exchange}</td>
+<td>${r.exchange_type ?? record(r.exchange).type ?? ''}</td><td>${r.routing_key ?? ''}</td><td>${r.durable === undefined ? '' : String(r.durable)}</td>
+<td>${commandForm(ctx, worker, { command: 'cancel_consumer', label: 'Cancel consumer', args: { queue: name }, confirmEffect: true })}</td></tr>`;
   });
-  return html`<table id="active-queues">
-    <thead>
-      <tr>
-        <th>queue</th>
-        <th>exchange</th>
-        <th>type</th>
-        <th>routing key</th>
-        <th>durable</th>
-        <th></th>
-      </tr>
-    </thead>
-    <tbody>
-      ${
-        rows.length
-          ? rows
-          : html`<tr>
-              <td colspan="6" class="muted">consumes no queue</td>
-            </tr>`
-      }
-    </tbody>
-  </table>`;
+  return html`<table id="active-queues"><thead><tr><th>queue</th><th>exchange</th><th>type</th><th>routing key</th><th>durable</th><th></th></tr></thead>
+<tbody>${rowsOr(rows, 6, 'consumes no queue')}</tbody></table>`;
 }
 
 function registeredSection(ctx: ConsoleContext, worker: string, reply: unknown): Html {
@@ -138,41 +75,15 @@ function registeredSection(ctx: ConsoleContext, worker: string, reply: unknown):
     const info = registeredInfo(reply, name) ?? new Map<string, string>();
     const shown = (k: string) => info.get(k) ?? html`<span class="muted">none</span>`;
     const forms = taskTypeActions(name).map((spec) => commandForm(ctx, worker, spec));
-    return html`<tr data-task="${name}">
-      <td>${name}</td>
-      <td class="rate-limit">${shown('rate_limit')}</td>
-      <td class="soft-time-limit">${shown('soft_time_limit')}</td>
-      <td class="time-limit">${shown('time_limit')}</td>
-      ${ctx.can(roleFor('rate_limit')) ? html`<td>${forms}</td>` : ''}
-    </tr>`;
+    return html`<tr data-task="${name}"><td>${name}</td><td class="rate-limit">${shown('rate_limit')}</td><td class="soft-time-limit">${shown('soft_time_limit')}</td><td class="time-limit">${shown('time_limit')}</td>
+${ctx.can(roleFor('rate_limit')) ? html`<td>${forms}</td>` : ''}</tr>`;
   });
-  return html`<table id="registered">
-    <thead>
-      <tr>
-        <th>task</th>
-        <th>rate limit</th>
-        <th>soft time limit</th>
-        <th>time limit</th>
-        ${ctx.can(roleFor('rate_limit')) ? html`<th>change</th>` : ''}
-      </tr>
-    </thead>
-    <tbody>
-      ${
-        rows.length
-          ? rows
-          : html`<tr>
-              <td colspan="5" class="muted">no task registered</td>
-            </tr>`
-      }
-    </tbody>
-  </table>`;
+  return html`<table id="registered"><thead><tr><th>task</th><th>rate limit</th><th>soft time limit</th><th>time limit</th>${ctx.can(roleFor('rate_limit')) ? html`<th>change</th>` : ''}</tr></thead>
+<tbody>${rowsOr(rows, 5, 'no task registered')}</tbody></table>`;
 }
 
 function section(title: string, id: string, r: WorkerResult | undefined, content: () => Html): Html {
-  return html`<section id="${id}-section">
-    <h2>${title}</h2>
-    ${unanswered(r) ?? content()}
-  </section>`;
+  return html`<section id="${id}-section"><h2>${title}</h2>${unanswered(r) ?? content()}</section>`;
 }
 
 /**
@@ -191,36 +102,22 @@ export function workerPage(
   const revoked = list(i?.revoked?.reply);
   const forms = o.alive ? workerActions(name).map((spec) => commandForm(ctx, name, spec)) : [];
   const body = html`<div class="summary" id="worker-summary" data-worker="${name}">
-      <span class="state state-${o.alive ? 'up' : 'down'}">${o.alive ? 'up' : 'down'}</span>
-      <span>last heartbeat <strong>${age(w?.lastHeartbeatAt, o.nowMs)}</strong> ago</span
-      ><span>active <strong>${w?.active ?? '?'}</strong></span> <span>processed <strong>${w?.processed ?? '?'}</strong></span
-      ><span>load <strong>${(w?.loadavg ?? []).join(' ')}</strong></span
-      ><span class="muted">${w?.swVersion ?? ''}</span> <span class="muted">inspected ${isoTime(o.nowMs)}</span>
-    </div>
-    ${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
-    ${!o.alive ? html`<p class="muted">This worker is not alive (no heartbeat within its window): nothing was asked and no action is offered.</p>` : ''}
-    ${
-      forms.some((f) => f.text !== '')
-        ? html`<section class="actions" id="actions">
-            <h2>Actions</h2>
-            ${forms}
-          </section>`
-        : ''
-    }
-    ${
-      i
-        ? html`<div class="grid">
-              ${section('Pool', 'pool', i.stats, () => poolSection(stats))}${section('Tasks processed', 'totals', i.stats, () => totalsSection(stats))}
-            </div>
-            ${section('Queues', 'queues', i.active_queues, () => queuesSection(ctx, name, list(i.active_queues?.reply)))}
-            ${section('Registered tasks', 'registered', i.registered, () => registeredSection(ctx, name, i.registered?.reply))}
-            ${taskList('active', 'Active')}${taskList('reserved', 'Reserved')}${taskList('scheduled', 'Scheduled')}
-            ${section('Revoked', 'revoked', i.revoked, () => html`<p class="mono" id="revoked">${revoked.length ? revoked.map((id, n) => html`${n ? ' ' : ''}<a href="${taskHref(ctx, String(id))}">${String(id)}</a>`) : html`<span class="muted">none</span>`}</p>`)}
-            <details>
-              <summary>Raw stats</summary>
-              <pre>${json(stats)}</pre>
-            </details>`
-        : ''
-    }`;
+<span class="state state-${o.alive ? 'up' : 'down'}">${o.alive ? 'up' : 'down'}</span>
+<span>last heartbeat <strong>${age(w?.lastHeartbeatAt, o.nowMs)}</strong> ago</span><span>active <strong>${w?.active ?? '?'}</strong></span>
+<span>processed <strong>${w?.processed ?? '?'}</strong></span><span>load <strong>${(w?.loadavg ?? []).join(' ')}</strong></span><span class="muted">${w?.swVersion ?? ''}</span>
+<span class="muted">inspected ${isoTime(o.nowMs)}</span></div>
+${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
+${!o.alive ? html`<p class="muted">This worker is not alive (no heartbeat within its window): nothing was asked and no action is offered.</p>` : ''}
+${forms.some((f) => f.text !== '') ? html`<section class="actions" id="actions"><h2>Actions</h2>${forms}</section>` : ''}
+${
+  i
+    ? html`<div class="grid">${section('Pool', 'pool', i.stats, () => poolSection(stats))}${section('Tasks processed', 'totals', i.stats, () => totalsSection(stats))}</div>
+${section('Queues', 'queues', i.active_queues, () => queuesSection(ctx, name, list(i.active_queues?.reply)))}
+${section('Registered tasks', 'registered', i.registered, () => registeredSection(ctx, name, i.registered?.reply))}
+${taskList('active', 'Active')}${taskList('reserved', 'Reserved')}${taskList('scheduled', 'Scheduled')}
+${section('Revoked', 'revoked', i.revoked, () => html`<p class="mono" id="revoked">${revoked.length ? revoked.map((id, n) => html`${n ? ' ' : ''}<a href="${taskHref(ctx, String(id))}">${String(id)}</a>`) : html`<span class="muted">none</span>`}</p>`)}
+<details><summary>Raw stats</summary><pre>${json(stats)}</pre></details>`
+    : ''
+}`;
   return layout(ctx, { title: name, section: 'workers', body });
 }

@@ -1,5 +1,5 @@
 import type { WorkerRecord, WorkerRegistry } from '../state/workers.js';
-import { age, html } from './html.js';
+import { age, html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 
 /** Links to a worker's page; names are encoded so "celery@host/x" or hostile names stay one segment. */
@@ -19,48 +19,18 @@ export function workersPage(ctx: ConsoleContext, registry: WorkerRegistry, nowMs
   const row = (w: WorkerRecord) => {
     const alive = registry.isAlive(w, nowMs);
     return html`<tr data-worker="${w.hostname}">
-      <td><a href="${workerHref(ctx, w.hostname)}">${w.hostname}</a></td>
-      <td class="status"><span class="state state-${alive ? 'up' : 'down'}">${alive ? 'up' : 'down'}</span></td>
-      <td class="num processes">${w.processes ?? '?'}</td>
-      <td class="num active">${w.active ?? '?'}</td>
-      <td class="num processed">${w.processed ?? '?'}</td>
-      <td class="num load">${(w.loadavg ?? []).map(fixed).join(' ')}</td>
-      <td class="queues">
-        ${(w.queues ?? []).map((q, i) => html`${i ? ', ' : ''}<a href="${ctx.href('/ui/queues', { queue: q })}">${q}</a>`)}
-      </td>
-      <td class="num">${age(w.lastHeartbeatAt, nowMs)}</td>
-      <td class="muted">${w.swVersion ?? ''}</td>
-    </tr>`;
+<td><a href="${workerHref(ctx, w.hostname)}">${w.hostname}</a></td>
+<td class="status"><span class="state state-${alive ? 'up' : 'down'}">${alive ? 'up' : 'down'}</span></td>
+<td class="num processes">${w.processes ?? '?'}</td><td class="num active">${w.active ?? '?'}</td><td class="num processed">${w.processed ?? '?'}</td>
+<td class="num load">${(w.loadavg ?? []).map(fixed).join(' ')}</td>
+<td class="queues">${(w.queues ?? []).map((q, i) => html`${i ? ', ' : ''}<a href="${ctx.href('/ui/queues', { queue: q })}">${q}</a>`)}</td>
+<td class="num">${age(w.lastHeartbeatAt, nowMs)}</td><td class="muted">${w.swVersion ?? ''}</td></tr>`;
   };
-  const body = html`<div class="summary">
-      <span><strong>${up.length}</strong> up</span><span><strong>${workers.length - up.length}</strong> down</span>
-      <span><strong>${up.reduce((n, w) => n + (w.processes ?? 0), 0)}</strong> pool processes</span
-      ><span><strong>${up.reduce((n, w) => n + (w.active ?? 0), 0)}</strong> active tasks</span>
-      <label><input type="checkbox" id="live-toggle" checked /> live</label>
-    </div>
-    <table id="workers">
-      <thead>
-        <tr>
-          <th>worker</th>
-          <th>status</th>
-          <th class="num">pool</th>
-          <th class="num">active</th>
-          <th class="num">processed</th>
-          <th class="num">load 1/5/15</th>
-          <th>queues</th>
-          <th class="num">heartbeat</th>
-          <th>software</th>
-        </tr>
-      </thead>
-      <tbody data-live="5">
-        ${
-          workers.length
-            ? workers.map(row)
-            : html`<tr>
-                <td colspan="9" class="muted">no worker seen yet: workers must run with -E (task events) to appear</td>
-              </tr>`
-        }
-      </tbody>
-    </table>`;
+  const body = html`<div class="summary"><span><strong>${up.length}</strong> up</span><span><strong>${workers.length - up.length}</strong> down</span>
+<span><strong>${up.reduce((n, w) => n + (w.processes ?? 0), 0)}</strong> pool processes</span><span><strong>${up.reduce((n, w) => n + (w.active ?? 0), 0)}</strong> active tasks</span>
+<label><input type="checkbox" id="live-toggle" checked> live</label></div>
+<table id="workers"><thead><tr><th>worker</th><th>status</th><th class="num">pool</th><th class="num">active</th><th class="num">processed</th>
+<th class="num">load 1/5/15</th><th>queues</th><th class="num">heartbeat</th><th>software</th></tr></thead>
+<tbody data-live="5">${rowsOr(workers.map(row), 9, 'no worker seen yet: workers must run with -E (task events) to appear')}</tbody></table>`;
   return layout(ctx, { title: 'Workers', section: 'workers', body });
 }
