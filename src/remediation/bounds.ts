@@ -11,6 +11,11 @@ export interface BoundsInput {
   targets: string[];
   /** Filled with the arguments of workers that get a clamped n. */
   perTarget: Map<string, Record<string, unknown>>;
+  /**
+   * Filled with the pool size each kept worker is counted at: its live stats, or the size a
+   * recent grow or shrink is heading to when stats do not show it yet.
+   */
+  counted: Map<string, number>;
   skip: (worker: string, reason: SuppressReason, detail?: string) => void;
   /** On a resolved notification: where the firing alert recorded what it grew on a worker. */
   shrinkBackKey: ((worker: string) => string) | undefined;
@@ -22,7 +27,7 @@ export interface BoundsInput {
  * most what this alert grew. Workers that cannot take the action are skipped with 'bound'.
  */
 export async function applyBounds(executor: RemediationExecutor, state: RemediationState, input: BoundsInput): Promise<string[]> {
-  const { rule, action, args, targets, perTarget, skip, shrinkBackKey } = input;
+  const { rule, action, args, targets, perTarget, counted: countedAt, skip, shrinkBackKey } = input;
   if (action !== 'pool_grow' && action !== 'pool_shrink' && action !== 'autoscale') return targets;
   const b = rule.bounds;
   const isCount = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
@@ -41,8 +46,11 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
     return [];
   }
   const stats = await executor.poolStats(targets);
-  const pending = async (a: 'pool_grow' | 'pool_shrink', worker: string) =>
-    Number((await state.get(stateKeys.pendingResize(a, worker))) ?? '0');
+  /** The pool size a recent resize of this worker is heading to, while its key lives. */
+  const heading = async (a: 'pool_grow' | 'pool_shrink', worker: string): Promise<number | undefined> => {
+    const v = await state.get(stateKeys.pendingResize(a, worker));
+    return v === undefined ? undefined : Number(v);
+  };
   const kept: string[] = [];
   for (const worker of targets) {
     const s = stats.get(worker);
@@ -52,8 +60,9 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
     }
     let allowed: number;
     if (action === 'pool_grow') {
-      const recent = await pending('pool_grow', worker);
-      const counted = s.processes + recent;
+      const counted = Math.max(s.processes, (await heading('pool_grow', worker)) ?? 0);
+      const recent = counted - s.processes;
+      countedAt.set(worker, counted);
       allowed = Math.min(n, (b.max_pool_processes ?? 0) - counted);
       if (allowed < 1) {
         skip(
@@ -64,7 +73,9 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
         continue;
       }
     } else {
-      allowed = Math.min(n, s.processes - (await pending('pool_shrink', worker)) - b.min_pool_processes);
+      const counted = Math.min(s.processes, (await heading('pool_shrink', worker)) ?? Infinity);
+      countedAt.set(worker, counted);
+      allowed = Math.min(n, counted - b.min_pool_processes);
       if (shrinkBackKey) {
         const grown = Number((await state.get(shrinkBackKey(worker))) ?? '0');
         if (grown < 1) {
@@ -74,7 +85,7 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
         allowed = Math.min(allowed, grown);
       }
       if (allowed < 1) {
-        skip(worker, 'bound', `already at ${s.processes} processes (floor ${b.min_pool_processes})`);
+        skip(worker, 'bound', `already at ${counted} processes (floor ${b.min_pool_processes})`);
         continue;
       }
     }

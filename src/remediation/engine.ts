@@ -136,6 +136,7 @@ export class Remediator {
       args: {},
       targets: [],
       perTarget: new Map(),
+      poolCounted: new Map(),
       held: [],
       dryRun: this.options.dryRun || rule.dry_run,
     };
@@ -196,10 +197,14 @@ export class Remediator {
       const n = j.perTarget.get(r.worker)?.n ?? args.n;
       if ((action === 'pool_grow' || action === 'pool_shrink') && typeof n === 'number') {
         // Pool processes change on the pool's next maintenance tick (up to ~5 s), so `stats`
-        // lags: until then the bounds count this change as already made.
+        // lags: until then the bounds count the size this change is heading to. A size, not a
+        // delta: once stats show the change, it must not be counted a second time.
         // (The worker's in-flight lock is still held: nobody else updates this key meanwhile.)
-        const key = stateKeys.pendingResize(action, r.worker);
-        await this.state.put(key, String(Number((await this.state.get(key)) ?? '0') + n), this.options.pendingResizeMs ?? 10_000);
+        const counted = j.poolCounted.get(r.worker);
+        if (counted !== undefined) {
+          const heading = action === 'pool_grow' ? counted + n : counted - n;
+          await this.state.put(stateKeys.pendingResize(action, r.worker), String(heading), this.options.pendingResizeMs ?? 10_000);
+        }
       }
       if (!j.resolvedStep && action === 'pool_grow' && typeof n === 'number') {
         await this.state.put(grownKey(j, r.worker), String(n), this.options.memorySeconds * 1000);

@@ -24,6 +24,8 @@ export interface Judgement {
   targets: string[];
   /** Workers whose bounds gave them their own arguments (a clamped n). */
   readonly perTarget: Map<string, Record<string, unknown>>;
+  /** Pool size each bounded worker was counted at (see BoundsInput.counted). */
+  readonly poolCounted: Map<string, number>;
   /** In-flight locks this decision holds; released once it is over, whatever the outcome. */
   readonly held: string[];
   readonly dryRun: boolean;
@@ -147,6 +149,7 @@ export const SAFEGUARDS: readonly Safeguard[] = [
           args: j.args,
           targets: j.targets,
           perTarget: j.perTarget,
+          counted: j.poolCounted,
           skip: (worker, reason, detail) => skip(j, worker, reason, detail),
           shrinkBackKey: j.resolvedStep ? (worker) => grownKey(j, worker) : undefined,
         });

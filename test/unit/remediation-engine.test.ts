@@ -177,6 +177,18 @@ describe('remediation safeguards', () => {
     expect(cluster.sent).toHaveLength(2);
   });
 
+  it('a grow that stats already show, while its pending size is still kept, is not counted twice', async () => {
+    const rules = RULES.replace('cooldown_seconds: 300', 'cooldown_seconds: 0');
+    const { cluster, post, advance } = setup({}, rules);
+    cluster.queues.set('images', ['celery@a']);
+    cluster.processes.set('celery@a', 4);
+    await post(backlog({ startsAt: 't1' })); // +2 → heading to 6
+    advance(5_000); // the pool's tick: stats show 6 before the 10 s pending window ends
+    cluster.processes.set('celery@a', 6);
+    await post(backlog({ startsAt: 't2' })); // 6, not 6 + 2: two more fit under 8
+    expect(cluster.sent.map((x) => x.args.n)).toEqual([2, 2]);
+  });
+
   it('grow at the ceiling is refused and audited', async () => {
     const { cluster, post, audit } = setup();
     cluster.processes.set('celery@a', 8);
