@@ -19,6 +19,8 @@ export interface WorkerPersistenceOptions {
   maxWorkers: number;
 }
 
+const CREATE_TABLE = 'CREATE TABLE IF NOT EXISTS workers (hostname TEXT PRIMARY KEY, record TEXT NOT NULL)';
+
 interface WorkerRow {
   worker?: SavedWorker;
   inspect?: WorkerInfo;
@@ -38,8 +40,16 @@ export class WorkerPersistence {
     private readonly options: WorkerPersistenceOptions,
     private readonly logger: Logger,
   ) {
-    db.exec('CREATE TABLE IF NOT EXISTS workers (hostname TEXT PRIMARY KEY, record TEXT NOT NULL)');
-    this.#load();
+    try {
+      db.exec(CREATE_TABLE);
+      this.#load();
+    } catch (e) {
+      // A table of another shape (an older or foreign file): worker state is rebuilt from
+      // heartbeats; the task history in the same file is kept.
+      this.logger.error({ err: (e as Error).message }, 'worker persistence table unreadable: starting a new one');
+      this.#written.clear();
+      db.exec(`DROP TABLE IF EXISTS workers; ${CREATE_TABLE}`);
+    }
   }
 
   /** Restores the most recently seen workers first, up to the bound; rows that do not parse are skipped. */

@@ -187,4 +187,21 @@ describe('worker persistence (tasks.persist)', () => {
     expect([...d.registry.all()].map((w) => w.hostname)).toEqual(['celery@after']);
     d.close();
   });
+
+  it('starts and persists workers again when the workers table has another shape', () => {
+    const file = tmpFile();
+    const clock = new ManualClock();
+    const a = open(file, clock);
+    a.close();
+    const db = new Database(file);
+    db.exec('DROP TABLE workers; CREATE TABLE workers (name TEXT, blob BLOB); INSERT INTO workers VALUES (1, 2);');
+    db.close();
+    const b = open(file, clock);
+    expect(b.registry.size).toBe(0);
+    b.registry.handle(heartbeat('celery@w1', clock));
+    b.close();
+    const c = open(file, clock);
+    expect([...c.registry.all()].map((w) => w.hostname)).toEqual(['celery@w1']);
+    c.close();
+  });
 });
