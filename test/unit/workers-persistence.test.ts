@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
+import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Auth } from '../../src/auth/index.js';
+import type { QueueCollector } from '../../src/exporter/queue-collector.js';
+import { flowerWorkersApi } from '../../src/http/flower-workers-api.js';
 import type { WorkerEvent } from '../../src/celery/events.js';
 import { ManualClock } from '../../src/clock.js';
 import type { ControlClient } from '../../src/control/client.js';
@@ -203,5 +207,35 @@ describe('worker persistence (tasks.persist)', () => {
     const c = open(file, clock);
     expect([...c.registry.all()].map((w) => w.hostname)).toEqual(['celery@w1']);
     c.close();
+  });
+
+  it('answers ?status=true with false for a worker only the file knows, however fresh its entry', async () => {
+    const file = tmpFile();
+    const clock = new ManualClock(Date.now()); // the route's freshness rule reads the wall clock
+    const a = open(file, clock, { answering: ['celery@inspected-only'] });
+    await a.snapshot.refresh();
+    a.close();
+    const b = open(file, clock);
+    expect(b.registry.get('celery@inspected-only')).toBeUndefined();
+    const app = express().use(
+      flowerWorkersApi({
+        snapshot: b.snapshot,
+        workers: b.registry,
+        queues: {} as QueueCollector,
+        auth: { requireRole: () => (_req: unknown, _res: unknown, next: () => void) => next() } as unknown as Auth,
+        brokerApi: undefined,
+        refreshSeconds: 30,
+      }),
+    );
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const status = await fetch(`http://127.0.0.1:${port}/api/workers?status=true`);
+      expect(await status.json()).toEqual({ 'celery@inspected-only': false });
+    } finally {
+      server.close();
+      b.close();
+    }
   });
 });
