@@ -26,10 +26,12 @@ import {
   createResultBackend,
   createTaskPublisher,
   createTaskStore,
+  createWorkerPersistence,
   type ResultBackend,
   type TaskPersistence,
   type TaskPublisher,
   type TaskStore,
+  type WorkerPersistence,
 } from './tasks/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
@@ -78,6 +80,7 @@ export class Service {
   readonly #inspector: WorkerInspector;
   readonly #taskEventsWatch: TaskEventsWatch;
   readonly #taskPersistence: TaskPersistence | undefined;
+  readonly #workerPersistence: WorkerPersistence | undefined;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly logger: Logger;
@@ -176,6 +179,12 @@ export class Service {
       refreshSeconds: config.control.workers_refresh_seconds,
       forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),
     });
+    this.#workerPersistence = createWorkerPersistence(
+      config,
+      this.#taskPersistence,
+      { registry: this.workers, snapshot: this.workerSnapshot },
+      this.#logger,
+    );
     this.taskPublisher = createTaskPublisher(config, this.#logger.child({ component: 'task-publisher' }));
     this.resultBackend = createResultBackend(config, this.#logger);
     this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
@@ -227,7 +236,10 @@ export class Service {
   #wireCollectors(): void {
     this.celeryMetrics.onCollectWorkers(() => {
       const now = this.#clock.nowMs();
-      return [...this.workers.all()].map((w) => ({ hostname: w.hostname, up: this.workers.isAlive(w, now), active: w.active ?? 0 }));
+      // Restored workers that have not spoken since get no series: the file is not a heartbeat.
+      return [...this.workers.all()]
+        .filter((w) => w.restored !== true)
+        .map((w) => ({ hostname: w.hostname, up: this.workers.isAlive(w, now), active: w.active ?? 0 }));
     });
     this.celeryMetrics.onCollectQueues(() => this.queues.collect());
   }
@@ -266,6 +278,7 @@ export class Service {
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
   start(): void {
     this.#taskPersistence?.start();
+    this.#workerPersistence?.start();
     this.transport.start(this.processor);
     this.#inspector.start();
     this.#taskEventsWatch.start();
@@ -307,6 +320,7 @@ export class Service {
     await this.remediator?.idle();
     await this.transport.close();
     await this.taskPublisher.close();
+    this.#workerPersistence?.close();
     this.#taskPersistence?.close();
     this.resultBackend?.close();
     this.#remediation?.close();

@@ -24,7 +24,7 @@ export function workersPage(ctx: ConsoleContext, registry: WorkerRegistry, nowMs
 <td class="num processes">${w.processes ?? '?'}</td><td class="num active">${w.active ?? '?'}</td><td class="num processed">${w.processed ?? '?'}</td>
 <td class="num load">${(w.loadavg ?? []).map(fixed).join(' ')}</td>
 <td class="queues">${(w.queues ?? []).map((q, i) => html`${i ? ', ' : ''}<a href="${ctx.href('/ui/queues', { queue: q })}">${q}</a>`)}</td>
-<td class="num">${age(w.lastHeartbeatAt, nowMs)}</td><td class="muted">${w.swVersion ?? ''}</td></tr>`;
+<td class="num">${age(w.lastHeartbeatAt ?? w.heartbeatBeforeRestartAt, nowMs)}</td><td class="muted">${w.swVersion ?? ''}</td></tr>`;
   };
   const body = html`<div class="summary"><span><strong>${up.length}</strong> up</span><span><strong>${workers.length - up.length}</strong> down</span>
 <span><strong>${up.reduce((n, w) => n + (w.processes ?? 0), 0)}</strong> pool processes</span><span><strong>${up.reduce((n, w) => n + (w.active ?? 0), 0)}</strong> active tasks</span>

@@ -25,6 +25,8 @@ export interface WorkerSnapshotOptions {
 export class WorkerSnapshot {
   readonly #workers = new Map<string, WorkerInfo>();
   readonly #rounds = new Map<string, Promise<void>>();
+  /** Workers whose entry was read back from tasks.persist and that have not answered since. */
+  readonly #restored = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   lastRoundAt = 0;
@@ -74,16 +76,36 @@ export class WorkerSnapshot {
         if (w.status !== 'ok') continue;
         let info = this.#workers.get(w.worker);
         if (!info) this.#workers.set(w.worker, (info = { timestamp: now / 1000 }));
+        this.#restored.delete(w.worker);
         info[SNAPSHOT_METHODS[i]!] = w.reply;
         info.timestamp = now / 1000;
       }
     });
-    for (const [name, info] of this.#workers) if (now / 1000 - info.timestamp > this.options.forgetSeconds) this.#workers.delete(name);
+    for (const [name, info] of this.#workers) {
+      if (now / 1000 - info.timestamp <= this.options.forgetSeconds) continue;
+      this.#workers.delete(name);
+      this.#restored.delete(name);
+    }
     this.lastRoundAt = now;
     if (failed !== undefined) {
       this.logger.debug({ err: (failed as Error).message }, 'worker inspection round incomplete');
       if (results.every((r) => r.status === 'rejected')) throw failed;
     }
+  }
+
+  /**
+   * Puts back a worker's last inspect replies read from persistence (before the first round): shown
+   * as they were, with their old timestamp, so the forget rule ages them as if we had kept running.
+   */
+  restore(worker: string, info: WorkerInfo): void {
+    if (this.#workers.has(worker)) return;
+    this.#workers.set(worker, info);
+    this.#restored.add(worker);
+  }
+
+  /** True while the entry is only what the file said: it proves nothing about liveness. */
+  isRestored(worker: string): boolean {
+    return this.#restored.has(worker);
   }
 
   get(worker: string): WorkerInfo | undefined {

@@ -57,6 +57,7 @@ export function flowerWorkersApi(deps: FlowerWorkersApiDeps): Router {
     const w = workers.get(name);
     if (w) return workers.isAlive(w);
     const info = snapshot.get(name);
+    if (snapshot.isRestored(name)) return false; // a file's entry says nothing about liveness
     return info !== undefined && Date.now() / 1000 - info.timestamp <= deps.refreshSeconds * 2 + 5;
   };
 

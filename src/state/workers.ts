@@ -28,7 +28,20 @@ export interface WorkerRecord {
   taskEventsSeen?: boolean;
   /** `processed` at the first heartbeat we saw: a rise without task events means no -E. */
   processedBaseline?: number;
+  /**
+   * Read back from tasks.persist at start and not heard from since: known (the console lists it,
+   * down) but never alive and given no metric series until a real event of its own arrives.
+   */
+  restored?: boolean;
+  /** For a restored worker: local time (ms) of the last heartbeat before the restart, shown only. */
+  heartbeatBeforeRestartAt?: number;
 }
+
+/** The fields of a worker that tasks.persist keeps across a restart (worker-persistence.ts). */
+export type SavedWorker = Pick<
+  WorkerRecord,
+  'hostname' | 'freq' | 'active' | 'processed' | 'loadavg' | 'swVersion' | 'pid' | 'queues' | 'processes'
+> & { lastHeartbeatAt?: number; goneSince?: number };
 
 export interface WorkerRegistryOptions {
   /** Fixed liveness window in seconds; undefined = Celery's rule, 2 × freq. */
@@ -58,6 +71,9 @@ export class WorkerRegistry {
       worker = { hostname: event.hostname, freq: DEFAULT_FREQ };
       this.#workers.set(event.hostname, worker);
     }
+    // A worker's own event replaces whatever the file said about it.
+    delete worker.restored;
+    delete worker.heartbeatBeforeRestartAt;
     if (event.type === 'worker-offline') {
       worker.offlineSentAt = Number.isFinite(event.timestamp) ? event.timestamp : Number.POSITIVE_INFINITY;
       worker.lastHeartbeatAt = undefined;
@@ -75,6 +91,23 @@ export class WorkerRegistry {
     worker.lastHeartbeatAt = now;
     worker.goneSince = undefined;
     if (Number.isFinite(event.timestamp)) worker.clockSkewSeconds = event.timestamp - now / 1000;
+  }
+
+  /**
+   * Puts back a worker read from persistence, before any event arrives: without a heartbeat time,
+   * so it is not alive whatever the file says, and gone since it stopped heartbeating, so the purge
+   * period counts from then, as if the service had kept running.
+   */
+  restore(saved: SavedWorker): void {
+    if (this.#workers.has(saved.hostname)) return;
+    const { lastHeartbeatAt, goneSince, ...fields } = saved;
+    const windowMs = (this.options.workerTimeoutSeconds ?? saved.freq * 2) * 1000;
+    this.#workers.set(saved.hostname, {
+      ...fields,
+      restored: true,
+      ...(lastHeartbeatAt !== undefined ? { heartbeatBeforeRestartAt: lastHeartbeatAt } : {}),
+      goneSince: goneSince ?? (lastHeartbeatAt !== undefined ? lastHeartbeatAt + windowMs : this.clock.nowMs()),
+    });
   }
 
   /** Celery's `Worker.alive`, with our optional fixed window. */

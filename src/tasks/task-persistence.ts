@@ -37,6 +37,11 @@ export class TaskPersistence {
     this.#db = this.#open();
   }
 
+  /** The open file, for the worker state kept in the same file (worker-persistence.ts). */
+  get database(): Database.Database {
+    return this.#db;
+  }
+
   #open(): Database.Database {
     try {
       const db = this.#openChecked();

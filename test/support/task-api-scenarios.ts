@@ -70,9 +70,10 @@ export class TaskApiRig {
     return path.join(this.#dir, name);
   }
 
-  /** Stops the service and starts a new one with the same configuration (a restart). */
-  async restart(): Promise<void> {
+  /** Stops the service and starts a new one with the same configuration (a restart); `whileDown` runs in between. */
+  async restart(whileDown?: () => Promise<void>): Promise<void> {
     await this.service.stop();
+    await whileDown?.();
     await this.#startService();
   }
 
