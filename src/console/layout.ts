@@ -19,7 +19,9 @@ export function consoleContext(req: Request, res: Response, auth: Auth): Console
   const prefix = typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '';
   return {
     principal,
-    csrfToken: auth.csrfToken(req),
+    // Only cookie sessions need (and have) a CSRF token: a caller with header credentials (API
+    // token, basic auth) where no session store is configured gets pages without one.
+    csrfToken: req.session ? auth.csrfToken(req) : '',
     prefix,
     can: (role) => roleAtLeast(principal.role, role),
     href: (path, query) => {

@@ -190,6 +190,15 @@ describe('finding 8: security headers on /ui and the JSON API', () => {
   });
 });
 
+describe('the console for callers with header credentials only', () => {
+  it('an API token opens /ui where only tokens are configured (no cookie sessions, so no CSRF token to render)', async () => {
+    const s = await start({ tokens });
+    const a = await send(`${s.url}/ui`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(a.status).toBe(200);
+    expect(a.body).toContain('celery-autopilot');
+  });
+});
+
 describe('finding 6: no cross-site or DNS-rebinding requests in insecure mode', () => {
   let s: SecureService;
   beforeAll(async () => {
