@@ -34,6 +34,7 @@ import {
   printTable,
   randomSuffix,
   runOnBrokers,
+  sampleTaskApi,
   sleep,
   splitList,
   writeResults,
@@ -208,18 +209,6 @@ async function cpuRun(broker, target) {
   });
 }
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-async function timed(url) {
-  const t0 = performance.now();
-  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-  const text = await res.text();
-  return { ms: performance.now() - t0, status: res.status, text };
-}
-
 async function latencyRun(broker, target) {
   return withFlower(broker, target, async ({ flower, publish, baseline }) => {
     const base = flower.baseUrl;
@@ -227,38 +216,14 @@ async function latencyRun(broker, target) {
     const generator = publish(generatorArgs(opts['latency-tasks'], opts['latency-rate']));
     // Measure once the store is full (more than max_tasks tasks seen), until the generator is done.
     while (!generator.isDone() && (await flower.taskEvents()) - baseline < kept * 3) await sleep(500);
-    const list = [];
-    const info = [];
-    let errors = 0;
-    let ids = [];
-    while (!generator.isDone()) {
-      const l = await timed(`${base}/api/tasks?limit=100`);
-      if (l.status !== 200) errors++;
-      else {
-        list.push(l.ms);
-        ids = Object.keys(JSON.parse(l.text));
-      }
-      if (ids.length > 0) {
-        const i = await timed(`${base}/api/task/info/${encodeURIComponent(ids[Math.floor(Math.random() * ids.length)])}`);
-        if (i.status === 200) info.push(i.ms);
-        else errors++;
-      }
-      await sleep(20);
-    }
+    const sampled = await sampleTaskApi(base, generator);
     const published = await generator.done;
-    const s = (a) => [...a].sort((x, y) => x - y);
-    const [ls, is] = [s(list), s(info)];
     return {
       broker,
       tasks_seen: Number(opts['latency-tasks']),
       kept,
       gen_events_per_second: published.events_per_second,
-      requests: list.length + info.length,
-      errors,
-      list_p50_ms: percentile(ls, 50),
-      list_p99_ms: percentile(ls, 99),
-      info_p50_ms: percentile(is, 50),
-      info_p99_ms: percentile(is, 99),
+      ...sampled,
       task_events_counted: (await flower.taskEvents()) - baseline,
       peak_rss_bytes: flower.memory().peakRss,
     };
