@@ -554,3 +554,53 @@ export async function startCeleryWorker({
   }
   return handle;
 }
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+async function timedGet(url) {
+  const t0 = performance.now();
+  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  return { ms: performance.now() - t0, status: res.status, text };
+}
+
+/**
+ * Flower's task API under load, the same way for celery-autopilot and for Flower: until
+ * `generator` is done, one GET /api/tasks?limit=100 then one GET /api/task/info/<id> of a task
+ * from that page, 20 ms apart. Returns the count of requests and errors and p50/p99 per path.
+ */
+export async function sampleTaskApi(baseUrl, generator) {
+  const list = [];
+  const info = [];
+  let errors = 0;
+  let ids = [];
+  while (!generator.isDone()) {
+    const l = await timedGet(`${baseUrl}/api/tasks?limit=100`);
+    if (l.status !== 200) errors++;
+    else {
+      list.push(l.ms);
+      ids = Object.keys(JSON.parse(l.text));
+    }
+    if (ids.length > 0) {
+      const i = await timedGet(`${baseUrl}/api/task/info/${encodeURIComponent(ids[Math.floor(Math.random() * ids.length)])}`);
+      if (i.status === 200) info.push(i.ms);
+      else errors++;
+    }
+    await sleep(20);
+  }
+  const [ls, is] = [list, info].map((a) => [...a].sort((x, y) => x - y));
+  return {
+    requests: list.length + info.length,
+    errors,
+    list_p50_ms: percentile(ls, 50),
+    list_p99_ms: percentile(ls, 99),
+    list_max_ms: ls[ls.length - 1] ?? null,
+    info_p50_ms: percentile(is, 50),
+    info_p99_ms: percentile(is, 99),
+    info_max_ms: is[is.length - 1] ?? null,
+  };
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/* global console, process, gc, fetch, AbortSignal */
+/* global console, process, gc, fetch */
 /**
  * Task store benchmark (issue 11's figures):
  *  1. memory: bytes per kept task, in this process with --expose-gc, for 10k and 100k kept tasks
@@ -14,7 +14,6 @@
  *
  * Writes a table per part to stdout and JSON to bench/results/tasks-store-<date>.json.
  */
-import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -24,6 +23,7 @@ import {
   parseBenchArgs,
   printTable,
   runOnBrokers,
+  sampleTaskApi,
   sleep,
   splitList,
   waitForEvents,
@@ -218,31 +218,15 @@ async function cpu() {
 // ------------------------------------------------------------------------------------------
 // 3. API latency under a paced event stream
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-async function timed(url) {
-  const t0 = performance.now();
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  const text = await res.text();
-  return { ms: performance.now() - t0, status: res.status, text };
-}
-
 async function latencyRun(broker, target) {
   const extraArgs = ['--tasks-max-tasks', String(kept), '--auth-insecure-no-auth', 'true'];
   return withExporter({ broker, target, extraArgs }, async ({ exporter, publish }) => {
     const base = exporter.baseUrl;
     const generator = publish(GENERATOR(Number(opts['latency-tasks']), Number(opts.rate)));
-    const list = [];
-    const info = [];
-    let errors = 0;
-    let ids = [];
     // Measure once the store is full (kept tasks), until the generator is done.
     for (;;) {
-      const r = await timed(`${base}/api/tasks?limit=1`);
-      if (r.status === 200 && Object.keys(JSON.parse(r.text)).length > 0) {
+      const r = await fetch(`${base}/api/tasks?limit=1`);
+      if (r.status === 200 && Object.keys(await r.json()).length > 0) {
         const types = await (await fetch(`${base}/metrics`)).text();
         const m = /celery_autopilot_tracked_tasks (\d+)/.exec(types);
         if (m && Number(m[1]) >= kept) break;
@@ -250,36 +234,14 @@ async function latencyRun(broker, target) {
       if (generator.isDone()) break;
       await sleep(500);
     }
-    while (!generator.isDone()) {
-      const l = await timed(`${base}/api/tasks?limit=100`);
-      if (l.status !== 200) errors++;
-      else {
-        list.push(l.ms);
-        ids = Object.keys(JSON.parse(l.text));
-      }
-      if (ids.length > 0) {
-        const i = await timed(`${base}/api/task/info/${encodeURIComponent(ids[Math.floor(Math.random() * ids.length)])}`);
-        if (i.status === 200) info.push(i.ms);
-        else errors++;
-      }
-      await sleep(20);
-    }
+    const sampled = await sampleTaskApi(base, generator);
     const published = await generator.done;
-    const s = (a) => [...a].sort((x, y) => x - y);
-    const [ls, is] = [s(list), s(info)];
     return {
       broker,
       tasks_seen: Number(opts['latency-tasks']),
       kept,
       events_per_second: published.events_per_second,
-      requests: list.length + info.length,
-      errors,
-      list_p50_ms: percentile(ls, 50),
-      list_p99_ms: percentile(ls, 99),
-      list_max_ms: ls[ls.length - 1] ?? null,
-      info_p50_ms: percentile(is, 50),
-      info_p99_ms: percentile(is, 99),
-      info_max_ms: is[is.length - 1] ?? null,
+      ...sampled,
       peak_rss_bytes: exporter.memory().peakRss,
     };
   });
