@@ -83,6 +83,7 @@ export interface DecodeTarget {
 /** Celery's default `accept_content` for events is json; nothing else is ever parsed. */
 function acceptable(contentType: string | undefined): boolean {
   if (contentType === undefined || contentType === '') return true; // kombu treats a missing type as the default (json)
+  if (contentType === 'application/json') return true; // what Celery sends: skip the split below
   const base = contentType.split(';', 1)[0]!.trim().toLowerCase();
   return base === 'application/json';
 }

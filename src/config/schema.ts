@@ -148,6 +148,12 @@ export const configSchema = z
           .min(1024 * 1024)
           .max(8 * 1024 * 1024 * 1024)
           .default(256 * 1024 * 1024),
+        /**
+         * At low and normal rates, read the broker's event socket in batches this far apart
+         * instead of once per arriving packet: each wake-up of the process costs more than the few
+         * events it would carry (src/transport/read-pacing.ts). Bursts are read at once. 0: off.
+         */
+        read_pacing_ms: z.number().int().min(0).max(1000).default(100),
         /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
         broker_heartbeat_seconds: seconds(1, 600).default(10),
         /**

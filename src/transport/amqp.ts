@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from '../log.js';
 import { closeModel, openConnection, withHeartbeat } from './amqp/connection.js';
@@ -7,6 +8,7 @@ import { openPidboxChannel, PendingReplies, publishRequest } from './amqp/pidbox
 import { checkQueueDepths } from './amqp/queue-depths.js';
 import { asError } from './async.js';
 import { LamportClock } from './pidbox.js';
+import { paceReads, type ReadPacing } from './read-pacing.js';
 import { ReconnectScheduler } from './reconnect.js';
 import { explainTlsError } from './tls.js';
 import type { AmqpTransportSettings } from './amqp/settings.js';
@@ -35,6 +37,8 @@ export type { AmqpTransportSettings } from './amqp/settings.js';
  */
 
 const EVENT_EXCHANGE = 'celeryev';
+/** How long a broadcast's replies are read without pacing (see broadcast). */
+const REPLY_HURRY_MS = 100;
 
 /** Everything that lives and dies with one AMQP connection. */
 interface Session {
@@ -43,6 +47,8 @@ interface Session {
   readonly oid: string;
   control: Channel | undefined;
   events: EventSubscription | undefined;
+  /** Batched socket reads once the session is up (./read-pacing.ts); queue checks read at once. */
+  reads: ReadPacing | undefined;
   readonly pending: PendingReplies;
   lost: boolean;
   /**
@@ -114,6 +120,7 @@ export class AmqpTransport implements BrokerTransport {
       oid: randomUUID(),
       control: undefined,
       events: undefined,
+      reads: undefined,
       pending: new PendingReplies(),
       lost: false,
       cause: undefined,
@@ -148,6 +155,9 @@ export class AmqpTransport implements BrokerTransport {
       return;
     }
     this.#session = session;
+    // amqplib keeps its socket as the connection's `stream` (a net.Socket, or a TLSSocket for amqps://).
+    const socket = (session.model.connection as unknown as { stream?: Socket }).stream;
+    if (socket) session.reads = paceReads(socket, this.#settings.readPacingMs);
     this.#reconnect.connected();
     this.#logger.info({ queue: this.#settings.eventQueue.name }, 'connected to RabbitMQ, consuming events');
     this.#observer.connected();
@@ -203,6 +213,7 @@ export class AmqpTransport implements BrokerTransport {
   /** Settles what depends on the session and closes its connection; never rejects. */
   async #release(session: Session): Promise<void> {
     session.lost = true;
+    session.reads?.stop();
     session.events?.retire();
     session.pending.finishAll();
     await closeModel(session.model);
@@ -306,7 +317,11 @@ export class AmqpTransport implements BrokerTransport {
     }
     const reply = options.reply ? { ticket: randomUUID(), oid: session.oid } : undefined;
     try {
-      return publishRequest(channel, session.pending, this.#clock, request, options, reply);
+      const replies = publishRequest(channel, session.pending, this.#clock, request, options, reply);
+      // Live workers answer within milliseconds: read those at once. Later replies (a worker
+      // that is slow or gone) come at the pacing rhythm, up to read_pacing_ms late, rather than
+      // unpacing the whole event stream for each unanswered inspection.
+      return reply ? this.#hurried(session, replies, REPLY_HURRY_MS) : replies;
     } catch (error) {
       // The channel died between the check above and the publish: nothing was sent.
       return Promise.reject(new BrokerUnavailableError(`broker not connected: ${asError(error).message}`));
@@ -321,6 +336,12 @@ export class AmqpTransport implements BrokerTransport {
     if (!session || session.lost) {
       return queues.map((name) => ({ name, messages: null, consumers: null, error: 'broker not connected' }));
     }
-    return checkQueueDepths(session.model, queues, timeoutMs);
+    return this.#hurried(session, checkQueueDepths(session.model, queues, timeoutMs), timeoutMs);
+  }
+
+  /** Answers are awaited on this socket: read it without pauses until `work` settles, at most `forMs`. */
+  #hurried<T>(session: Session, work: Promise<T>, forMs: number): Promise<T> {
+    const release = session.reads?.hurry(forMs);
+    return release ? work.finally(release) : work;
   }
 }

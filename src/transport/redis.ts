@@ -105,6 +105,7 @@ export class RedisTransport implements BrokerTransport {
         pattern: eventChannelPattern(this.#layout),
         healthCheckSeconds: this.#settings.healthCheckSeconds,
         connectTimeoutMs: this.#settings.connectTimeoutMs,
+        readPacingMs: this.#settings.readPacingMs,
       },
       {
         onMessage: (channel, message) => this.#onArrival(channel, message),

@@ -33,6 +33,7 @@ describe('Redis read-ahead', () => {
       healthCheckSeconds: 5,
       reconnect: { initialMs: 50, maxMs: 500 },
       connectTimeoutMs: 2000,
+      readPacingMs: 50,
       clientName: uniqueId('cap-read-ahead'),
     },
     observer,

@@ -78,6 +78,7 @@ class AmqpHarness implements TransportHarness {
       heartbeatSeconds: options.heartbeatSeconds ?? 10,
       reconnect: { initialMs: 50, maxMs: 500 },
       connectTimeoutMs: 2000,
+      readPacingMs: 50,
     };
   }
 

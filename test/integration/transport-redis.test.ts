@@ -146,6 +146,7 @@ class RedisHarness implements TransportHarness {
       healthCheckSeconds: options.healthCheckSeconds ?? 1,
       reconnect: { initialMs: 50, maxMs: 500 },
       connectTimeoutMs: 2000,
+      readPacingMs: 50,
       ...(options.maxConcurrentBroadcasts !== undefined ? { maxConcurrentBroadcasts: options.maxConcurrentBroadcasts } : {}),
       // Unique per transport, so a test can find (and kill) exactly its own connections.
       clientName: uniqueId('cap-redis-test'),

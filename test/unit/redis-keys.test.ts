@@ -352,6 +352,7 @@ describe('redis client options', () => {
     healthCheckSeconds: 10,
     reconnect: { initialMs: 500, maxMs: 15_000 },
     connectTimeoutMs: 5000,
+    readPacingMs: 50,
   };
 
   it('connect straight to a node with every automatic recovery off', () => {

@@ -22,6 +22,8 @@ export interface AmqpTransportSettings {
   readonly heartbeatSeconds: number;
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly connectTimeoutMs: number;
+  /** Pause between socket reads at low rates, in ms (./read-pacing.ts); 0 reads as data arrives. */
+  readonly readPacingMs: number;
   /** For amqps://: CA, client certificate and key, server name, verification (see ./tls.ts). */
   readonly tls?: BrokerTlsOptions;
 }

@@ -40,6 +40,8 @@ export interface RedisConnectionSettings {
   readonly healthCheckSeconds: number;
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly connectTimeoutMs: number;
+  /** Pause between reads of the events socket at low rates, in ms (../read-pacing.ts); 0: off. */
+  readonly readPacingMs: number;
   /** CLIENT SETNAME base, `<name>-events` etc., so operators can find us in CLIENT LIST. */
   readonly clientName?: string;
   /** Broadcasts collecting replies at the same time (one blocking connection each); default 8. */

@@ -1,5 +1,7 @@
+import type { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { asError, DeadlineError, withDeadline } from '../async.js';
+import { paceReads, type ReadPacing } from '../read-pacing.js';
 import { BrokerUnavailableError } from '../transport.js';
 
 /**
@@ -23,6 +25,8 @@ export interface SessionSettings {
   readonly pattern: string;
   readonly healthCheckSeconds: number;
   readonly connectTimeoutMs: number;
+  /** Pause between reads of the events socket at low rates, in ms (../read-pacing.ts); 0: off. */
+  readonly readPacingMs: number;
 }
 
 type Probe = { outstanding: boolean; receivedAtSend: number };
@@ -39,6 +43,7 @@ export class RedisSession {
   #lastError: Error | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
   #healthTimer: NodeJS.Timeout | undefined;
+  #reads: ReadPacing | undefined;
   /** Event messages received: traffic that proves the subscriber socket is alive. */
   #received = 0;
   /** A PING sent by the health check and not answered yet, per connection. */
@@ -96,6 +101,8 @@ export class RedisSession {
     this.#up = true;
     this.#healthTimer = setInterval(() => this.#checkHealth(), this.settings.healthCheckSeconds * 1000);
     this.#healthTimer.unref();
+    // Only the subscriber is paced: replies and commands travel on the other connections.
+    this.#reads = paceReads(this.events.stream as Socket, this.settings.readPacingMs);
     this.handlers.onUp(this);
   }
 
@@ -158,6 +165,7 @@ export class RedisSession {
     this.#up = false;
     clearTimeout(this.#connectTimer);
     clearInterval(this.#healthTimer);
+    this.#reads?.stop();
   }
 }
 
