@@ -6,6 +6,7 @@ import { sendTasks } from '../support/celery/client.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
 import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenarios.js';
+import { metricValue } from '../support/prom.js';
 import { REPO_ROOT, finiteValues, interpolate, startPrometheus, type QueryData, type RunningPrometheus } from '../support/prometheus.js';
 
 /**
@@ -61,20 +62,18 @@ describe('celery-mixin dashboards on a real Prometheus scraping real Celery work
     ];
     // A first wave creates the series; a second moves them, so increase() has two sides.
     const sel = `job="${JOB}"`;
+    // A wait that times out says which side lagged: the exporter's own count or Prometheus's.
+    const seen = { prometheus: undefined as number | undefined, exporter: undefined as number | undefined };
+    const succeeded = async (want: number) => {
+      seen.prometheus = await scalar(`sum(celery_task_succeeded_total{${sel}})`);
+      seen.exporter = metricValue(await exporter.scrape(), 'celery_task_succeeded_total');
+      return seen.prometheus === want ? true : undefined;
+    };
+    const observed = () => `Prometheus ${seen.prometheus}, exporter ${seen.exporter}`;
     await sendTasks(client, wave(2));
-    await waitFor(
-      'Prometheus to see the first wave',
-      async () => ((await scalar(`sum(celery_task_succeeded_total{${sel}})`)) === 4 ? true : undefined),
-      60_000,
-      500,
-    );
+    await waitFor('Prometheus to see the first wave', () => succeeded(4), 60_000, 500, observed);
     await sendTasks(client, wave(6));
-    await waitFor(
-      'Prometheus to see the second wave',
-      async () => ((await scalar(`sum(celery_task_succeeded_total{${sel}})`)) === 12 ? true : undefined),
-      60_000,
-      500,
-    );
+    await waitFor('Prometheus to see the second wave', () => succeeded(12), 60_000, 500, observed);
     await new Promise((r) => setTimeout(r, 3000)); // a few scrapes after the last change
   });
 

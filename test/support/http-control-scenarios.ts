@@ -409,12 +409,10 @@ export function describeHttpControl(kind: 'amqp' | 'redis'): void {
           200,
         );
         expect(lengths.status).toBe(200);
-        expect(lengths.body.active_queues.map((q: { name: string }) => q.name).sort()).toEqual([
-          queue('auto'),
-          queue('idle'),
-          queue('main'),
-          queue('shared'),
-        ]);
+        // 'extra' is the queue an earlier test made a worker consume for a while: kept by design
+        // (queue_retention_seconds) once a refresh saw it consumed, which depends on timing.
+        const reported = lengths.body.active_queues.map((q: { name: string }) => q.name).filter((name: string) => name !== 'extra');
+        expect(reported.sort()).toEqual([queue('auto'), queue('idle'), queue('main'), queue('shared')]);
         const list = await get('/api/queues', { as: 'viewer' });
         expect(list.status).toBe(200);
         expect(list.body).toContainEqual({ name: queue('idle'), messages: 3 });
