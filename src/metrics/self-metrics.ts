@@ -45,12 +45,6 @@ function setTotal(counter: SettableCounter, total: number, labels?: Record<strin
 }
 
 /**
- * celery-autopilot's own telemetry, under its own prefix and apart from the translated Celery
- * metrics: what came in, what was dropped and why, the broker connection, and our footprint.
- * Node's process metrics keep their standard unprefixed names (process_*, nodejs_*) so the
- * usual Node.js dashboards work.
- */
-/**
  * How often prom-client's event-loop-delay histogram (nodejs_eventloop_lag_*) samples the loop.
  * Its default, 10 ms, wakes an idle process 100 times a second: on the benchmark VM that alone
  * cost 9 ms of CPU per second, 0.6 CPU-s per 100k events at 1,500 events/s (bench/README.md,
@@ -59,6 +53,12 @@ function setTotal(counter: SettableCounter, total: number, labels?: Record<strin
  */
 const EVENT_LOOP_SAMPLE_MS = 100;
 
+/**
+ * celery-autopilot's own telemetry, under its own prefix and apart from the translated Celery
+ * metrics: what came in, what was dropped and why, the broker connection, and our footprint.
+ * Node's process metrics keep their standard unprefixed names (process_*, nodejs_*) so the
+ * usual Node.js dashboards work.
+ */
 export class SelfMetrics {
   readonly #eventsReceived: Counter<'type'>;
   readonly #eventsDropped: Counter<'reason'>;

@@ -23,7 +23,7 @@ import { TLSSocket } from 'node:tls';
 
 /** libuv reads a TCP socket into 64 KiB buffers: a read that fills one left more in the kernel. */
 export const FULL_READ_BYTES = 64 * 1024;
-/** Past this many bytes in one window, pacing stops (5 MB/s at a 50 ms window). */
+/** Past this many bytes in one window, pacing stops (2.5 MB/s at the default 100 ms window). */
 export const STREAMING_BYTES = 256 * 1024;
 
 /** The decision, pure (bytes and time are passed in), so it is unit-tested without sockets. */
@@ -88,6 +88,11 @@ interface StreamHandle {
   readStop(): number;
 }
 
+/** net.Socket keeps its handle as `_handle` (null once closed); not part of Node's typings. */
+function handleOf(socket: Socket): StreamHandle | null | undefined {
+  return (socket as unknown as { _handle?: StreamHandle | null })._handle;
+}
+
 const UNPACED: ReadPacing = { hurry: () => () => undefined, stop: () => undefined, pauses: 0 };
 
 /**
@@ -100,7 +105,7 @@ export function paceReads(socket: Socket, windowMs: number): ReadPacing {
   // Over TLS (amqps://, rediss://) Node's TLS layer restarts reads from the TCP handle itself
   // (measured: every write still arrived as its own read), so a pause would only add timers.
   if (socket instanceof TLSSocket) return UNPACED;
-  const handle = (socket as unknown as { _handle?: Partial<StreamHandle> | null })._handle;
+  const handle = handleOf(socket);
   if (windowMs <= 0 || typeof handle?.readStop !== 'function' || typeof handle.readStart !== 'function') return UNPACED;
   // Paced by the event its consumer reads with: a 'readable' listener on a flowing stream would stop its 'data'.
   if (socket.readableFlowing === null) return UNPACED;
@@ -111,10 +116,7 @@ export function paceReads(socket: Socket, windowMs: number): ReadPacing {
   let stopped = false;
   let pauses = 0;
 
-  const current = (): StreamHandle | undefined => {
-    const h = (socket as unknown as { _handle?: StreamHandle | null })._handle;
-    return h && !socket.destroyed ? h : undefined;
-  };
+  const current = (): StreamHandle | undefined => (socket.destroyed ? undefined : (handleOf(socket) ?? undefined));
   const resume = (): void => {
     clearTimeout(timer);
     timer = undefined;
