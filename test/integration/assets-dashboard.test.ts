@@ -180,7 +180,13 @@ describe('shipped dashboard and alert rules on a real Prometheus scraping real C
       },
       60_000,
       500,
-      () => `${seen}\nworker log tail:\n${worker?.logs().slice(-2000) ?? ''}`,
+      async () => {
+        // What the exporter itself shows for the counts Prometheus is compared with.
+        const own = (await exporter.scrape().catch(() => []))
+          .filter((s) => /^celery_(queue_length|autopilot_events_dropped_total)$/.test(s.name))
+          .map((s) => `${s.name}${JSON.stringify(s.labels)} ${s.value}`);
+        return `${seen}\nexporter: ${own.join(', ')}\nworker log tail:\n${worker?.logs().slice(-2000) ?? ''}`;
+      },
     );
     // A few more scrapes after the last change, so every rate window has samples on both sides.
     await new Promise((r) => setTimeout(r, 3000));

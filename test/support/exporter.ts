@@ -40,7 +40,7 @@ export async function waitFor<T>(
   probe: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 30_000,
   everyMs = 250,
-  observed?: () => string,
+  observed?: () => string | Promise<string>,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -52,7 +52,7 @@ export async function waitFor<T>(
       last = e;
     }
     if (Date.now() > deadline) {
-      const saw = observed ? `; observed: ${observed()}` : '';
+      const saw = observed ? `; observed: ${await Promise.resolve(observed()).catch((e: unknown) => `(unavailable: ${String(e)})`)}` : '';
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}${saw}`);
     }
     await new Promise((r) => setTimeout(r, everyMs));

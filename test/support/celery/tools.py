@@ -19,6 +19,13 @@ import sys
 
 from app import app
 
+# No connection pool: each connection is closed when released, with the AMQP handshake
+# (connection.close / close-ok). The pool's force_close_all tears sockets down without it, and
+# a socket closed that way right after the last publish can lose that publish (seen under CI
+# load: the last task of a batch never reached its queue). RabbitMQ answers close-ok only after
+# the connection's channels have handled every frame sent before it.
+app.conf.broker_pool_limit = 0
+
 SEND_OPTIONS = ('queue', 'priority', 'countdown', 'expires', 'task_id')
 
 
