@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Channel, ChannelModel } from 'amqplib';
 import type { Logger } from '../log.js';
 import { closeModel, openConnection, withHeartbeat } from './amqp/connection.js';
-import { EventSubscription } from './amqp/event-subscription.js';
+import { declareEventQueue, EventSubscription } from './amqp/event-subscription.js';
 import { openPidboxChannel, PendingReplies, publishRequest } from './amqp/pidbox.js';
 import { checkQueueDepths } from './amqp/queue-depths.js';
 import { asError } from './async.js';
@@ -92,6 +92,11 @@ export class AmqpTransport implements BrokerTransport {
 
   isConnected(): boolean {
     return this.#session !== undefined;
+  }
+
+  /** Event deliveries the current subscription read through the lean path (./amqp/delivery-frames.ts). */
+  get leanDeliveries(): number {
+    return this.#session?.events?.leanDeliveries ?? 0;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -249,9 +254,9 @@ export class AmqpTransport implements BrokerTransport {
   // Events (§A1, §A3)
 
   async #subscribeEvents(session: Session): Promise<EventSubscription> {
-    const { name, messageTtlMs, expiresMs, prefetch, autoDelete = true } = this.#settings.eventQueue;
+    const queue = this.#settings.eventQueue;
     const channel = await session.model.createChannel();
-    const subscription = new EventSubscription(channel, this.#sink!, this.#settings.maxMessageBytes, prefetch, this.#logger);
+    const subscription = new EventSubscription(channel, this.#sink!, this.#settings.maxMessageBytes, queue.prefetch, this.#logger);
     channel.on('error', (error: Error) => {
       if (subscription.retired) return; // a replaced channel's last words are no loss
       session.cause ??= error;
@@ -260,17 +265,11 @@ export class AmqpTransport implements BrokerTransport {
     channel.on('close', () => {
       if (!subscription.retired) this.#loseAfterChannel(session, 'event channel closed');
     });
-    await channel.assertExchange(EVENT_EXCHANGE, 'topic', { durable: true, autoDelete: false });
-    const args: Record<string, number> = {};
-    if (messageTtlMs > 0) args['x-message-ttl'] = Math.round(messageTtlMs);
-    if (expiresMs > 0) args['x-expires'] = Math.round(expiresMs);
-    await channel.assertQueue(name, { durable: false, autoDelete, exclusive: false, arguments: args });
-    await channel.bindQueue(name, EVENT_EXCHANGE, '#');
-    await channel.prefetch(prefetch);
-    await channel.consume(
-      name,
+    await declareEventQueue(channel, EVENT_EXCHANGE, queue);
+    const { consumerTag } = await channel.consume(
+      queue.name,
       (message) => {
-        if (message) subscription.deliver(message);
+        if (message) subscription.deliverMessage(message);
         else
           this.#onEventConsumerCancelled(session, subscription).catch((error: unknown) =>
             this.#logger.error({ err: asError(error).message }, 're-declaring the event queue failed'),
@@ -278,6 +277,7 @@ export class AmqpTransport implements BrokerTransport {
       },
       { noAck: false },
     );
+    subscription.takeDeliveriesFrom(session.model, consumerTag);
     return subscription;
   }
 

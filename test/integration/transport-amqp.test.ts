@@ -306,6 +306,8 @@ describe('amqp transport specifics', () => {
     expect(h.observer.count('disconnected')).toBe(0);
     expect(h.transport.isConnected()).toBe(true);
     await publishUntilSeen(h.sink, uniqueId('after-delete'));
+    // The new channel's deliveries take the lean path too.
+    expect(h.transport.leanDeliveries).toBeGreaterThan(0);
     const [depth] = await h.transport.queueDepths([h.settings.eventQueue.name], 5000);
     expect(depth?.consumers).toBe(1);
   });
@@ -458,6 +460,8 @@ describe('amqp transport specifics', () => {
     for (let i = 0; i < count; i++) if (h.sink.messages[i]?.body.toString('utf8') !== `{"n": ${i}, "tag": "${tag}"}`) inOrder = false;
     expect(inOrder).toBe(true);
     expect(h.sink.drops).toEqual({});
+    // Every one of them through the lean delivery path, none through amqplib's message assembly.
+    expect(h.transport.leanDeliveries).toBe(count);
     await publisher.model.close();
   }, 120_000);
 });
