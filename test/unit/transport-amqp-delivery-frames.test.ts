@@ -65,20 +65,20 @@ function delivery(spec: Spec = {}): Buffer[] {
   return parts;
 }
 
-/** Feeds `bytes` to the reader as amqplib's loop would: ours taken, anything else counted as left to amqplib. */
+/** Feeds `bytes` to the reader as the connection's frame loop does (offsets into one buffer): ours taken, anything else counted as left to amqplib. */
 function feed(reader: DeliveryFrameReader, bytes: Buffer): { left: number; rest: Buffer } {
-  let rest = bytes;
+  let at = 0;
   let left = 0;
   for (;;) {
-    const used = reader.take(rest);
+    const used = reader.take(bytes, at);
     if (used > 0) {
-      rest = rest.subarray(used);
+      at += used;
       continue;
     }
-    const frame = frames.parseFrame(rest, 0);
-    if (!frame) return { left, rest };
+    const frame = frames.parseFrame(bytes.subarray(at), 0);
+    if (!frame) return { left, rest: bytes.subarray(at) };
     left += 1;
-    rest = frame.rest;
+    at = bytes.length - frame.rest.length;
   }
 }
 
@@ -119,6 +119,13 @@ describe('lean AMQP delivery reader', () => {
       [2, 'task.é', 'application/jsön', 'utf-8', 58],
       [3, 'task.succeeded', 'application/json', 'utf-8', 0],
     ]);
+  });
+
+  it('reads every routing key right, past the number of strings it remembers', () => {
+    const { reader, got } = collect();
+    const keys = Array.from({ length: 80 }, (_, i) => `task.custom-${i % 40}`);
+    expect(feed(reader, Buffer.concat(keys.flatMap((routingKey, tag) => delivery({ tag, routingKey })))).left).toBe(0);
+    expect(got.map((d) => d.routingKey)).toEqual(keys);
   });
 
   it('joins a body split over several frames', () => {

@@ -41,8 +41,30 @@ const HAS_CONTENT_TYPE = 0x8000;
 const HAS_CONTENT_ENCODING = 0x4000;
 
 /**
- * The pure part: given the bytes at the head of a connection's read buffer, takes the next frame
- * when it belongs to a delivery to `consumerTag` on `channel`.
+ * The few short strings a stream repeats (routing keys, content types), decoded once: a delivery
+ * whose bytes match a remembered one reuses its string instead of decoding and allocating anew.
+ */
+class ShortStrings {
+  readonly #known: Array<{ bytes: Buffer; value: string }> = [];
+
+  constructor(private readonly capacity: number) {}
+
+  read(buf: Buffer, at: number, length: number): string {
+    next: for (const known of this.#known) {
+      if (known.bytes.length !== length) continue;
+      for (let i = 0; i < length; i++) if (known.bytes[i] !== buf[at + i]) continue next;
+      return known.value;
+    }
+    const value = buf.toString('utf8', at, at + length);
+    if (this.#known.length < this.capacity) this.#known.push({ bytes: Buffer.from(buf.subarray(at, at + length)), value });
+    return value;
+  }
+}
+
+/**
+ * The pure part: given a connection's read buffer and an offset in it, takes the frame there
+ * when it belongs to a delivery to `consumerTag` on `channel`. Offsets instead of slices: a
+ * message costs one Buffer view (its body), not one per frame and field.
  */
 export class DeliveryFrameReader {
   /** Set between a taken basic.deliver and the end of its body. */
@@ -55,14 +77,18 @@ export class DeliveryFrameReader {
   #parts: Buffer[] = [];
   #received = 0;
   #stopped = false;
+  readonly #consumerTag: Buffer;
+  readonly #strings = new ShortStrings(32);
   /** Deliveries taken so far (the tests' proof that this path, not amqplib's, ran). */
   taken = 0;
 
   constructor(
     readonly channel: number,
-    readonly consumerTag: string,
+    consumerTag: string,
     private readonly deliver: (delivery: EventDelivery) => void,
-  ) {}
+  ) {
+    this.#consumerTag = Buffer.from(consumerTag, 'utf8');
+  }
 
   /** No new delivery is taken once this is called; one already begun is finished. */
   stop(): void {
@@ -77,61 +103,56 @@ export class DeliveryFrameReader {
     return this.#expect === 'method';
   }
 
-  /** Bytes of `buf` consumed: a whole frame of ours, or 0 to leave the frame to amqplib. */
-  take(buf: Buffer): number {
-    if (buf.length < FRAME_HEADER_BYTES + 1 || buf.readUInt16BE(1) !== this.channel) return 0;
-    const size = buf.readUInt32BE(3);
+  /** Bytes consumed at `at`: a whole frame of ours, or 0 to leave the frame to amqplib. */
+  take(buf: Buffer, at = 0): number {
+    if (buf.length < at + FRAME_HEADER_BYTES + 1 || buf.readUInt16BE(at + 1) !== this.channel) return 0;
+    const size = buf.readUInt32BE(at + 3);
     const total = FRAME_HEADER_BYTES + size + 1;
-    if (buf.length < total || buf[total - 1] !== FRAME_END) return 0;
-    const type = buf[0];
-    const payload = buf.subarray(FRAME_HEADER_BYTES, total - 1);
+    if (buf.length < at + total || buf[at + total - 1] !== FRAME_END) return 0;
+    const type = buf[at]!;
+    const payload = at + FRAME_HEADER_BYTES;
     switch (this.#expect) {
       case 'method':
-        return type === FRAME_METHOD && !this.#stopped && this.#method(payload) ? total : 0;
+        return type === FRAME_METHOD && !this.#stopped && this.#method(buf, payload, size) ? total : 0;
       case 'header':
         if (type !== FRAME_HEADER) throw new Error(`AMQP: expected a content header after basic.deliver, got frame type ${type}`);
-        this.#header(payload);
+        this.#header(buf, payload);
         return total;
       case 'body':
         if (type !== FRAME_BODY) throw new Error(`AMQP: expected a content body frame, got frame type ${type}`);
-        this.#body(payload);
+        this.#body(buf.subarray(payload, payload + size));
         return total;
     }
   }
 
-  #method(p: Buffer): boolean {
-    if (p.length < 4 || p.readUInt32BE(0) !== BASIC_DELIVER) return false;
-    let at = 4;
-    const tagLength = p[at]!;
+  #method(buf: Buffer, at: number, size: number): boolean {
+    if (size < 4 || buf.readUInt32BE(at) !== BASIC_DELIVER) return false;
+    at += 4;
+    const tag = this.#consumerTag;
     // Not our consumer: amqplib dispatches it (and its content frames) as it always has.
-    if (tagLength !== this.consumerTag.length || p.toString('latin1', at + 1, at + 1 + tagLength) !== this.consumerTag) return false;
-    at += 1 + tagLength;
+    if (buf[at] !== tag.length || buf.compare(tag, 0, tag.length, at + 1, at + 1 + tag.length) !== 0) return false;
+    at += 1 + tag.length;
     // delivery-tag: a 64-bit integer; amqplib hands it around as a Number, and so do we.
-    this.#tag = p.readUInt32BE(at) * 0x1_0000_0000 + p.readUInt32BE(at + 4);
+    this.#tag = buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
     at += 8 + 1; // + redelivered (a bit in its own octet)
-    at += 1 + p[at]!; // exchange
-    const keyLength = p[at]!;
-    this.#routingKey = p.toString('utf8', at + 1, at + 1 + keyLength);
+    at += 1 + buf[at]!; // exchange
+    this.#routingKey = this.#strings.read(buf, at + 1, buf[at]!);
     this.#expect = 'header';
     return true;
   }
 
-  #header(p: Buffer): void {
+  #header(buf: Buffer, at: number): void {
     // class-id (2), weight (2), body size (8), property flags (2), then the properties in flag order.
-    this.#bodySize = p.readUInt32BE(4) * 0x1_0000_0000 + p.readUInt32BE(8);
-    const flags = p.readUInt16BE(12);
-    let at = 14;
+    this.#bodySize = buf.readUInt32BE(at + 4) * 0x1_0000_0000 + buf.readUInt32BE(at + 8);
+    const flags = buf.readUInt16BE(at + 12);
+    at += 14;
     this.#contentType = undefined;
     this.#contentEncoding = undefined;
     if (flags & HAS_CONTENT_TYPE) {
-      const n = p[at]!;
-      this.#contentType = p.toString('utf8', at + 1, at + 1 + n);
-      at += 1 + n;
+      this.#contentType = this.#strings.read(buf, at + 1, buf[at]!);
+      at += 1 + buf[at]!;
     }
-    if (flags & HAS_CONTENT_ENCODING) {
-      const n = p[at]!;
-      this.#contentEncoding = p.toString('utf8', at + 1, at + 1 + n);
-    }
+    if (flags & HAS_CONTENT_ENCODING) this.#contentEncoding = this.#strings.read(buf, at + 1, buf[at]!);
     this.#parts = [];
     this.#received = 0;
     if (this.#bodySize === 0) this.#finish(Buffer.alloc(0));
@@ -192,24 +213,32 @@ export function interceptDeliveries(model: ChannelModel, reader: DeliveryFrameRe
     connection[READERS] = readers;
     const list = readers;
     connection.recvFrame = function recvFrame(this: Intercepted): unknown {
-      outer: for (;;) {
-        for (let i = 0; i < list.length;) {
-          const r = list[i]!;
-          if (r.stopped && r.idle) {
-            list.splice(i, 1);
-            continue;
+      const buf = this.rest;
+      let at = 0;
+      try {
+        outer: for (;;) {
+          for (let i = 0; i < list.length;) {
+            const r = list[i]!;
+            if (r.stopped && r.idle) {
+              list.splice(i, 1);
+              continue;
+            }
+            const used = r.take(buf, at);
+            if (used > 0) {
+              at += used;
+              continue outer;
+            }
+            i += 1;
           }
-          const used = r.take(this.rest);
-          if (used > 0) {
-            this.rest = this.rest.subarray(used);
-            continue outer;
-          }
-          i += 1;
+          break;
         }
-        // amqplib's reader: parses the next frame, or reads the socket and calls recvFrame (this
-        // wrapper) again, or returns false when nothing more is there.
-        return amqplibRecvFrame.call(this);
+      } finally {
+        // Also when a frame was a protocol error: what was delivered must not be read again.
+        if (at > 0) this.rest = buf.subarray(at);
       }
+      // amqplib's reader: parses the next frame, or reads the socket and calls recvFrame (this
+      // wrapper) again, or returns false when nothing more is there.
+      return amqplibRecvFrame.call(this);
     };
   }
   readers.push(reader);
