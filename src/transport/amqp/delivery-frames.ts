@@ -1,4 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
+import type { RawEventMessage } from '../transport.js';
 
 /**
  * The event consumer's deliveries read straight off amqplib's frame buffer.
@@ -19,13 +20,9 @@ import type { Channel, ChannelModel } from 'amqplib';
  * whole or not at all.
  */
 
-/** What the event path needs of one delivery. */
-export interface EventDelivery {
+/** What the event path needs of one delivery: the sink's message, and the tag to ack it by. */
+export interface EventDelivery extends RawEventMessage {
   readonly deliveryTag: number;
-  readonly routingKey: string;
-  readonly contentType: string | undefined;
-  readonly contentEncoding: string | undefined;
-  readonly body: Buffer;
 }
 
 const FRAME_METHOD = 1;

@@ -83,12 +83,7 @@ export class EventSubscription {
       if (delivery.body.length > this.maxBytes) {
         this.sink.onDrop('oversize');
       } else {
-        this.sink.onEvents({
-          contentType: delivery.contentType,
-          contentEncoding: delivery.contentEncoding,
-          body: delivery.body,
-          routingKey: delivery.routingKey,
-        });
+        this.sink.onEvents(delivery);
       }
     } catch (error) {
       // A sink bug must not kill the channel (amqplib would) or stall acks; the message is spent.
