@@ -76,6 +76,17 @@ describe('task series exposition', () => {
     // stays@h: its combination and its zero-initialised failed{exception=""} series.
     expect(s.size).toBe(2);
   });
+
+  it('a worker back after its removal counts into new series that are rendered', () => {
+    const s = store();
+    s.count('received', 't', 'back@h', 'q');
+    s.removeHostname('back@h');
+    s.count('received', 't', 'back@h', 'q');
+    s.observeRuntime('t', 'back@h', 'q', 0.5);
+    const m = parseMetrics(text(s));
+    expect(metricValue(m, 'celery_task_received_total', { name: 't', hostname: 'back@h', queue_name: 'q' })).toBe(1);
+    expect(metricValue(m, 'celery_task_runtime_count', { name: 't', hostname: 'back@h', queue_name: 'q' })).toBe(1);
+  });
 });
 
 describe('zero-initialisation (celery-exporter: the other counters of a combination start at 0)', () => {
