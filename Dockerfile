@@ -36,4 +36,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
 # The node flags of `npm start` (see src/main.ts for why). Arguments are celery-autopilot flags
 # (`--broker-url ...`, `--config file.yaml`); the port is 9818
 # unless --port or CELERY_AUTOPILOT_PORT says otherwise (the health check follows the latter).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--enable-source-maps", "dist/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--enable-source-maps", "dist/main.js"]

@@ -156,8 +156,8 @@ export async function startExporter({
   extraArgs = [],
   logLevel = 'warn',
   readyTimeoutMs = 30_000,
-  // The same V8 flag the shebang and `npm start` use (see src/main.ts).
-  nodeArgs = ['--max-semi-space-size=4'],
+  // The same V8 flags the shebang and `npm start` use (see src/main.ts).
+  nodeArgs = ['--max-semi-space-size=4', '--single-threaded-gc'],
 }) {
   if (!existsSync(EXPORTER_MAIN)) throw new Error(`${EXPORTER_MAIN} does not exist: run \`npm run build\` first`);
   const port = await freePort();

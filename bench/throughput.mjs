@@ -27,7 +27,7 @@ import {
 const USAGE = `usage: node bench/throughput.mjs [--tasks 100000] [--brokers amqp,redis] [--batches 1,10]
   [--workers 8] [--task-names 8] [--procs 1] [--rate 0] [--with-sent] [--idle-seconds 10]
   [--poll-ms 100] [--redis-url redis://127.0.0.1:6379/0] [--exporter-args "--flag value ..."]
-  [--node-args="--max-semi-space-size=4 --cpu-prof --cpu-prof-dir=bench/results/prof"] [--out file.json]`;
+  [--node-args="--max-semi-space-size=4 --single-threaded-gc --cpu-prof --cpu-prof-dir=bench/results/prof"] [--out file.json]`;
 
 const opts = parseBenchArgs(USAGE, {
   brokers: 'amqp,redis',
@@ -42,7 +42,7 @@ const opts = parseBenchArgs(USAGE, {
   'poll-ms': '100',
   'redis-url': 'redis://127.0.0.1:6379/0',
   'exporter-args': '',
-  // Replaces the exporter's node flags (default: the --max-semi-space-size=4 that npm start uses).
+  // Replaces the exporter's node flags (default: the --max-semi-space-size=4 --single-threaded-gc of npm start).
   'node-args': '',
 });
 
