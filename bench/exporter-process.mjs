@@ -130,7 +130,7 @@ export function eventsReceived(text, selfPrefix = 'celery_autopilot_') {
  * SIGTERM, then `forceKill()` if the child is still running after `graceMs`; resolves once it has
  * exited (`exited` is its 'exit' event). Without a pid the spawn itself failed: nothing to stop.
  */
-async function terminate(child, exited, graceMs, forceKill) {
+export async function terminate(child, exited, graceMs, forceKill = () => child.kill('SIGKILL')) {
   const running = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null;
   if (!running()) return;
   child.kill('SIGTERM');
@@ -395,9 +395,9 @@ export async function runOnBrokers(name, { brokers, redisUrl, cases, runCase, de
 /**
  * One case of an event benchmark: starts the exporter on `target` (a Redis broker gets a key
  * prefix of its own), lets its wake-up traffic pass, then calls `measure` with the exporter, the
- * events it counted so far (`baseline`) and `publish(args)`, which starts the load generator on
- * the same broker and prefix with `args` and returns it. The generator and the exporter are
- * stopped when `measure` is done, whether it succeeded or not.
+ * events it counted so far (`baseline`), `publish(args)`, which starts the load generator on the
+ * same broker and prefix with `args` and returns it, and that `keyprefix` ('' on RabbitMQ). The
+ * generator and the exporter are stopped when `measure` is done, whether it succeeded or not.
  */
 export async function withExporter({ broker, target, extraArgs, nodeArgs }, measure) {
   const keyprefix = broker === 'redis' ? `bench-${randomSuffix()}:` : '';
@@ -411,7 +411,7 @@ export async function withExporter({ broker, target, extraArgs, nodeArgs }, meas
       generator = spawnGenerator(['--broker', target.url, ...args, ...(keyprefix ? ['--keyprefix', keyprefix] : [])]);
       return generator;
     };
-    return await measure({ exporter, baseline, publish });
+    return await measure({ exporter, baseline, publish, keyprefix });
   } finally {
     generator?.kill();
     await exporter.stop();

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/* global console, process, fetch, AbortSignal, setTimeout, clearTimeout */
+/* global console, process, fetch, AbortSignal */
 /**
  * Flower beside celery-autopilot (issue 11's figures): puts a Flower checkout through the same
  * generated event stream as throughput.mjs / tasks-store.mjs and measures
@@ -37,6 +37,7 @@ import {
   sampleTaskApi,
   sleep,
   splitList,
+  terminate,
   writeResults,
 } from './exporter-process.mjs';
 
@@ -119,12 +120,7 @@ async function startFlower({ brokerUrl, keyprefix }) {
       return sumFamily(await res.text(), 'flower_events_total');
     },
     async stop() {
-      if (running()) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => running() && child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await terminate(child, exited, 10_000);
       rmSync(confDir, { recursive: true, force: true });
     },
   };
