@@ -15,8 +15,10 @@ import { TLSSocket } from 'node:tls';
  * in the kernel's receive buffer, and TCP flow control holds the sender if that fills.
  *
  * Bursts are never slowed: a read that fills a whole read buffer means more is waiting, so
- * reading goes on at once; and a window that brings STREAMING_BYTES or more switches pacing off
- * (plain reading, as without it) until a window brings less. So while paced, at most a window's
+ * reading goes on at once; a window that brings STREAMING_BYTES or more switches pacing off
+ * (plain reading, as without it) until a window brings less; and windows that each bring a full
+ * read buffer shorten the pause until pacing is off, for when the kernel's receive buffer, not
+ * the sender, is what limits a window. So while paced, at most a window's
  * worth of traffic — under STREAMING_BYTES — waits outside the process: on Redis that bounds what
  * waits in the server's pub/sub output buffer far below its 32 MB limit.
  */
@@ -25,6 +27,8 @@ import { TLSSocket } from 'node:tls';
 export const FULL_READ_BYTES = 64 * 1024;
 /** Past this many bytes in one window, pacing stops (2.5 MB/s at the default 100 ms window). */
 export const STREAMING_BYTES = 256 * 1024;
+/** Pauses halved below this are not worth a timer: pacing stops (see `afterRead`). */
+export const MIN_PAUSE_MS = 1;
 
 /** The decision, pure (bytes and time are passed in), so it is unit-tested without sockets. */
 export class ReadPacer {
@@ -32,8 +36,16 @@ export class ReadPacer {
   #windowStart = 0;
   #windowStartBytes = 0;
   #lastBytes = 0;
+  #pauseMs: number;
 
-  constructor(readonly windowMs: number) {}
+  constructor(readonly windowMs: number) {
+    this.#pauseMs = windowMs;
+  }
+
+  /** How long the pause that `afterRead` asked for lasts. */
+  get pauseMs(): number {
+    return this.#pauseMs;
+  }
 
   get streaming(): boolean {
     return this.#streaming;
@@ -58,14 +70,26 @@ export class ReadPacer {
         return false;
       }
       this.#streaming = false;
+      this.#pauseMs = this.windowMs;
       return true;
     }
-    if (inWindow >= STREAMING_BYTES) {
-      this.#streaming = true;
-      this.resumed(bytesRead, now);
-      return false;
-    }
-    return read < FULL_READ_BYTES;
+    if (inWindow >= STREAMING_BYTES) return this.#startStreaming(bytesRead, now);
+    if (read >= FULL_READ_BYTES) return false;
+    // A window can bring no more than the kernel's receive buffer holds, and Linux grows that
+    // buffer only for a reader that keeps up: paced, a new connection's buffer (~100 KiB) never
+    // grew, no window reached STREAMING_BYTES, and a 16 MiB burst was read at ~2 MB/s in 176
+    // pauses. So a window that brought a full read buffer or more halves the next pause, down
+    // to streaming; a window that brought less restores it.
+    if (inWindow < FULL_READ_BYTES) this.#pauseMs = this.windowMs;
+    else if ((this.#pauseMs /= 2) < MIN_PAUSE_MS) return this.#startStreaming(bytesRead, now);
+    return true;
+  }
+
+  #startStreaming(bytesRead: number, now: number): false {
+    this.#streaming = true;
+    this.#pauseMs = this.windowMs;
+    this.resumed(bytesRead, now);
+    return false;
   }
 }
 
@@ -136,7 +160,7 @@ export function paceReads(socket: Socket, windowMs: number): ReadPacing {
     // handle it believes stopped as soon as its buffer has room, which would undo the pause.
     h.readStop();
     pauses += 1;
-    timer = setTimeout(resume, windowMs);
+    timer = setTimeout(resume, pacer.pauseMs);
     timer.unref();
   };
   const stop = (): void => {

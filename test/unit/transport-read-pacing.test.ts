@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FULL_READ_BYTES, ReadPacer, STREAMING_BYTES } from '../../src/transport/read-pacing.js';
+import { FULL_READ_BYTES, MIN_PAUSE_MS, ReadPacer, STREAMING_BYTES } from '../../src/transport/read-pacing.js';
 
 /** The pacing decision with hand-fed byte counts and a hand-moved clock. */
 function pacer(windowMs = 100) {
@@ -53,6 +53,32 @@ describe('ReadPacer', () => {
     // The window ended with 25 kB in it: the next read after it pauses and pacing is back.
     expect(r.read(500, 60)).toBe(true);
     expect(r.p.streaming).toBe(false);
+  });
+
+  it('halves the pause while windows bring a full read buffer or more, down to streaming: a receive buffer that never grew', () => {
+    const r = pacer(100);
+    // ~96 KiB a window, as a paced new connection's kernel buffer holds: never STREAMING_BYTES.
+    const windowBytes = FULL_READ_BYTES + 32 * 1024;
+    const pauses: number[] = [];
+    while (!r.p.streaming) {
+      expect(r.read(FULL_READ_BYTES)).toBe(false);
+      if (!r.read(windowBytes - FULL_READ_BYTES)) break;
+      pauses.push(r.p.pauseMs);
+      r.resume(r.p.pauseMs);
+    }
+    expect(pauses).toEqual([50, 25, 12.5, 6.25, 3.125, 1.5625]);
+    expect(pauses.at(-1)! / 2).toBeLessThan(MIN_PAUSE_MS);
+    expect(r.p.streaming).toBe(true);
+  });
+
+  it('a window under a full read buffer restores the whole pause', () => {
+    const r = pacer(100);
+    r.read(FULL_READ_BYTES);
+    expect(r.read(1000)).toBe(true);
+    expect(r.p.pauseMs).toBe(50);
+    r.resume(50);
+    expect(r.read(700)).toBe(true);
+    expect(r.p.pauseMs).toBe(100);
   });
 
   it('stays streaming while every window carries STREAMING_BYTES or more', () => {
