@@ -79,8 +79,8 @@ function formatNumber(v: number): string {
 type SeriesIndex = Map<string, Map<string, Map<string, TaskSeries>>>;
 
 export class TaskSeriesStore {
-  /** Every series by joined key, in creation order: the order they are rendered in. */
-  readonly #series = new Map<string, TaskSeries>();
+  /** Every series, in creation order: the order they are rendered in. */
+  readonly #series = new Set<TaskSeries>();
   readonly #index: SeriesIndex = new Map();
   readonly #failed = new Map<string, FailedSeries>();
   readonly #staticLabels: string;
@@ -103,8 +103,7 @@ export class TaskSeriesStore {
 
   /** A new combination; over the cap, the overflow one (counted), or none when `overflow` is false. */
   #create(name: string, hostname: string, queue: string, overflow: boolean): TaskSeries | undefined {
-    const key = `${name}\u0000${hostname}\u0000${queue}`;
-    let s = this.#series.get(key);
+    let s = this.#index.get(hostname)?.get(name)?.get(queue);
     if (s !== undefined) return s;
     const o = this.options.overflowValue;
     if (this.#series.size >= this.options.maxSeries && (name !== o || hostname !== o || queue !== o)) {
@@ -118,7 +117,7 @@ export class TaskSeriesStore {
       counts: new Float64Array(COUNTER_FAMILIES.length),
       zeroInitialised: false,
     };
-    this.#series.set(key, s);
+    this.#series.add(s);
     let byName = this.#index.get(hostname);
     if (byName === undefined) this.#index.set(hostname, (byName = new Map()));
     let byQueue = byName.get(name);
@@ -186,7 +185,7 @@ export class TaskSeriesStore {
   }
 
   removeHostname(hostname: string): void {
-    for (const [k, s] of this.#series) if (s.hostname === hostname) this.#series.delete(k);
+    for (const s of this.#series) if (s.hostname === hostname) this.#series.delete(s);
     this.#index.delete(hostname);
     for (const [k, s] of this.#failed) if (s.hostname === hostname) this.#failed.delete(k);
   }
@@ -212,7 +211,7 @@ export class TaskSeriesStore {
       const i = COUNTER_INDEX[family];
       const name = `${p}task_${family}_total`;
       buf += `# HELP ${name} ${HELP[family]}\n# TYPE ${name} counter\n`;
-      for (const s of this.#series.values()) {
+      for (const s of this.#series) {
         const v = s.counts[i]!;
         if (v > 0 || s.zeroInitialised) {
           buf += `${name}{${s.labels}} ${v}\n`;
@@ -236,7 +235,7 @@ export class TaskSeriesStore {
       ],
     ] as const) {
       buf += `# HELP ${metric} ${help}\n# TYPE ${metric} histogram\n`;
-      for (const s of this.#series.values()) {
+      for (const s of this.#series) {
         const h = pick(s);
         if (h === undefined) continue;
         let cumulative = 0;

@@ -18,9 +18,9 @@ import { TLSSocket } from 'node:tls';
  * reading goes on at once; a window that brings STREAMING_BYTES or more switches pacing off
  * (plain reading, as without it) until a window brings less; and windows that each bring a full
  * read buffer shorten the pause until pacing is off, for when the kernel's receive buffer, not
- * the sender, is what limits a window. So while paced, at most a window's
- * worth of traffic — under STREAMING_BYTES — waits outside the process: on Redis that bounds what
- * waits in the server's pub/sub output buffer far below its 32 MB limit.
+ * the sender, is what limits a window. So while paced, at most a window's worth of traffic —
+ * under STREAMING_BYTES — waits outside the process: on Redis that bounds what waits in the
+ * server's pub/sub output buffer far below its 32 MB limit.
  */
 
 /** libuv reads a TCP socket into 64 KiB buffers: a read that fills one left more in the kernel. */
