@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
+import { kubernetesSchema } from './kubernetes-schema.js';
 import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
 import { tasksSchema } from './tasks-schema.js';
 import { Secret } from './secret.js';
@@ -271,6 +272,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     remediation: remediationSchema.prefault({}),
+    kubernetes: kubernetesSchema.prefault({}),
     tasks: tasksSchema.prefault({}),
   })
   .strict()

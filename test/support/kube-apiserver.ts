@@ -29,7 +29,8 @@ export interface TestDeploymentSpec {
   namespace: string;
   name: string;
   replicas: number;
-  worker: WorkerTemplate;
+  /** How each replica's Celery worker starts; undefined: bare pods with no process (API-only tests). */
+  worker: WorkerTemplate | undefined;
 }
 
 interface StoredDeployment {
@@ -102,7 +103,8 @@ const notFound = (resource: string, name: string) =>
     status(404, 'NotFound', `${resource} "${name}" not found`, { name, group: resource.split('.')[1] ?? '', kind: resource.split('.')[0] }),
   );
 
-export async function startKubeApiServer(): Promise<TestKubeApiServer> {
+export async function startKubeApiServer(options: { keda?: boolean } = {}): Promise<TestKubeApiServer> {
+  const keda = options.keda ?? true;
   const cert: ServerCertificate = await makeServerCertificate(['kubernetes.default.svc']);
   const tokens = new Map<string, TokenGrant>();
   const deployments = new Map<string, StoredDeployment>();
@@ -182,7 +184,7 @@ export async function startKubeApiServer(): Promise<TestKubeApiServer> {
 
   function route(method: string, url: URL, body: unknown, grant: TokenGrant, contentType: string): unknown {
     const p = url.pathname.replace(/\/+$/, '');
-    const discovery = discoveryDocument(p, server);
+    const discovery = keda || !p.startsWith('/apis/keda.sh') ? discoveryDocument(p, server, keda) : undefined;
     if (discovery !== undefined && method === 'GET') return discovery;
     let m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/deployments\/([^/]+)(\/scale)?$/.exec(p);
     if (m) {
@@ -210,6 +212,8 @@ export async function startKubeApiServer(): Promise<TestKubeApiServer> {
       return podList(ns, url.searchParams.get('labelSelector') ?? '');
     }
     m = /^\/apis\/(autoscaling\/v2|keda\.sh\/v1alpha1)\/namespaces\/([^/]+)\/(horizontalpodautoscalers|scaledobjects)$/.exec(p);
+    // Without KEDA installed its group does not exist: 404, as from a real server.
+    if (m && !keda && m[1] === 'keda.sh/v1alpha1') m = null;
     if (m && method === 'GET') {
       const [, gv, ns, resource] = m as unknown as [string, string, string, string];
       authorize(grant, 'list', resource, ns);
@@ -427,7 +431,7 @@ export async function startKubeApiServer(): Promise<TestKubeApiServer> {
 }
 
 /** What a real API server answers on the discovery paths kubectl reads (JSON, not aggregated). */
-function discoveryDocument(p: string, server: Server): unknown {
+function discoveryDocument(p: string, server: Server, keda: boolean): unknown {
   const resource = (name: string, kind: string, verbs: string[], extra: Record<string, unknown> = {}) => ({
     name,
     singularName: name.includes('/') ? '' : kind.toLowerCase(),
@@ -453,11 +457,13 @@ function discoveryDocument(p: string, server: Server): unknown {
           ['apps', 'v1'],
           ['autoscaling', 'v2'],
           ['keda.sh', 'v1alpha1'],
-        ].map(([name, v]) => ({
-          name,
-          versions: [{ groupVersion: `${name}/${v}`, version: v }],
-          preferredVersion: { groupVersion: `${name}/${v}`, version: v },
-        })),
+        ]
+          .filter(([name]) => keda || name !== 'keda.sh')
+          .map(([name, v]) => ({
+            name,
+            versions: [{ groupVersion: `${name}/${v}`, version: v }],
+            preferredVersion: { groupVersion: `${name}/${v}`, version: v },
+          })),
       };
     case '/api/v1':
       return {

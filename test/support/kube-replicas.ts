@@ -29,7 +29,8 @@ export class TestReplicaSet {
 
   constructor(
     readonly deployment: string,
-    private readonly template: WorkerTemplate,
+    /** Undefined: bare pods, ready at once with no process (for tests of the API alone). */
+    private readonly template: WorkerTemplate | undefined,
     private readonly onChange: () => void,
   ) {}
 
@@ -75,6 +76,11 @@ export class TestReplicaSet {
   }
 
   async #start(pod: TestPod): Promise<void> {
+    if (!this.template) {
+      pod.ready = true;
+      this.onChange();
+      return;
+    }
     try {
       pod.worker = await startWorker({ ...this.template, nodename: pod.nodename });
       pod.ready = true;
