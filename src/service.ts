@@ -21,6 +21,7 @@ import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
 import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
+import { QueueFlow } from './state/queue-flow.js';
 import { TaskTracker } from './state/tasks.js';
 import {
   createResultBackend,
@@ -56,6 +57,8 @@ export class Service {
   readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
   readonly workers: WorkerRegistry;
   readonly tasks: TaskTracker;
+  /** Arrivals, completions and runtimes per queue: the autoscaling signals' rates. */
+  readonly flow: QueueFlow;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
   readonly taskStore: TaskStore | undefined;
   /** Publishes task messages on its own broker connection (opened on first use). */
@@ -113,14 +116,22 @@ export class Service {
     });
     const c = config.cardinality;
     this.tasks = new TaskTracker(c.max_tracked_tasks);
-    this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, {
-      defaultQueue: m.default_queue_name,
-      taskSentHostname: c.task_sent_hostname,
-      maxTaskNames: c.max_task_names,
-      maxHostnames: c.max_hostnames,
-      maxQueues: c.max_queues,
-      overflowValue: c.overflow_value,
-    });
+    this.flow = new QueueFlow(() => this.#clock.nowMs(), m.rate_window_seconds, c.max_queues);
+    this.processor = new EventProcessor(
+      this.#clock,
+      this.workers,
+      this.tasks,
+      this.celeryMetrics,
+      {
+        defaultQueue: m.default_queue_name,
+        taskSentHostname: c.task_sent_hostname,
+        maxTaskNames: c.max_task_names,
+        maxHostnames: c.max_hostnames,
+        maxQueues: c.max_queues,
+        overflowValue: c.overflow_value,
+      },
+      this.flow,
+    );
     const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
     this.taskStore = taskParts?.store;
     this.#taskPersistence = taskParts?.persistence;
@@ -141,13 +152,19 @@ export class Service {
         .broadcast({ method: 'heartbeat', arguments: {}, destination: null }, { reply: false, timeoutMs: 0 })
         .catch((e: Error) => this.#logger.debug({ err: e.message }, 'heartbeat wake-up not sent'));
     });
-    this.queues = new QueueCollector(this.transport, this.workers, this.#clock, {
-      configuredQueues: m.queues,
-      timeoutMs: m.queue_length_timeout_seconds * 1000,
-      cacheMs: m.queue_length_cache_seconds * 1000,
-      retentionMs: m.queue_retention_seconds * 1000,
-      maxQueues: c.max_queues,
-    });
+    this.queues = new QueueCollector(
+      this.transport,
+      this.workers,
+      this.#clock,
+      {
+        configuredQueues: m.queues,
+        timeoutMs: m.queue_length_timeout_seconds * 1000,
+        cacheMs: m.queue_length_cache_seconds * 1000,
+        retentionMs: m.queue_retention_seconds * 1000,
+        maxQueues: c.max_queues,
+      },
+      { flow: this.flow, sentSeenAt: (id) => this.tasks.get(id)?.sentSeenAt },
+    );
     this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
     this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.#logger, {
       enableEvents: config.events.enable_events,

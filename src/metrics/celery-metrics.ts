@@ -36,6 +36,10 @@ export interface QueueSample {
   consumers: number | null;
   workers: number;
   processes: number;
+  /** Autoscaling signals (state/queue-flow.ts); null: not known, no series. */
+  timeToDrain: number | null;
+  processesNeeded: number | null;
+  oldestMessageAge: number | null;
 }
 
 export class CeleryMetrics {
@@ -47,6 +51,9 @@ export class CeleryMetrics {
   readonly #consumers: Gauge<'queue_name'>;
   readonly #workersPerQueue: Gauge<'queue_name'>;
   readonly #processesPerQueue: Gauge<'queue_name'>;
+  readonly #timeToDrain: Gauge<'queue_name'>;
+  readonly #processesNeeded: Gauge<'queue_name'>;
+  readonly #oldestAge: Gauge<'queue_name'>;
   #workers: () => WorkerSample[] = () => [];
   #queues: () => Promise<QueueSample[]> = async () => [];
 
@@ -62,6 +69,9 @@ export class CeleryMetrics {
       overflowValue: options.overflowValue,
     });
     // prom-client calls collect() with the metric as `this`; the closures need ours.
+    // prom-client renders the families of one scrape concurrently: every per-queue gauge awaits
+    // the same one collection, so none of them shows the previous scrape's values.
+    const queueCollect = () => self.#collectQueuesShared();
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.#workerUp = new Gauge({
@@ -84,27 +94,50 @@ export class CeleryMetrics {
       help: 'The number of messages in the broker queue.',
       labelNames: ['queue_name'],
       registers: [registry],
-      async collect() {
-        await self.#collectQueues();
-      },
+      collect: queueCollect,
     });
     this.#consumers = new Gauge({
       name: `${p}active_consumer_count`,
       help: 'The number of active consumers in the broker queue.',
       labelNames: ['queue_name'],
       registers: [registry],
+      collect: queueCollect,
     });
     this.#workersPerQueue = new Gauge({
       name: `${p}active_worker_count`,
       help: 'The number of active workers consuming the broker queue.',
       labelNames: ['queue_name'],
       registers: [registry],
+      collect: queueCollect,
     });
     this.#processesPerQueue = new Gauge({
       name: `${p}active_process_count`,
       help: 'The number of active processes consuming the broker queue.',
       labelNames: ['queue_name'],
       registers: [registry],
+      collect: queueCollect,
+    });
+    // Our own signals for autoscalers (README "Metrics" has the formulas), not celery-exporter's.
+    this.#timeToDrain = new Gauge({
+      name: `${p}queue_time_to_drain_seconds`,
+      help: 'Estimated seconds until the queue is empty: its length divided by its completion rate over the last metrics.rate_window_seconds (+Inf: a backlog and no completion).',
+      labelNames: ['queue_name'],
+      registers: [registry],
+      collect: queueCollect,
+    });
+    this.#processesNeeded = new Gauge({
+      name: `${p}queue_processes_needed`,
+      help: "Pool processes the queue's arrival rate needs (Little's law: arrivals per second × mean runtime, over metrics.rate_window_seconds).",
+      labelNames: ['queue_name'],
+      registers: [registry],
+      collect: queueCollect,
+    });
+    this.#oldestAge = new Gauge({
+      name: `${p}queue_oldest_message_age_seconds`,
+      help: 'Seconds since the oldest waiting message was sent (Redis, for messages whose task-sent was seen).',
+      labelNames: ['queue_name'],
+      registers: [registry],
+      collect: queueCollect,
     });
   }
 
@@ -148,15 +181,29 @@ export class CeleryMetrics {
     }
   }
 
+  #queuesInFlight: Promise<void> | undefined;
+
+  /** One collection shared by every per-queue gauge of a scrape (and by concurrent scrapes). */
+  #collectQueuesShared(): Promise<void> {
+    this.#queuesInFlight ??= this.#collectQueues().finally(() => {
+      this.#queuesInFlight = undefined;
+    });
+    return this.#queuesInFlight;
+  }
+
   async #collectQueues(): Promise<void> {
     const samples = await this.#queues();
-    for (const g of [this.#queueLength, this.#consumers, this.#workersPerQueue, this.#processesPerQueue]) g.reset();
+    const signals = [this.#timeToDrain, this.#processesNeeded, this.#oldestAge] as const;
+    for (const g of [this.#queueLength, this.#consumers, this.#workersPerQueue, this.#processesPerQueue, ...signals]) g.reset();
     for (const q of samples) {
       const labels = { queue_name: q.queue };
       if (q.length !== null) this.#queueLength.set(labels, q.length);
       if (q.consumers !== null) this.#consumers.set(labels, q.consumers);
       this.#workersPerQueue.set(labels, q.workers);
       this.#processesPerQueue.set(labels, q.processes);
+      if (q.timeToDrain !== null) this.#timeToDrain.set(labels, q.timeToDrain);
+      if (q.processesNeeded !== null) this.#processesNeeded.set(labels, q.processesNeeded);
+      if (q.oldestMessageAge !== null) this.#oldestAge.set(labels, q.oldestMessageAge);
     }
   }
 }

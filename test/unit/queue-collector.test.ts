@@ -45,7 +45,16 @@ describe('queues stay reported after their last consumer is gone', () => {
     clock.advance(5000); // heartbeat window over: the worker is dead
     broker.depths.q = { messages: 5, consumers: 0 };
     // Within the 60 s depth cache, yet read again: who consumes the queue changed.
-    expect((await byQueue(queues)).q).toEqual({ queue: 'q', length: 5, consumers: 0, workers: 0, processes: 0 });
+    expect((await byQueue(queues)).q).toEqual({
+      queue: 'q',
+      length: 5,
+      consumers: 0,
+      workers: 0,
+      processes: 0,
+      timeToDrain: null,
+      processesNeeded: null,
+      oldestMessageAge: null,
+    });
     expect(broker.reads).toHaveLength(2);
   });
 
