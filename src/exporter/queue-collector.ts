@@ -67,8 +67,8 @@ export class QueueCollector {
     return [...new Set([...this.options.configuredQueues, ...this.#learnt.keys()])].sort();
   }
 
-  async collect(): Promise<QueueSample[]> {
-    const now = this.clock.nowMs();
+  /** Who consumes each queue is read at `now`, before the broker is asked (see scrape-sample.ts). */
+  async collect(now = this.clock.nowMs()): Promise<QueueSample[]> {
     const names = this.queueNames(now);
     const consumersByQueue = new Map(names.map((q) => [q, this.workers.consumersOf(q, now)]));
     // Who consumes what is part of the cache key: a worker that died (or came) since the cached
@@ -83,8 +83,8 @@ export class QueueCollector {
       )
       .join('\u0000');
     const depths = await this.#depths(names, key);
-    // The signals are taken when the depths are in, so each one describes the same moment.
-    const at = this.clock.nowMs();
+    // The signals describe the sample's moment, as who consumes each queue does.
+    const at = now;
     return names.map((queue) => {
       const consumers = consumersByQueue.get(queue)!;
       const depth = depths.get(queue);
