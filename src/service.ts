@@ -219,6 +219,7 @@ export class Service {
         metrics: this.actionMetrics,
         logger: this.#logger,
         clock: this.#clock,
+        kubernetes: config.kubernetes,
       });
       this.remediator = this.#remediation.remediator;
     }

@@ -15,6 +15,8 @@ export const kubernetesSchema = z
     kubeconfig: z.string().min(1).optional(),
     /** The kubeconfig context to use; unset: its current-context. */
     context: z.string().min(1).optional(),
+    /** After a scale, how long the new (or leaving) workers are watched for in Celery before giving up. */
+    confirm_seconds: z.number().min(1).max(3600).default(120),
     /** Upper bound on one API request. */
     request_timeout_seconds: z.number().min(1).max(120).default(10),
     /**

@@ -3,12 +3,14 @@ import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import type { Alert, Notification } from './alertmanager.js';
 import { LocalKillSwitch, type KillSwitch } from './kill-switch.js';
-import { ruleMatches, type RemediationAction, type RemediationRule } from './rules.js';
+import { isWorkerAction, ruleMatches, type RemediationAction, type RemediationRule } from './rules.js';
 import type { Decision, RemediationExecutor, RemediationOptions, TargetOutcome } from './types.js';
 import { grownKey, SAFEGUARDS, type Judgement, type SafeguardContext, type Verdict } from './safeguards.js';
 import type { RemediationState } from './state.js';
 import { stateKeys } from './state-keys.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
+import { KubernetesApiError, KubernetesUnavailableError } from '../kubernetes/client.js';
+import { applyScale, confirmThroughCelery, grownDeploymentKey, rememberGrowth, type KubernetesParts } from './deployments.js';
 
 export type { Decision, RemediationExecutor, RemediationOptions, TargetOutcome } from './types.js';
 
@@ -17,6 +19,8 @@ export interface RemediationDeps {
   killSwitch?: KillSwitch;
   /** Waits between busy-shrink retries; injected so tests need not wait. */
   sleep?: (ms: number) => Promise<void>;
+  /** The Kubernetes API, for scale_deployment rules. */
+  kubernetes?: KubernetesParts;
 }
 
 const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -36,6 +40,8 @@ export class Remediator {
   #rules: readonly RemediationRule[];
   #pending: Promise<void> = Promise.resolve();
   #jobs = 0;
+  /** Decisions still confirming (scale_deployment), audited once they are done. */
+  readonly #followUps = new Set<Promise<void>>();
   readonly #killSwitch: KillSwitch;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #context: SafeguardContext;
@@ -55,7 +61,7 @@ export class Remediator {
     this.#sleep = deps.sleep ?? realSleep;
     // The gauge shows the value this replica obeys, as soon as it learns it.
     this.#killSwitch.onChange((on) => metrics.killSwitch.set(on ? 1 : 0));
-    this.#context = { executor, state, killSwitch: this.#killSwitch, options };
+    this.#context = { executor, state, killSwitch: this.#killSwitch, options, kubernetes: deps.kubernetes };
   }
 
   get rules(): readonly RemediationRule[] {
@@ -113,6 +119,7 @@ export class Remediator {
   async idle(): Promise<void> {
     while (this.#jobs > 0) await this.#pending;
     await this.#pending;
+    while (this.#followUps.size > 0) await Promise.all([...this.#followUps]);
   }
 
   async #decide({ alert, rule }: Job): Promise<Decision> {
@@ -145,15 +152,30 @@ export class Remediator {
       verdict = await this.#judge(j);
     } catch (e) {
       // A stats request that could not be sent, a name the control layer refuses, the shared
-      // state unreachable...: still one audited, counted decision, never a silent gap.
+      // state unreachable, the Kubernetes API refusing...: still one audited, counted decision.
       decision.error = (e as Error).message;
-      verdict = { outcome: 'failed', reason: e instanceof BrokerUnavailableError ? 'broker_unavailable' : 'error' };
-    } finally {
-      await Promise.all(j.held.map((w) => this.state.release(stateKeys.inFlight(w)))).catch((e: Error) =>
-        this.logger.warn({ err: e.message, rule: rule.name }, 'in-flight locks not released; they expire on their own'),
-      );
+      verdict = { outcome: 'failed', reason: failureReason(e) };
     }
+    const followUp = verdict.outcome === 'acted' ? j.followUp : undefined;
+    if (followUp) {
+      // Confirmation takes a while (pods start): the queue of decisions goes on meanwhile, this
+      // one keeps its in-flight lock and is audited once confirmed or given up on.
+      const done: Promise<void> = followUp()
+        .catch((e: Error) => this.logger.warn({ err: e.message, rule: rule.name }, 'scale confirmation failed'))
+        .then(() => this.#release(j))
+        .then(() => void this.#finish(decision, verdict))
+        .finally(() => this.#followUps.delete(done));
+      this.#followUps.add(done);
+      return decision;
+    }
+    await this.#release(j);
     return this.#finish(decision, verdict);
+  }
+
+  async #release(j: Judgement): Promise<void> {
+    await Promise.all(j.held.map((w) => this.state.release(stateKeys.inFlight(w)))).catch((e: Error) =>
+      this.logger.warn({ err: e.message, rule: j.rule.name }, 'in-flight locks not released; they expire on their own'),
+    );
   }
 
   /** The safeguards in their order; the first verdict ends it, and past them all the command is sent. */
@@ -174,8 +196,34 @@ export class Remediator {
     return decision;
   }
 
+  /**
+   * scale_deployment: cancel_consumer on the pods that go (scale-down), the conditional scale
+   * write, the cooldown and what this alert added (for its shrink-back), then the confirmation
+   * through Celery as a follow-up.
+   */
+  async #actScale(j: Judgement): Promise<Verdict> {
+    const k8s = this.#context.kubernetes!;
+    const target = j.targets[0]!;
+    const queueLabel = j.rule.target.queue_label ?? 'queue_name';
+    const queue = j.alert.labels[queueLabel] || undefined;
+    const { change } = await applyScale(k8s, this.executor, j.scalePlan!, queue, this.#sleep);
+    j.decision.deployment = change;
+    if (j.rule.cooldown_seconds > 0)
+      await this.state.claim(stateKeys.cooldown(j.rule.name, j.action, target, j.resolvedStep), j.rule.cooldown_seconds * 1000);
+    const key = grownDeploymentKey(j.alert, j.rule.name, target);
+    if (!j.resolvedStep) await rememberGrowth(this.state, key, change, this.options.memorySeconds * 1000);
+    else if (change.after < change.before) await this.state.release(key);
+    if (change.after !== change.before) {
+      j.followUp = () => confirmThroughCelery(k8s, this.executor, change, queue, this.options.confirmMs ?? 120_000, this.#sleep);
+    }
+    // A leaving worker that did not answer cancel_consumer still stops warmly on SIGTERM: the
+    // scale stands, and its answer is on the decision.
+    return { outcome: 'acted' };
+  }
+
   /** Sends the command (grouped by arguments) and records what it changed for later decisions. */
   async #act(j: Judgement): Promise<Verdict> {
+    if (!isWorkerAction(j.action)) return this.#actScale(j);
     const { rule, action, args, decision } = j;
     // Workers whose bounds gave them their own arguments (e.g. a clamped n) get their own command.
     const groups = new Map<string, { args: Record<string, unknown>; workers: string[] }>();
@@ -193,7 +241,8 @@ export class Remediator {
     for (const r of results) {
       if (r.status !== 'ok') continue;
       // Per action: a shrink-back on resolve is not held up by the cooldown of the grow it undoes.
-      if (rule.cooldown_seconds > 0) await this.state.claim(stateKeys.cooldown(rule.name, action, r.worker), rule.cooldown_seconds * 1000);
+      if (rule.cooldown_seconds > 0)
+        await this.state.claim(stateKeys.cooldown(rule.name, action, r.worker, j.resolvedStep), rule.cooldown_seconds * 1000);
       const n = j.perTarget.get(r.worker)?.n ?? args.n;
       if ((action === 'pool_grow' || action === 'pool_shrink') && typeof n === 'number') {
         // Pool processes change on the pool's next maintenance tick (up to ~5 s), so `stats`
@@ -240,4 +289,10 @@ export class Remediator {
     }
     return outcomes;
   }
+}
+
+function failureReason(e: unknown): Decision['reason'] {
+  if (e instanceof BrokerUnavailableError) return 'broker_unavailable';
+  if (e instanceof KubernetesApiError || e instanceof KubernetesUnavailableError) return 'kubernetes';
+  return 'error';
 }

@@ -19,8 +19,13 @@ export const stateKeys = {
   /** Held once the decision to act (or to dry-run) is taken, for remediation.memory_seconds. */
   idempotency: (alert: AlertInstance, rule: string, action: string, dryRun: boolean): string =>
     `${v}${dryRun ? 'dry-idem' : 'idem'}:${alert.fingerprint}:${alert.startsAt}:${alert.status}:${rule}:${action}`,
-  /** Per rule, action and worker, for the rule's cooldown_seconds after a successful command. */
-  cooldown: (rule: string, action: string, worker: string): string => `${v}cooldown:${rule}:${action}:${worker}`,
+  /**
+   * Per rule, action and worker, for the rule's cooldown_seconds after a successful command. The
+   * on_resolved step has its own: undoing (rate_limit → rate_limit 0, scale_deployment by 1 → by
+   * -1) is the same action and must not wait for the cooldown of what it undoes.
+   */
+  cooldown: (rule: string, action: string, worker: string, resolvedStep = false): string =>
+    `${v}cooldown:${rule}:${action}:${worker}${resolvedStep ? ':resolved' : ''}`,
   /** One action at a time per worker, across rules and replicas. */
   inFlight: (worker: string): string => `${v}inflight:${worker}`,
   /** Processes added or removed but not in `stats` yet (the pool's maintenance tick lags). */

@@ -51,6 +51,12 @@ export interface RecordedRequest {
   body?: unknown;
   status: number;
   userAgent?: string;
+  /**
+   * A write that lowered the replicas: the pods that leave, and whether each one's worker had
+   * already stopped consuming (Celery logs "Canceling queue <q>" on cancel_consumer) when the
+   * count dropped.
+   */
+  leaving?: Array<{ pod: string; worker: string; consumerCancelled: boolean }>;
 }
 
 export interface TestKubeApiServer {
@@ -151,7 +157,7 @@ export async function startKubeApiServer(options: { keda?: boolean } = {}): Prom
         record.body = body;
       }
       const grant = authenticate(req.headers.authorization);
-      send(200, route(record.method, url, body, grant, (req.headers['content-type'] ?? '').split(';')[0]!.trim()));
+      send(200, route(record, url, body, grant, (req.headers['content-type'] ?? '').split(';')[0]!.trim()));
     } catch (e) {
       if (e instanceof HttpError) send(e.code, e.body);
       else send(500, status(500, 'InternalError', (e as Error).message));
@@ -182,7 +188,8 @@ export async function startKubeApiServer(options: { keda?: boolean } = {}): Prom
     }
   }
 
-  function route(method: string, url: URL, body: unknown, grant: TokenGrant, contentType: string): unknown {
+  function route(record: RecordedRequest, url: URL, body: unknown, grant: TokenGrant, contentType: string): unknown {
+    const method = record.method;
     const p = url.pathname.replace(/\/+$/, '');
     const discovery = keda || !p.startsWith('/apis/keda.sh') ? discoveryDocument(p, server, keda) : undefined;
     if (discovery !== undefined && method === 'GET') return discovery;
@@ -196,7 +203,7 @@ export async function startKubeApiServer(options: { keda?: boolean } = {}): Prom
       const d = deploymentOf(ns, name);
       if (!scale) return deploymentObject(d);
       if (verb === 'get') return scaleObject(d);
-      return writeScale(d, verb, verb === 'patch' ? patchBody(contentType, body) : body, url);
+      return writeScale(d, verb, verb === 'patch' ? patchBody(contentType, body) : body, url, record);
     }
     m = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(p);
     if (m && method === 'GET') {
@@ -260,7 +267,7 @@ export async function startKubeApiServer(options: { keda?: boolean } = {}): Prom
     return out;
   }
 
-  function writeScale(d: StoredDeployment, verb: string, body: unknown, url: URL): unknown {
+  function writeScale(d: StoredDeployment, verb: string, body: unknown, url: URL, record: RecordedRequest): unknown {
     const k = key(d.namespace, d.name);
     if (interfere.has(k)) {
       const replicas = interfere.get(k);
@@ -287,6 +294,13 @@ export async function startKubeApiServer(options: { keda?: boolean } = {}): Prom
     if (replicas !== undefined) {
       if (typeof replicas !== 'number' || !Number.isInteger(replicas)) throw invalid(d, 'spec.replicas', replicas, 'must be an integer');
       if (replicas < 0) throw invalid(d, 'spec.replicas', replicas, 'must be greater than or equal to 0');
+      if (replicas < d.replicas) {
+        record.leaving = d.set.leavingFirst(d.set.live.length - replicas).map((p) => ({
+          pod: p.name,
+          worker: p.nodename,
+          consumerCancelled: /Canceling queue /.test(p.worker?.logs() ?? ''),
+        }));
+      }
       if (replicas !== d.replicas) setReplicas(d, replicas);
     }
     return scaleObject(d);

@@ -61,10 +61,16 @@ export class TestReplicaSet {
       const made = Array.from({ length: this.#want - live.length }, () => this.#create());
       await Promise.all(made.map((pod) => this.#start(pod)));
     } else if (live.length > this.#want) {
-      // Newest first, as the ReplicaSet controller picks among equally ready pods.
-      const going = [...live].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (b.name > a.name ? 1 : -1));
-      await Promise.all(going.slice(0, live.length - this.#want).map((pod) => this.#stop(pod)));
+      await Promise.all(this.leavingFirst(live.length - this.#want).map((pod) => this.#stop(pod)));
     }
+  }
+
+  /** The pods a scale-down by `n` removes: not ready ones, then the newest, as a ReplicaSet picks. */
+  leavingFirst(n: number): TestPod[] {
+    const order = [...this.live].sort(
+      (a, b) => Number(a.ready) - Number(b.ready) || b.createdAt.getTime() - a.createdAt.getTime() || (b.name > a.name ? 1 : -1),
+    );
+    return order.slice(0, Math.max(0, n));
   }
 
   #create(): TestPod {
