@@ -220,6 +220,7 @@ export class Service {
         logger: this.#logger,
         clock: this.#clock,
         kubernetes: config.kubernetes,
+        timeToDrain: async (queue) => (await this.queues.collect()).find((q) => q.queue === queue)?.timeToDrain ?? undefined,
       });
       this.remediator = this.#remediation.remediator;
     }

@@ -10,7 +10,10 @@ import type { RemediationState } from './state.js';
 import { stateKeys } from './state-keys.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 import { KubernetesApiError, KubernetesUnavailableError } from '../kubernetes/client.js';
-import { applyScale, confirmThroughCelery, grownDeploymentKey, rememberGrowth, type KubernetesParts } from './deployments.js';
+import { actOnDeployment } from './deployment-act.js';
+import { Oversight } from './oversight.js';
+import { ProposalError, type Proposal } from './proposals.js';
+import type { KubernetesParts } from './deployments.js';
 
 export type { Decision, RemediationExecutor, RemediationOptions, TargetOutcome } from './types.js';
 
@@ -21,6 +24,9 @@ export interface RemediationDeps {
   sleep?: (ms: number) => Promise<void>;
   /** The Kubernetes API, for scale_deployment rules. */
   kubernetes?: KubernetesParts;
+  /** A queue's time to drain now (s), for verify; undefined: verify waits for the resolved alert only. */
+  timeToDrain?: (queue: string) => Promise<number | undefined>;
+  now?: () => number;
 }
 
 const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -28,6 +34,8 @@ const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTim
 interface Job {
   alert: Alert;
   rule: RemediationRule;
+  /** An approval of a proposal: who approved it (the rule's approve mode is then carried out). */
+  approvedBy?: string;
 }
 
 /**
@@ -45,6 +53,8 @@ export class Remediator {
   readonly #killSwitch: KillSwitch;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #context: SafeguardContext;
+  /** Proposals (mode approve) and verification (verify). */
+  readonly oversight: Oversight;
 
   constructor(
     rules: readonly RemediationRule[],
@@ -62,6 +72,15 @@ export class Remediator {
     // The gauge shows the value this replica obeys, as soon as it learns it.
     this.#killSwitch.onChange((on) => metrics.killSwitch.set(on ? 1 : 0));
     this.#context = { executor, state, killSwitch: this.#killSwitch, options, kubernetes: deps.kubernetes };
+    this.oversight = new Oversight(
+      state,
+      audit,
+      metrics,
+      deps.now ?? Date.now,
+      options.proposalTtlMs ?? 1_800_000,
+      deps.timeToDrain ?? (async () => undefined),
+      () => this.#rules,
+    );
   }
 
   get rules(): readonly RemediationRule[] {
@@ -92,6 +111,7 @@ export class Remediator {
     const rules = this.#rules;
     const jobs: Job[] = [];
     for (const alert of notification.alerts) for (const rule of rules) if (ruleMatches(rule, alert)) jobs.push({ alert, rule });
+    for (const alert of notification.alerts) if (alert.status === 'resolved') this.oversight.resolved(alert);
     const wouldAct = jobs.length > 0 && !this.#killSwitch.engaged && !this.options.dryRun && jobs.some((j) => !j.rule.dry_run);
     if (wouldAct && !this.executor.brokerConnected()) return { status: 'retry', jobs: 0 };
     if (notification.truncatedAlerts > 0) {
@@ -100,19 +120,54 @@ export class Remediator {
         'Alertmanager truncated this notification; nothing is inferred from the missing alerts',
       );
     }
+    this.#enqueue(jobs).catch(() => undefined); // each job catches its own errors
+    return { status: 'accepted', jobs: jobs.length };
+  }
+
+  /** Runs jobs after those already queued, one at a time; resolves with their decisions. */
+  #enqueue(jobs: Job[]): Promise<Array<Decision | undefined>> {
     this.#jobs += jobs.length;
-    this.#pending = this.#pending.then(async () => {
+    const run = this.#pending.then(async () => {
+      const out: Array<Decision | undefined> = [];
       for (const job of jobs) {
         try {
-          await this.#decide(job);
+          out.push(await this.#decide(job));
         } catch (e) {
           this.logger.error({ err: (e as Error).message, rule: job.rule.name }, 'remediation job failed');
+          out.push(undefined);
         } finally {
           this.#jobs--;
         }
       }
+      return out;
     });
-    return { status: 'accepted', jobs: jobs.length };
+    this.#pending = run.then(() => undefined);
+    return run;
+  }
+
+  /**
+   * An operator approves a proposal: every safeguard runs again now, then it acts (or the
+   * decision says why not). Throws ProposalError (unknown, or no longer pending).
+   */
+  async approve(id: string, by: string): Promise<{ proposal: Proposal; decision: Decision | undefined }> {
+    const proposal = this.oversight.proposals.take(id);
+    const rule = this.#rules.find((r) => r.name === proposal.rule);
+    if (!rule) throw new ProposalError(409, `rule ${proposal.rule} is no longer in the rules file`);
+    this.oversight.proposals.answer(proposal, 'approved', by);
+    const [decision] = await this.#enqueue([{ alert: proposal.alert, rule, approvedBy: by }]);
+    if (decision)
+      proposal.decision = {
+        outcome: decision.outcome,
+        ...(decision.reason ? { reason: decision.reason } : {}),
+        ...(decision.error ? { error: decision.error } : {}),
+      };
+    return { proposal, decision };
+  }
+
+  reject(id: string, by: string): Proposal {
+    const proposal = this.oversight.proposals.take(id);
+    this.oversight.proposals.answer(proposal, 'rejected', by);
+    return proposal;
   }
 
   /** Resolves when every accepted job has been decided (tests, graceful shutdown). */
@@ -122,7 +177,11 @@ export class Remediator {
     while (this.#followUps.size > 0) await Promise.all([...this.#followUps]);
   }
 
-  async #decide({ alert, rule }: Job): Promise<Decision> {
+  async #decide(job: Job): Promise<Decision> {
+    const { alert, approvedBy } = job;
+    // After an ineffective action, the rule's escalation runs for this alert instead.
+    const escalated = await this.oversight.escalation(job.rule, alert).catch(() => undefined);
+    const rule = escalated ?? job.rule;
     const resolvedStep = Boolean(alert.status === 'resolved' && rule.match.status === 'firing' && rule.on_resolved);
     const step = resolvedStep ? rule.on_resolved! : { action: rule.action, arguments: rule.arguments };
     const decision: Decision = {
@@ -132,6 +191,8 @@ export class Remediator {
       alert: { fingerprint: alert.fingerprint, startsAt: alert.startsAt, status: alert.status, labels: { ...alert.labels } },
       targets: [],
       skipped: [],
+      ...(escalated ? { escalated_from: job.rule.name } : {}),
+      ...(approvedBy ? { approved_by: approvedBy } : {}),
     };
     const j: Judgement = {
       alert,
@@ -146,6 +207,8 @@ export class Remediator {
       poolCounted: new Map(),
       held: [],
       dryRun: this.options.dryRun || rule.dry_run,
+      proposing: rule.mode === 'approve' && approvedBy === undefined,
+      passed: [],
     };
     let verdict: Verdict;
     try {
@@ -163,13 +226,19 @@ export class Remediator {
       const done: Promise<void> = followUp()
         .catch((e: Error) => this.logger.warn({ err: e.message, rule: rule.name }, 'scale confirmation failed'))
         .then(() => this.#release(j))
-        .then(() => void this.#finish(decision, verdict))
+        .then(() => {
+          this.#finish(decision, verdict);
+          this.oversight.verify(rule, decision, alert);
+        })
         .finally(() => this.#followUps.delete(done));
       this.#followUps.add(done);
       return decision;
     }
     await this.#release(j);
-    return this.#finish(decision, verdict);
+    if (verdict.outcome === 'proposed') this.oversight.propose(j);
+    this.#finish(decision, verdict);
+    this.oversight.verify(rule, decision, alert);
+    return decision;
   }
 
   async #release(j: Judgement): Promise<void> {
@@ -183,6 +252,7 @@ export class Remediator {
     for (const safeguard of SAFEGUARDS) {
       const verdict = await safeguard.check(j, this.#context);
       if (verdict) return verdict;
+      j.passed.push(safeguard.name);
     }
     return this.#act(j);
   }
@@ -196,34 +266,9 @@ export class Remediator {
     return decision;
   }
 
-  /**
-   * scale_deployment: cancel_consumer on the pods that go (scale-down), the conditional scale
-   * write, the cooldown and what this alert added (for its shrink-back), then the confirmation
-   * through Celery as a follow-up.
-   */
-  async #actScale(j: Judgement): Promise<Verdict> {
-    const k8s = this.#context.kubernetes!;
-    const target = j.targets[0]!;
-    const queueLabel = j.rule.target.queue_label ?? 'queue_name';
-    const queue = j.alert.labels[queueLabel] || undefined;
-    const { change } = await applyScale(k8s, this.executor, j.scalePlan!, queue, this.#sleep);
-    j.decision.deployment = change;
-    if (j.rule.cooldown_seconds > 0)
-      await this.state.claim(stateKeys.cooldown(j.rule.name, j.action, target, j.resolvedStep), j.rule.cooldown_seconds * 1000);
-    const key = grownDeploymentKey(j.alert, j.rule.name, target);
-    if (!j.resolvedStep) await rememberGrowth(this.state, key, change, this.options.memorySeconds * 1000);
-    else if (change.after < change.before) await this.state.release(key);
-    if (change.after !== change.before) {
-      j.followUp = () => confirmThroughCelery(k8s, this.executor, change, queue, this.options.confirmMs ?? 120_000, this.#sleep);
-    }
-    // A leaving worker that did not answer cancel_consumer still stops warmly on SIGTERM: the
-    // scale stands, and its answer is on the decision.
-    return { outcome: 'acted' };
-  }
-
   /** Sends the command (grouped by arguments) and records what it changed for later decisions. */
   async #act(j: Judgement): Promise<Verdict> {
-    if (!isWorkerAction(j.action)) return this.#actScale(j);
+    if (!isWorkerAction(j.action)) return actOnDeployment(j, { ...this.#context, sleep: this.#sleep });
     const { rule, action, args, decision } = j;
     // Workers whose bounds gave them their own arguments (e.g. a clamped n) get their own command.
     const groups = new Map<string, { args: Record<string, unknown>; workers: string[] }>();

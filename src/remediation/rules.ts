@@ -89,6 +89,19 @@ const ruleSchema = z
       .strict()
       .optional(),
     dry_run: z.boolean().default(false),
+    /** approve: propose, and act only once an operator approves (every safeguard runs again then). */
+    mode: z.enum(['act', 'approve']).default('act'),
+    /** Effective if the alert resolves or the queue's time to drain falls within within_seconds. */
+    verify: z
+      .object({
+        within_seconds: z.number().min(1).max(86_400),
+        /** After an ineffective action, the next firing of the same alert runs this rule instead. */
+        escalate_to: z.string().min(1).optional(),
+        /** How long an ineffective verdict keeps the rule from acting on that alert again. */
+        block_seconds: z.number().min(1).max(604_800).default(3600),
+      })
+      .strict()
+      .optional(),
     on_resolved: actionStep.optional(),
   })
   .strict();
@@ -258,6 +271,11 @@ export function compileRules(text: string, allowDangerous: readonly DangerousAct
       problems.push(`${where}: on_resolved only makes sense for rules matching firing alerts`);
     rules.push({ ...rule, regexes });
   });
+  for (const rule of rules) {
+    const to = rule.verify?.escalate_to;
+    if (to !== undefined && (to === rule.name || !seen.has(to)))
+      problems.push(`${source}: rule ${rule.name}: verify.escalate_to names ${to === rule.name ? 'itself' : `no rule called ${to}`}`);
+  }
   if (problems.length > 0) throw new RulesError(problems);
   return rules;
 }

@@ -30,6 +30,10 @@ export interface Judgement {
   /** In-flight locks this decision holds; released once it is over, whatever the outcome. */
   readonly held: string[];
   readonly dryRun: boolean;
+  /** mode approve, not yet approved: the safeguards run, then a proposal is filed instead. */
+  readonly proposing: boolean;
+  /** The names of the safeguards passed so far (a proposal lists them). */
+  readonly passed: string[];
   /** scale_deployment: what the bounds step planned for the Deployment. */
   scalePlan?: ScalePlan;
   /** Work left after the decision acted (scale_deployment's confirmation through Celery). */
@@ -130,6 +134,16 @@ export const SAFEGUARDS: readonly Safeguard[] = [
     },
   },
   {
+    // After an ineffective action (verify), the rule does not repeat it for that alert.
+    name: 'effect',
+    async check(j, c) {
+      if (j.resolvedStep || !j.rule.verify || !(await c.state.has(stateKeys.ineffective(j.rule.name, j.alert.fingerprint))))
+        return undefined;
+      skip(j, '*', 'ineffective', `its last ${j.action} for this alert did not help within ${j.rule.verify.within_seconds} s`);
+      return suppressed('ineffective');
+    },
+  },
+  {
     name: 'cooldown',
     async check(j, c) {
       const kept: string[] = [];
@@ -194,7 +208,8 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'caps',
     async check(j, c) {
-      if (j.dryRun) return undefined;
+      if (j.dryRun || j.proposing) return undefined; // counted when approved
+
       const cap = j.rule.max_actions;
       if (cap && (await c.state.count(stateKeys.ruleCap(j.rule.name), cap.window_seconds * 1000)) > cap.count) return suppressed('cap');
       const g = c.options.globalCap;
@@ -205,13 +220,15 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'claim',
     async check(j, c) {
-      const key = stateKeys.idempotency(j.alert, j.rule.name, j.action, j.dryRun);
+      const key = j.proposing
+        ? stateKeys.proposal(j.alert, j.rule.name, j.action)
+        : stateKeys.idempotency(j.alert, j.rule.name, j.action, j.dryRun);
       return (await c.state.claim(key, c.options.memorySeconds * 1000)) ? undefined : suppressed('duplicate');
     },
   },
   {
     name: 'dry_run',
-    check: (j) => (j.dryRun ? { outcome: 'dry_run' } : undefined),
+    check: (j) => (j.dryRun ? { outcome: 'dry_run' } : j.proposing ? { outcome: 'proposed' } : undefined),
   },
 ];
 

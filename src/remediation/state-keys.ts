@@ -33,6 +33,11 @@ export const stateKeys = {
   /** What a firing alert grew on a worker, so its resolved notification shrinks back at most that. */
   grown: (alert: Pick<AlertInstance, 'fingerprint' | 'startsAt'>, rule: string, worker: string): string =>
     `${v}grown:${alert.fingerprint}:${alert.startsAt}:${rule}:${worker}`,
+  /** Held once a rule in approve mode proposed for an alert instance: Alertmanager's resends file nothing more. */
+  proposal: (alert: AlertInstance, rule: string, action: string): string =>
+    `${v}proposed:${alert.fingerprint}:${alert.startsAt}:${alert.status}:${rule}:${action}`,
+  /** A verified-ineffective action: the rule does not repeat it for this alert (by fingerprint) for verify.block_seconds. */
+  ineffective: (rule: string, fingerprint: string): string => `${v}ineffective:${rule}:${fingerprint}`,
   /** Action counters per fixed window (the window number is appended by the store). */
   ruleCap: (rule: string): string => `${v}cap:${rule}`,
   globalCap: `${v}cap:*`,

@@ -40,7 +40,9 @@ export type SuppressReason =
   | 'not_allowed'
   | 'nothing_to_revert'
   /** scale_deployment: an HPA or KEDA ScaledObject owns the Deployment and would overwrite it. */
-  | 'autoscaler_owned';
+  | 'autoscaler_owned'
+  /** verify: the same action on this alert was verified ineffective; not repeated blindly. */
+  | 'ineffective';
 
 /** What scale_deployment did to a Deployment, and what Celery showed of it afterwards. */
 export interface DeploymentChange {
@@ -55,7 +57,7 @@ export interface DeploymentChange {
   /** When the workers of the Deployment's pods came online and consumed the queue. */
   confirmation?: { confirmed: boolean; queue?: string; workers: Array<{ worker: string; online_at: string }>; seconds: number };
 }
-export type DecisionOutcome = 'acted' | 'failed' | 'no_reply' | 'dry_run' | 'suppressed';
+export type DecisionOutcome = 'acted' | 'failed' | 'no_reply' | 'dry_run' | 'suppressed' | 'proposed';
 
 export interface Decision {
   rule: string;
@@ -67,6 +69,11 @@ export interface Decision {
   targets: string[];
   skipped: Array<{ worker: string; reason: SuppressReason; detail?: string }>;
   results?: TargetOutcome[];
+  /** mode approve: the proposal this decision filed, or the principal whose approval it carried out. */
+  proposal?: string;
+  approved_by?: string;
+  /** verify.escalate_to: the rule whose action was verified ineffective, so this one ran instead. */
+  escalated_from?: string;
   /** scale_deployment: the Deployment's replicas before → after, and the confirmation. */
   deployment?: DeploymentChange;
   /** Why a decision failed before any command was sent (outcome failed, reason error/broker_unavailable). */
@@ -90,4 +97,6 @@ export interface RemediationOptions {
   pendingResizeMs?: number;
   /** scale_deployment: how long to watch for the new workers to come online. */
   confirmMs?: number;
+  /** mode approve: how long a proposal waits for an answer. */
+  proposalTtlMs?: number;
 }

@@ -26,6 +26,8 @@ export interface RemediationParts {
   logger: Logger;
   clock: Clock;
   kubernetes: KubernetesConfig;
+  /** A queue's time to drain now (s), for verify. */
+  timeToDrain?: (queue: string) => Promise<number | undefined>;
 }
 
 export interface Remediation {
@@ -77,12 +79,14 @@ export function createRemediation(r: RemediationConfig, parts: RemediationParts)
       busyShrinkRetryMs: r.busy_shrink_retry_seconds * 1000,
       pendingResizeMs: r.pending_resize_seconds * 1000,
       confirmMs: parts.kubernetes.confirm_seconds * 1000,
+      proposalTtlMs: r.proposal_expire_seconds * 1000,
     },
-    { killSwitch, ...(kubernetes ? { kubernetes } : {}) },
+    { killSwitch, now, ...(kubernetes ? { kubernetes } : {}), ...(parts.timeToDrain ? { timeToDrain: parts.timeToDrain } : {}) },
   );
   return {
     remediator,
     close: () => {
+      remediator.oversight.stop();
       killSwitch.stop();
       redis?.disconnect();
     },

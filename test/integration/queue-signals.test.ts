@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendTasks } from '../support/celery/client.js';
 import { startWorker, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
-import { isolatedBroker, type BrokerKind, type IsolatedBroker } from '../support/broker-rig.js';
+import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenarios.js';
 import { startExporter, waitFor, type RunningExporter } from '../support/exporter.js';
 import { kustomize } from '../support/kubernetes-manifests.js';
 import { metricValue, type Sample } from '../support/prom.js';
@@ -14,9 +14,9 @@ import { finiteValues, startPrometheus, type RunningPrometheus } from '../suppor
  * show a message without taking it). The KEDA overlay's trigger queries return numbers from a
  * real Prometheus scraping the service.
  */
-describe.each<BrokerKind>(['amqp', 'redis'])('queue signals on %s', (kind) => {
+describe.each<'amqp' | 'redis'>(['amqp', 'redis'])('queue signals on %s', (kind) => {
   const QUEUE = 'signals';
-  let broker: IsolatedBroker;
+  let broker: BrokerUnderTest;
   let exporter: RunningExporter;
   let worker: CeleryWorker | undefined;
   let prometheus: RunningPrometheus | undefined;
@@ -25,7 +25,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('queue signals on %s', (kind) => {
   beforeAll(async () => {
     broker = await isolatedBroker(kind, 'signals');
     exporter = await startExporter([
-      ...broker.argv,
+      ...broker.exporterArgs,
       '--metrics-rate-window-seconds',
       '20',
       '--metrics-queue-length-cache-seconds',
@@ -41,7 +41,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('queue signals on %s', (kind) => {
     await prometheus?.stop();
     await worker?.stop();
     await exporter?.stop();
-    await broker?.remove();
+    await broker?.cleanup();
   });
 
   const signal = (samples: Sample[], name: string) => metricValue(samples, name, { queue_name: QUEUE });
@@ -49,7 +49,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('queue signals on %s', (kind) => {
   it('a backlog nobody consumes: time to drain +Inf; its oldest message ages (Redis only)', async () => {
     sentAt = Date.now();
     await sendTasks(
-      { ...broker.target, sendSentEvent: true },
+      { ...broker.celery, sendSentEvent: true },
       Array.from({ length: 30 }, () => ({ name: 'tasks.sleep', args: [0.2], queue: QUEUE })),
     );
     const samples = await waitFor(
@@ -71,7 +71,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('queue signals on %s', (kind) => {
   });
 
   it('a worker drains it: finite time to drain, processes needed = arrivals × mean runtime, and the queue empty at age 0', async () => {
-    worker = await startWorker({ ...broker.target, nodename: uniqueNodename('signals'), queues: [QUEUE], concurrency: 2 });
+    worker = await startWorker({ ...broker.celery, nodename: uniqueNodename('signals'), queues: [QUEUE], concurrency: 2 });
     const during = await waitFor(
       'completions counted while messages still wait',
       async () => {

@@ -9,7 +9,7 @@ import {
   type RemediationRecord,
   type RemediationService,
 } from '../support/alertmanager.js';
-import { isolatedBroker, type BrokerKind, type IsolatedBroker } from '../support/broker-rig.js';
+import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenarios.js';
 import { sendTasks } from '../support/celery/client.js';
 import { waitFor } from '../support/exporter.js';
 import { kubeconfigIn, startKubeApiServer, type TestKubeApiServer } from '../support/kube-apiserver.js';
@@ -21,11 +21,11 @@ import { kubeconfigIn, startKubeApiServer, type TestKubeApiServer } from '../sup
  * comes online and consumes (recorded on the decision) → the backlog drains → resolved → the
  * pod that leaves stops consuming first → back to one replica.
  */
-describe.each<BrokerKind>(['amqp', 'redis'])('scale_deployment, the full loop on %s', (kind) => {
+describe.each<'amqp' | 'redis'>(['amqp', 'redis'])('scale_deployment, the full loop on %s', (kind) => {
   const NS = 'celery';
   const QUEUE = 'backlog';
   const DEPLOYMENT = 'celery-backlog';
-  let broker: IsolatedBroker;
+  let broker: BrokerUnderTest;
   let api: TestKubeApiServer;
   let dir: string;
   let service: RemediationService;
@@ -43,7 +43,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('scale_deployment, the full loop on
       namespace: NS,
       name: DEPLOYMENT,
       replicas: 1,
-      worker: { ...broker.target, queues: [QUEUE], concurrency: 1, prefetchMultiplier: 1 },
+      worker: { ...broker.celery, queues: [QUEUE], concurrency: 1, prefetchMultiplier: 1 },
     });
     // The two ways to name the Deployment: a template over the alert's labels (RabbitMQ run), or
     // the queue → Deployment map in the config (Redis run).
@@ -62,7 +62,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('scale_deployment, the full loop on
     on_resolved: { action: scale_deployment, arguments: { by: -1 } }
 `,
     );
-    service = await startRemediationService(broker.argv, rules, {
+    service = await startRemediationService(broker.exporterArgs, rules, {
       kubernetes: { kubeconfig: kubeconfigIn(dir), confirm_seconds: 60, queue_deployments: { [QUEUE]: `${NS}/${DEPLOYMENT}` } },
     });
     await waitFor('service ready', async () => ((await service.exporter.get('/-/ready')).status === 200 ? true : undefined), 20_000);
@@ -73,7 +73,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('scale_deployment, the full loop on
     await loop?.stop();
     await service?.stop();
     await api?.stop();
-    await broker?.remove();
+    await broker?.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -101,7 +101,7 @@ describe.each<BrokerKind>(['amqp', 'redis'])('scale_deployment, the full loop on
   it('alert → +1 replica → its worker online and consuming → backlog drains → resolved → the new pod stops consuming, then −1', async () => {
     const first = api.pods(NS, DEPLOYMENT).map((p) => p.nodename);
     await sendTasks(
-      { ...broker.target, sendSentEvent: true },
+      { ...broker.celery, sendSentEvent: true },
       Array.from({ length: 80 }, () => ({ name: 'tasks.sleep', args: [0.2], queue: QUEUE })),
     );
 
