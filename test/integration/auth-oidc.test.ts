@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ASK_FOR_ACCESS } from '../../src/auth/oidc/routes.js';
 import { ManualClock } from '../../src/clock.js';
 import { waitFor } from '../support/exporter.js';
 import { capturingLogger, startAuthApp, type AuthTestApp } from '../support/fake-github.js';
@@ -210,7 +211,7 @@ describe('OpenID Connect sign-in through openid-client against oidc-provider', (
       expect(res.status).toBe(403);
       expect(res.headers.get('content-type')).toMatch(/^text\/html/);
       expect(body).toContain('<h1>Sign in to celery-autopilot</h1>');
-      expect(body).toContain(`<p class="error" role="alert">${message.replaceAll("'", '&#39;')}</p>`);
+      expect(body).toContain(`<p class="error" role="alert">${message}. ${ASK_FOR_ACCESS}</p>`);
       // Nothing about the rules themselves: no other address, group or role name.
       expect(body).not.toMatch(/celery-admins|celery-admin\b|alice@acme\.com|sre\b/);
       const refused = linesSince(from, 'OpenID sign-in refused');

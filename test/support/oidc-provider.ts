@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -124,7 +124,10 @@ export class TestOidcProvider {
         },
       ],
       jwks: { keys: [jwk as never] },
-      cookies: { keys: ['oidc-test-cookie-key-0123456789'] },
+      // Each provider its own keys: cookies ignore ports, so a browser sends one provider's session
+      // cookie to another on 127.0.0.1, and with the same keys (and oidc-provider's process-wide
+      // memory store) the second would take it for its own session.
+      cookies: { keys: [randomBytes(32).toString('base64url')] },
       pkce: { methods: ['S256'], required: () => true },
       features: { devInteractions: { enabled: false } },
       conformIdTokenClaims: o.claimsInIdToken !== true,

@@ -8,6 +8,9 @@ import { SignInError, type OidcProvider, type PendingSignIn } from './provider.j
 /** A sign-in must come back within this: the state, nonce and PKCE verifier expire with it. */
 export const OIDC_PENDING_TTL_MS = 10 * 60_000;
 
+/** What a refused person can do about it (Flower says much the same). */
+export const ASK_FOR_ACCESS = 'Use another account, or ask an administrator for access.';
+
 export interface OidcRouteDeps {
   readonly ctx: AuthContext;
   readonly providers: ReadonlyMap<string, OidcProvider>;
@@ -58,7 +61,7 @@ export function oidcRoutes(router: Router, d: OidcRouteDeps): void {
     try {
       const claims = await provider.complete(query, pending!);
       const decision = provider.policy.decide(claims);
-      if (!decision.allowed) return fail(403, decision.reason, decision.log);
+      if (!decision.allowed) return fail(403, `${decision.reason}. ${ASK_FOR_ACCESS}`, decision.log);
       await d.establishSession(req, { kind: 'oidc', name: decision.name, role: decision.role }, ctx.clock.nowMs());
       ctx.logger.info({ ip: req.ip, provider: provider.id, user: decision.name, role: decision.role }, 'OpenID sign-in allowed');
       res.redirect(303, target);
