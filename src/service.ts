@@ -6,6 +6,7 @@ import { CeleryMetrics } from './metrics/celery-metrics.js';
 import { SelfMetrics } from './metrics/self-metrics.js';
 import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
+import { sampleCluster } from './exporter/scrape-sample.js';
 import { TaskEventsWatch } from './exporter/task-events-watch.js';
 import { WorkerInspector } from './exporter/worker-inspector.js';
 import { createHttpApp } from './http/app.js';
@@ -249,14 +250,7 @@ export class Service {
   }
 
   #wireCollectors(): void {
-    this.celeryMetrics.onCollectWorkers(() => {
-      const now = this.#clock.nowMs();
-      // Restored workers that have not spoken since get no series: the file is not a heartbeat.
-      return [...this.workers.all()]
-        .filter((w) => w.restored !== true)
-        .map((w) => ({ hostname: w.hostname, up: this.workers.isAlive(w, now), active: w.active ?? 0 }));
-    });
-    this.celeryMetrics.onCollectQueues(() => this.queues.collect());
+    this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
   }
 
   /**
@@ -267,6 +261,7 @@ export class Service {
     this.#scrapesInFlight++;
     try {
       const started = performance.now();
+      await this.celeryMetrics.prepare();
       this.selfMetrics.collect();
       yield await this.registry.metrics();
       yield* this.celeryMetrics.tasks.render();
