@@ -129,7 +129,7 @@ export const oidcProviderSchema = z
       })
       .strict()
       .optional(),
-    /** The role of someone let in whose claims map to no role; unset: they are refused. */
+    /** The role of someone let in whose claims map to no role; unset: they are refused. Needs an allow-list or require_claims. */
     default_role: role.optional(),
   })
   .strict()
@@ -146,10 +146,10 @@ export const oidcProviderSchema = z
     if (p.roles && p.roles.admin.length + p.roles.operator.length + p.roles.viewer.length === 0)
       issue('roles', 'list at least one claim value under admin, operator or viewer');
     if (!p.roles && p.default_role === undefined) issue('default_role', 'without roles, default_role is the role everyone let in gets');
-    if (!byEmail && !p.roles && Object.keys(p.require_claims).length === 0)
+    if (p.default_role !== undefined && !byEmail && Object.keys(p.require_claims).length === 0)
       issue(
-        'allow_emails',
-        `anyone with an account at ${p.issuer_url} would get in: give allow_emails, allow_email_regex, require_claims or roles (allow_email_regex: ".*" if that is really meant)`,
+        'default_role',
+        `would give anyone with an account at ${p.issuer_url} a role: limit who with allow_emails, allow_email_regex or require_claims (allow_email_regex: ".*" if that is really meant)`,
       );
   });
 

@@ -79,7 +79,9 @@ describe('AccessPolicy', () => {
     const none = p.decide(verified('a@x.com', { realm_access: { roles: ['offline_access'] } }));
     expect(none).toMatchObject({ allowed: false, log: { why: 'no_role', values: ['offline_access'] } });
     expect(none.allowed ? '' : none.reason).toBe('Okta account a@x.com: none of its realm_access.roles (offline_access) gives a role here');
-    const withDefault = new AccessPolicy(provider({ roles: { claim: 'groups', admin: ['admins'] }, default_role: 'viewer' }));
+    const withDefault = new AccessPolicy(
+      provider({ roles: { claim: 'groups', admin: ['admins'] }, default_role: 'viewer', allow_email_regex: '.*@x\\.com' }),
+    );
     expect(withDefault.decide(verified('a@x.com', { groups: ['eng'] }))).toMatchObject({ allowed: true, role: 'viewer' });
   });
 
@@ -155,7 +157,11 @@ describe('auth.oidc config', () => {
   });
 
   it.each([
-    [{ default_role: 'viewer' }, 'auth.oidc.0.allow_emails: anyone with an account at https://acme.okta.com would get in'],
+    [{ default_role: 'viewer' }, 'auth.oidc.0.default_role: would give anyone with an account at https://acme.okta.com a role'],
+    [
+      { roles: { claim: 'groups', admin: ['admins'] }, default_role: 'viewer' },
+      'auth.oidc.0.default_role: would give anyone with an account at https://acme.okta.com a role',
+    ],
     [{ allow_emails: ['a@x.com'] }, 'auth.oidc.0.default_role: without roles, default_role is the role everyone let in gets'],
     [{ allow_email_regex: '(', default_role: 'viewer' }, 'auth.oidc.0.allow_email_regex: not a valid regular expression'],
     [
