@@ -267,6 +267,16 @@ describe('OpenID Connect sign-in through openid-client against oidc-provider', (
       expect(okta.tokenResponses.length).toBe(tokenCalls);
     });
 
+    it('a refused callback cannot be tried again either: its state was used up by the first try', async () => {
+      const { client, res, callback } = await signIn('okta', 'mallory');
+      expect(res.status).toBe(403);
+      const tokenCalls = okta.tokenResponses.length;
+      const again = await client.fetch(callback.toString());
+      expect(again.status).toBe(403);
+      expect(await again.text()).toContain('This sign-in with Okta was not started in this browser, or was already completed');
+      expect(okta.tokenResponses.length).toBe(tokenCalls);
+    });
+
     it('a callback carried to another browser, or with a forged state, never reaches the token endpoint', async () => {
       const client = newClient();
       const callback = await toCallback(client, 'okta', 'alice');
