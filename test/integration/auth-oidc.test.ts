@@ -257,19 +257,12 @@ describe('OpenID Connect sign-in through openid-client against oidc-provider', (
       expect((await whoami(client)).status).toBe(401);
     });
 
-    it('a replayed callback (state already used) is refused without asking the provider', async () => {
-      const { client, res, callback } = await signIn('okta', 'bob');
-      expect(res.status).toBe(303);
-      const tokenCalls = okta.tokenResponses.length;
-      const again = await client.fetch(callback.toString());
-      expect(again.status).toBe(403);
-      expect(await again.text()).toContain('This sign-in with Okta was not started in this browser, or was already completed');
-      expect(okta.tokenResponses.length).toBe(tokenCalls);
-    });
-
-    it('a refused callback cannot be tried again either: its state was used up by the first try', async () => {
-      const { client, res, callback } = await signIn('okta', 'mallory');
-      expect(res.status).toBe(403);
+    it.each([
+      ['a completed sign-in', 'bob', 303],
+      ['a refused one (its state was used up by the first try)', 'mallory', 403],
+    ])('replaying the callback of %s is refused without asking the provider', async (_what, sub, first) => {
+      const { client, res, callback } = await signIn('okta', sub);
+      expect(res.status).toBe(first);
       const tokenCalls = okta.tokenResponses.length;
       const again = await client.fetch(callback.toString());
       expect(again.status).toBe(403);
