@@ -66,6 +66,17 @@ describe.each(['google', 'okta', 'gitlab', 'entra', 'keycloak'])('preset %s', (n
   });
 });
 
+it('--check-config refuses a preset whose secret file is missing, naming it, with exit status 2', async () => {
+  const file = path.join(dir, 'okta-missing.yaml');
+  writeFileSync(file, presets.get('okta')!.replaceAll('/run/secrets/', `${dir}/missing/`));
+  const failed = await run(process.execPath, [...MAIN, '--check-config', '--config', file], { timeout: 60_000 }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  expect(failed.code).toBe(2);
+  expect(failed.stderr).toContain(`auth.oidc[okta].client_secret_file: cannot read ${dir}/missing/okta-client-secret: ENOENT`);
+});
+
 describe('what each preset decides for the claims its provider sends', () => {
   it('Google: hd must be the domain; named addresses get their role, the rest of the domain viewer', () => {
     const p = policy('google');
