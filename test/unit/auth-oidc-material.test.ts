@@ -1,11 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOidcMaterial } from '../../src/auth/oidc/material.js';
 import { oidcProviderSchema } from '../../src/config/oidc-schema.js';
+import { makeCertificates, type TestCertificates } from '../support/tls-endpoints.js';
 
 /** The client secret and the issuer's CA from files: read once, refused with the path and the reason, never shown. */
 
@@ -26,28 +26,14 @@ const provider = (extra: Record<string, unknown>) =>
     ...extra,
   });
 
-// A real certificate, made once by openssl (the machine has it; the suites make their CAs the same way).
-const ca = spawnSync(
-  'openssl',
-  [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    path.join(dir, 'ca.key'),
-    '-subj',
-    '/CN=test CA',
-    '-days',
-    '1',
-  ],
-  {
-    encoding: 'utf8',
-  },
-).stdout;
+// A real CA certificate, made by openssl as the suites make theirs.
+let ca: string;
+let certs: TestCertificates;
+beforeAll(async () => {
+  certs = await makeCertificates();
+  ca = readFileSync(certs.caFile, 'utf8');
+});
+afterAll(() => certs?.remove());
 
 describe('loadOidcMaterial', () => {
   it('reads the secret file (dropping the trailing line break) as a Secret, and the CA bundle', () => {
