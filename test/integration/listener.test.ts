@@ -65,13 +65,16 @@ async function curl(...args: string[]): Promise<{ code: number; status: number; 
   }
 }
 
+/** The HTTPS service's URL, scraped by Prometheus beside the mutual-TLS one. */
+let tlsUrl: string;
+
 describe('HTTPS served by the process (tls.cert_file, tls.key_file)', () => {
   let s: SecureService;
   let url: string;
   beforeAll(async () => {
     const users = [{ username: 'alice', password_hash: await hashPassword('alice-Correct-Horse-1'), role: 'admin' }];
     s = await start({ tls: { cert_file: server.cert, key_file: server.key }, auth: { users } });
-    url = `https://127.0.0.1:${s.port}`;
+    url = tlsUrl = `https://127.0.0.1:${s.port}`;
   });
 
   it('serves probes, /metrics and readiness over TLS to curl, verified with the CA; plain HTTP on that port gets no answer', async () => {
@@ -93,24 +96,6 @@ describe('HTTPS served by the process (tls.cert_file, tls.key_file)', () => {
     expect(page.headers).toMatch(/^strict-transport-security: max-age=\d+/im);
     expect(page.headers).toMatch(/^set-cookie: __Host-celery_autopilot_session=[^;]+;.*Path=\/;.*HttpOnly;.*Secure/im);
   });
-
-  it('a real Prometheus scrapes /metrics over TLS, checking the certificate with the CA', async () => {
-    const prom = await startPrometheus({
-      targets: [{ job: 'autopilot-tls', url: `${url}/metrics`, tlsConfig: { ca_file: certs.caFile } }],
-    });
-    prometheuses.push(prom);
-    const up = await waitFor(
-      'Prometheus scraped the TLS target',
-      async () => {
-        const r = await prom.query('up{job="autopilot-tls"} == 1 and on() celery_autopilot_broker_connected{job="autopilot-tls"}');
-        return r.resultType === 'vector' && r.result.length === 1 ? r.result : undefined;
-      },
-      30_000,
-      250,
-      prom.logs,
-    );
-    expect(up[0]!.metric.instance).toBe(`127.0.0.1:${s.port}`);
-  });
 });
 
 describe('mutual TLS (tls.client_ca_file)', () => {
@@ -129,31 +114,36 @@ describe('mutual TLS (tls.client_ca_file)', () => {
     expect(withCert.body).toContain('celery_autopilot_broker_connected');
   });
 
-  it('Prometheus scrapes with its client certificate; without one the target is down', async () => {
+  it('a real Prometheus scrapes over TLS, checking the certificate with the CA: the HTTPS target, and the mutual-TLS one with its client certificate (down without)', async () => {
     const prom = await startPrometheus({
       targets: [
+        { job: 'tls', url: `${tlsUrl}/metrics`, tlsConfig: { ca_file: certs.caFile } },
         {
           job: 'mtls',
           url: `${url}/metrics`,
           tlsConfig: { ca_file: certs.caFile, cert_file: certs.clientCert, key_file: certs.clientKey },
         },
-        { job: 'no-client-cert', url: `${url}/metrics`, tlsConfig: { ca_file: certs.caFile } },
+        { job: 'mtls-no-client-cert', url: `${url}/metrics`, tlsConfig: { ca_file: certs.caFile } },
       ],
     });
     prometheuses.push(prom);
+    // A scraped target's own series arrive with its up sample.
     const up = await waitFor(
-      'both targets scraped once',
+      'every target scraped once, the two that answer with their metrics',
       async () => {
-        const r = await prom.query('up');
-        return r.resultType === 'vector' && r.result.length === 2
-          ? Object.fromEntries(r.result.map((x) => [x.metric.job, x.value[1]]))
-          : undefined;
+        const ups = await prom.query('up');
+        const connected = await prom.query('count by (job) (celery_autopilot_broker_connected)');
+        if (ups.resultType !== 'vector' || connected.resultType !== 'vector' || ups.result.length < 3) return undefined;
+        return {
+          up: Object.fromEntries(ups.result.map((x) => [x.metric.job, x.value[1]])),
+          scraped: connected.result.map((x) => x.metric.job).sort(),
+        };
       },
       30_000,
       250,
       prom.logs,
     );
-    expect(up).toEqual({ mtls: '1', 'no-client-cert': '0' });
+    expect(up).toEqual({ up: { tls: '1', mtls: '1', 'mtls-no-client-cert': '0' }, scraped: ['mtls', 'tls'] });
   });
 });
 
