@@ -64,6 +64,7 @@ beforeAll(async () => {
     clientSecret: KEYCLOAK_SECRET,
     redirectUris: [callback('keycloak')],
     users: keycloakUsers,
+    tokenEndpointAuthMethod: 'client_secret_post',
   });
   const dir = mkdtempSync(path.join(tmpdir(), 'cap-oidc-'));
   writeFileSync(path.join(dir, 'keycloak-secret'), `${KEYCLOAK_SECRET}\n`);
@@ -88,6 +89,7 @@ beforeAll(async () => {
           issuer_url: keycloak.issuer,
           client_id: 'autopilot-kc',
           client_secret_file: path.join(dir, 'keycloak-secret'),
+          token_endpoint_auth_method: 'client_secret_post',
           ca_file: certs.caFile,
           allow_email_regex: '.*@acme\\.com',
           roles: { claim: 'realm_access.roles', admin: ['celery-admin'], operator: ['celery-operator'] },
@@ -166,11 +168,18 @@ describe('OpenID Connect sign-in through openid-client against oidc-provider', (
     ['okta', 'alice', 'admin', 'a group that maps to admin (ID token claims)'],
     ['okta', 'bob', 'operator', 'a group that maps to operator'],
     ['okta', 'carol', 'viewer', 'on the allow-list with no mapped group: default_role'],
-    ['keycloak', 'dave', 'operator', 'a nested claim (realm_access.roles) from userinfo'],
+    [
+      'keycloak',
+      'dave',
+      'operator',
+      'a nested claim (realm_access.roles) from userinfo; the secret from a file, sent as client_secret_post',
+    ],
   ])('%s user %s signs in as %s: %s', async (id, sub, role) => {
     const { client, res } = await signIn(id, sub, '/api/whoami?x=1');
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/api/whoami?x=1');
+    // The secret travels as each provider is configured: Basic for Okta, in the form for Keycloak.
+    expect(provider(id).tokenClientAuth.at(-1)).toBe(id === 'keycloak' ? 'client_secret_post' : 'client_secret_basic');
     const email = [...oktaUsers, ...keycloakUsers].find((u) => u.sub === sub)!.email;
     expect((await whoami(client)).body).toMatchObject({ actor: `oidc:${id}/${email}`, kind: 'oidc', role, via: 'session' });
   });

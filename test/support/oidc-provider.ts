@@ -40,6 +40,8 @@ export interface TestOidcProviderOptions {
   claimsInIdToken?: boolean;
   /** Listen here (to be the issuer a service was configured with before it started). */
   port?: number;
+  /** The client's registered token endpoint authentication method. */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post';
 }
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -50,6 +52,8 @@ export class TestOidcProvider {
   readonly authorizeRequests: URLSearchParams[] = [];
   /** Token endpoint answers, error codes included. */
   readonly tokenResponses: Array<{ status: number; error?: string }> = [];
+  /** How each token request carried the client secret (oidc-provider takes either, whatever the client registered). */
+  readonly tokenClientAuth: Array<'client_secret_basic' | 'client_secret_post'> = [];
   #nextSub: string | null = null;
   #fault: IdTokenFault | undefined;
 
@@ -120,7 +124,7 @@ export class TestOidcProvider {
           redirect_uris: o.redirectUris,
           response_types: ['code'],
           grant_types: ['authorization_code'],
-          token_endpoint_auth_method: 'client_secret_basic',
+          token_endpoint_auth_method: o.tokenEndpointAuthMethod ?? 'client_secret_basic',
         },
       ],
       jwks: { keys: [jwk as never] },
@@ -141,6 +145,8 @@ export class TestOidcProvider {
     });
     provider.use(async (ctx, next) => {
       if (ctx.path === '/auth' && ctx.method === 'GET') this.authorizeRequests.push(new URLSearchParams(ctx.querystring));
+      if (ctx.path === '/token')
+        this.tokenClientAuth.push(/^basic /i.test(ctx.get('authorization')) ? 'client_secret_basic' : 'client_secret_post');
       await next();
       if (ctx.path !== '/token') return;
       const body = ctx.body as { id_token?: string; error?: string } | undefined;
