@@ -6,7 +6,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { KubernetesApiError, KubernetesClient, KubernetesUnavailableError } from '../../src/kubernetes/client.js';
 import { inClusterCredentials, kubeconfigCredentials } from '../../src/kubernetes/credentials.js';
 import { kubeconfigIn, startKubeApiServer, type TestKubeApiServer } from '../support/kube-apiserver.js';
-import { makeServerCertificate } from '../support/tls-endpoints.js';
+import { makeCertificates } from '../support/tls-endpoints.js';
 
 /** The Kubernetes client against the test API server (no workers: replicas start and stay at 0). */
 describe('Kubernetes client', () => {
@@ -41,14 +41,14 @@ describe('Kubernetes client', () => {
   });
 
   it('a CA that did not sign the server is refused (unavailable, with the TLS reason)', async () => {
-    const other = await makeServerCertificate();
+    const other = await makeCertificates();
     try {
       const file = path.join(dir, 'wrong-ca-kubeconfig');
       await api.writeKubeconfig(file, token, NS);
       const doc = parseYaml(await readFile(file, 'utf8')) as {
         clusters: Array<{ cluster: Record<string, string> }>;
       };
-      doc.clusters[0]!.cluster['certificate-authority'] = other.caFile;
+      doc.clusters[0]!.cluster['certificate-authority'] = other.wrongCaFile;
       await writeFile(file, stringifyYaml(doc));
       const err = await new KubernetesClient(kubeconfigCredentials(file)).getScale(NS, 'w').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(KubernetesUnavailableError);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
 import { TestReplicaSet, type TestPod, type WorkerTemplate } from './kube-replicas.js';
-import { makeServerCertificate, type ServerCertificate } from './tls-endpoints.js';
+import { issueServerCertificate, makeCertificates } from './tls-endpoints.js';
 
 /**
  * A Kubernetes API server for tests, since none can be installed here: HTTPS with a CA made by
@@ -111,7 +111,11 @@ const notFound = (resource: string, name: string) =>
 
 export async function startKubeApiServer(options: { keda?: boolean } = {}): Promise<TestKubeApiServer> {
   const keda = options.keda ?? true;
-  const cert: ServerCertificate = await makeServerCertificate(['kubernetes.default.svc']);
+  const certs = await makeCertificates();
+  const cert = {
+    caFile: certs.caFile,
+    ...(await issueServerCertificate(certs, 'kube-apiserver', 'IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc')),
+  };
   const tokens = new Map<string, TokenGrant>();
   const deployments = new Map<string, StoredDeployment>();
   const hpas: Array<{ namespace: string; name: string; target: string }> = [];
@@ -439,7 +443,7 @@ export async function startKubeApiServer(options: { keda?: boolean } = {}): Prom
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.all([...deployments.values()].map((d) => d.set.stop()));
-      await cert.remove();
+      await certs.remove();
     },
   };
 }

@@ -110,6 +110,19 @@ export async function makeCertificates(): Promise<TestCertificates> {
   };
 }
 
+/**
+ * One more server certificate from the same CA, for other names (e.g. `IP:127.0.0.1`): for
+ * services the tests reach over HTTPS by address. Returns the PEM file paths.
+ */
+export async function issueServerCertificate(
+  certs: TestCertificates,
+  name: string,
+  subjectAltName: string,
+): Promise<{ cert: string; key: string }> {
+  await signedLeaf(certs.dir, name, name, `subjectAltName=${subjectAltName}\nextendedKeyUsage=serverAuth\n`);
+  return { cert: path.join(certs.dir, `${name}.pem`), key: path.join(certs.dir, `${name}.key`) };
+}
+
 export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -213,30 +226,4 @@ export async function startStunnelForRabbit(certs: TestCertificates, target = 56
   const { child, logs } = started('stunnel4', [conf]);
   await waitForPort(port, child, logs);
   return { port, stop: () => stopChild(child) };
-}
-
-export interface ServerCertificate {
-  readonly dir: string;
-  readonly caFile: string;
-  readonly cert: string;
-  readonly key: string;
-  remove(): Promise<void>;
-}
-
-/**
- * A CA and a server certificate it signed for loopback (IP 127.0.0.1, localhost) and the names
- * given, e.g. a test Kubernetes API server's (kubernetes.default.svc).
- */
-export async function makeServerCertificate(dnsNames: readonly string[] = []): Promise<ServerCertificate> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'autopilot-tls-'));
-  await selfSignedCa(dir, 'ca', 'autopilot test CA');
-  const san = ['IP:127.0.0.1', 'DNS:localhost', ...dnsNames.map((n) => `DNS:${n}`)].join(',');
-  await signedLeaf(dir, 'server', dnsNames[0] ?? 'localhost', `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
-  return {
-    dir,
-    caFile: path.join(dir, 'ca.pem'),
-    cert: path.join(dir, 'server.pem'),
-    key: path.join(dir, 'server.key'),
-    remove: () => rm(dir, { recursive: true, force: true }),
-  };
 }
