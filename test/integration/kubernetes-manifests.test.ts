@@ -1,11 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { stringify as stringifyYaml } from 'yaml';
+import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { kubernetesSchema } from '../../src/config/kubernetes-schema.js';
 import { kustomize, validateObject, type KubeObject } from '../support/kubernetes-manifests.js';
+import { REPO_ROOT } from '../support/prometheus.js';
 
 const run = promisify(execFile);
 const OVERLAYS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/ha', 'deploy/kubernetes/overlays/keda'];
@@ -42,6 +44,19 @@ describe('deploy/kubernetes: kubectl kustomize builds, every object passes its s
     for (const o of objects) await validateObject(o);
     // One namespace for everything namespaced.
     expect(new Set(objects.map((o) => o.metadata.namespace))).toEqual(new Set(['celery']));
+  });
+
+  it('examples/celery-worker.yaml validates and names its workers celery@<pod name> (kubernetes.worker_hostname)', async () => {
+    const [worker] = parseAllDocuments(await readFile(path.join(REPO_ROOT, 'deploy/kubernetes/examples/celery-worker.yaml'), 'utf8')).map(
+      (d) => d.toJS() as Deployment,
+    );
+    await validateObject(worker!);
+    const c = worker!.spec.template.spec.containers[0]!;
+    expect(c.args?.join(' ')).toContain('-n celery@$(POD_NAME)');
+    expect(c.env).toEqual([{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }]);
+    expect(kubernetesSchema.parse({}).worker_hostname).toBe('celery@{pod}');
+    // The name the Role and the ScaledObject expect.
+    expect(worker!.metadata.name).toBe('celery-worker');
   });
 
   it('the validators do refuse a broken object (so a pass means something)', async () => {
