@@ -1,13 +1,13 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Auth } from '../auth/index.js';
-import { describePrincipal } from '../auth/index.js';
+import { describePrincipal, roleAtLeast } from '../auth/index.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import { parseNotification, PayloadError } from '../remediation/alertmanager.js';
 import type { Remediator } from '../remediation/engine.js';
 import { ProposalError } from '../remediation/proposals.js';
-import { RulesError } from '../remediation/rules.js';
+import { dangerOf, RulesError } from '../remediation/rules.js';
 import { insecureHostProblem } from '../auth/csrf.js';
 import { webhookAuthorized, type WebhookCredentials, type WebhookThrottle } from './webhook-auth.js';
 
@@ -125,6 +125,17 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
     }
     const by = describePrincipal(req);
     try {
+      // Approving shutdown, pool_restart or revoke with terminate takes what running it takes: admin.
+      const pending = remediator.oversight.proposals.list().find((p) => p.id === id);
+      if (
+        answer === 'approve' &&
+        pending &&
+        dangerOf(pending.action, pending.arguments ?? {}) &&
+        !roleAtLeast(req.principal?.role ?? 'viewer', 'admin')
+      ) {
+        res.status(403).json({ error: `approving ${pending.action} needs the admin role` });
+        return;
+      }
       if (answer === 'reject') {
         const proposal = remediator.reject(id, by.actor);
         audit.write({ kind: 'admin', by, action: 'reject_proposal', proposal: id, rule: proposal.rule });

@@ -34,6 +34,7 @@ describe.each<'amqp' | 'redis'>(['amqp', 'redis'])('approve and verify on %s', (
   let service: RemediationService;
   let loop: AlertingLoop | undefined;
   const workers: CeleryWorker[] = [];
+  const OPERATOR_PASSWORD = 'operator-password-0123';
   const nodes = { approved: uniqueNodename('approve'), slow: uniqueNodename('verify') };
 
   beforeAll(async () => {
@@ -60,6 +61,11 @@ describe.each<'amqp' | 'redis'>(['amqp', 'redis'])('approve and verify on %s', (
     bounds: { max_pool_processes: 3 }
     cooldown_seconds: 0
     verify: { within_seconds: 3, escalate_to: escalate-slow }
+  - name: restart-approved
+    match: { status: firing, labels: { alertname: WorkerStuck } }
+    action: pool_restart
+    target: { worker_label: hostname }
+    mode: approve
   - name: escalate-slow
     match: { status: firing, labels: { alertname: NeverRaisedOnItsOwn } }
     action: add_consumer
@@ -68,7 +74,10 @@ describe.each<'amqp' | 'redis'>(['amqp', 'redis'])('approve and verify on %s', (
     dry_run: true
 `,
     );
-    service = await startRemediationService(broker.exporterArgs, rules);
+    service = await startRemediationService(broker.exporterArgs, rules, {
+      remediation: { allow_dangerous_actions: ['pool_restart'] },
+      auth: { users: [{ username: 'oper', password: { plain: OPERATOR_PASSWORD }, role: 'operator' }] },
+    });
     await waitFor('service ready', async () => ((await service.exporter.get('/-/ready')).status === 200 ? true : undefined), 20_000);
     for (const [queue, nodename] of [
       [APPROVED, nodes.approved],
@@ -185,6 +194,29 @@ describe.each<'amqp' | 'redis'>(['amqp', 'redis'])('approve and verify on %s', (
     ).toBe(1);
     const audit = (await api('GET', '/api/v1/audit?kind=admin')).body as Array<Record<string, unknown>>;
     expect(audit.find((r) => r.action === 'approve_proposal')).toMatchObject({ proposal: proposal!.id, by: { actor: 'token:test-admin' } });
+  });
+
+  it('approving a dangerous action (pool_restart) takes an admin; an operator may reject it', async () => {
+    const answer = await postWebhook(
+      service.url,
+      notification([{ labels: { alertname: 'WorkerStuck', hostname: nodes.approved } }]),
+      service.webhookToken,
+    );
+    expect(answer.status).toBe(200);
+    await service.idle();
+    const p = (await proposals()).find((x) => x.rule === 'restart-approved')!;
+    expect(p).toMatchObject({ status: 'pending', targets: [nodes.approved] });
+    const asOperator = (answer: string) =>
+      fetch(`${service.url}/api/v1/remediation/proposals/${p.id}/${answer}`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`oper:${OPERATOR_PASSWORD}`).toString('base64')}` },
+      });
+    const refused = await asOperator('approve');
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toEqual({ error: 'approving pool_restart needs the admin role' });
+    const rejected = await asOperator('reject');
+    expect(rejected.status).toBe(200);
+    expect(await rejected.json()).toMatchObject({ proposal: { status: 'rejected', decidedBy: 'basic:oper' } });
   });
 
   it('verify: an action that does not help in time is ineffective, and the next firing of that alert escalates instead of repeating it', async () => {
