@@ -12,7 +12,7 @@ import {
   type RemediationRecord,
   type RemediationService,
 } from '../support/alertmanager.js';
-import { purgeQueue } from '../support/broker-rig.js';
+import { purgeQueue } from '../support/queue-purge.js';
 import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenarios.js';
 import { inspectStats, sendTasks } from '../support/celery/client.js';
 import { startWorker, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
