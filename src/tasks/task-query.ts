@@ -1,3 +1,4 @@
+import { kwargsPairs, searched } from './kwargs-repr.js';
 import type { TaskRecord } from './task-state.js';
 
 /**
@@ -189,21 +190,6 @@ export function searchFields(expr: SearchExpr): Set<SearchField> {
   return out;
 }
 
-const lower = (v: string | null): string => (v === null ? '' : v.toLowerCase());
-
-/** `key=value` pairs at the top level of a kwargs repr such as `{'user': 'ann', 'n': 3}`. */
-function kwargsPairs(repr: string | null): Set<string> {
-  const out = new Set<string>();
-  if (repr === null) return out;
-  const re = /(['"])((?:\\.|(?!\1).)*)\1\s*:\s*('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[^,}]+)/g;
-  for (let m = re.exec(repr); m !== null; m = re.exec(repr)) {
-    let v = m[3]!.trim();
-    if ((v.startsWith("'") && v.endsWith("'")) || (v.startsWith('"') && v.endsWith('"'))) v = v.slice(1, -1);
-    out.add(`${m[2]!.toLowerCase()}=${v.toLowerCase()}`);
-  }
-  return out;
-}
-
 function matches(task: Readonly<TaskRecord>, e: SearchExpr, hidden: readonly SearchField[]): boolean {
   switch (e.kind) {
     case 'all':
@@ -224,16 +210,16 @@ function matches(task: Readonly<TaskRecord>, e: SearchExpr, hidden: readonly Sea
         const eq = v.indexOf('=');
         return kwargsPairs(task.kwargs).has(`${v.slice(0, eq).trim()}=${v.slice(eq + 1).trim()}`);
       }
-      return lower(task.kwargs).includes(v);
+      return searched(task.kwargs).includes(v);
     case 'name':
     case 'worker':
     case 'args':
     case 'result':
-      return lower(task[e.field]).includes(v);
+      return searched(task[e.field]).includes(v);
     case null: {
       const fields: Array<string | null> = [task.uuid, task.name, task.state, task.worker];
       for (const f of PAYLOAD_FIELDS) if (!hidden.includes(f)) fields.push(task[f]);
-      return fields.some((f) => f !== null && f.toLowerCase().includes(v));
+      return fields.some((f) => f !== null && searched(f).includes(v));
     }
   }
 }
