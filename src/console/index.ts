@@ -1,11 +1,12 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
-import { roleAtLeast, type Auth, type Role } from '../auth/index.js';
+import type { Auth } from '../auth/index.js';
 import type { ControlClient } from '../control/client.js';
 import { CommandValidationError, validateWorkerName } from '../control/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { Remediator } from '../remediation/engine.js';
+import type { PayloadRule, PayloadView } from '../tasks/payload.js';
 import { TaskQueryError } from '../tasks/task-query.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import type { WorkerRegistry } from '../state/workers.js';
@@ -30,7 +31,7 @@ export interface ConsoleDeps {
   remediator: Remediator | undefined;
   /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
   tasks: TaskStore | undefined;
-  payloadRole: Role;
+  payload: PayloadRule;
   /** A result backend is configured: Abort (AbortableTask) can work. */
   abortable: boolean;
   now?: () => number;
@@ -123,7 +124,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
           `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`,
         );
       return taskPage(ctx, task, store.children(task.uuid), {
-        seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole),
+        seesPayload: deps.payload.sees(ctx.principal),
         abortable: deps.abortable,
       });
     }),
@@ -147,13 +148,23 @@ async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown
   let error: string | undefined;
   if (alive) {
     try {
-      inspection = await inspectWorker(deps.control, name);
+      inspection = hideTaskArguments(await inspectWorker(deps.control, name), deps.payload.view(ctx.principal));
     } catch (e) {
       if (!(e instanceof BrokerUnavailableError)) throw e;
       error = 'The broker is unavailable: the worker could not be asked.';
     }
   }
   return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
+}
+
+/** The inspect replies as the caller may see them: active, reserved and scheduled lose their arguments below the payload role. */
+function hideTaskArguments(inspection: Inspection, view: PayloadView): Inspection {
+  if (view.visible) return inspection;
+  const out: Inspection = { ...inspection };
+  for (const [method, result] of Object.entries(inspection) as Array<[keyof Inspection, Inspection[keyof Inspection]]>) {
+    if (result?.reply !== undefined) out[method] = { ...result, reply: view.inspectReply(method, result.reply) };
+  }
+  return out;
 }
 
 function taskStore(deps: ConsoleDeps): TaskStore {
@@ -167,8 +178,8 @@ function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): stri
   const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
   try {
     return tasksPage(ctx, store, req, {
-      seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole),
-      payloadRole: deps.payloadRole,
+      seesPayload: deps.payload.sees(ctx.principal),
+      payloadRole: deps.payload.role,
       workers,
     });
   } catch (e) {

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import type { Remediator } from '../remediation/engine.js';
 import type { WorkerRegistry } from '../state/workers.js';
+import type { PayloadRule } from '../tasks/payload.js';
 import { apiV1 } from './api-v1.js';
 import { controlRoutes, sendError } from './control-routes.js';
 import { flowerControlApi } from './flower-control-api.js';
@@ -49,14 +50,16 @@ export interface HttpDeps {
   readonly actionMetrics: ActionMetrics;
   /** url_prefix: every link, form action, asset and redirect carries it ('' = the root). */
   readonly urlPrefix: string;
+  /** tasks.payload_role: the one rule every route that returns task payloads applies. */
+  readonly payload: PayloadRule;
   /** Flower's task half (read, submit, result, abort) and its /api/workers. */
   readonly tasks: {
-    readonly read: Omit<TaskApiDeps, 'auth'>;
-    readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock'>;
-    readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues'>;
+    readonly read: Omit<TaskApiDeps, 'auth' | 'payload'>;
+    readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock' | 'payload'>;
+    readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues' | 'payload'>;
   };
-  /** The console's own wiring; the cluster, audit, auth and remediator come from the fields above. */
-  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator'>;
+  /** The console's own wiring; the cluster, audit, auth, remediator and payload rule come from the fields above. */
+  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator' | 'payload'>;
   /** Present when remediation.enabled. */
   readonly remediation?: { remediator: Remediator; credentials: WebhookCredentials; maxBodyBytes: number; reloadRules: () => number };
 }
@@ -138,6 +141,7 @@ export function createHttpApp(deps: HttpDeps): Express {
       queues: () => queues.collect(),
       audit: deps.audit,
       remediator: deps.remediation?.remediator,
+      payload: deps.payload,
     }),
   );
   const routes = controlRoutes({
@@ -148,12 +152,14 @@ export function createHttpApp(deps: HttpDeps): Express {
     auth,
     maxBodyBytes: deps.controlMaxBodyBytes,
     refused: (command: CommandName) => deps.actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
+    payload: deps.payload,
   });
   // Flower's task half, and its /api/workers and /api/queues/length served from the background
   // worker snapshot.
-  app.use(taskReadApi({ ...deps.tasks.read, auth }));
-  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock }));
-  app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues }));
+  const { payload } = deps;
+  app.use(taskReadApi({ ...deps.tasks.read, auth, payload }));
+  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload }));
+  app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues, payload }));
   app.use(flowerControlApi(routes));
   app.use(apiV1(routes));
   if (remediation) app.use(remediationAdminApi(remediation));

@@ -7,6 +7,7 @@ import { prepareCommand, type CommandName } from '../control/commands.js';
 import { CommandValidationError } from '../control/validators.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { WorkerRegistry } from '../state/workers.js';
+import type { PayloadRule } from '../tasks/payload.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 
 /**
@@ -23,6 +24,8 @@ export interface ControlApiDeps {
   maxBodyBytes: number;
   /** Counts a command refused for the caller's role (metrics). */
   refused: (command: CommandName) => void;
+  /** tasks.payload_role, for the inspect replies that list tasks (active, reserved, scheduled). */
+  payload: PayloadRule;
 }
 
 /** Commands after which a worker's queues or pool size, as the exporter reports them, change. */

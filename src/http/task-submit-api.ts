@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import express, { type Request, type Response, type Router } from 'express';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { Auth, Role } from '../auth/index.js';
-import { describePrincipal, roleAtLeast } from '../auth/index.js';
+import type { Auth } from '../auth/index.js';
+import { describePrincipal } from '../auth/index.js';
 import type { Clock } from '../clock.js';
 import type { WorkerSnapshot } from '../control/worker-snapshot.js';
 import { CommandValidationError, validateTaskId, validateTaskName } from '../control/validators.js';
@@ -11,6 +11,7 @@ import { PublishUnavailableError, PublishUnconfirmedError, type TaskPublisher } 
 import { BackendUnavailableError, resultForDisplay, type ResultBackend, type TaskMeta } from '../tasks/result-backend.js';
 import { SubmitError, parseSubmitBody } from '../tasks/submit-options.js';
 import { buildTaskMessage } from '../tasks/task-message.js';
+import type { PayloadRule, PayloadView } from '../tasks/payload.js';
 
 export interface TaskSubmitApiDeps {
   publisher: TaskPublisher;
@@ -22,7 +23,7 @@ export interface TaskSubmitApiDeps {
   clock: Clock;
   /** Celery's task_default_queue, where a task goes without `queue`. */
   defaultQueue: string;
-  payloadRole: Role;
+  payload: PayloadRule;
   maxWaitSeconds: number;
   maxBodyBytes: number;
 }
@@ -66,7 +67,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
       const timeout = waitSeconds(req, deps.maxWaitSeconds) ?? deps.maxWaitSeconds;
       const sent = await publish(deps, client, req, 'apply');
       const meta = await deps.backend.wait(sent.id, timeout * 1000);
-      res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, seesPayload(req)) });
+      res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, deps.payload.view(req.principal)) });
     }),
   );
 
@@ -78,7 +79,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
       if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
       const timeout = waitSeconds(req, deps.maxWaitSeconds);
       const meta = timeout ? await deps.backend.wait(id, timeout * 1000) : await deps.backend.get(id);
-      res.json({ 'task-id': id, ...resultBody(meta, seesPayload(req)) });
+      res.json({ 'task-id': id, ...resultBody(meta, deps.payload.view(req.principal)) });
     }),
   );
 
@@ -94,7 +95,6 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
     }),
   );
 
-  const seesPayload = (req: Request) => req.principal !== undefined && roleAtLeast(req.principal.role, deps.payloadRole);
   return router;
 }
 
@@ -168,12 +168,10 @@ function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name
 }
 
 /** Flower's result fields: state always, result once ready (traceback on FAILURE). */
-function resultBody(meta: TaskMeta | null, showPayload: boolean): Record<string, unknown> {
+function resultBody(meta: TaskMeta | null, view: PayloadView): Record<string, unknown> {
   const state = meta?.status ?? 'PENDING';
   if (!meta || !['SUCCESS', 'FAILURE', 'REVOKED'].includes(state)) return { state };
-  if (!showPayload)
-    return { state, result: null, hidden_fields: ['result'], ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
-  return { state, result: resultForDisplay(meta), ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
+  return view.result({ state, result: resultForDisplay(meta), ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) });
 }
 
 /** `timeout` in seconds (Flower's float), bounded so no request waits without end. */

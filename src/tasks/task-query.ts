@@ -1,4 +1,5 @@
 import { kwargsPairs, searched } from './kwargs-repr.js';
+import { PAYLOAD_FIELDS as PAYLOAD } from './payload.js';
 import type { TaskRecord } from './task-state.js';
 
 /**
@@ -14,7 +15,7 @@ export const SEARCH_FIELDS = ['name', 'state', 'worker', 'args', 'kwargs', 'resu
 export type SearchField = (typeof SEARCH_FIELDS)[number];
 
 /** Search fields that may hold personal data: only shown (and so only searchable) with the payload role. */
-export const PAYLOAD_FIELDS: readonly SearchField[] = ['args', 'kwargs', 'result'];
+export const PAYLOAD_FIELDS: readonly SearchField[] = PAYLOAD;
 
 export type SearchExpr =
   { kind: 'all' } | { kind: 'term'; field: SearchField | null; value: string } | { kind: 'and' | 'or'; children: SearchExpr[] };
