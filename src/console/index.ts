@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
 import type { Auth } from '../auth/index.js';
@@ -32,6 +32,8 @@ export interface ConsoleDeps {
   /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
   tasks: TaskStore | undefined;
   payload: PayloadRule;
+  /** Bounds the task lists a caller runs at once (shared with /api/tasks). */
+  heavyRead: RequestHandler;
   /** A result backend is configured: Abort (AbortableTask) can work. */
   abortable: boolean;
   now?: () => number;
@@ -62,8 +64,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const now = deps.now ?? Date.now;
   router.get('/ui/static/:name', serveAsset);
 
-  const page = (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string) => [
+  const page = (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string, ...before: RequestHandler[]) => [
     deps.auth.requireRole('viewer'),
+    ...before,
     pageHeaders,
     (req: Request, res: Response, next: NextFunction) => {
       const ctx = consoleContext(req, res, deps.auth);
@@ -110,7 +113,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
     }),
   );
-  router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req)));
+  router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req), deps.heavyRead));
   router.get(
     '/ui/tasks/:id',
     ...page((ctx, req) => {

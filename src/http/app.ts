@@ -20,6 +20,7 @@ import { taskSubmitApi, type TaskSubmitApiDeps } from './task-submit-api.js';
 import { flowerWorkersApi, type FlowerWorkersApiDeps } from './flower-workers-api.js';
 import { urlPrefix } from './url-prefix.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
+import { heavyReadLimit } from './heavy-reads.js';
 import { securityHeaders } from './security-headers.js';
 import { WebhookThrottle, type WebhookCredentials } from './webhook-auth.js';
 
@@ -54,12 +55,12 @@ export interface HttpDeps {
   readonly payload: PayloadRule;
   /** Flower's task half (read, submit, result, abort) and its /api/workers. */
   readonly tasks: {
-    readonly read: Omit<TaskApiDeps, 'auth' | 'payload'>;
+    readonly read: Omit<TaskApiDeps, 'auth' | 'payload' | 'heavyRead'>;
     readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock' | 'payload'>;
     readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues' | 'payload'>;
   };
   /** The console's own wiring; the cluster, audit, auth, remediator and payload rule come from the fields above. */
-  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator' | 'payload'>;
+  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator' | 'payload' | 'heavyRead'>;
   /** Present when remediation.enabled. */
   readonly remediation?: { remediator: Remediator; credentials: WebhookCredentials; maxBodyBytes: number; reloadRules: () => number };
 }
@@ -77,6 +78,9 @@ const LANDING = (version: string, prefix: string) => `<!doctype html>
 </ul>
 </body></html>
 `;
+
+/** Task lists one caller may have in flight at once (/api/tasks and /ui/tasks together); 429 beyond. */
+export const TASK_LISTS_PER_CALLER = 2;
 
 /** Liveness: the process answers. Flower's /healthcheck and the celery-exporter chart's /health are the same probe. */
 const LIVENESS_PATHS = ['/-/healthy', '/healthcheck', '/health'];
@@ -132,6 +136,8 @@ export function createHttpApp(deps: HttpDeps): Express {
   });
 
   const { control, workers, queues } = deps.cluster;
+  // One bound for both task lists: the API's and the console's are the same query.
+  const heavyRead = heavyReadLimit(TASK_LISTS_PER_CALLER);
   app.use(
     consoleRouter({
       ...deps.console,
@@ -142,6 +148,7 @@ export function createHttpApp(deps: HttpDeps): Express {
       audit: deps.audit,
       remediator: deps.remediation?.remediator,
       payload: deps.payload,
+      heavyRead,
     }),
   );
   const routes = controlRoutes({
@@ -157,7 +164,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   // Flower's task half, and its /api/workers and /api/queues/length served from the background
   // worker snapshot.
   const { payload } = deps;
-  app.use(taskReadApi({ ...deps.tasks.read, auth, payload }));
+  app.use(taskReadApi({ ...deps.tasks.read, auth, payload, heavyRead }));
   app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload }));
   app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues, payload }));
   app.use(flowerControlApi(routes));
