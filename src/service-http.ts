@@ -16,6 +16,7 @@ import type { Remediator } from './remediation/engine.js';
 import type { WorkerRegistry } from './state/workers.js';
 import type { ResultBackend, TaskPublisher, TaskStore } from './tasks/index.js';
 import { PayloadRule } from './tasks/payload.js';
+import { SubmitPolicy } from './tasks/submit-policy.js';
 
 /**
  * The parts of a running service the HTTP surface is built from. Declared here, field by field,
@@ -97,6 +98,12 @@ function taskHttpDeps(s: ServiceHttpParts, brokerApi: BrokerApi | undefined): Ht
     read: { store: s.taskStore },
     submit: {
       publisher: s.taskPublisher,
+      policy: new SubmitPolicy(
+        { allow: t.submit.allow, createMissingQueues: t.submit.create_missing_queues, listedQueues: config.metrics.queues },
+        (queue) => s.workers.consumersOf(queue).length > 0,
+      ),
+      submitRole: t.submit.role,
+      store: s.taskStore,
       backend: s.resultBackend,
       workers: s.workerSnapshot,
       defaultQueue: config.metrics.default_queue_name,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import express, { type Request, type Response, type Router } from 'express';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { Auth } from '../auth/index.js';
+import type { Auth, Role } from '../auth/index.js';
 import { describePrincipal } from '../auth/index.js';
 import type { Clock } from '../clock.js';
 import type { WorkerSnapshot } from '../control/worker-snapshot.js';
@@ -10,6 +10,8 @@ import { CommandValidationError, validateTaskId, validateTaskName } from '../con
 import { PublishUnavailableError, PublishUnconfirmedError, type TaskPublisher } from '../tasks/publisher.js';
 import { BackendUnavailableError, resultForDisplay, type ResultBackend, type TaskMeta } from '../tasks/result-backend.js';
 import { SubmitError, parseSubmitBody } from '../tasks/submit-options.js';
+import { SubmitPolicy, SubmitRefusedError } from '../tasks/submit-policy.js';
+import type { TaskStore } from '../tasks/task-store.js';
 import { buildTaskMessage } from '../tasks/task-message.js';
 import type { PayloadRule, PayloadView } from '../tasks/payload.js';
 
@@ -18,6 +20,11 @@ export interface TaskSubmitApiDeps {
   /** Undefined when tasks.result_backend is not set. */
   backend: ResultBackend | undefined;
   workers: WorkerSnapshot;
+  /** Which tasks may be sent, to which queues (tasks.submit), and the least role that may send them. */
+  policy: SubmitPolicy;
+  submitRole: Role;
+  /** The kept tasks (undefined when tasks.enabled is false): a custom task_id must not be one of them. */
+  store: TaskStore | undefined;
   auth: Auth;
   audit: AuditLog;
   clock: Clock;
@@ -32,7 +39,7 @@ const NO_BACKEND = "no result backend is configured (set tasks.result_backend to
 
 /**
  * Flower's task submission and result paths: POST /api/task/apply|async-apply|send-task/<name>
- * publish a real protocol-2 task message (operator), GET /api/task/result/<id> reads Celery's
+ * publish a real protocol-2 task message (tasks.submit: allowed names, role, queues), GET /api/task/result/<id> reads Celery's
  * result backend (viewer; the result itself needs the payload role), POST /api/task/abort/<id>
  * marks an AbortableTask aborted there (operator). Without a task registry of our own, the three
  * publish paths behave alike: the answer says which live workers registered the task.
@@ -41,6 +48,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   const router = express.Router();
   const json = express.json({ limit: deps.maxBodyBytes, strict: false });
   const operator = [json, deps.auth.requireRole('operator')];
+  const submitter = [json, deps.auth.requireRole(deps.submitRole)];
   const viewer = deps.auth.requireRole('viewer');
   // Celery's client identity: gen<pid>@<host> as origin, one reply address per process.
   const origin = `gen${process.pid}@${hostname()}`;
@@ -49,7 +57,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   for (const path of ['async-apply', 'send-task'] as const) {
     router.post(
       `/api/task/${path}/:taskname`,
-      ...operator,
+      ...submitter,
       handle(async (req, res) => {
         const sent = await publish(deps, client, req, path === 'send-task' ? 'send_task' : 'apply_async');
         const state = deps.backend ? ((await deps.backend.get(sent.id).catch(() => null))?.status ?? 'PENDING') : undefined;
@@ -60,7 +68,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
 
   router.post(
     '/api/task/apply/:taskname',
-    ...operator,
+    ...submitter,
     handle(async (req, res) => {
       // Refused before anything is sent: without a backend the result can never be read.
       if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
@@ -120,9 +128,26 @@ async function publish(
 ): Promise<{ id: string; queue: string; registeredBy: string[] }> {
   const name = validateTaskName(req.params.taskname, 'taskname');
   const now = new Date(deps.clock.nowMs());
+  // Refusals by policy are audited: who tried to run what, where.
+  const refusing = async <T>(queue: string | undefined, check: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await check();
+    } catch (e) {
+      if (e instanceof SubmitRefusedError) {
+        const args = { task: name, ...(queue !== undefined ? { queue } : {}) };
+        deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: args, outcome: 'refused', reason: e.message });
+      }
+      throw e;
+    }
+  };
+  await refusing(undefined, () => deps.policy.checkTask(name));
   const r = parseSubmitBody(req.body, now);
-  const id = r.taskId ?? randomUUID();
   const queue = r.queue ?? deps.defaultQueue;
+  await refusing(queue, async () => {
+    deps.policy.checkQueue(queue);
+    if (r.taskId !== undefined) await refuseKnownId(deps, r.taskId);
+  });
+  const id = r.taskId ?? randomUUID();
   const message = buildTaskMessage({
     id,
     name,
@@ -133,7 +158,6 @@ async function publish(
     ...(r.eta ? { eta: r.eta } : {}),
     ...(r.expires ? { expires: r.expires } : {}),
     ...(r.timeLimit ? { timeLimit: r.timeLimit } : {}),
-    ...(r.shadow ? { shadow: r.shadow } : {}),
     ...(r.ignoreResult !== undefined ? { ignoreResult: r.ignoreResult } : {}),
     origin: client.origin,
     replyTo: client.replyTo,
@@ -154,14 +178,24 @@ async function publish(
   return { id, queue, registeredBy: deps.workers.registeredBy(name) };
 }
 
+/**
+ * A custom task_id must be new: reusing a kept task's id (or one the result backend holds) would
+ * merge two runs in the console and let the new one's result stand for the old one's.
+ */
+async function refuseKnownId(deps: TaskSubmitApiDeps, id: string): Promise<void> {
+  const known = deps.store?.get(id) !== undefined || (deps.backend ? (await deps.backend.get(id)) !== null : false);
+  if (known) throw new SubmitRefusedError(409, `task_id '${id}' is already a known task: give a new id, or none`);
+}
+
 /** Flower's answer to a publish, with a warning when no live worker has registered the task. */
 function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name: string): Record<string, unknown> {
   return {
     'task-id': p.id,
     queue: p.queue,
     registered_by: p.registeredBy,
-    // Celery sends to any name too; the message waits in the queue until a worker knows it.
-    ...(p.registeredBy.length === 0
+    // Celery sends to any name too; the message waits in the queue until a worker knows it. Its
+    // own tasks are on every worker, but `registered` never lists them.
+    ...(p.registeredBy.length === 0 && !SubmitPolicy.isBuiltin(name)
       ? { warning: `no live worker has registered '${name}': the message waits in '${p.queue}' until one does` }
       : {}),
   };
@@ -186,6 +220,7 @@ function waitSeconds(req: Request, max: number): number | undefined {
 function answerError(res: Response, e: unknown): void {
   if (res.headersSent) return;
   if (e instanceof SubmitError) res.status(400).json({ error: e.message });
+  else if (e instanceof SubmitRefusedError) res.status(e.status).json({ error: e.message });
   else if (e instanceof CommandValidationError) res.status(400).json({ error: e.message, ...(e.field ? { field: e.field } : {}) });
   else if (e instanceof BackendUnavailableError) res.status(503).json({ error: e.message });
   else if (e instanceof PublishUnavailableError) res.status(503).json({ error: `${e.message}: nothing was sent` });

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { connect } from 'amqplib';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendTasks } from '../support/celery/client.js';
 import type { CeleryWorker } from '../support/celery/worker.js';
@@ -17,13 +19,23 @@ const CARD = '4111111111111111';
 
 const rig = new TaskApiRig('redis', 'sec-tasks');
 let holder: CeleryWorker;
+let main: CeleryWorker;
 
 beforeAll(async () => {
   await rig.start({
-    tasks: { payload_role: 'admin', result_backend: RESULT_BACKEND },
+    tasks: { payload_role: 'admin', result_backend: RESULT_BACKEND, submit: { allow: ['tasks.add', 'tasks.hold'] } },
+    metrics: { queues: ['sec-listed'] },
   });
-  // One process and a prefetch of two: one task runs (active), the next waits (reserved).
-  holder = await rig.worker('holder', { queues: ['sec-hold'], concurrency: 1, prefetchMultiplier: 2 });
+  [holder, main] = await Promise.all([
+    // One process and a prefetch of two: one task runs (active), the next waits (reserved).
+    rig.worker('holder', { queues: ['sec-hold'], concurrency: 1, prefetchMultiplier: 2 }),
+    rig.worker('main', { queues: ['sec-w'], concurrency: 2, env: { CAP_RESULT_BACKEND: RESULT_BACKEND } }),
+  ]);
+  await waitFor(
+    'the main worker known to consume sec-w',
+    () => (rig.service.service.workers.consumersOf('sec-w').some((w) => w.hostname === main.nodename) ? true : undefined),
+    30_000,
+  );
 });
 afterAll(() => rig.stop());
 
@@ -101,5 +113,96 @@ describe('finding 2: tasks.payload_role holds for tasks in flight (inspect repli
     const listed = await rig.get('/api/tasks?taskname=tasks.hold', 'operator');
     expect(Object.keys(listed.body).length).toBeGreaterThan(0);
     expect(listed.text).not.toContain(SECRET);
+  });
+});
+
+describe('finding 4: only allowed tasks, by the submit role, to known queues, under their own name and a new id', () => {
+  const send = (name: string, body: unknown, as: Caller = 'admin', path = 'async-apply') =>
+    rig.call('POST', `/api/task/${path}/${name}`, as, body);
+  const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
+  const queueKey = (queue: string) => `${String(rig.broker.celery.transportOptions?.global_keyprefix)}${queue}`;
+  afterAll(async () => {
+    await redis.del(queueKey('sec-listed')).catch(() => undefined);
+    redis.disconnect();
+  });
+
+  it('an operator cannot send (tasks.submit.role is admin by default)', async () => {
+    for (const path of ['async-apply', 'send-task', 'apply']) {
+      const r = await send('tasks.add', { args: [1, 2], queue: 'sec-w' }, 'operator', path);
+      expect(r.status, path).toBe(403);
+      expect(r.body.error, path).toMatch(/needs the admin role/);
+    }
+  });
+
+  it('an allowed task sent to a queue a live worker consumes runs', async () => {
+    const r = await send('tasks.add', { args: [20, 22], queue: 'sec-w' });
+    expect(r.status, r.text).toBe(200);
+    await rig.taskInState(r.body['task-id'], 'SUCCESS');
+  });
+
+  it("Celery's own tasks and tasks outside tasks.submit.allow are refused, and the refusal is audited", async () => {
+    const builtin = await send('celery.accumulate', { args: [1, 2], queue: 'sec-w' });
+    expect(builtin.status).toBe(403);
+    expect(builtin.body.error).toMatch(/one of Celery's own tasks: only a tasks.submit.allow glob starting with 'celery.' allows it/);
+    const other = await send('tasks.fail', { queue: 'sec-w' }, 'admin', 'send-task');
+    expect(other.status).toBe(403);
+    expect(other.body.error).toBe("'tasks.fail' is not allowed by tasks.submit.allow");
+    const audit = (await rig.get('/api/v1/audit?kind=control&limit=50', 'admin')).body as Array<Record<string, unknown>>;
+    expect(audit.find((a) => (a.arguments as { task?: string }).task === 'celery.accumulate')).toMatchObject({
+      outcome: 'refused',
+      by: { actor: 'token:admin' },
+    });
+    expect(rig.service.service.taskStore!.query({ name: 'celery.accumulate' }).filtered).toBe(0);
+  });
+
+  it('no queue is made up: a send goes to a queue a live worker consumes or metrics.queues lists', async () => {
+    const made = await send('tasks.add', { args: [1, 1], queue: 'sec-made-up' });
+    expect(made.status).toBe(400);
+    expect(made.body.error).toMatch(/no live worker consumes queue 'sec-made-up' and metrics.queues does not list it/);
+    const listed = await send('tasks.add', { args: [1, 1], queue: 'sec-listed' });
+    expect(listed.status, listed.text).toBe(200);
+    // On Redis a send is an LPUSH to the queue's list: the refused one left no key.
+    expect(await redis.llen(queueKey('sec-listed'))).toBe(1);
+    expect(await redis.keys(`${queueKey('sec-made-up')}*`)).toEqual([]);
+  });
+
+  it('shadow and the id of a known task are refused, and nothing is sent', async () => {
+    const shadow = await send('tasks.add', { args: [1, 2], queue: 'sec-w', shadow: 'tasks.innocent' });
+    expect(shadow.status).toBe(400);
+    expect(shadow.body.error).toMatch(/shadow is not accepted/);
+    const first = await send('tasks.add', { args: [2, 2], queue: 'sec-w' });
+    const id = first.body['task-id'] as string;
+    await rig.taskInState(id, 'SUCCESS');
+    const again = await send('tasks.add', { args: [3, 3], queue: 'sec-w', task_id: id }, 'admin', 'send-task');
+    expect(again.status).toBe(409);
+    expect(again.body.error).toBe(`task_id '${id}' is already a known task: give a new id, or none`);
+    expect((await rig.get(`/api/task/result/${id}`, 'admin')).body).toMatchObject({ state: 'SUCCESS', result: 4 });
+    expect(rig.service.service.taskStore!.get(id)!.args).toBe('[2, 2]');
+  });
+});
+
+describe('finding 4 on RabbitMQ: a queue that does not exist is not declared', () => {
+  const amqp = new TaskApiRig('amqp', 'sec-submit');
+  beforeAll(() => amqp.start({ tasks: { submit: { allow: ['tasks.*'] } }, metrics: { queues: ['sec-listed'] } }));
+  afterAll(() => amqp.stop());
+
+  it('a listed queue missing on the broker refuses the send (503, nothing declared); an unknown queue is a 400', async () => {
+    const listed = await amqp.call('POST', '/api/task/async-apply/tasks.add', 'admin', { args: [1, 2], queue: 'sec-listed' });
+    expect(listed.status).toBe(503);
+    expect(listed.body.error).toMatch(
+      /queue 'sec-listed' does not exist on the broker \(tasks.submit.create_missing_queues is off\): nothing was sent/,
+    );
+    const unknown = await amqp.call('POST', '/api/task/async-apply/tasks.add', 'admin', { args: [1, 2], queue: 'sec-made-up' });
+    expect(unknown.status).toBe(400);
+    const connection = await connect(amqp.broker.celery.brokerUrl);
+    try {
+      for (const queue of ['sec-listed', 'sec-made-up']) {
+        const channel = await connection.createChannel();
+        channel.on('error', () => undefined);
+        await expect(channel.checkQueue(queue), queue).rejects.toThrow(/NOT_FOUND/);
+      }
+    } finally {
+      await connection.close();
+    }
   });
 });

@@ -20,6 +20,7 @@ import { startServiceProcess, type ServiceProcess } from '../support/service-pro
 const OPERATOR = `o-${randomUUID()}`;
 const OTHER_OPERATOR = `o2-${randomUUID()}`;
 const VIEWER = `v-${randomUUID()}`;
+const ADMIN = `a-${randomUUID()}`;
 const sha = (t: string) => createHash('sha256').update(t).digest('hex');
 const slashes = (n: number) => '\\'.repeat(n);
 
@@ -35,6 +36,7 @@ beforeAll(async () => {
           { name: 'operator', sha256: sha(OPERATOR), role: 'operator' },
           { name: 'other-operator', sha256: sha(OTHER_OPERATOR), role: 'operator' },
           { name: 'viewer', sha256: sha(VIEWER), role: 'viewer' },
+          { name: 'admin', sha256: sha(ADMIN), role: 'admin' },
         ],
       },
       tasks: { max_args_chars: 262_144, max_kwargs_chars: 262_144 },
@@ -185,5 +187,21 @@ describe('finding 3: task lists are bounded by page and by caller', () => {
       10_000,
       100,
     );
+  });
+});
+
+describe('finding 4: task submission is off unless configured', () => {
+  it('an admin cannot send any task while tasks.submit.allow is empty', async () => {
+    for (const path of ['async-apply', 'send-task', 'apply']) {
+      const r = await service.fetch(`/api/task/${path}/tasks.add`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ args: [1, 2], queue: 'sec-nobody' }),
+      });
+      expect(r.status, path).toBe(path === 'apply' ? 503 : 403);
+      expect(((await r.json()) as { error: string }).error, path).toMatch(
+        path === 'apply' ? /no result backend is configured/ : /task submission is off: tasks.submit.allow lists no task/,
+      );
+    }
   });
 });
