@@ -17,6 +17,10 @@ import type { WorkerRegistry } from './state/workers.js';
 import type { ResultBackend, TaskPublisher, TaskStore } from './tasks/index.js';
 import { PayloadRule } from './tasks/payload.js';
 import { SubmitPolicy } from './tasks/submit-policy.js';
+import { ResultWaiters } from './tasks/result-waiters.js';
+
+/** How often waited results are read (one MGET for all of them). */
+const RESULT_POLL_MS = 100;
 
 /**
  * The parts of a running service the HTTP surface is built from. Declared here, field by field,
@@ -105,6 +109,9 @@ function taskHttpDeps(s: ServiceHttpParts, brokerApi: BrokerApi | undefined): Ht
       submitRole: t.submit.role,
       store: s.taskStore,
       backend: s.resultBackend,
+      waiters: s.resultBackend
+        ? new ResultWaiters(s.resultBackend, { maxWaiters: t.max_result_waiters, pollMs: RESULT_POLL_MS })
+        : undefined,
       workers: s.workerSnapshot,
       defaultQueue: config.metrics.default_queue_name,
       maxWaitSeconds: t.max_result_wait_seconds,

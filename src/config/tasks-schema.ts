@@ -89,7 +89,12 @@ export const tasksSchema = z
     /** How often changed tasks are written to `persist`: a crash loses at most this much. */
     persist_interval_seconds: z.number().min(0.1).max(60).default(1),
     submit: submitSchema.prefault({}),
-    /** Upper bound on `timeout` for /api/task/result and on the wait of /api/task/apply. */
+    /** Upper bound on `timeout` for /api/task/result (viewers: 5 s at most) and on the wait of /api/task/apply. */
     max_result_wait_seconds: z.number().min(1).max(3600).default(60),
+    /**
+     * Result waits in progress at once, whoever asks (429 beyond): each is an open request and a
+     * key in the one MGET that reads every waited result each 100 ms.
+     */
+    max_result_waiters: z.number().int().min(1).max(100_000).default(200),
   })
   .strict();

@@ -3,12 +3,13 @@ import { hostname } from 'node:os';
 import express, { type Request, type Response, type Router } from 'express';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Auth, Role } from '../auth/index.js';
-import { describePrincipal } from '../auth/index.js';
+import { describePrincipal, roleAtLeast } from '../auth/index.js';
 import type { Clock } from '../clock.js';
 import type { WorkerSnapshot } from '../control/worker-snapshot.js';
 import { CommandValidationError, validateTaskId, validateTaskName } from '../control/validators.js';
 import { PublishUnavailableError, PublishUnconfirmedError, type TaskPublisher } from '../tasks/publisher.js';
 import { BackendUnavailableError, resultForDisplay, type ResultBackend, type TaskMeta } from '../tasks/result-backend.js';
+import { TooManyWaitersError, type ResultWaiters } from '../tasks/result-waiters.js';
 import { SubmitError, parseSubmitBody } from '../tasks/submit-options.js';
 import { SubmitPolicy, SubmitRefusedError } from '../tasks/submit-policy.js';
 import type { TaskStore } from '../tasks/task-store.js';
@@ -17,8 +18,10 @@ import type { PayloadRule, PayloadView } from '../tasks/payload.js';
 
 export interface TaskSubmitApiDeps {
   publisher: TaskPublisher;
-  /** Undefined when tasks.result_backend is not set. */
+  /** Undefined when tasks.result_backend is not set (and then so are the waiters). */
   backend: ResultBackend | undefined;
+  /** The bounded, shared result waits behind `timeout` (result-waiters.ts). */
+  waiters: ResultWaiters | undefined;
   workers: WorkerSnapshot;
   /** Which tasks may be sent, to which queues (tasks.submit), and the least role that may send them. */
   policy: SubmitPolicy;
@@ -36,6 +39,8 @@ export interface TaskSubmitApiDeps {
 }
 
 const NO_BACKEND = "no result backend is configured (set tasks.result_backend to the redis:// URL of Celery's result_backend)";
+/** A viewer's longest wait for a result; operators wait up to tasks.max_result_wait_seconds. */
+export const VIEWER_MAX_WAIT_SECONDS = 5;
 
 /**
  * Flower's task submission and result paths: POST /api/task/apply|async-apply|send-task/<name>
@@ -70,11 +75,12 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
     '/api/task/apply/:taskname',
     ...submitter,
     handle(async (req, res) => {
-      // Refused before anything is sent: without a backend the result can never be read.
-      if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+      // Refused before anything is sent: without a backend, or a free wait, the result can never be read.
+      if (!deps.backend || !deps.waiters) throw new BackendUnavailableError(NO_BACKEND);
       const timeout = waitSeconds(req, deps.maxWaitSeconds) ?? deps.maxWaitSeconds;
+      deps.waiters.ensureRoom();
       const sent = await publish(deps, client, req, 'apply');
-      const meta = await deps.backend.wait(sent.id, timeout * 1000);
+      const meta = await deps.waiters.wait(sent.id, timeout * 1000, whileConnected(res));
       res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, deps.payload.view(req.principal)) });
     }),
   );
@@ -84,9 +90,11 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
     viewer,
     handle(async (req, res) => {
       const id = validateTaskId(req.params.taskid, 'taskid');
-      if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
-      const timeout = waitSeconds(req, deps.maxWaitSeconds);
-      const meta = timeout ? await deps.backend.wait(id, timeout * 1000) : await deps.backend.get(id);
+      if (!deps.backend || !deps.waiters) throw new BackendUnavailableError(NO_BACKEND);
+      // Long waits hold a request open and a key in every read: operators only.
+      const operator = req.principal !== undefined && roleAtLeast(req.principal.role, 'operator');
+      const timeout = waitSeconds(req, operator ? deps.maxWaitSeconds : Math.min(VIEWER_MAX_WAIT_SECONDS, deps.maxWaitSeconds), operator);
+      const meta = timeout ? await deps.waiters.wait(id, timeout * 1000, whileConnected(res)) : await deps.backend.get(id);
       res.json({ 'task-id': id, ...resultBody(meta, deps.payload.view(req.principal)) });
     }),
   );
@@ -209,12 +217,22 @@ function resultBody(meta: TaskMeta | null, view: PayloadView): Record<string, un
 }
 
 /** `timeout` in seconds (Flower's float), bounded so no request waits without end. */
-function waitSeconds(req: Request, max: number): number | undefined {
+function waitSeconds(req: Request, max: number, operator = true): number | undefined {
   const raw = req.query.timeout;
   if (raw === undefined || raw === '') return undefined;
   const v = typeof raw === 'string' ? raw.trim() : '';
-  if (!/^\d{1,6}(\.\d{1,6})?$/.test(v) || Number(v) > max) throw new SubmitError(`timeout must be seconds from 0 to ${max}`);
+  if (!/^\d{1,6}(\.\d{1,6})?$/.test(v) || Number(v) > max)
+    throw new SubmitError(
+      `timeout must be seconds from 0 to ${max}${operator ? '' : ' for a viewer (longer waits need the operator role)'}`,
+    );
   return Number(v);
+}
+
+/** Aborted when the client goes away before the answer: its wait ends and frees its place. */
+function whileConnected(res: Response): AbortSignal {
+  const connected = new AbortController();
+  res.once('close', () => connected.abort());
+  return connected.signal;
 }
 
 function answerError(res: Response, e: unknown): void {
@@ -223,6 +241,7 @@ function answerError(res: Response, e: unknown): void {
   else if (e instanceof SubmitRefusedError) res.status(e.status).json({ error: e.message });
   else if (e instanceof CommandValidationError) res.status(400).json({ error: e.message, ...(e.field ? { field: e.field } : {}) });
   else if (e instanceof BackendUnavailableError) res.status(503).json({ error: e.message });
+  else if (e instanceof TooManyWaitersError) res.status(429).set('Retry-After', '1').json({ error: e.message });
   else if (e instanceof PublishUnavailableError) res.status(503).json({ error: `${e.message}: nothing was sent` });
   else if (e instanceof PublishUnconfirmedError) res.status(504).json({ error: e.message });
   else res.status(500).json({ error: 'internal error' });

@@ -206,3 +206,75 @@ describe('finding 4 on RabbitMQ: a queue that does not exist is not declared', (
     }
   });
 });
+
+describe('findings 5 and 6: result waits are bounded and shared; the backend connection is opened once', () => {
+  const results = new TaskApiRig('redis', 'sec-results');
+  const keyPrefix = `sec-res-${randomUUID().slice(0, 8)}:`;
+  const result = (id: string, query = '', as: Caller = 'operator', signal?: AbortSignal) =>
+    fetch(`${results.service.url}/api/task/result/${id}${query}`, {
+      headers: { Authorization: results.authorization(as === 'none' ? 'viewer' : as) },
+      signal,
+    });
+  beforeAll(() => results.start({ tasks: { result_backend: RESULT_BACKEND, result_key_prefix: keyPrefix, max_result_waiters: 20 } }));
+  afterAll(() => results.stop());
+
+  it('finding 6: 50 concurrent first result requests all get an answer (they share one connect)', async () => {
+    const answers = await Promise.all(Array.from({ length: 50 }, () => result(randomUUID())));
+    expect(answers.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
+    expect(await answers[0]!.json()).toMatchObject({ state: 'PENDING' });
+  });
+
+  it('finding 5: at most max_result_waiters waits; all of them read in one MGET per period; a gone client frees its place', async () => {
+    const ids = Array.from({ length: 5 }, () => randomUUID());
+    const clients = new AbortController();
+    // 20 waits on 5 ids: four requests per id.
+    const waits = Array.from({ length: 20 }, (_, i) =>
+      result(ids[i % 5]!, '?timeout=60', 'operator', clients.signal).catch(() => undefined),
+    );
+    await waitFor(
+      'a 21st wait refused with 429',
+      async () => ((await result(randomUUID(), '?timeout=0.1')).status === 429 ? true : undefined),
+      20_000,
+      50,
+    );
+    const refused = await result(randomUUID(), '?timeout=1');
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(((await refused.json()) as { error: string }).error).toMatch(/20 result waits are in progress \(tasks.max_result_waiters\)/);
+
+    // What the service sends for our keys while the 20 wait: only MGETs, each naming all five ids.
+    const monitor = await new Redis({ host: '127.0.0.1', port: 6379 }).monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args.some((a) => a.startsWith(keyPrefix))) seen.push(args);
+    });
+    try {
+      await waitFor('five reads of the waited results', () => (seen.length >= 5 ? true : undefined), 20_000, 50);
+    } finally {
+      monitor.disconnect();
+    }
+    for (const command of seen) {
+      expect(command[0]!.toLowerCase()).toBe('mget');
+      expect(command.slice(1).sort()).toEqual(ids.map((id) => `${keyPrefix}celery-task-meta-${id}`).sort());
+    }
+
+    clients.abort();
+    await Promise.all(waits);
+    await waitFor(
+      'room again once the clients left',
+      async () => ((await result(randomUUID(), '?timeout=0.1')).status === 200 ? true : undefined),
+      20_000,
+      50,
+    );
+  });
+
+  it('finding 5: a viewer waits 5 s at most; longer waits are for operators', async () => {
+    const long = await result(randomUUID(), '?timeout=10', 'viewer');
+    expect(long.status).toBe(400);
+    expect(((await long.json()) as { error: string }).error).toBe(
+      'timeout must be seconds from 0 to 5 for a viewer (longer waits need the operator role)',
+    );
+    expect((await result(randomUUID(), '?timeout=0.5', 'viewer')).status).toBe(200);
+    expect((await result(randomUUID(), '?timeout=5.2', 'operator')).status).toBe(200);
+  });
+});
