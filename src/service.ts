@@ -128,7 +128,14 @@ export class Service {
     this.selfMetrics = new SelfMetrics(
       this.registry,
       m.self_prefix,
-      selfTelemetrySource(this, () => this.#taskEventsWatch.silentWorkers),
+      selfTelemetrySource(
+        this,
+        () => this.#taskEventsWatch.silentWorkers,
+        () => [
+          ...[...(this.#taskPersistence?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['tasks', reason, n]),
+          ...[...(this.#workerPersistence?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['workers', reason, n]),
+        ],
+      ),
     );
     this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(
       brokerStatusObserver(this.status, this.#logger, config.broker.display),

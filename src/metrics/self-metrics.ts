@@ -23,6 +23,8 @@ export interface SelfTelemetrySource {
   labelOverflow(): Iterable<[label: string, count: number]>;
   workerClockSkew(): Iterable<[hostname: string, seconds: number]>;
   workersWithoutTaskEvents(): number;
+  /** Rows of tasks.persist not restored at start, by table and reason. */
+  persistedRowsSkipped(): Iterable<[table: string, reason: string, count: number]>;
 }
 
 /** Nothing to report yet: a registry built only to list the metric names. */
@@ -34,6 +36,7 @@ const NO_SOURCE: SelfTelemetrySource = {
   labelOverflow: () => [],
   workerClockSkew: () => [],
   workersWithoutTaskEvents: () => 0,
+  persistedRowsSkipped: () => [],
 };
 
 type SettableCounter = Counter<string>;
@@ -73,6 +76,7 @@ export class SelfMetrics {
   readonly #trackedWorkers: Gauge;
   readonly #taskEvictions: Counter;
   readonly #workersWithoutTaskEvents: Gauge;
+  readonly #persistedRowsSkipped: Counter<'table' | 'reason'>;
   /** Counted where they happen (not copied from elsewhere). */
   readonly scrapeDuration: Gauge;
   readonly inspectRequests: Counter<'outcome'>;
@@ -168,6 +172,12 @@ export class SelfMetrics {
       help: 'Live workers whose heartbeats report processed tasks while none of their task events arrive (started without -E).',
       registers: r,
     });
+    this.#persistedRowsSkipped = new Counter({
+      name: `${p}persisted_rows_skipped_total`,
+      help: 'Rows of tasks.persist not restored at start (not JSON, or a field of the wrong type or length), by table and reason.',
+      labelNames: ['table', 'reason'],
+      registers: r,
+    });
     this.rulesReloads = new Counter({
       name: `${p}rules_reloads_total`,
       help: 'Remediation rules file reloads, by outcome (success, failure).',
@@ -199,6 +209,7 @@ export class SelfMetrics {
       this.#taskEvictions,
       this.#queueLengthErrors,
       this.#labelOverflow,
+      this.#persistedRowsSkipped,
     ])
       c.reset();
     for (const [type, n] of ingest.events) setTotal(this.#eventsReceived, n, { type });
@@ -217,5 +228,6 @@ export class SelfMetrics {
     this.#workerClockSkew.reset();
     for (const [hostname, seconds] of s.workerClockSkew()) this.#workerClockSkew.set({ hostname }, seconds);
     this.#workersWithoutTaskEvents.set(s.workersWithoutTaskEvents());
+    for (const [table, reason, n] of s.persistedRowsSkipped()) setTotal(this.#persistedRowsSkipped, n, { table, reason });
   }
 }

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { connect } from 'amqplib';
+import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendTasks } from '../support/celery/client.js';
@@ -276,5 +278,72 @@ describe('findings 5 and 6: result waits are bounded and shared; the backend con
     );
     expect((await result(randomUUID(), '?timeout=0.5', 'viewer')).status).toBe(200);
     expect((await result(randomUUID(), '?timeout=5.2', 'operator')).status).toBe(200);
+  });
+});
+
+describe('findings 7 and 8: tasks.persist is private and its rows are checked field by field', () => {
+  const persisted = new TaskApiRig('redis', 'sec-persist');
+  const ids = { add: randomUUID(), fail: randomUUID() };
+  const file = () => persisted.file('tasks.sqlite');
+  beforeAll(async () => {
+    await persisted.start((r) => ({
+      tasks: { persist: r.file('tasks.sqlite'), persist_interval_seconds: 0.2 },
+      audit: { file: r.file('audit.jsonl') },
+    }));
+    await sendTasks({ ...persisted.broker.celery, sendSentEvent: true }, [
+      { name: 'tasks.add', args: [1, 2], queue: 'sec-nobody', taskId: ids.add },
+      { name: 'tasks.fail', queue: 'sec-nobody', taskId: ids.fail },
+    ]);
+    await persisted.taskInState(ids.add, 'PENDING');
+    await persisted.taskInState(ids.fail, 'PENDING');
+    // An audited action, so the audit file has a record.
+    expect((await persisted.call('POST', `/api/task/revoke/${ids.fail}`, 'operator')).status).toBe(200);
+    await waitFor('both tasks written', () => {
+      const db = new Database(file(), { readonly: true });
+      try {
+        return (db.prepare('SELECT count(*) FROM tasks').pluck().get() as number) === 2 ? true : undefined;
+      } finally {
+        db.close();
+      }
+    });
+  });
+  afterAll(() => persisted.stop());
+
+  it('finding 8: tasks.persist, its -wal and -shm, and the audit file are readable by the service user only', () => {
+    for (const f of [file(), `${file()}-wal`, `${file()}-shm`, persisted.file('audit.jsonl')])
+      expect((statSync(f).mode & 0o777).toString(8), f).toBe('600');
+  });
+
+  it('finding 7: rows with a field of the wrong type are skipped and counted; every page and search still answers', async () => {
+    await persisted.restart(async () => {
+      const db = new Database(file());
+      const good = JSON.parse(db.prepare('SELECT record FROM tasks WHERE uuid = ?').pluck().get(ids.add) as string) as Record<
+        string,
+        unknown
+      >;
+      const insert = db.prepare('INSERT INTO tasks (uuid, seq, record) VALUES (?, ?, ?)');
+      insert.run('bad-runtime', 1000, JSON.stringify({ ...good, uuid: 'bad-runtime', state: 'SUCCESS', runtime: 'x' }));
+      insert.run('bad-name', 1001, JSON.stringify({ ...good, uuid: 'bad-name', name: 12345 }));
+      insert.run('not-json', 1002, 'not json at all');
+      db.close();
+    });
+    for (const path of [
+      '/ui/tasks',
+      '/ui/tasks?sort_by=-runtime',
+      `/ui/tasks/${ids.add}`,
+      '/api/tasks',
+      '/api/tasks?sort_by=name',
+      '/api/tasks?search=tasks.add',
+      `/api/task/info/${ids.add}`,
+    ])
+      expect((await persisted.get(path, 'admin')).status, path).toBe(200);
+    expect((await persisted.get('/api/task/info/bad-runtime', 'admin')).status).toBe(404);
+    expect(Object.keys((await persisted.get('/api/tasks', 'admin')).body).sort()).toEqual(Object.values(ids).sort());
+    const metrics = await persisted.service.scrape();
+    const skipped = (reason: string) =>
+      metrics.find(
+        (m) => m.name === 'celery_autopilot_persisted_rows_skipped_total' && m.labels.table === 'tasks' && m.labels.reason === reason,
+      )?.value;
+    expect([skipped('bad_field'), skipped('not_json')]).toEqual([2, 1]);
   });
 });
