@@ -10,7 +10,7 @@
  *   app.use(auth.authenticate);        // req.principal from the session (cheap); header credentials are verified by requireRole
  *   app.use(auth.router);              // GET+POST /login, POST /logout, /auth/github, /auth/github/callback
  *   app.get('/metrics', auth.protectMetrics, ...);            // viewer when auth.protect_metrics
- *   app.post('/api/...', express.json(), auth.requireRole('operator'), handler);
+ *   app.post('/api/...', ...auth.withBody('operator', express.json()), handler);   // caller checked before the body is read
  *   // in the handler: audit.write({ ...describePrincipal(req), action, ... })
  *
  * - requireRole(role): verifies Authorization header credentials (passwords through PasswordGate),
@@ -56,6 +56,12 @@ export interface Auth {
   /** /login (GET form, POST), /logout (POST), /auth/github and /auth/github/callback. */
   readonly router: Router;
   requireRole(role: Role): RequestHandler;
+  /**
+   * requireRole for a route with a body: the caller and role are checked before `parsers` read
+   * the body (an anonymous or unauthorised caller gets 401/403, never a 400 or 413 about a body
+   * it should not have been able to send), then requireRole again after them for the CSRF token.
+   */
+  withBody(role: Role, ...parsers: RequestHandler[]): RequestHandler[];
   /** For cookie sessions on unsafe methods (requireRole already includes it). */
   readonly csrf: RequestHandler;
   csrfToken(req: Request): string;
@@ -125,10 +131,11 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     });
   }
 
-  const guards = new Map<Role, RequestHandler>();
-  const guard = (role: Role): RequestHandler => {
-    let h = guards.get(role);
-    if (!h) guards.set(role, (h = requireRole(ctx, role)));
+  const guards = new Map<string, RequestHandler>();
+  const guard = (role: Role, beforeBody = false): RequestHandler => {
+    const key = `${role}${beforeBody ? ':before-body' : ''}`;
+    let h = guards.get(key);
+    if (!h) guards.set(key, (h = requireRole(ctx, role, beforeBody)));
     return h;
   };
 
@@ -137,7 +144,8 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     authenticate: authenticate(ctx),
     router: authRouter(ctx, { name: cookieName, secure: cookieSecure }),
     knownCaller: (req) => cheapPrincipal(ctx, req),
-    requireRole: guard,
+    requireRole: (role) => guard(role),
+    withBody: (role, ...parsers) => [guard(role, true), ...parsers, guard(role)],
     csrf: csrf(ctx),
     csrfToken: ensureCsrfToken,
     protectMetrics: config.protect_metrics ? guard('viewer') : passThrough,

@@ -51,7 +51,7 @@ export class HttpError extends Error {
 
 export interface ControlRoutes {
   readonly deps: ControlApiDeps;
-  /** Body parsers and the operator role: in front of every command route. */
+  /** The operator role, checked before and after the body parsers: in front of every command route. */
   readonly operator: RequestHandler[];
   readonly viewer: RequestHandler;
   execute(
@@ -145,7 +145,7 @@ export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
 
   return {
     deps,
-    operator: [...body, auth.requireRole('operator')],
+    operator: auth.withBody('operator', ...body),
     viewer: auth.requireRole('viewer'),
     execute,
     requireWorker,

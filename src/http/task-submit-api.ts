@@ -52,8 +52,9 @@ export const VIEWER_MAX_WAIT_SECONDS = 5;
 export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   const router = express.Router();
   const json = express.json({ limit: deps.maxBodyBytes, strict: false });
-  const operator = [json, deps.auth.requireRole('operator')];
-  const submitter = [json, deps.auth.requireRole(deps.submitRole)];
+  // The caller is checked before the body is read: an anonymous request is a 401, whatever it sends.
+  const operator = deps.auth.withBody('operator', json);
+  const submitter = deps.auth.withBody(deps.submitRole, json);
   const viewer = deps.auth.requireRole('viewer');
   // Celery's client identity: gen<pid>@<host> as origin, one reply address per process.
   const origin = `gen${process.pid}@${hostname()}`;

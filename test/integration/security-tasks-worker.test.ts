@@ -347,3 +347,36 @@ describe('findings 7 and 8: tasks.persist is private and its rows are checked fi
     expect([skipped('bad_field'), skipped('not_json')]).toEqual([2, 1]);
   });
 });
+
+describe('finding 9: the caller is checked before a body is read', () => {
+  const routes = [
+    '/api/task/async-apply/tasks.add',
+    '/api/task/send-task/tasks.add',
+    '/api/task/apply/tasks.add',
+    `/api/task/abort/${randomUUID()}`,
+    '/api/v1/actions',
+    '/api/worker/pool/grow/celery@nowhere',
+  ];
+  const bodies = { 'invalid JSON': '{"args": [1,', 'too large': JSON.stringify({ args: ['x'.repeat(2 * 1024 * 1024)] }) };
+  const post = (path: string, body: string, authorization?: string) =>
+    fetch(`${rig.service.url}${path}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...(authorization ? { Authorization: authorization } : {}) },
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
+
+  it('anonymous: 401 for a body that is invalid or too large, on every route that takes one', async () => {
+    for (const path of routes)
+      for (const [what, body] of Object.entries(bodies)) expect((await post(path, body)).status, `${path}, ${what}`).toBe(401);
+  });
+
+  it('a caller whose role is too low: 403, whatever the body; the right role still gets the body errors', async () => {
+    for (const path of routes)
+      for (const [what, body] of Object.entries(bodies))
+        expect((await post(path, body, rig.authorization('viewer'))).status, `${path}, ${what}`).toBe(403);
+    const bad = await post('/api/v1/actions', bodies['invalid JSON'], rig.authorization('operator'));
+    expect(bad.status).toBe(400);
+    expect((await post('/api/v1/actions', bodies['too large'], rig.authorization('operator'))).status).toBe(413);
+  });
+});
