@@ -4,7 +4,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
 import { CeleryMetrics } from './metrics/celery-metrics.js';
-import { SelfMetrics } from './metrics/self-metrics.js';
+import { SCRAPE_JOB, SelfMetrics } from './metrics/self-metrics.js';
 import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
 import { TaskEventsWatch } from './exporter/task-events-watch.js';
@@ -284,6 +284,11 @@ export class Service {
 
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
   start(): void {
+    // Said once at start: a scrape job of another name silences every shipped alert (and remediation).
+    this.#logger.info(
+      { alert_rules_selector: `{job="${SCRAPE_JOB}"}` },
+      `the shipped alert rules select job="${SCRAPE_JOB}": scrape this service under that job name, or change the rules' matchers`,
+    );
     this.#taskPersistence?.start();
     this.#workerPersistence?.start();
     this.transport.start(this.processor);

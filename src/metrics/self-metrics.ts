@@ -6,6 +6,14 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.j
   .version;
 
 /**
+ * The Prometheus scrape job the shipped alert rules select (`job="celery-autopilot"` in
+ * alertmanager/celery-alerts.rules.yml): a Prometheus that scrapes this service under another job
+ * name loads the rules and never fires them. Every shipped config and snippet uses it; the service
+ * names it at start, and CeleryAutopilotAbsent fires when no series carry it.
+ */
+export const SCRAPE_JOB = 'celery-autopilot';
+
+/**
  * Everything self-telemetry reports, read at scrape time in one `collect()`. Each module keeps
  * its hot-path counts as plain numbers and answers here; none of them knows prom-client.
  */
