@@ -16,7 +16,7 @@ import { queuesPage } from './queues.js';
 import { remediationPage } from './remediation.js';
 import { serveAsset } from './static/assets.js';
 import { taskPage } from './task.js';
-import { tasksPage } from './tasks.js';
+import { tasksPage, tasksQuery } from './tasks.js';
 import { inspectWorker, workerPage, type Inspection } from './worker.js';
 import { workersPage } from './workers.js';
 
@@ -176,15 +176,13 @@ function taskStore(deps: ConsoleDeps): TaskStore {
 }
 
 /** The task list; a query the task API would refuse is refused here with the same words. */
-function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): string {
+async function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): Promise<string> {
   const store = taskStore(deps);
   const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
+  const seesPayload = deps.payload.sees(ctx.principal);
   try {
-    return tasksPage(ctx, store, req, {
-      seesPayload: deps.payload.sees(ctx.principal),
-      payloadRole: deps.payload.role,
-      workers,
-    });
+    const page = await store.queryInSlices(tasksQuery(req, seesPayload).query);
+    return tasksPage(ctx, store, req, { seesPayload, payloadRole: deps.payload.role, workers, page });
   } catch (e) {
     if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
     throw e;

@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import { parseTaskQuery } from '../tasks/query-params.js';
 import type { Role } from '../auth/index.js';
-import { SORT_FIELDS, type TaskQuery } from '../tasks/task-query.js';
+import { SORT_FIELDS, type TaskPage, type TaskQuery } from '../tasks/task-query.js';
 import { TASK_STATES, text, type TaskRecord } from '../tasks/task-state.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { html, isoTime, type Html, rowsOr } from './html.js';
@@ -92,10 +92,11 @@ export function tasksPage(
   ctx: ConsoleContext,
   store: TaskStore,
   req: Request,
-  o: { seesPayload: boolean; payloadRole: Role; workers: string[] },
+  o: { seesPayload: boolean; payloadRole: Role; workers: string[]; page?: TaskPage },
 ): string {
   const { query, params, limit, offset } = tasksQuery(req, o.seesPayload);
-  const page = store.query(query);
+  // The route searches in slices beforehand (store.queryInSlices) and hands the page in.
+  const page = o.page ?? store.query(query);
   const pager = (to: number) => ctx.href('/ui/tasks', { ...params, offset: to > 0 ? to : undefined });
   const last = offset + page.tasks.length;
   const body = html`${filters(ctx, params, store.taskTypes(), o.workers)}

@@ -49,7 +49,7 @@ export function taskReadApi(deps: TaskApiDeps): Router {
     deps.heavyRead,
     withStore(async (store, req, res) => {
       const view = deps.payload.view(req.principal);
-      const page = store.query(parseTaskQuery(req.query, view.visible));
+      const page = await store.queryInSlices(parseTaskQuery(req.query, view.visible));
       // Written by hand: a JSON object keyed by id must keep the page's order, and JS objects
       // put integer-like keys (Celery accepts any task id) first. Streamed: a page of large
       // payloads is never one string.

@@ -16,12 +16,16 @@ export const searched = (v: string | null): string =>
 
 /** Index just past the quoted string opening at `start` (`\` escapes the next character), or -1 if it never closes. */
 function endOfQuoted(s: string, start: number): number {
-  const quote = s[start];
-  for (let i = start + 1; i < s.length; i++) {
-    if (s[i] === '\\') i++;
-    else if (s[i] === quote) return i + 1;
+  const quote = s[start]!;
+  let i = start + 1;
+  // Jumps from one quote or backslash to the next (native searches), never back.
+  for (;;) {
+    const close = s.indexOf(quote, i);
+    if (close < 0) return -1;
+    const escape = s.indexOf('\\', i);
+    if (escape < 0 || escape > close) return close + 1;
+    i = escape + 2;
   }
-  return -1;
 }
 
 const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r';
@@ -49,50 +53,77 @@ function endOfValue(s: string, start: number): number {
 }
 
 /**
- * `key=value` pairs at the top level of a kwargs repr such as `{'user': 'ann', 'n': 3}` (Python's
- * repr, or JSON), lower-cased; quoted values without their quotes, others as written. One pass
- * over the text, each character looked at a bounded number of times: broker-supplied text must
- * never make a search slow (a backtracking regular expression once took minutes on a run of
- * backslashes). A pair cut off by the end of the text (a truncated repr) is left out.
+ * Calls `visit(key, valueStart, valueEnd)` for each `key: value` at the top level of a kwargs repr
+ * such as `{'user': 'ann', 'n': 3}` (Python's repr, or JSON): the key without its quotes, the
+ * value's bounds in `s` (a quoted value without its quotes, another one trimmed), until `visit`
+ * returns true. One pass over the text, each character looked at a bounded number of times:
+ * broker-supplied text must never make a search slow (a backtracking regular expression once took
+ * minutes on a run of backslashes). A pair cut off by the end of the text (a truncated repr) is
+ * left out. Values are not copied: a search compares only the value of the key it asks for.
  */
-export function kwargsPairs(repr: string | null): Set<string> {
-  const out = new Set<string>();
-  if (repr === null) return out;
-  const s = repr.length > MAX_SEARCHED_CHARS ? repr.slice(0, MAX_SEARCHED_CHARS) : repr;
+function forEachPair(s: string, visit: (key: string, valueStart: number, valueEnd: number) => boolean): void {
   let i = 0;
   const skipSpace = () => {
     while (isSpace(s[i])) i++;
   };
   skipSpace();
-  if (s[i] !== '{') return out;
+  if (s[i] !== '{') return;
   i++;
   for (;;) {
     skipSpace();
-    if (s[i] !== "'" && s[i] !== '"') return out;
+    if (s[i] !== "'" && s[i] !== '"') return;
     const keyEnd = endOfQuoted(s, i);
-    if (keyEnd < 0) return out;
+    if (keyEnd < 0) return;
     const key = s.slice(i + 1, keyEnd - 1);
     i = keyEnd;
     skipSpace();
-    if (s[i] !== ':') return out;
+    if (s[i] !== ':') return;
     i++;
     skipSpace();
-    let value: string;
+    let start: number;
+    let end: number;
     if (s[i] === "'" || s[i] === '"') {
-      const end = endOfQuoted(s, i);
-      if (end < 0) return out;
-      value = s.slice(i + 1, end - 1);
-      i = end;
+      const close = endOfQuoted(s, i);
+      if (close < 0) return;
+      [start, end] = [i + 1, close - 1];
+      i = close;
       skipSpace();
-      if (s[i] !== ',' && s[i] !== '}') return out;
+      if (s[i] !== ',' && s[i] !== '}') return;
     } else {
-      const end = endOfValue(s, i);
-      if (end < 0) return out;
-      value = s.slice(i, end).trim();
-      i = end;
+      const stop = endOfValue(s, i);
+      if (stop < 0) return;
+      [start, end] = [i, stop];
+      while (start < end && isSpace(s[start])) start++;
+      while (end > start && isSpace(s[end - 1])) end--;
+      i = stop;
     }
-    out.add(`${key.toLowerCase()}=${value.toLowerCase()}`);
-    if (s[i] === '}') return out;
+    if (visit(key, start, end) || s[i] === '}') return;
     i++;
   }
+}
+
+const bounded = (repr: string): string => (repr.length > MAX_SEARCHED_CHARS ? repr.slice(0, MAX_SEARCHED_CHARS) : repr);
+
+/** Every top-level `key=value` of a kwargs repr, lower-cased (see forEachPair). */
+export function kwargsPairs(repr: string | null): Set<string> {
+  const out = new Set<string>();
+  if (repr === null) return out;
+  const s = bounded(repr);
+  forEachPair(s, (key, start, end) => {
+    out.add(`${key.toLowerCase()}=${s.slice(start, end).toLowerCase()}`);
+    return false;
+  });
+  return out;
+}
+
+/** Whether a kwargs repr has `key` (lower-case) with exactly `value` (lower-case) at its top level: `kwargs:key=value`. */
+export function hasKwarg(repr: string | null, key: string, value: string): boolean {
+  if (repr === null) return false;
+  const s = bounded(repr);
+  let found = false;
+  forEachPair(s, (k, start, end) => {
+    found = end - start === value.length && k.toLowerCase() === key && s.slice(start, end).toLowerCase() === value;
+    return found;
+  });
+  return found;
 }
