@@ -6,7 +6,9 @@
 // heap the handing-out and joining cost more than the parallel work saves (paced events, 7–16 %
 // less CPU in all, bench/README.md), and on a busy node those threads compete with the broker.
 // Pauses stayed under 10 ms either way (400 MB heap). Set on every way we start the process.
-import { ConfigError, helpText, loadConfig } from './config/load.js';
+import { loadOidcMaterial } from './auth/index.js';
+import { ConfigError, helpText, loadConfig, type Config } from './config/load.js';
+import { loadTlsMaterial } from './http/listener.js';
 import { loadWebhookCredentials } from './http/webhook-auth.js';
 import { createLogger } from './log.js';
 import { loadConfiguredRules, RulesError } from './remediation/rules.js';
@@ -35,17 +37,7 @@ function main(): void {
   }
   const config = loaded.config!;
   if (loaded.action === 'check-config') {
-    // The rules file and the webhook token file are part of the configuration too: checked by
-    // the very functions the service loads them with.
-    const r = config.remediation;
-    try {
-      const rules = loadConfiguredRules(r);
-      for (const warning of loadWebhookCredentials(config).warnings) console.error(`warning: ${warning}`);
-      process.stdout.write(`configuration OK (broker ${config.broker.display}${r.enabled ? `, ${rules.length} remediation rules` : ''})\n`);
-    } catch (e) {
-      console.error(e instanceof RulesError ? e.message : `invalid configuration:\n  - ${(e as Error).message}`);
-      process.exit(2);
-    }
+    checkConfig(config);
     return;
   }
 
@@ -54,14 +46,17 @@ function main(): void {
   try {
     service = new Service(config, { logger });
   } catch (e) {
-    // A rules file or token file that cannot be read or validated stops the start, loudly.
+    // A rules, token, secret or certificate file that cannot be read or validated stops the start, loudly.
     console.error(e instanceof RulesError ? e.message : `cannot start: ${(e as Error).message}`);
     process.exit(2);
   }
   service.start();
   service
     .listen()
-    .then((port) => logger.info({ address: config.listen_address, port, broker: config.broker.display }, 'celery-autopilot listening'))
+    .then((port) => {
+      const where = config.unix_socket !== undefined ? { socket: config.unix_socket } : { address: config.listen_address, port };
+      logger.info({ ...where, tls: service.servedOverTls, broker: config.broker.display }, 'celery-autopilot listening');
+    })
     .catch((e: Error) => {
       logger.fatal({ err: e.message }, 'cannot listen');
       process.exit(1);
@@ -87,10 +82,35 @@ function main(): void {
     } catch (e) {
       logger.error({ err: (e as Error).message }, 'remediation rules not reloaded; the previous rules stay in force');
     }
+    try {
+      service.reloadTls();
+    } catch (e) {
+      logger.error({ err: (e as Error).message }, 'TLS certificate not reloaded; the previous one stays in use');
+    }
   });
   // Errors we did not foresee are logged; the process stays up, since losing the exporter at
   // night is worse than one failed operation.
   process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
+}
+
+/**
+ * --check-config: the rules file, the webhook token file, the OpenID providers' secret and CA
+ * files and the TLS certificate are part of the configuration too, checked by the very
+ * functions the service loads them with. (No OpenID issuer is contacted: it may not be
+ * reachable from where the check runs.)
+ */
+function checkConfig(config: Config): void {
+  const r = config.remediation;
+  try {
+    const rules = loadConfiguredRules(r);
+    loadOidcMaterial(config.auth.oidc);
+    const warnings = [...loadWebhookCredentials(config).warnings, ...(loadTlsMaterial(config.tls)?.warnings ?? [])];
+    for (const warning of warnings) console.error(`warning: ${warning}`);
+    process.stdout.write(`configuration OK (broker ${config.broker.display}${r.enabled ? `, ${rules.length} remediation rules` : ''})\n`);
+  } catch (e) {
+    console.error(e instanceof RulesError ? e.message : `invalid configuration:\n  - ${(e as Error).message}`);
+    process.exit(2);
+  }
 }
 
 main();

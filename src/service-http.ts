@@ -31,6 +31,8 @@ export interface ServiceHttpParts {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly auth: Auth;
+  /** The service terminates TLS itself: HSTS is sent. */
+  readonly servedOverTls: boolean;
   readonly registry: { readonly contentType: string };
   metricsChunks(): AsyncGenerator<string>;
   isReady(): boolean;
@@ -60,6 +62,7 @@ export function serviceHttpDeps(s: ServiceHttpParts): HttpDeps {
     trustProxy: config.trust_proxy,
     auth: s.auth,
     publicUrl: config.auth.public_url,
+    servedOverTls: s.servedOverTls,
     metrics: { contentType: s.registry.contentType, chunks: () => s.metricsChunks() },
     readiness: () => ({ ready: s.isReady(), broker: { ...s.status } }),
     cluster: { control: s.control, workers: s.workers, queues: s.queues },

@@ -1,5 +1,4 @@
 import { Registry } from 'prom-client';
-import type { Server } from 'node:http';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
@@ -7,9 +6,11 @@ import { CeleryMetrics } from './metrics/celery-metrics.js';
 import { SCRAPE_JOB, SelfMetrics } from './metrics/self-metrics.js';
 import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
+import { sampleCluster } from './exporter/scrape-sample.js';
 import { TaskEventsWatch } from './exporter/task-events-watch.js';
 import { WorkerInspector } from './exporter/worker-inspector.js';
 import { createHttpApp } from './http/app.js';
+import { Listener, type TlsMaterial } from './http/listener.js';
 import { serviceHttpDeps } from './service-http.js';
 import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from './service-telemetry.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -85,7 +86,7 @@ export class Service {
   readonly #logger: Logger;
   readonly logger: Logger;
   #sweeper: NodeJS.Timeout | undefined;
-  #server: Server | undefined;
+  readonly #listener: Listener;
   #stopped = false;
   #scrapesInFlight = 0;
 
@@ -98,6 +99,8 @@ export class Service {
     this.#clock = deps.clock ?? systemClock;
     this.#logger = deps.logger;
     this.logger = deps.logger;
+    // First: a certificate that cannot be served stops the start before anything connects.
+    this.#listener = new Listener(config);
     const m = config.metrics;
     this.celeryMetrics = new CeleryMetrics(this.registry, {
       prefix: m.prefix,
@@ -194,7 +197,7 @@ export class Service {
     );
     this.taskPublisher = createTaskPublisher(config, this.#logger.child({ component: 'task-publisher' }));
     this.resultBackend = createResultBackend(config, this.#logger);
-    this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock });
+    this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock, servedOverTls: this.servedOverTls });
     const r = config.remediation;
     const webhook = loadWebhookCredentials(config);
     this.webhookCredentials = webhook.credentials;
@@ -216,6 +219,19 @@ export class Service {
 
   get clock(): Clock {
     return this.#clock;
+  }
+
+  /** The service terminates TLS itself (the `tls` keys). */
+  get servedOverTls(): boolean {
+    return this.#listener.servedOverTls;
+  }
+
+  /** SIGHUP: the TLS certificate files read again and served to new connections; throws (the old ones stay) when they do not work. */
+  reloadTls(): TlsMaterial | undefined {
+    const m = this.#listener.reloadTls();
+    if (m) this.#logger.info({ subject: m.subject, validTo: m.validTo }, 'TLS certificate reloaded');
+    for (const warning of m?.warnings ?? []) this.#logger.warn(warning);
+    return m;
   }
 
   /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
@@ -241,14 +257,7 @@ export class Service {
   }
 
   #wireCollectors(): void {
-    this.celeryMetrics.onCollectWorkers(() => {
-      const now = this.#clock.nowMs();
-      // Restored workers that have not spoken since get no series: the file is not a heartbeat.
-      return [...this.workers.all()]
-        .filter((w) => w.restored !== true)
-        .map((w) => ({ hostname: w.hostname, up: this.workers.isAlive(w, now), active: w.active ?? 0 }));
-    });
-    this.celeryMetrics.onCollectQueues(() => this.queues.collect());
+    this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
   }
 
   /**
@@ -259,6 +268,7 @@ export class Service {
     this.#scrapesInFlight++;
     try {
       const started = performance.now();
+      await this.celeryMetrics.prepare();
       this.selfMetrics.collect();
       yield await this.registry.metrics();
       yield* this.celeryMetrics.tasks.render();
@@ -300,17 +310,10 @@ export class Service {
     this.#sweeper.unref();
   }
 
-  /** Starts the HTTP server on the configured address; resolves with the bound port. */
+  /** Starts the HTTP(S) server on the configured address or unix socket; resolves with the bound port (0 on a socket). */
   async listen(port = this.config.port, host = this.config.listen_address): Promise<number> {
-    const app = createHttpApp(serviceHttpDeps(this));
-    const server = app.listen(port, host);
-    this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', () => resolve());
-      server.once('error', reject);
-    });
-    const address = server.address();
-    return typeof address === 'object' && address ? address.port : port;
+    for (const warning of this.#listener.tls?.warnings ?? []) this.#logger.warn(warning);
+    return this.#listener.listen(createHttpApp(serviceHttpDeps(this)), port, host);
   }
 
   /** Graceful stop: no new connections, in-flight requests finish, broker resources released. */
@@ -321,14 +324,8 @@ export class Service {
     this.#taskEventsWatch.stop();
     this.workerSnapshot.stop();
     if (this.#sweeper) clearInterval(this.#sweeper);
-    const server = this.#server;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 5000).unref();
-      });
-    }
+    await this.#listener.close();
+    await this.auth.stop();
     await this.remediator?.idle();
     await this.transport.close();
     await this.taskPublisher.close();

@@ -20,15 +20,27 @@ export interface AuthContext {
   readonly absoluteLifetimeMs: number;
   /** Origin of auth.public_url, when set: the only origin unsafe cookie requests may come from. */
   readonly publicOrigin: string | undefined;
-  /** Any users, tokens or GitHub: without them (and without insecure mode) everything is refused. */
+  /** Any users, tokens, GitHub or OpenID providers: without them (and without insecure mode) everything is refused. */
   readonly configured: boolean;
   readonly insecure: boolean;
   /** Which sign-in methods the login page offers (and whether there are sessions at all). */
-  readonly interactive: { readonly password: boolean; readonly github: boolean };
+  readonly interactive: { readonly password: boolean; readonly github: boolean; readonly oidc: boolean };
+  /** The OpenID Connect providers' buttons, in config order; `available` once discovery worked. */
+  readonly oidcButtons: ReadonlyArray<OidcButton>;
 }
 
+export interface OidcButton {
+  readonly id: string;
+  readonly name: string;
+  readonly available: boolean;
+}
+
+/** Whether the login page (and so cookie sessions) exists at all. */
+export const hasInteractiveSignIn = (ctx: AuthContext): boolean =>
+  ctx.interactive.password || ctx.interactive.github || ctx.interactive.oidc;
+
 export const NOT_CONFIGURED =
-  'authentication is not configured: add auth.users, auth.tokens or auth.github to the config ' +
+  'authentication is not configured: add auth.users, auth.tokens, auth.github or auth.oidc to the config ' +
   '(or set auth.insecure_no_auth: true to run without authentication, for local experiments only)';
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Authentication and authorisation: who is calling (basic-auth users, bearer tokens, GitHub
- * OAuth sessions) and what they may do (viewer: read; operator: control commands; admin: the
+ * OAuth and OpenID Connect sessions) and what they may do (viewer: read; operator: control commands; admin: the
  * dangerous ones). Fails closed: with nothing configured, every guarded route answers 503.
  *
  * The whole surface, for src/http/app.ts:
@@ -8,7 +8,7 @@
  *   const auth = createAuth(config.auth, { logger });
  *   app.use(auth.sessionMiddleware);   // cookie sessions (a no-op when only tokens are configured)
  *   app.use(auth.authenticate);        // req.principal from the session (cheap); header credentials are verified by requireRole
- *   app.use(auth.router);              // GET+POST /login, POST /logout, /auth/github, /auth/github/callback
+ *   app.use(auth.router);              // GET+POST /login, POST /logout, /auth/github, /auth/oidc/<id> and their callbacks
  *   app.get('/metrics', auth.protectMetrics, ...);            // viewer when auth.protect_metrics
  *   app.post('/api/...', ...auth.withBody('operator', express.json()), handler);   // caller checked before the body is read
  *   // in the handler: audit.write({ ...describePrincipal(req), action, ... })
@@ -20,7 +20,7 @@
  *   a foreign Origin). It runs the CSRF check itself, so `csrf` is only needed on routes that
  *   take cookie sessions without requireRole.
  * - csrfToken(req): the session's CSRF token, for pages that POST back (header X-CSRF-Token or
- *   form field `_csrf`; mount express.json()/urlencoded() before requireRole for the field).
+ *   form field `_csrf`; a route with a body uses withBody, which checks the field after the parsers).
  * - describePrincipal(req): { actor, kind, name, role, via, ip } for the audit log; never a secret.
  * - Client IPs (rate limiting, audit) come from req.ip: set `trust proxy` on the app when behind
  *   a reverse proxy.
@@ -33,10 +33,12 @@ import type { Request, RequestHandler, Router } from 'express';
 import { systemClock, type Clock } from '../clock.js';
 import type { AuthConfig } from '../config/auth-schema.js';
 import type { Logger } from '../log.js';
-import { NOT_CONFIGURED, type AuthContext } from './context.js';
+import { NOT_CONFIGURED, hasInteractiveSignIn, type AuthContext } from './context.js';
 import { CredentialVerifier } from './credentials.js';
 import { ensureCsrfToken } from './csrf.js';
 import { authenticate, cheapPrincipal, csrf, requireRole } from './middleware.js';
+import { loadOidcMaterial } from './oidc/material.js';
+import { OidcProvider } from './oidc/provider.js';
 import { PasswordGate } from './password-gate.js';
 import type { Principal, Role } from './principal.js';
 import { authRouter } from './routes.js';
@@ -47,13 +49,14 @@ export { NOT_CONFIGURED } from './context.js';
 export { CSRF_FIELD, CSRF_HEADER } from './csrf.js';
 export { hashPassword, generateToken } from './hashing.js';
 export { safeNext } from './redirect.js';
+export { loadOidcMaterial, OidcMaterialError } from './oidc/material.js';
 
 export interface Auth {
   /** Cookie sessions; must come before `authenticate` and `router`. */
   readonly sessionMiddleware: RequestHandler;
   /** Sets req.principal from a bearer token, basic auth or the session; never rejects by itself. */
   readonly authenticate: RequestHandler;
-  /** /login (GET form, POST), /logout (POST), /auth/github and /auth/github/callback. */
+  /** /login (GET form, POST), /logout (POST), /auth/github, /auth/oidc/<id> and their callbacks. */
   readonly router: Router;
   requireRole(role: Role): RequestHandler;
   /**
@@ -69,11 +72,15 @@ export interface Auth {
   knownCaller(req: Request): Principal | undefined;
   /** requireRole('viewer') when auth.protect_metrics, else a pass-through. */
   readonly protectMetrics: RequestHandler;
+  /** Stops the OpenID providers' discovery retries and closes their connections. */
+  stop(): Promise<void>;
 }
 
 export interface AuthDeps {
   logger: Logger;
   clock?: Clock;
+  /** The service itself terminates TLS (the `tls` keys): session cookies are then Secure and __Host- by default. */
+  servedOverTls?: boolean;
 }
 
 const passThrough: RequestHandler = (_req, _res, next) => next();
@@ -82,7 +89,12 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
   const logger = deps.logger.child({ component: 'auth' });
   const clock = deps.clock ?? systemClock;
   const verifier = new CredentialVerifier(config, clock);
-  const interactive = { password: config.users.length > 0, github: config.github !== undefined };
+  const interactive = { password: config.users.length > 0, github: config.github !== undefined, oidc: config.oidc.length > 0 };
+  // Secret and CA files are read now: a missing one stops the start, as --check-config says.
+  const material = loadOidcMaterial(config.oidc);
+  const oidc = new Map(
+    config.oidc.map((p) => [p.id, new OidcProvider(p, material.get(p.id)!, { logger, publicUrl: config.public_url ?? '' })] as const),
+  );
   const ctx: AuthContext = {
     config,
     logger,
@@ -94,40 +106,29 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     }),
     absoluteLifetimeMs: (config.session.absolute_lifetime_seconds ?? config.session.max_age_seconds) * 1000,
     publicOrigin: config.public_url ? new URL(config.public_url).origin : undefined,
-    configured: config.users.length > 0 || config.tokens.length > 0 || config.github !== undefined,
+    configured: config.users.length > 0 || config.tokens.length > 0 || config.github !== undefined || oidc.size > 0,
     insecure: config.insecure_no_auth,
     interactive,
+    oidcButtons: [...oidc.values()],
   };
   if (config.github && !ctx.publicOrigin) throw new Error('auth.github needs auth.public_url');
+  if (oidc.size > 0 && !ctx.publicOrigin) throw new Error('auth.oidc needs auth.public_url');
 
   announce(ctx);
 
-  const cookieSecure: boolean | 'auto' =
-    config.session.cookie_secure === 'always'
-      ? true
-      : config.session.cookie_secure === 'never'
-        ? false
-        : config.public_url?.startsWith('https:')
-          ? true
-          : 'auto';
-  // __Host-: a cookie browsers accept only with Secure, Path=/ and no Domain, so a sibling subdomain cannot plant or shadow it.
-  const cookieName =
-    cookieSecure === true && config.session.cookie_secure === 'always'
-      ? `__Host-${config.session.cookie_name}`
-      : config.session.cookie_name;
+  const cookie = sessionCookie(config, deps.servedOverTls === true);
   let sessionMiddleware = passThrough;
-  if (interactive.password || interactive.github) {
+  if (hasInteractiveSignIn(ctx)) {
     sessionMiddleware = session({
-      name: cookieName,
+      name: cookie.name,
       // In-memory sessions end with the process anyway, so a random key per start loses nothing.
       secret: config.session.secret?.reveal() ?? randomBytes(32).toString('base64url'),
       store: new BoundedMemoryStore(clock, { maxSessions: config.session.max_sessions, maxAgeMs: config.session.max_age_seconds * 1000 }),
       resave: false,
       saveUninitialized: false,
       unset: 'destroy',
-      // With public_url on https:// a TLS-terminating proxy is implied: trust its X-Forwarded-Proto for the Secure decision.
-      ...(cookieSecure === true ? { proxy: true } : {}),
-      cookie: { httpOnly: true, sameSite: 'lax', secure: cookieSecure, path: '/', maxAge: config.session.max_age_seconds * 1000 },
+      ...(cookie.proxy ? { proxy: true } : {}),
+      cookie: { httpOnly: true, sameSite: 'lax', secure: cookie.secure, path: '/', maxAge: config.session.max_age_seconds * 1000 },
     });
   }
 
@@ -139,17 +140,37 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     return h;
   };
 
-  return {
+  const auth: Auth = {
     sessionMiddleware,
     authenticate: authenticate(ctx),
-    router: authRouter(ctx, { name: cookieName, secure: cookieSecure }),
+    router: authRouter(ctx, { name: cookie.name, secure: cookie.secure }, oidc),
     knownCaller: (req) => cheapPrincipal(ctx, req),
     requireRole: (role) => guard(role),
     withBody: (role, ...parsers) => [guard(role, true), ...parsers, guard(role)],
     csrf: csrf(ctx),
     csrfToken: ensureCsrfToken,
     protectMetrics: config.protect_metrics ? guard('viewer') : passThrough,
+    stop: async () => {
+      await Promise.all([...oidc.values()].map((p) => p.stop()));
+    },
   };
+  for (const p of oidc.values()) p.start();
+  return auth;
+}
+
+/**
+ * The session cookie's name and Secure flag. `auto` means Secure when public_url is https:// (a
+ * TLS-terminating proxy is implied, whose X-Forwarded-Proto is then trusted for the decision) or
+ * when the service serves TLS itself. __Host-: a cookie browsers accept only with Secure, Path=/
+ * and no Domain, so a sibling subdomain cannot plant or shadow it; on when asked for
+ * (cookie_secure: always), and by default when we serve TLS ourselves.
+ */
+function sessionCookie(config: AuthConfig, overTls: boolean): { name: string; secure: boolean | 'auto'; proxy: boolean } {
+  const mode = config.session.cookie_secure;
+  const secure: boolean | 'auto' =
+    mode === 'always' ? true : mode === 'never' ? false : overTls || config.public_url?.startsWith('https:') ? true : 'auto';
+  const name = secure === true && (mode === 'always' || overTls) ? `__Host-${config.session.cookie_name}` : config.session.cookie_name;
+  return { name, secure, proxy: secure === true && !overTls };
 }
 
 /** Start-up lines an operator needs to see: insecure mode, plaintext passwords, nothing configured. */
@@ -173,6 +194,7 @@ function announce(ctx: AuthContext): void {
       users: config.users.length,
       tokens: config.tokens.length,
       github: config.github !== undefined,
+      oidc: config.oidc.map((p) => p.id),
       protectMetrics: config.protect_metrics,
     },
     'authentication configured',

@@ -1,7 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { parseAuthorization } from './credentials.js';
 import { crossOriginProblem, csrfProblem, expectedOrigins, insecureHostProblem, isUnsafeMethod } from './csrf.js';
-import { NOT_CONFIGURED, isBrowser, refuse, type AuthContext, type AuthProblem } from './context.js';
+import { NOT_CONFIGURED, hasInteractiveSignIn, isBrowser, refuse, type AuthContext, type AuthProblem } from './context.js';
 import { roleAtLeast, type Principal, type Role, type SessionPrincipal } from './principal.js';
 
 const INSECURE_PRINCIPAL: Principal = Object.freeze({ kind: 'anonymous-insecure', name: 'anonymous', role: 'admin', via: 'none' });
@@ -27,7 +27,7 @@ export function authenticate(ctx: AuthContext): RequestHandler {
   };
 }
 
-/** The session's principal while its absolute lifetime lasts; past it, the session is emptied (sign in again, and GitHub membership is asked again). */
+/** The session's principal while its absolute lifetime lasts; past it, the session is emptied (sign in again, and GitHub membership or the OpenID provider's claims are judged again). */
 function sessionPrincipal(ctx: AuthContext, req: Request): SessionPrincipal | undefined {
   const s = req.session;
   const p = s?.principal;
@@ -178,7 +178,7 @@ export function requireRole(ctx: AuthContext, role: Role, beforeBody = false): R
 }
 
 function unauthenticated(ctx: AuthContext, req: Request, res: Response, reason: string): void {
-  const interactive = ctx.interactive.password || ctx.interactive.github;
+  const interactive = hasInteractiveSignIn(ctx);
   if (isBrowser(req)) {
     if (interactive && req.method === 'GET' && reason === 'authentication required') {
       res.redirect(302, `/login?next=${encodeURIComponent(req.originalUrl)}`);

@@ -1,14 +1,15 @@
 import type { Request } from 'express';
+import type { PendingSignIn } from './oidc/provider.js';
 import type { Role } from './roles.js';
 
 export { ROLES, compareRolesDescending, roleAtLeast, type Role } from './roles.js';
 
-export type PrincipalKind = 'basic' | 'token' | 'github' | 'anonymous-insecure';
+export type PrincipalKind = 'basic' | 'token' | 'github' | 'oidc' | 'anonymous-insecure';
 
 /** Who is calling. `via` tells how the credentials arrived, which decides whether CSRF applies. */
 export interface Principal {
   readonly kind: PrincipalKind;
-  /** Username, token name, GitHub login, or "anonymous". Never a secret. */
+  /** Username, token name, GitHub login, "<provider id>/<name claim>" for OpenID Connect, or "anonymous". Never a secret. */
   readonly name: string;
   readonly role: Role;
   readonly via: 'header' | 'session' | 'none';
@@ -32,6 +33,8 @@ declare module 'express-session' {
     loginNext: string;
     /** OAuth `state` for the GitHub round trip in progress, and when it was issued. */
     githubState: { value: string; issuedAtMs: number };
+    /** The OpenID Connect sign-in in progress: state, nonce and PKCE verifier, used once. */
+    oidcPending: PendingSignIn;
     /** When the principal signed in (clock ms): the session's absolute lifetime counts from here. */
     signedInAtMs: number;
   }
@@ -39,7 +42,7 @@ declare module 'express-session' {
 
 /** Who did it, for the audit log: never a credential. */
 export interface AuditActor {
-  /** "kind:name", e.g. "github:octocat", "token:autoscaler"; "unauthenticated" without a principal. */
+  /** "kind:name", e.g. "github:octocat", "token:autoscaler", "oidc:okta/alice@example.com"; "unauthenticated" without a principal. */
   actor: string;
   kind: PrincipalKind | 'none';
   name: string | null;

@@ -1,51 +1,39 @@
 import { randomBytes } from 'node:crypto';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { Passport } from 'passport';
-import { refuse, type AuthContext } from './context.js';
+import { hasInteractiveSignIn, refuse, type AuthContext } from './context.js';
 import { csrfProblem, ensureCsrfToken, expectedOrigins } from './csrf.js';
 import { GitHubAllowList, createGitHubStrategy } from './github.js';
 import { loginPage } from './login-page.js';
 import { checkPassword } from './middleware.js';
+import type { OidcProvider } from './oidc/provider.js';
+import { oidcRoutes } from './oidc/routes.js';
 import type { SessionPrincipal } from './principal.js';
 import { safeNext } from './redirect.js';
 
 export const GITHUB_CALLBACK_PATH = '/auth/github/callback';
 
 /**
- * GET+POST /login, POST /logout, GET /auth/github and its callback. Every sign-in ends in
- * `establishSession`, which issues a new session id (no fixation) and a new CSRF token.
+ * GET+POST /login, POST /logout, GET /auth/github, /auth/oidc/<id> and their callbacks. Every
+ * sign-in ends in `establishSession`, which issues a new session id (no fixation) and a new CSRF token.
  */
-export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boolean | 'auto' }): Router {
+export function authRouter(
+  ctx: AuthContext,
+  cookie: { name: string; secure: boolean | 'auto' },
+  oidcProviders: ReadonlyMap<string, OidcProvider> = new Map(),
+): Router {
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
   const noStore: RequestHandler = (_req, res, next) => {
     res.set('Cache-Control', 'no-store');
     next();
   };
-  const sessionsOn = ctx.interactive.password || ctx.interactive.github;
+  const sessionsOn = hasInteractiveSignIn(ctx);
 
-  const renderLogin = (req: Request, res: express.Response, status: number, next: string, message?: string) => {
-    const p = req.session.principal;
-    res
-      .status(status)
-      .set('Content-Security-Policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-      .set('X-Frame-Options', 'DENY')
-      .type('html')
-      .send(
-        loginPage({
-          csrfToken: ensureCsrfToken(req),
-          next,
-          passwordLogin: ctx.interactive.password,
-          githubLogin: ctx.interactive.github,
-          base: typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '',
-          ...(p ? { signedInAs: `${p.name} (${p.role})` } : {}),
-          ...(message ? { message } : {}),
-        }),
-      );
-  };
+  const renderLogin = loginRenderer(ctx);
 
   router.get('/login', noStore, (req, res) => {
-    if (!sessionsOn) return refuse(req, res, 404, 'no interactive sign-in is configured (auth.users or auth.github)');
+    if (!sessionsOn) return refuse(req, res, 404, 'no interactive sign-in is configured (auth.users, auth.github or auth.oidc)');
     renderLogin(req, res, 200, safeNext(req.query.next));
   });
 
@@ -90,7 +78,36 @@ export function authRouter(ctx: AuthContext, cookie: { name: string; secure: boo
 
   const github = ctx.config.github;
   if (github && ctx.publicOrigin) githubRoutes(router, ctx, github, ctx.config.public_url ?? ctx.publicOrigin, noStore);
+  if (oidcProviders.size > 0) oidcRoutes(router, { ctx, providers: oidcProviders, noStore, renderLogin, establishSession });
   return router;
+}
+
+/** The login page with a status and, when something went wrong, why. */
+function loginRenderer(ctx: AuthContext): (req: Request, res: express.Response, status: number, next: string, message?: string) => void {
+  return (req, res, status, next, message) => {
+    const p = req.session.principal;
+    res
+      .status(status)
+      // The console's stylesheet and icon (same origin) and nothing else: no script, no inline style.
+      .set(
+        'Content-Security-Policy',
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      )
+      .set('X-Frame-Options', 'DENY')
+      .type('html')
+      .send(
+        loginPage({
+          csrfToken: ensureCsrfToken(req),
+          next,
+          passwordLogin: ctx.interactive.password,
+          githubLogin: ctx.interactive.github,
+          oidc: ctx.oidcButtons,
+          base: typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '',
+          ...(p ? { signedInAs: `${p.name} (${p.role})` } : {}),
+          ...(message ? { message } : {}),
+        }),
+      );
+  };
 }
 
 /** GET /auth/github and its callback, through passport-github2 with our own state store and allow list. */

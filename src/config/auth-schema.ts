@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseScryptHash } from '../auth/hashing.js';
 import { ROLES } from '../auth/roles.js';
+import { oidcProviderSchema } from './oidc-schema.js';
 import { Secret } from './secret.js';
 
 /**
@@ -115,15 +116,17 @@ const github = z
 
 export const authSchema = z
   .object({
-    /** With no users, tokens or GitHub: treat every request as admin. For local experiments only. */
+    /** With no users, tokens, GitHub or OpenID providers: treat every request as admin. For local experiments only. */
     insecure_no_auth: z.boolean().default(false),
     /** Require the viewer role on /metrics (Prometheus sends basic auth or a bearer token). */
     protect_metrics: z.boolean().default(false),
-    /** The external URL people reach us at; GitHub redirects back to <public_url>/auth/github/callback. */
+    /** The external URL people reach us at; GitHub and OpenID providers redirect back under it (/auth/github/callback, /auth/oidc/<id>/callback). */
     public_url: httpUrl.optional(),
     users: z.array(user).max(1000).default([]),
     tokens: z.array(token).max(1000).default([]),
     github: github.optional(),
+    /** OpenID Connect providers (Google, Okta, GitLab, Entra ID, Keycloak, ...), each with its own button. */
+    oidc: z.array(oidcProviderSchema).max(16).default([]),
     session: z
       .object({
         /** Signs session cookies. Unset: random per start (sessions live in memory, so a restart ends them anyway). */
@@ -141,7 +144,7 @@ export const authSchema = z
           .min(60)
           .max(30 * 86_400)
           .default(8 * 3600),
-        /** Sessions end this long after sign-in however active they are (then GitHub membership is asked again). Unset: max_age_seconds. */
+        /** Sessions end this long after sign-in however active they are (then GitHub membership and OpenID claims are asked again). Unset: max_age_seconds. */
         absolute_lifetime_seconds: z
           .number()
           .int()
@@ -165,13 +168,15 @@ export const authSchema = z
   .strict()
   .superRefine((a, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
-    const configured = a.users.length > 0 || a.tokens.length > 0 || a.github !== undefined;
-    if (a.insecure_no_auth && configured) issue(['insecure_no_auth'], 'cannot be combined with users, tokens or github');
+    const configured = a.users.length > 0 || a.tokens.length > 0 || a.github !== undefined || a.oidc.length > 0;
+    if (a.insecure_no_auth && configured) issue(['insecure_no_auth'], 'cannot be combined with users, tokens, github or oidc');
     if (a.protect_metrics && a.users.length === 0 && a.tokens.length === 0) {
       issue(['protect_metrics'], 'needs auth.users or auth.tokens (Prometheus authenticates with basic auth or a bearer token)');
     }
     if (a.github && !a.public_url)
       issue(['public_url'], 'auth.github needs auth.public_url (GitHub redirects back to <public_url>/auth/github/callback)');
+    if (a.oidc.length > 0 && !a.public_url)
+      issue(['public_url'], 'auth.oidc needs auth.public_url (providers redirect back to <public_url>/auth/oidc/<id>/callback)');
     const dup = (values: string[], path: string, describe: (v: string) => string) => {
       const seen = new Set<string>();
       values.forEach((v, i) => {
@@ -188,6 +193,11 @@ export const authSchema = z
       a.tokens.map((t) => t.name),
       'tokens',
       (v) => `duplicate token name "${v}"`,
+    );
+    dup(
+      a.oidc.map((p) => p.id),
+      'oidc',
+      (v) => `duplicate provider id "${v}"`,
     );
     dup(
       a.tokens.map((t) => t.sha256),

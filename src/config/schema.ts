@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
+import { listenerKeys } from './listener-schema.js';
 import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
 import { tasksSchema } from './tasks-schema.js';
 import { Secret } from './secret.js';
@@ -110,6 +111,7 @@ export const configSchema = z
       .default(''),
     /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
     port: z.number().int().min(0).max(65535).default(9818),
+    ...listenerKeys,
     /**
      * Any case (`INFO` as celery-exporter and Flower take it); their `warning` and `critical`
      * are accepted as `warn` and `fatal`.

@@ -58,8 +58,8 @@ export class QueueCollector {
     return [...new Set([...this.options.configuredQueues, ...this.#learnt.keys()])].sort();
   }
 
-  async collect(): Promise<QueueSample[]> {
-    const now = this.clock.nowMs();
+  /** Who consumes each queue is read at `now`, before the broker is asked (see scrape-sample.ts). */
+  async collect(now = this.clock.nowMs()): Promise<QueueSample[]> {
     const names = this.queueNames(now);
     const consumersByQueue = new Map(names.map((q) => [q, this.workers.consumersOf(q, now)]));
     // Who consumes what is part of the cache key: a worker that died (or came) since the cached

@@ -43,6 +43,8 @@ export interface HttpDeps {
   readonly auth: Auth;
   /** auth.public_url, if set: its origin is the one that may call, and https:// turns on HSTS. */
   readonly publicUrl: string | undefined;
+  /** The process serves TLS itself (the `tls` keys): HSTS too. */
+  readonly servedOverTls?: boolean;
   readonly metrics: MetricsSource;
   readiness(): Readiness;
   readonly cluster: { control: ControlClient; workers: WorkerRegistry; queues: QueueCollector };
@@ -102,7 +104,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   const { auth } = deps;
   // First: requests under url_prefix are routed as if at the root, redirects get the prefix.
   app.use(urlPrefix(deps.urlPrefix));
-  app.use(...securityHeaders({ https: deps.publicUrl?.startsWith('https:') ?? false }));
+  app.use(...securityHeaders({ https: deps.servedOverTls === true || (deps.publicUrl?.startsWith('https:') ?? false) }));
 
   // Probes first: they need nobody, so no session or credential is looked at.
   for (const path of LIVENESS_PATHS) app.get(path, (_req, res) => res.type('text').send(path === '/healthcheck' ? 'OK' : 'OK\n'));

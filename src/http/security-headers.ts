@@ -10,7 +10,8 @@ import helmet from 'helmet';
  * Referer, so same-origin requests keep it), and Cache-Control: no-store, since pages and API
  * answers show live cluster state and who is signed in. Inline script or style needs the
  * per-response nonce in `res.locals.cspNonce`; 'unsafe-inline' is never allowed. HSTS only
- * when public_url is https:// (over plain HTTP it means nothing and would only mislead).
+ * when public_url is https:// or the service serves TLS itself (over plain HTTP it means nothing
+ * and would only mislead).
  */
 export function securityHeaders(options: { https: boolean }): RequestHandler[] {
   const nonce = (_req: IncomingMessage, res: ServerResponse) =>

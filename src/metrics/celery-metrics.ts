@@ -4,8 +4,8 @@ import { TaskSeriesStore, type CounterFamily } from './task-series.js';
 /**
  * The Celery metrics, with celery-exporter's exact names, types and label names (product
  * contract 1), so its dashboards and the celery-mixin alerts work unchanged. Values that are
- * state, not counts (worker up, queue lengths...), are computed at scrape time by the collectors
- * registered through `onCollect*`.
+ * state, not counts (worker up, queue lengths...), are set at scrape time by `prepare()` from one
+ * sample of the cluster (see there).
  */
 
 export type { CounterFamily } from './task-series.js';
@@ -38,6 +38,12 @@ export interface QueueSample {
   processes: number;
 }
 
+/** Workers and queues as one scrape reports them: read at one moment (exporter/scrape-sample.ts). */
+export interface ClusterSample {
+  workers: WorkerSample[];
+  queues: QueueSample[];
+}
+
 export class CeleryMetrics {
   /** The per-task families live outside prom-client: see task-series.ts for why. */
   readonly tasks: TaskSeriesStore;
@@ -47,8 +53,8 @@ export class CeleryMetrics {
   readonly #consumers: Gauge<'queue_name'>;
   readonly #workersPerQueue: Gauge<'queue_name'>;
   readonly #processesPerQueue: Gauge<'queue_name'>;
-  #workers: () => WorkerSample[] = () => [];
-  #queues: () => Promise<QueueSample[]> = async () => [];
+  #sample: () => Promise<ClusterSample> = async () => ({ workers: [], queues: [] });
+  #preparing: Promise<void> | undefined;
 
   constructor(registry: Registry, options: CeleryMetricsOptions) {
     const p = options.prefix;
@@ -61,17 +67,11 @@ export class CeleryMetrics {
       maxSeries: options.maxTaskSeries,
       overflowValue: options.overflowValue,
     });
-    // prom-client calls collect() with the metric as `this`; the closures need ours.
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
     this.#workerUp = new Gauge({
       name: `${p}worker_up`,
       help: 'Indicates if a worker has recently sent a heartbeat.',
       labelNames: ['hostname'],
       registers: [registry],
-      collect() {
-        self.#collectWorkers();
-      },
     });
     this.#workerActive = new Gauge({
       name: `${p}worker_tasks_active`,
@@ -84,9 +84,6 @@ export class CeleryMetrics {
       help: 'The number of messages in the broker queue.',
       labelNames: ['queue_name'],
       registers: [registry],
-      async collect() {
-        await self.#collectQueues();
-      },
     });
     this.#consumers = new Gauge({
       name: `${p}active_consumer_count`,
@@ -108,12 +105,27 @@ export class CeleryMetrics {
     });
   }
 
-  onCollectWorkers(fn: () => WorkerSample[]): void {
-    this.#workers = fn;
+  /** Where `prepare()` reads the cluster from. */
+  onSample(fn: () => Promise<ClusterSample>): void {
+    this.#sample = fn;
   }
 
-  onCollectQueues(fn: () => Promise<QueueSample[]>): void {
-    this.#queues = fn;
+  /**
+   * Sets every worker and queue gauge from one sample; awaited before the registry renders. No
+   * family has a collect() of its own: prom-client renders families concurrently (Promise.all
+   * over each family's get()), so a family filled by another family's async collect() is read
+   * before that collect finishes, and showed the previous scrape next to a fresh `worker_up`
+   * (issue 22). All six are set together, synchronously, from one reading. Scrapes that arrive
+   * while a sample is being taken share it: one broker read, the same figures.
+   */
+  prepare(): Promise<void> {
+    if (this.#preparing === undefined) {
+      const preparing = (async () => this.#apply(await this.#sample()))().finally(() => {
+        this.#preparing = undefined;
+      });
+      this.#preparing = preparing;
+    }
+    return this.#preparing;
   }
 
   countTask(kind: CounterFamily, name: string, hostname: string, queue: string): void {
@@ -139,19 +151,14 @@ export class CeleryMetrics {
     this.#workerActive.remove({ hostname });
   }
 
-  #collectWorkers(): void {
-    this.#workerUp.reset();
-    this.#workerActive.reset();
-    for (const w of this.#workers()) {
+  #apply(sample: ClusterSample): void {
+    const gauges = [this.#workerUp, this.#workerActive, this.#queueLength, this.#consumers, this.#workersPerQueue, this.#processesPerQueue];
+    for (const g of gauges) g.reset();
+    for (const w of sample.workers) {
       this.#workerUp.set({ hostname: w.hostname }, w.up ? 1 : 0);
       this.#workerActive.set({ hostname: w.hostname }, w.up ? w.active : 0);
     }
-  }
-
-  async #collectQueues(): Promise<void> {
-    const samples = await this.#queues();
-    for (const g of [this.#queueLength, this.#consumers, this.#workersPerQueue, this.#processesPerQueue]) g.reset();
-    for (const q of samples) {
+    for (const q of sample.queues) {
       const labels = { queue_name: q.queue };
       if (q.length !== null) this.#queueLength.set(labels, q.length);
       if (q.consumers !== null) this.#consumers.set(labels, q.consumers);

@@ -36,10 +36,16 @@ interface TaskSeries {
   readonly counts: Float64Array;
   /**
    * Set by the first worker event (anything but task-sent): from then on every counter family
-   * is rendered, at 0 where nothing was counted, as celery-exporter does, so `increase()` sees
-   * the first failure, revocation or rejection of a series and dashboards show 0, not no data.
+   * that can move for this hostname is rendered, at 0 where nothing was counted, as
+   * celery-exporter does, so `increase()` sees the first failure, revocation or rejection of a
+   * series and dashboards show 0, not no data.
    */
   zeroInitialised: boolean;
+  /**
+   * task-sent has been counted under this hostname label (see `#senders`): only then can this
+   * series' sent counter move, so only then is it rendered at 0.
+   */
+  sender: boolean;
   /** Per bucket (not cumulative), then sum, then count; allocated on first observation. */
   runtime?: Float64Array;
   queueWait?: Float64Array;
@@ -83,6 +89,14 @@ export class TaskSeriesStore {
   readonly #series = new Set<TaskSeries>();
   readonly #index: SeriesIndex = new Map();
   readonly #failed = new Map<string, FailedSeries>();
+  /**
+   * Hostname label values task-sent has been counted under. task-sent comes from clients
+   * (Celery's anonymous `gen<pid>@host` dispatcher, even inside a worker), counted as `generic`,
+   * the client's host or its full name (cardinality.task_sent_hostname), never as a worker's
+   * name: a worker's series gets no `sent` line that could never move. Only a label both kinds
+   * fold into (the overflow value) is in both. Bounded by the hostname cap.
+   */
+  readonly #senders = new Set<string>();
   readonly #staticLabels: string;
   readonly #runtimeLe: string[];
   readonly #waitLe: string[];
@@ -116,6 +130,7 @@ export class TaskSeriesStore {
       labels: `name="${escapeLabelValue(name)}",hostname="${escapeLabelValue(hostname)}",queue_name="${escapeLabelValue(queue)}"${this.#staticLabels}`,
       counts: new Float64Array(COUNTER_FAMILIES.length),
       zeroInitialised: false,
+      sender: this.#senders.has(hostname),
     };
     this.#series.add(s);
     let byName = this.#index.get(hostname);
@@ -127,6 +142,7 @@ export class TaskSeriesStore {
   }
 
   count(family: CounterFamily, name: string, hostname: string, queue: string): void {
+    if (family === 'sent' && !this.#senders.has(hostname)) this.#addSender(hostname);
     const s = this.#get(name, hostname, queue);
     s.counts[COUNTER_INDEX[family]]! += 1;
     // task-sent comes from every web server and task creator: not a reason for more series.
@@ -139,6 +155,12 @@ export class TaskSeriesStore {
     if (s && !s.zeroInitialised) this.#zeroInitialise(s, name, hostname, queue);
     const failed = this.#failedSeries(name, hostname, queue, exception, true);
     if (failed) failed.count++;
+  }
+
+  /** Rare (once per sending hostname label): existing series of that hostname may now count task-sent. */
+  #addSender(hostname: string): void {
+    this.#senders.add(hostname);
+    for (const byQueue of this.#index.get(hostname)?.values() ?? []) for (const s of byQueue.values()) s.sender = true;
   }
 
   /**
@@ -187,6 +209,7 @@ export class TaskSeriesStore {
   removeHostname(hostname: string): void {
     for (const s of this.#series) if (s.hostname === hostname) this.#series.delete(s);
     this.#index.delete(hostname);
+    this.#senders.delete(hostname);
     for (const [k, s] of this.#failed) if (s.hostname === hostname) this.#failed.delete(k);
   }
 
@@ -209,11 +232,12 @@ export class TaskSeriesStore {
     };
     for (const family of COUNTER_FAMILIES) {
       const i = COUNTER_INDEX[family];
+      const sent = family === 'sent';
       const name = `${p}task_${family}_total`;
       buf += `# HELP ${name} ${HELP[family]}\n# TYPE ${name} counter\n`;
       for (const s of this.#series) {
         const v = s.counts[i]!;
-        if (v > 0 || s.zeroInitialised) {
+        if (v > 0 || (s.zeroInitialised && (!sent || s.sender))) {
           buf += `${name}{${s.labels}} ${v}\n`;
           yield* flush(false);
         }

@@ -245,7 +245,7 @@ describe('fail closed', () => {
       const res = await call(app, path, { method, ...(authorization ? { authorization } : {}) });
       expect(res.status).toBe(503);
       expect(((await res.json()) as { error: string }).error).toMatch(
-        /^authentication is not configured: add auth.users, auth.tokens or auth.github/,
+        /^authentication is not configured: add auth.users, auth.tokens, auth.github or auth.oidc/,
       );
     }
     expect(local.text()).toContain('control endpoints answer 503');

@@ -7,6 +7,7 @@ import { createAuth, describePrincipal, type Auth } from '../../src/auth/index.j
 import { authSchema, type AuthConfigInput } from '../../src/config/auth-schema.js';
 import type { Clock } from '../../src/clock.js';
 import type { Logger } from '../../src/log.js';
+import { keepCookies } from './web-client.js';
 
 /**
  * A stand-in for github.com's OAuth endpoints and the few REST endpoints the auth module calls,
@@ -176,16 +177,7 @@ export class Browser {
     const headers = new Headers(init.headers);
     if (this.cookies.size > 0) headers.set('Cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
     const res = await fetch(url, { ...init, headers, redirect: 'manual' });
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq).trim();
-      const expired =
-        attributes.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) <= Date.now()) ||
-        attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
-      if (expired) this.cookies.delete(name);
-      else this.cookies.set(name, pair!.slice(eq + 1).trim());
-    }
+    keepCookies(this.cookies, res);
     return res;
   }
 
@@ -221,15 +213,17 @@ export interface AuthTestApp {
 
 /**
  * A small app wired as the lead's src/http/app.ts will be: viewer reads, operator control,
- * admin shutdown. `public_url` defaults to the app's own loopback URL.
+ * admin shutdown. `public_url` defaults to the app's own loopback URL; `port` fixes it in advance
+ * (an OpenID provider's client must list the callback before the app starts).
  */
-export async function startAuthApp(input: AuthConfigInput, deps: { logger: Logger; clock?: Clock }): Promise<AuthTestApp> {
+export async function startAuthApp(input: AuthConfigInput, deps: { logger: Logger; clock?: Clock; port?: number }): Promise<AuthTestApp> {
   // Listening first: the app's own URL is its public_url, which createAuth needs.
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(deps.port ?? 0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const config = authSchema.parse({ ...input, ...(input.github && !input.public_url ? { public_url: url } : {}) });
-  const auth = createAuth(config, deps);
+  const redirects = input.github !== undefined || (input.oidc?.length ?? 0) > 0;
+  const config = authSchema.parse({ ...input, ...(redirects && !input.public_url ? { public_url: url } : {}) });
+  const auth = createAuth(config, { logger: deps.logger, ...(deps.clock ? { clock: deps.clock } : {}) });
 
   const app = express();
   app.use(auth.sessionMiddleware);
@@ -256,6 +250,7 @@ export async function startAuthApp(input: AuthConfigInput, deps: { logger: Logge
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await auth.stop();
     },
   };
 }

@@ -34,3 +34,18 @@ export function metricValue(samples: Sample[], name: string, match: Record<strin
   }
   return found ? sum : undefined;
 }
+
+/**
+ * What issue 22 compares in one scrape: a worker's `celery_worker_up` and its queue's worker,
+ * process and consumer counts and length (undefined where the scrape has no such series).
+ */
+export function workerAndQueueFigures(samples: Sample[], hostname: string, queue: string) {
+  const q = { queue_name: queue };
+  return {
+    up: metricValue(samples, 'celery_worker_up', { hostname }),
+    workers: metricValue(samples, 'celery_active_worker_count', q),
+    processes: metricValue(samples, 'celery_active_process_count', q),
+    consumers: metricValue(samples, 'celery_active_consumer_count', q),
+    length: metricValue(samples, 'celery_queue_length', q),
+  };
+}

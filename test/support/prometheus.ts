@@ -24,6 +24,8 @@ export interface ScrapeTarget {
   url: string;
   /** Prometheus `metric_relabel_configs` for this job, as YAML would give them. */
   metricRelabelConfigs?: Array<Record<string, unknown>>;
+  /** Prometheus `tls_config` for an https:// target (ca_file, cert_file, key_file, server_name). */
+  tlsConfig?: Record<string, string>;
 }
 
 export interface PrometheusOptions {
@@ -112,6 +114,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
         metrics_path: u.pathname,
         static_configs: [{ targets: [u.host] }],
         ...(t.metricRelabelConfigs ? { metric_relabel_configs: t.metricRelabelConfigs } : {}),
+        ...(t.tlsConfig ? { tls_config: t.tlsConfig } : {}),
       };
     }),
   };

@@ -110,6 +110,19 @@ export async function makeCertificates(): Promise<TestCertificates> {
   };
 }
 
+/**
+ * One more server certificate from the same CA, for other names (e.g. `IP:127.0.0.1`): for
+ * services the tests reach over HTTPS by address. Returns the PEM file paths.
+ */
+export async function issueServerCertificate(
+  certs: TestCertificates,
+  name: string,
+  subjectAltName: string,
+): Promise<{ cert: string; key: string }> {
+  await signedLeaf(certs.dir, name, name, `subjectAltName=${subjectAltName}\nextendedKeyUsage=serverAuth\n`);
+  return { cert: path.join(certs.dir, `${name}.pem`), key: path.join(certs.dir, `${name}.key`) };
+}
+
 export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -133,7 +133,7 @@ describe('auth config', () => {
     [
       'insecure mode next to real credentials',
       'auth: { insecure_no_auth: true, tokens: [{ name: a, sha256: ' + TOKEN_SHA + ', role: viewer }] }',
-      'auth.insecure_no_auth: cannot be combined with users, tokens or github',
+      'auth.insecure_no_auth: cannot be combined with users, tokens, github or oidc',
     ],
     [
       'protected metrics nobody can scrape',

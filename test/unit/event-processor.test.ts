@@ -82,6 +82,25 @@ describe('task events become celery-exporter metrics', () => {
     expect(metricValue(m, 'celery_task_queue_wait_time_sum', labels)).toBeCloseTo(2.5);
   });
 
+  it('task-sent series exist only under the client label, in every task_sent_hostname mode (issue 22)', async () => {
+    for (const [mode, client] of [
+      ['generic', 'generic'],
+      ['host', 'client'],
+      ['full', 'gen123@client'],
+    ] as const) {
+      const { send, read } = setup({ taskSentHostname: mode });
+      send(
+        { type: 'task-sent', uuid: 'u1', name: 't', queue: 'q', hostname: 'gen123@client', retries: 0 },
+        { type: 'task-received', uuid: 'u1', name: 't', retries: 0 },
+        { type: 'task-succeeded', uuid: 'u1', runtime: 0.1 },
+      );
+      const m = await read();
+      const sent = m.filter((x) => x.name === 'celery_task_sent_total').map((x) => `${x.labels.hostname} ${x.value}`);
+      expect(sent, mode).toEqual([`${client} 1`]);
+      expect(metricValue(m, 'celery_task_revoked_total', { hostname: W }), mode).toBe(0);
+    }
+  });
+
   it('queue wait starts at the ETA, and clock skew never makes it negative', async () => {
     const { send, read } = setup();
     send(

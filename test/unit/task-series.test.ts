@@ -35,7 +35,7 @@ describe('task series exposition', () => {
     expect(metricValue(m, 'celery_task_runtime_sum')).toBeCloseTo(5.55);
     // Issue 9 item 2: a worker event zero-initialises the other counter families (celery-exporter's
     // rule); histograms with nothing observed still show no series.
-    expect(metricValue(m, 'celery_task_sent_total', { name: 't', hostname: 'w@h', queue_name: 'q' })).toBe(0);
+    expect(metricValue(m, 'celery_task_revoked_total', { name: 't', hostname: 'w@h', queue_name: 'q' })).toBe(0);
     expect(m.some((x) => x.name === 'celery_task_queue_wait_time_count')).toBe(false);
   });
 
@@ -93,13 +93,37 @@ describe('zero-initialisation (celery-exporter: the other counters of a combinat
   const series = (s: TaskSeriesStore) => parseMetrics(text(s)).filter((x) => x.name.endsWith('_total'));
   const FAMILIES = ['sent', 'received', 'started', 'succeeded', 'rejected', 'revoked', 'retried'];
 
-  it('a worker event shows every family at 0 for its combination, and failed with exception=""', () => {
+  it('a worker event shows every family a worker sends at 0 for its combination, and failed with exception=""', () => {
     const s = store();
+    s.count('sent', 't', 'generic', 'q');
     s.count('received', 't', 'w@h', 'q');
     const m = series(s);
-    for (const f of FAMILIES)
+    for (const f of FAMILIES.filter((f) => f !== 'sent'))
       expect(metricValue(m, `celery_task_${f}_total`, { name: 't', hostname: 'w@h', queue_name: 'q' }), f).toBe(f === 'received' ? 1 : 0);
     expect(metricValue(m, 'celery_task_failed_total', { name: 't', hostname: 'w@h', queue_name: 'q', exception: '' })).toBe(0);
+    // Issue 22: task-sent is counted under the client's label, never a worker's; a zero there could never move.
+    expect(m.filter((x) => x.name === 'celery_task_sent_total').map((x) => x.labels.hostname)).toEqual(['generic']);
+  });
+
+  it('a hostname label task-sent is counted under (the overflow value both fold into) gets its sent zero, whichever came first', () => {
+    for (const senderFirst of [true, false]) {
+      const s = store();
+      if (senderFirst) s.count('sent', 'a', 'other', 'q');
+      s.count('received', 't', 'other', 'q');
+      s.count('received', 't', 'w@h', 'q');
+      if (!senderFirst) s.count('sent', 'a', 'other', 'q');
+      const m = series(s);
+      expect(
+        metricValue(m, 'celery_task_sent_total', { name: 't', hostname: 'other', queue_name: 'q' }),
+        `sender first: ${senderFirst}`,
+      ).toBe(0);
+      expect(metricValue(m, 'celery_task_sent_total', { name: 'a', hostname: 'other', queue_name: 'q' })).toBe(1);
+      expect(metricValue(m, 'celery_task_sent_total', { hostname: 'w@h' })).toBeUndefined();
+      // A purged label is no sender any more.
+      s.removeHostname('other');
+      s.count('received', 't', 'other', 'q');
+      expect(metricValue(series(s), 'celery_task_sent_total', { hostname: 'other' })).toBeUndefined();
+    }
   });
 
   it('task-sent creates nothing but its own series (clients are many: cardinality)', () => {

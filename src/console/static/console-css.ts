@@ -41,4 +41,12 @@ form.filters{display:flex;flex-wrap:wrap;gap:.4rem;align-items:end;margin:.2rem 
 td.nowrap,.nowrap{white-space:nowrap}
 .scroll{overflow-x:auto}
 .truncate{max-width:16rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+main.signin{max-width:27rem;margin:2.5rem auto;padding:1rem 1.5rem 1.2rem;border:1px solid var(--line);border-radius:6px}
+.signin-providers{display:flex;flex-direction:column;gap:.5rem;margin:.9rem 0}
+.signin-button{display:block;padding:.5rem .8rem;border:1px solid #aab4be;border-radius:4px;background:#fff;color:var(--fg);font-size:14px;font-weight:600;text-align:center}
+a.signin-button:hover{background:var(--head);text-decoration:none}
+.signin-button.unavailable{color:var(--muted);background:var(--head);border-style:dashed;cursor:not-allowed}
+.signin-button small{display:block;font-size:12px;font-weight:400;color:var(--warn)}
+.signin-or{text-align:center;margin:1rem 0 .3rem}
+.signin-password label{display:flex;flex-direction:column;gap:.2rem}.signin-password input{font-size:14px;padding:.3rem .4rem}.signin-password button{font-size:14px;padding:.3rem 1rem}
 `;

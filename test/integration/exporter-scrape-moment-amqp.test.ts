@@ -1,0 +1,3 @@
+import { describeScrapeMoment } from '../support/exporter-scrape-moment-scenarios.js';
+
+describeScrapeMoment('amqp');
