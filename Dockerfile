@@ -27,6 +27,8 @@ WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
+# The service writes only what its configuration names (tasks.persist, audit.file), as `node`
+# (uid 1000) and readable by that user alone (0600): mount their directory writable by it.
 USER node
 EXPOSE 9818
 # No curl in a slim image: Node's own fetch asks /-/healthy (liveness, not broker readiness, so a

@@ -151,6 +151,8 @@ export async function terminate(child, exited, graceMs, forceKill = () => child.
  * connected, event subscription live). Events published before that are not routed anywhere.
  */
 export async function startExporter({
+  // Another checkout's build (`--repo` of the issue 16 benchmarks): the same measurement before a change.
+  main = EXPORTER_MAIN,
   brokerUrl,
   keyprefix = '',
   extraArgs = [],
@@ -159,11 +161,11 @@ export async function startExporter({
   // The same V8 flags the shebang and `npm start` use (see src/main.ts).
   nodeArgs = ['--max-semi-space-size=4', '--single-threaded-gc'],
 }) {
-  if (!existsSync(EXPORTER_MAIN)) throw new Error(`${EXPORTER_MAIN} does not exist: run \`npm run build\` first`);
+  if (!existsSync(main)) throw new Error(`${main} does not exist: run \`npm run build\` first`);
   const port = await freePort();
   const args = [
     ...nodeArgs,
-    EXPORTER_MAIN,
+    main,
     '--broker-url',
     brokerUrl,
     '--port',
@@ -553,6 +555,34 @@ export async function startCeleryWorker({
     throw error;
   }
   return handle;
+}
+
+/**
+ * Sends tasks as a real Celery client does (the test rig's tools.py `send`: app.send_task with
+ * task_send_sent_event), so the task-sent events carry Celery's own argsrepr/kwargsrepr. Resolves
+ * with the task ids.
+ */
+export async function sendCeleryTasks({ brokerUrl, keyprefix = '', tasks, python = process.env.CELERY_PYTHON ?? '/usr/bin/python3' }) {
+  const child = spawn(python, [join(CELERY_RIG_DIR, 'tools.py'), 'send'], {
+    cwd: CELERY_RIG_DIR,
+    env: {
+      ...process.env,
+      PYTHONPATH: CELERY_RIG_DIR,
+      PYTHONDONTWRITEBYTECODE: '1',
+      CAP_BROKER_URL: brokerUrl,
+      CAP_TRANSPORT_OPTIONS: JSON.stringify(keyprefix ? { global_keyprefix: keyprefix } : {}),
+      CAP_SEND_SENT_EVENT: '1',
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (err += c));
+  child.stdin.end(JSON.stringify(tasks));
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`tools.py send failed (${code}):\n${err.slice(-2000)}`);
+  return JSON.parse(out);
 }
 
 /** Nearest-rank percentile of an ascending array. */

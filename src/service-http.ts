@@ -15,6 +15,12 @@ import { VERSION } from './metrics/self-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import type { WorkerRegistry } from './state/workers.js';
 import type { ResultBackend, TaskPublisher, TaskStore } from './tasks/index.js';
+import { PayloadRule } from './tasks/payload.js';
+import { SubmitPolicy } from './tasks/submit-policy.js';
+import { ResultWaiters } from './tasks/result-waiters.js';
+
+/** How often waited results are read (one MGET for all of them). */
+const RESULT_POLL_MS = 100;
 
 /**
  * The parts of a running service the HTTP surface is built from. Declared here, field by field,
@@ -64,11 +70,11 @@ export function serviceHttpDeps(s: ServiceHttpParts): HttpDeps {
     controlMaxBodyBytes: config.control.max_body_bytes,
     actionMetrics: s.actionMetrics,
     urlPrefix: config.url_prefix,
+    payload: new PayloadRule(config.tasks.payload_role),
     tasks: taskHttpDeps(s, brokerApi),
     console: {
       ...(brokerApi ? { managementQueues: (names: string[]) => managementQueues(brokerApi.url, brokerApi.vhost, names) } : {}),
       tasks: s.taskStore,
-      payloadRole: config.tasks.payload_role,
       abortable: s.resultBackend !== undefined,
     },
     ...(s.remediator
@@ -96,13 +102,21 @@ function taskHttpDeps(s: ServiceHttpParts, brokerApi: BrokerApi | undefined): Ht
   const { config } = s;
   const t = config.tasks;
   return {
-    read: { store: s.taskStore, payloadRole: t.payload_role },
+    read: { store: s.taskStore },
     submit: {
       publisher: s.taskPublisher,
+      policy: new SubmitPolicy(
+        { allow: t.submit.allow, createMissingQueues: t.submit.create_missing_queues, listedQueues: config.metrics.queues },
+        (queue) => s.workers.consumersOf(queue).length > 0,
+      ),
+      submitRole: t.submit.role,
+      store: s.taskStore,
       backend: s.resultBackend,
+      waiters: s.resultBackend
+        ? new ResultWaiters(s.resultBackend, { maxWaiters: t.max_result_waiters, pollMs: RESULT_POLL_MS })
+        : undefined,
       workers: s.workerSnapshot,
       defaultQueue: config.metrics.default_queue_name,
-      payloadRole: t.payload_role,
       maxWaitSeconds: t.max_result_wait_seconds,
       maxBodyBytes: config.control.max_body_bytes,
     },

@@ -48,7 +48,11 @@ export interface SelfTelemetryParts {
 }
 
 /** What self-telemetry reads at scrape time, each answer from the module that owns it. */
-export function selfTelemetrySource(p: SelfTelemetryParts, workersWithoutTaskEvents: () => number): SelfTelemetrySource {
+export function selfTelemetrySource(
+  p: SelfTelemetryParts,
+  workersWithoutTaskEvents: () => number,
+  persistedRowsSkipped: SelfTelemetrySource['persistedRowsSkipped'],
+): SelfTelemetrySource {
   return {
     ingest: () => p.processor.counts,
     broker: () => ({ ready: p.isReady(), reconnects: p.status.reconnects }),
@@ -67,5 +71,6 @@ export function selfTelemetrySource(p: SelfTelemetryParts, workersWithoutTaskEve
         .filter((w) => w.clockSkewSeconds !== undefined)
         .map((w): [string, number] => [w.hostname, w.clockSkewSeconds!]),
     workersWithoutTaskEvents,
+    persistedRowsSkipped,
   };
 }

@@ -3,7 +3,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
 import { CeleryMetrics } from './metrics/celery-metrics.js';
-import { SelfMetrics } from './metrics/self-metrics.js';
+import { SCRAPE_JOB, SelfMetrics } from './metrics/self-metrics.js';
 import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
 import { sampleCluster } from './exporter/scrape-sample.js';
@@ -142,7 +142,14 @@ export class Service {
     this.selfMetrics = new SelfMetrics(
       this.registry,
       m.self_prefix,
-      selfTelemetrySource(this, () => this.#taskEventsWatch.silentWorkers),
+      selfTelemetrySource(
+        this,
+        () => this.#taskEventsWatch.silentWorkers,
+        () => [
+          ...[...(this.#taskPersistence?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['tasks', reason, n]),
+          ...[...(this.#workerPersistence?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['workers', reason, n]),
+        ],
+      ),
     );
     this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(
       brokerStatusObserver(this.status, this.#logger, config.broker.display),
@@ -306,6 +313,11 @@ export class Service {
 
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
   start(): void {
+    // Said once at start: a scrape job of another name silences every shipped alert (and remediation).
+    this.#logger.info(
+      { alert_rules_selector: `{job="${SCRAPE_JOB}"}` },
+      `the shipped alert rules select job="${SCRAPE_JOB}": scrape this service under that job name, or change the rules' matchers`,
+    );
     this.#taskPersistence?.start();
     this.#workerPersistence?.start();
     this.transport.start(this.processor);

@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { ensurePrivateFile } from '../private-file.js';
 
 /** One audit record: who did (or decided) what, to which workers, and what came of it. */
 export interface AuditEntry {
@@ -32,7 +33,12 @@ export class AuditLog {
     private readonly maxBytes = DEFAULT_AUDIT_MEMORY_BYTES,
   ) {
     if (target === '-') this.#stream = process.stdout;
-    else if (target) this.#stream = createWriteStream(target, { flags: 'a' });
+    else if (target) {
+      // Who did what to which task: the service user's only (0600), like tasks.persist. One that
+      // another user owns stays as it is (the audit must not stop the service).
+      ensurePrivateFile(target);
+      this.#stream = createWriteStream(target, { flags: 'a' });
+    }
   }
 
   write(entry: AuditEntry): AuditRecord {

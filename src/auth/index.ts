@@ -10,7 +10,7 @@
  *   app.use(auth.authenticate);        // req.principal from the session (cheap); header credentials are verified by requireRole
  *   app.use(auth.router);              // GET+POST /login, POST /logout, /auth/github, /auth/oidc/<id> and their callbacks
  *   app.get('/metrics', auth.protectMetrics, ...);            // viewer when auth.protect_metrics
- *   app.post('/api/...', express.json(), auth.requireRole('operator'), handler);
+ *   app.post('/api/...', ...auth.withBody('operator', express.json()), handler);   // caller checked before the body is read
  *   // in the handler: audit.write({ ...describePrincipal(req), action, ... })
  *
  * - requireRole(role): verifies Authorization header credentials (passwords through PasswordGate),
@@ -20,7 +20,7 @@
  *   a foreign Origin). It runs the CSRF check itself, so `csrf` is only needed on routes that
  *   take cookie sessions without requireRole.
  * - csrfToken(req): the session's CSRF token, for pages that POST back (header X-CSRF-Token or
- *   form field `_csrf`; mount express.json()/urlencoded() before requireRole for the field).
+ *   form field `_csrf`; a route with a body uses withBody, which checks the field after the parsers).
  * - describePrincipal(req): { actor, kind, name, role, via, ip } for the audit log; never a secret.
  * - Client IPs (rate limiting, audit) come from req.ip: set `trust proxy` on the app when behind
  *   a reverse proxy.
@@ -59,6 +59,12 @@ export interface Auth {
   /** /login (GET form, POST), /logout (POST), /auth/github, /auth/oidc/<id> and their callbacks. */
   readonly router: Router;
   requireRole(role: Role): RequestHandler;
+  /**
+   * requireRole for a route with a body: the caller and role are checked before `parsers` read
+   * the body (an anonymous or unauthorised caller gets 401/403, never a 400 or 413 about a body
+   * it should not have been able to send), then requireRole again after them for the CSRF token.
+   */
+  withBody(role: Role, ...parsers: RequestHandler[]): RequestHandler[];
   /** For cookie sessions on unsafe methods (requireRole already includes it). */
   readonly csrf: RequestHandler;
   csrfToken(req: Request): string;
@@ -126,10 +132,11 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     });
   }
 
-  const guards = new Map<Role, RequestHandler>();
-  const guard = (role: Role): RequestHandler => {
-    let h = guards.get(role);
-    if (!h) guards.set(role, (h = requireRole(ctx, role)));
+  const guards = new Map<string, RequestHandler>();
+  const guard = (role: Role, beforeBody = false): RequestHandler => {
+    const key = `${role}${beforeBody ? ':before-body' : ''}`;
+    let h = guards.get(key);
+    if (!h) guards.set(key, (h = requireRole(ctx, role, beforeBody)));
     return h;
   };
 
@@ -138,7 +145,8 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     authenticate: authenticate(ctx),
     router: authRouter(ctx, { name: cookie.name, secure: cookie.secure }, oidc),
     knownCaller: (req) => cheapPrincipal(ctx, req),
-    requireRole: guard,
+    requireRole: (role) => guard(role),
+    withBody: (role, ...parsers) => [guard(role, true), ...parsers, guard(role)],
     csrf: csrf(ctx),
     csrfToken: ensureCsrfToken,
     protectMetrics: config.protect_metrics ? guard('viewer') : passThrough,

@@ -122,9 +122,11 @@ export async function checkPassword(
  * configured), 429 (throttled), 401 (no or wrong credentials: browsers are sent to /login,
  * others get WWW-Authenticate challenges) or 403 (CSRF or cross-origin, or role too low).
  * Cookie sessions on unsafe methods must pass the CSRF check here too, so a route guarded by
- * requireRole is safe even where `csrf` was not mounted.
+ * requireRole is safe even where `csrf` was not mounted. With `beforeBody`, the session's CSRF
+ * token is not looked for yet (it may come as a `_csrf` form field of a body not read yet; the
+ * same-origin check is made): for the pass in front of the body parsers (see Auth.withBody).
  */
-export function requireRole(ctx: AuthContext, role: Role): RequestHandler {
+export function requireRole(ctx: AuthContext, role: Role, beforeBody = false): RequestHandler {
   return async (req, res, next) => {
     if (!ctx.configured && !ctx.insecure) {
       res.status(503).json({ error: NOT_CONFIGURED });
@@ -155,7 +157,9 @@ export function requireRole(ctx: AuthContext, role: Role): RequestHandler {
       // Insecure mode has no cookie to protect, but a foreign page must still not drive the API through a browser.
       const why =
         principal.via === 'session'
-          ? csrfProblem(req, origins)
+          ? beforeBody
+            ? crossOriginProblem(req, origins)
+            : csrfProblem(req, origins)
           : principal.kind === 'anonymous-insecure'
             ? crossOriginProblem(req, origins)
             : undefined;

@@ -4,7 +4,7 @@ import { Secret } from './secret.js';
 
 /**
  * The `tasks:` section: the store of recent tasks behind Flower's task API (how many, how much
- * of each), and who may read task payloads.
+ * of each), who may read task payloads, and who may send which tasks.
  */
 const chars = (fallback: number) =>
   z
@@ -13,6 +13,37 @@ const chars = (fallback: number) =>
     .min(16)
     .max(1024 * 1024)
     .default(fallback);
+
+/** A task-name glob: the characters of a dotted Celery task name, plus `*` and `?`. */
+const taskGlob = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_.*?]+$/, 'must be a task-name glob (letters, digits, _ . and the wildcards * ?)');
+
+/**
+ * Task submission (Flower's apply, async-apply and send-task): off unless `allow` names tasks.
+ * A publish runs code on the workers with arguments the caller chooses, so which tasks may be
+ * sent, by whom, and to which queues is the operator of the service's decision, not the API's.
+ */
+const submitSchema = z
+  .object({
+    /**
+     * Task-name globs that may be sent, e.g. [reports.*, billing.retry_invoice]. Empty: submission
+     * is off. Celery's own tasks (celery.*, such as celery.accumulate or celery.chord_unlock) only
+     * through a glob that itself starts with `celery.`; `*` alone does not reach them.
+     */
+    allow: z.array(taskGlob).max(100).default([]),
+    /** The least role that may send an allowed task. */
+    role: z.enum(ROLES).default('admin'),
+    /**
+     * Send to queues no live worker consumes and metrics.queues does not list. Off: such a send is
+     * refused, and a missing RabbitMQ queue is never declared (each declaration is a durable queue
+     * and exchange that outlive the request).
+     */
+    create_missing_queues: z.boolean().default(false),
+  })
+  .strict();
 
 export const tasksSchema = z
   .object({
@@ -57,7 +88,13 @@ export const tasksSchema = z
     persist: z.string().min(1).optional(),
     /** How often changed tasks are written to `persist`: a crash loses at most this much. */
     persist_interval_seconds: z.number().min(0.1).max(60).default(1),
-    /** Upper bound on `timeout` for /api/task/result and on the wait of /api/task/apply. */
+    submit: submitSchema.prefault({}),
+    /** Upper bound on `timeout` for /api/task/result (viewers: 5 s at most) and on the wait of /api/task/apply. */
     max_result_wait_seconds: z.number().min(1).max(3600).default(60),
+    /**
+     * Result waits in progress at once, whoever asks (429 beyond): each is an open request and a
+     * key in the one MGET that reads every waited result each 100 ms.
+     */
+    max_result_waiters: z.number().int().min(1).max(100_000).default(200),
   })
   .strict();

@@ -1,11 +1,12 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
-import { roleAtLeast, type Auth, type Role } from '../auth/index.js';
+import type { Auth } from '../auth/index.js';
 import type { ControlClient } from '../control/client.js';
 import { CommandValidationError, validateWorkerName } from '../control/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { Remediator } from '../remediation/engine.js';
+import type { PayloadRule, PayloadView } from '../tasks/payload.js';
 import { TaskQueryError } from '../tasks/task-query.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import type { WorkerRegistry } from '../state/workers.js';
@@ -15,7 +16,7 @@ import { queuesPage } from './queues.js';
 import { remediationPage } from './remediation.js';
 import { serveAsset } from './static/assets.js';
 import { taskPage } from './task.js';
-import { tasksPage } from './tasks.js';
+import { tasksPage, tasksQuery } from './tasks.js';
 import { inspectWorker, workerPage, type Inspection } from './worker.js';
 import { workersPage } from './workers.js';
 
@@ -30,7 +31,9 @@ export interface ConsoleDeps {
   remediator: Remediator | undefined;
   /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
   tasks: TaskStore | undefined;
-  payloadRole: Role;
+  payload: PayloadRule;
+  /** Bounds the task lists a caller runs at once (shared with /api/tasks). */
+  heavyRead: RequestHandler;
   /** A result backend is configured: Abort (AbortableTask) can work. */
   abortable: boolean;
   now?: () => number;
@@ -61,8 +64,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const now = deps.now ?? Date.now;
   router.get('/ui/static/:name', serveAsset);
 
-  const page = (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string) => [
+  const page = (render: (ctx: ConsoleContext, req: Request) => Promise<string> | string, ...before: RequestHandler[]) => [
     deps.auth.requireRole('viewer'),
+    ...before,
     pageHeaders,
     (req: Request, res: Response, next: NextFunction) => {
       const ctx = consoleContext(req, res, deps.auth);
@@ -109,7 +113,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
     }),
   );
-  router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req)));
+  router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req), deps.heavyRead));
   router.get(
     '/ui/tasks/:id',
     ...page((ctx, req) => {
@@ -123,7 +127,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
           `No task with id ${String(req.params.id)} is kept (it may have been evicted, or its events not seen).`,
         );
       return taskPage(ctx, task, store.children(task.uuid), {
-        seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole),
+        seesPayload: deps.payload.sees(ctx.principal),
         abortable: deps.abortable,
       });
     }),
@@ -147,7 +151,7 @@ async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown
   let error: string | undefined;
   if (alive) {
     try {
-      inspection = await inspectWorker(deps.control, name);
+      inspection = hideTaskArguments(await inspectWorker(deps.control, name), deps.payload.view(ctx.principal));
     } catch (e) {
       if (!(e instanceof BrokerUnavailableError)) throw e;
       error = 'The broker is unavailable: the worker could not be asked.';
@@ -156,21 +160,29 @@ async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown
   return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
 }
 
+/** The inspect replies as the caller may see them: active, reserved and scheduled lose their arguments below the payload role. */
+function hideTaskArguments(inspection: Inspection, view: PayloadView): Inspection {
+  if (view.visible) return inspection;
+  const out: Inspection = { ...inspection };
+  for (const [method, result] of Object.entries(inspection) as Array<[keyof Inspection, Inspection[keyof Inspection]]>) {
+    if (result?.reply !== undefined) out[method] = { ...result, reply: view.inspectReply(method, result.reply) };
+  }
+  return out;
+}
+
 function taskStore(deps: ConsoleDeps): TaskStore {
   if (!deps.tasks) throw new PageError(503, 'tasks', 'Tasks', 'The task store is off (tasks.enabled: false): task pages need it.');
   return deps.tasks;
 }
 
 /** The task list; a query the task API would refuse is refused here with the same words. */
-function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): string {
+async function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request): Promise<string> {
   const store = taskStore(deps);
   const workers = [...deps.workers.all()].map((w) => w.hostname).sort();
+  const seesPayload = deps.payload.sees(ctx.principal);
   try {
-    return tasksPage(ctx, store, req, {
-      seesPayload: roleAtLeast(ctx.principal.role, deps.payloadRole),
-      payloadRole: deps.payloadRole,
-      workers,
-    });
+    const page = await store.queryInSlices(tasksQuery(req, seesPayload).query);
+    return tasksPage(ctx, store, req, { seesPayload, payloadRole: deps.payload.role, workers, page });
   } catch (e) {
     if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
     throw e;

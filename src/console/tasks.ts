@@ -1,8 +1,8 @@
 import type { Request } from 'express';
 import { parseTaskQuery } from '../tasks/query-params.js';
 import type { Role } from '../auth/index.js';
-import { SORT_FIELDS, type TaskQuery } from '../tasks/task-query.js';
-import { TASK_STATES, type TaskRecord } from '../tasks/task-state.js';
+import { SORT_FIELDS, type TaskPage, type TaskQuery } from '../tasks/task-query.js';
+import { TASK_STATES, text, type TaskRecord } from '../tasks/task-state.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { html, isoTime, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
@@ -11,6 +11,10 @@ import { workerHref } from './workers.js';
 
 const PAGE_SIZES = [25, 50, 100, 500];
 const DEFAULT_LIMIT = 50;
+/** The console's own page sizes bound a list page: a larger `limit` is a 400, as in the API past its maximum. */
+const CONSOLE_PAGE = { defaultLimit: DEFAULT_LIMIT, maxLimit: Math.max(...PAGE_SIZES) };
+/** Payload text per row: the list is for scanning, the task page has it whole. */
+const ROW_PAYLOAD_CHARS = 300;
 
 /** The page's query string, as Flower's /api/tasks takes it: the console and scripts speak one language. */
 const PARAMS = ['state', 'taskname', 'workername', 'received_start', 'received_end', 'search', 'sort_by', 'limit', 'offset'] as const;
@@ -28,10 +32,9 @@ function paramsOf(req: Request): Params {
 /** The console's own defaults on top of Flower's: a page of 50, newest first. */
 export function tasksQuery(req: Request, seesPayload: boolean): { query: TaskQuery; params: Params; limit: number; offset: number } {
   const params = paramsOf(req);
-  const query = parseTaskQuery(req.query, seesPayload);
-  query.limit ??= DEFAULT_LIMIT;
+  const query = parseTaskQuery(req.query, seesPayload, CONSOLE_PAGE);
   query.sortBy ??= { field: 'timestamp', descending: true };
-  return { query, params, limit: query.limit, offset: query.offset ?? 0 };
+  return { query, params, limit: query.limit ?? DEFAULT_LIMIT, offset: query.offset ?? 0 };
 }
 
 /** "12-01 23:08:18", UTC (the header says so), the full timestamp on hover: dense, one line. */
@@ -70,10 +73,12 @@ function sortable(ctx: ConsoleContext, p: Params, field: (typeof SORT_FIELDS)[nu
   return html`<th${cls ? html` class="${cls}"` : ''}><a href="${ctx.href('/ui/tasks', { ...p, sort_by: next, offset: undefined })}">${label}${mark}</a></th>`;
 }
 
+const short = (value: string | null): string => text(value, ROW_PAYLOAD_CHARS) ?? '';
+
 function row(ctx: ConsoleContext, t: Readonly<TaskRecord>, seesPayload: boolean): Html {
   return html`<tr data-task-id="${t.uuid}"><td>${t.name ?? ''}</td><td class="mono nowrap"><a href="${taskHref(ctx, t.uuid)}">${t.uuid}</a></td>
 <td><span class="state state-${t.state}">${t.state}</span></td>
-${seesPayload ? html`<td class="mono truncate">${t.args ?? ''} ${t.kwargs ?? ''}</td><td class="mono truncate">${t.result ?? t.exception ?? ''}</td>` : ''}
+${seesPayload ? html`<td class="mono truncate">${short(t.args)} ${short(t.kwargs)}</td><td class="mono truncate">${short(t.result ?? t.exception)}</td>` : ''}
 <td class="nowrap">${when(t.received)}</td><td class="nowrap">${when(t.started)}</td><td class="num">${t.runtime === null ? '' : t.runtime.toFixed(3)}</td>
 <td class="nowrap">${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</td></tr>`;
 }
@@ -87,10 +92,11 @@ export function tasksPage(
   ctx: ConsoleContext,
   store: TaskStore,
   req: Request,
-  o: { seesPayload: boolean; payloadRole: Role; workers: string[] },
+  o: { seesPayload: boolean; payloadRole: Role; workers: string[]; page?: TaskPage },
 ): string {
   const { query, params, limit, offset } = tasksQuery(req, o.seesPayload);
-  const page = store.query(query);
+  // The route searches in slices beforehand (store.queryInSlices) and hands the page in.
+  const page = o.page ?? store.query(query);
   const pager = (to: number) => ctx.href('/ui/tasks', { ...params, offset: to > 0 ? to : undefined });
   const last = offset + page.tasks.length;
   const body = html`${filters(ctx, params, store.taskTypes(), o.workers)}

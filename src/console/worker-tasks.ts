@@ -13,6 +13,8 @@ export interface InspectedTask {
   delivery_info?: { routing_key?: unknown; redelivered?: unknown };
   eta?: unknown;
   request?: InspectedTask;
+  /** Set when tasks.payload_role hides the arguments from this caller (payload.ts). */
+  hidden_fields?: unknown;
 }
 
 export const taskHref = (ctx: ConsoleContext, id: string): string => ctx.href(`/ui/tasks/${encodeURIComponent(id)}`);
@@ -44,7 +46,7 @@ export function taskRows(ctx: ConsoleContext, kind: 'active' | 'reserved' | 'sch
     const t = kind === 'scheduled' ? (entry.request ?? {}) : entry;
     const id = String(t.id ?? '');
     return html`<tr data-task-id="${id}"><td class="mono"><a href="${taskHref(ctx, id)}">${id}</a></td><td>${t.name ?? ''}</td>
-<td class="mono truncate">${json(t.args ?? [])} ${json(t.kwargs ?? {})}</td><td>${kind === 'scheduled' ? String(entry.eta ?? '') : started(t)}</td>
+<td class="mono truncate">${t.hidden_fields ? html`<span class="muted">hidden for your role</span>` : html`${json(t.args ?? [])} ${json(t.kwargs ?? {})}`}</td><td>${kind === 'scheduled' ? String(entry.eta ?? '') : started(t)}</td>
 <td>${t.worker_pid ?? ''}</td><td>${t.delivery_info?.routing_key ?? ''}</td>${canRevoke ? html`<td>${revokeForms(ctx, id)}</td>` : ''}</tr>`;
   });
   return html`<table id="${kind}"><thead><tr><th>task id</th><th>name</th><th>args, kwargs</th><th>${kind === 'scheduled' ? 'eta' : 'started'}</th><th>pid</th><th>routing key</th>${canRevoke ? html`<th></th>` : ''}</tr></thead>

@@ -85,7 +85,12 @@ export function apiV1(routes: ControlRoutes): Router {
           ...(b.timeout_ms !== undefined ? { timeoutMs: b.timeout_ms as number } : {}),
         },
       );
-      res.json(result);
+      // active, reserved and scheduled list tasks with their arguments: the payload rule applies.
+      const view = deps.payload.view(req.principal);
+      res.json({
+        ...result,
+        results: result.results.map((r) => (r.reply === undefined ? r : { ...r, reply: view.inspectReply(result.command, r.reply) })),
+      });
     }),
   );
 

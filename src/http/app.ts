@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import type { Remediator } from '../remediation/engine.js';
 import type { WorkerRegistry } from '../state/workers.js';
+import type { PayloadRule } from '../tasks/payload.js';
 import { apiV1 } from './api-v1.js';
 import { controlRoutes, sendError } from './control-routes.js';
 import { flowerControlApi } from './flower-control-api.js';
@@ -19,6 +20,7 @@ import { taskSubmitApi, type TaskSubmitApiDeps } from './task-submit-api.js';
 import { flowerWorkersApi, type FlowerWorkersApiDeps } from './flower-workers-api.js';
 import { urlPrefix } from './url-prefix.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
+import { heavyReadLimit } from './heavy-reads.js';
 import { securityHeaders } from './security-headers.js';
 import { WebhookThrottle, type WebhookCredentials } from './webhook-auth.js';
 
@@ -51,14 +53,16 @@ export interface HttpDeps {
   readonly actionMetrics: ActionMetrics;
   /** url_prefix: every link, form action, asset and redirect carries it ('' = the root). */
   readonly urlPrefix: string;
+  /** tasks.payload_role: the one rule every route that returns task payloads applies. */
+  readonly payload: PayloadRule;
   /** Flower's task half (read, submit, result, abort) and its /api/workers. */
   readonly tasks: {
-    readonly read: Omit<TaskApiDeps, 'auth'>;
-    readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock'>;
-    readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues'>;
+    readonly read: Omit<TaskApiDeps, 'auth' | 'payload' | 'heavyRead'>;
+    readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock' | 'payload'>;
+    readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues' | 'payload'>;
   };
-  /** The console's own wiring; the cluster, audit, auth and remediator come from the fields above. */
-  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator'>;
+  /** The console's own wiring; the cluster, audit, auth, remediator and payload rule come from the fields above. */
+  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator' | 'payload' | 'heavyRead'>;
   /** Present when remediation.enabled. */
   readonly remediation?: { remediator: Remediator; credentials: WebhookCredentials; maxBodyBytes: number; reloadRules: () => number };
 }
@@ -76,6 +80,9 @@ const LANDING = (version: string, prefix: string) => `<!doctype html>
 </ul>
 </body></html>
 `;
+
+/** Task lists one caller may have in flight at once (/api/tasks and /ui/tasks together); 429 beyond. */
+export const TASK_LISTS_PER_CALLER = 2;
 
 /** Liveness: the process answers. Flower's /healthcheck and the celery-exporter chart's /health are the same probe. */
 const LIVENESS_PATHS = ['/-/healthy', '/healthcheck', '/health'];
@@ -131,6 +138,8 @@ export function createHttpApp(deps: HttpDeps): Express {
   });
 
   const { control, workers, queues } = deps.cluster;
+  // One bound for both task lists: the API's and the console's are the same query.
+  const heavyRead = heavyReadLimit(TASK_LISTS_PER_CALLER);
   app.use(
     consoleRouter({
       ...deps.console,
@@ -140,6 +149,8 @@ export function createHttpApp(deps: HttpDeps): Express {
       queues: () => queues.collect(),
       audit: deps.audit,
       remediator: deps.remediation?.remediator,
+      payload: deps.payload,
+      heavyRead,
     }),
   );
   const routes = controlRoutes({
@@ -150,12 +161,14 @@ export function createHttpApp(deps: HttpDeps): Express {
     auth,
     maxBodyBytes: deps.controlMaxBodyBytes,
     refused: (command: CommandName) => deps.actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
+    payload: deps.payload,
   });
   // Flower's task half, and its /api/workers and /api/queues/length served from the background
   // worker snapshot.
-  app.use(taskReadApi({ ...deps.tasks.read, auth }));
-  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock }));
-  app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues }));
+  const { payload } = deps;
+  app.use(taskReadApi({ ...deps.tasks.read, auth, payload, heavyRead }));
+  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload }));
+  app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues, payload }));
   app.use(flowerControlApi(routes));
   app.use(apiV1(routes));
   if (remediation) app.use(remediationAdminApi(remediation));

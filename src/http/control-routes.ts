@@ -7,6 +7,7 @@ import { prepareCommand, type CommandName } from '../control/commands.js';
 import { CommandValidationError } from '../control/validators.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { WorkerRegistry } from '../state/workers.js';
+import type { PayloadRule } from '../tasks/payload.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 
 /**
@@ -23,6 +24,8 @@ export interface ControlApiDeps {
   maxBodyBytes: number;
   /** Counts a command refused for the caller's role (metrics). */
   refused: (command: CommandName) => void;
+  /** tasks.payload_role, for the inspect replies that list tasks (active, reserved, scheduled). */
+  payload: PayloadRule;
 }
 
 /** Commands after which a worker's queues or pool size, as the exporter reports them, change. */
@@ -48,7 +51,7 @@ export class HttpError extends Error {
 
 export interface ControlRoutes {
   readonly deps: ControlApiDeps;
-  /** Body parsers and the operator role: in front of every command route. */
+  /** The operator role, checked before and after the body parsers: in front of every command route. */
   readonly operator: RequestHandler[];
   readonly viewer: RequestHandler;
   execute(
@@ -142,7 +145,7 @@ export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
 
   return {
     deps,
-    operator: [...body, auth.requireRole('operator')],
+    operator: auth.withBody('operator', ...body),
     viewer: auth.requireRole('viewer'),
     execute,
     requireWorker,

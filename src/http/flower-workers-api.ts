@@ -6,6 +6,7 @@ import type { WorkerSnapshot } from '../control/worker-snapshot.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import { ManagementApiError, managementQueues } from '../broker-api/rabbitmq-management.js';
+import type { PayloadRule } from '../tasks/payload.js';
 
 export interface FlowerWorkersApiDeps {
   snapshot: WorkerSnapshot;
@@ -15,6 +16,8 @@ export interface FlowerWorkersApiDeps {
   /** Flower's broker_api (RabbitMQ management), when configured and the broker is RabbitMQ. */
   brokerApi: { url: Secret; vhost: string } | undefined;
   refreshSeconds: number;
+  /** Active, reserved and scheduled tasks carry their arguments: tasks.payload_role decides who sees them. */
+  payload: PayloadRule;
 }
 
 /** Flower's strtobool: y, yes, t, true, on, 1 / n, no, f, false, off, 0 (any case). */
@@ -71,6 +74,7 @@ export function flowerWorkersApi(deps: FlowerWorkersApiDeps): Router {
       const name = rawName === undefined || rawName === '' ? undefined : validateWorkerName(rawName, 'workername');
       if (refresh) await snapshot.refresh(name);
       else await snapshot.use();
+      const view = deps.payload.view(req.principal);
       if (status) {
         const names = new Set([...[...workers.all()].map((w) => w.hostname), ...snapshot.all().keys()]);
         res.json(
@@ -91,10 +95,10 @@ export function flowerWorkersApi(deps: FlowerWorkersApiDeps): Router {
           res.status(404).type('text/plain').send(`Unknown worker '${name}'`);
           return;
         }
-        res.json({ [name]: info });
+        res.json({ [name]: view.workerReplies(info) });
         return;
       }
-      res.json(Object.fromEntries(snapshot.all()));
+      res.json(Object.fromEntries([...snapshot.all()].map(([worker, replies]) => [worker, view.workerReplies(replies)])));
     }),
   );
 

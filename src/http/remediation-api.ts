@@ -158,7 +158,7 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
     res.json({ kill_switch: remediator.killSwitch, rules: remediator.rules.map(({ regexes: _r, ...rule }) => rule) });
   });
 
-  const adminBody = [express.json({ limit: 4096 }), express.urlencoded({ extended: false, limit: 4096 }), auth.requireRole('admin')];
+  const adminBody = auth.withBody('admin', express.json({ limit: 4096 }), express.urlencoded({ extended: false, limit: 4096 }));
 
   router.post('/api/v1/remediation/kill-switch', ...adminBody, async (req, res) => {
     const raw = (req.body as { enabled?: unknown } | undefined)?.enabled ?? req.query.enabled;

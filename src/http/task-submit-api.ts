@@ -9,29 +9,42 @@ import type { WorkerSnapshot } from '../control/worker-snapshot.js';
 import { CommandValidationError, validateTaskId, validateTaskName } from '../control/validators.js';
 import { PublishUnavailableError, PublishUnconfirmedError, type TaskPublisher } from '../tasks/publisher.js';
 import { BackendUnavailableError, resultForDisplay, type ResultBackend, type TaskMeta } from '../tasks/result-backend.js';
+import { TooManyWaitersError, type ResultWaiters } from '../tasks/result-waiters.js';
 import { SubmitError, parseSubmitBody } from '../tasks/submit-options.js';
+import { SubmitPolicy, SubmitRefusedError } from '../tasks/submit-policy.js';
+import type { TaskStore } from '../tasks/task-store.js';
 import { buildTaskMessage } from '../tasks/task-message.js';
+import type { PayloadRule, PayloadView } from '../tasks/payload.js';
 
 export interface TaskSubmitApiDeps {
   publisher: TaskPublisher;
-  /** Undefined when tasks.result_backend is not set. */
+  /** Undefined when tasks.result_backend is not set (and then so are the waiters). */
   backend: ResultBackend | undefined;
+  /** The bounded, shared result waits behind `timeout` (result-waiters.ts). */
+  waiters: ResultWaiters | undefined;
   workers: WorkerSnapshot;
+  /** Which tasks may be sent, to which queues (tasks.submit), and the least role that may send them. */
+  policy: SubmitPolicy;
+  submitRole: Role;
+  /** The kept tasks (undefined when tasks.enabled is false): a custom task_id must not be one of them. */
+  store: TaskStore | undefined;
   auth: Auth;
   audit: AuditLog;
   clock: Clock;
   /** Celery's task_default_queue, where a task goes without `queue`. */
   defaultQueue: string;
-  payloadRole: Role;
+  payload: PayloadRule;
   maxWaitSeconds: number;
   maxBodyBytes: number;
 }
 
 const NO_BACKEND = "no result backend is configured (set tasks.result_backend to the redis:// URL of Celery's result_backend)";
+/** A viewer's longest wait for a result; operators wait up to tasks.max_result_wait_seconds. */
+export const VIEWER_MAX_WAIT_SECONDS = 5;
 
 /**
  * Flower's task submission and result paths: POST /api/task/apply|async-apply|send-task/<name>
- * publish a real protocol-2 task message (operator), GET /api/task/result/<id> reads Celery's
+ * publish a real protocol-2 task message (tasks.submit: allowed names, role, queues), GET /api/task/result/<id> reads Celery's
  * result backend (viewer; the result itself needs the payload role), POST /api/task/abort/<id>
  * marks an AbortableTask aborted there (operator). Without a task registry of our own, the three
  * publish paths behave alike: the answer says which live workers registered the task.
@@ -39,7 +52,9 @@ const NO_BACKEND = "no result backend is configured (set tasks.result_backend to
 export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   const router = express.Router();
   const json = express.json({ limit: deps.maxBodyBytes, strict: false });
-  const operator = [json, deps.auth.requireRole('operator')];
+  // The caller is checked before the body is read: an anonymous request is a 401, whatever it sends.
+  const operator = deps.auth.withBody('operator', json);
+  const submitter = deps.auth.withBody(deps.submitRole, json);
   const viewer = deps.auth.requireRole('viewer');
   // Celery's client identity: gen<pid>@<host> as origin, one reply address per process.
   const origin = `gen${process.pid}@${hostname()}`;
@@ -48,7 +63,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   for (const path of ['async-apply', 'send-task'] as const) {
     router.post(
       `/api/task/${path}/:taskname`,
-      ...operator,
+      ...submitter,
       handle(async (req, res) => {
         const sent = await publish(deps, client, req, path === 'send-task' ? 'send_task' : 'apply_async');
         const state = deps.backend ? ((await deps.backend.get(sent.id).catch(() => null))?.status ?? 'PENDING') : undefined;
@@ -59,14 +74,15 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
 
   router.post(
     '/api/task/apply/:taskname',
-    ...operator,
+    ...submitter,
     handle(async (req, res) => {
-      // Refused before anything is sent: without a backend the result can never be read.
-      if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
+      // Refused before anything is sent: without a backend, or a free wait, the result can never be read.
+      if (!deps.backend || !deps.waiters) throw new BackendUnavailableError(NO_BACKEND);
       const timeout = waitSeconds(req, deps.maxWaitSeconds) ?? deps.maxWaitSeconds;
+      deps.waiters.ensureRoom();
       const sent = await publish(deps, client, req, 'apply');
-      const meta = await deps.backend.wait(sent.id, timeout * 1000);
-      res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, seesPayload(req)) });
+      const meta = await deps.waiters.wait(sent.id, timeout * 1000, whileConnected(res));
+      res.json({ ...sentBody(sent, String(req.params.taskname)), ...resultBody(meta, deps.payload.view(req.principal)) });
     }),
   );
 
@@ -75,10 +91,12 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
     viewer,
     handle(async (req, res) => {
       const id = validateTaskId(req.params.taskid, 'taskid');
-      if (!deps.backend) throw new BackendUnavailableError(NO_BACKEND);
-      const timeout = waitSeconds(req, deps.maxWaitSeconds);
-      const meta = timeout ? await deps.backend.wait(id, timeout * 1000) : await deps.backend.get(id);
-      res.json({ 'task-id': id, ...resultBody(meta, seesPayload(req)) });
+      if (!deps.backend || !deps.waiters) throw new BackendUnavailableError(NO_BACKEND);
+      // Long waits hold a request open and a key in every read: operators only.
+      const operator = req.principal !== undefined && roleAtLeast(req.principal.role, 'operator');
+      const timeout = waitSeconds(req, operator ? deps.maxWaitSeconds : Math.min(VIEWER_MAX_WAIT_SECONDS, deps.maxWaitSeconds), operator);
+      const meta = timeout ? await deps.waiters.wait(id, timeout * 1000, whileConnected(res)) : await deps.backend.get(id);
+      res.json({ 'task-id': id, ...resultBody(meta, deps.payload.view(req.principal)) });
     }),
   );
 
@@ -94,7 +112,6 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
     }),
   );
 
-  const seesPayload = (req: Request) => req.principal !== undefined && roleAtLeast(req.principal.role, deps.payloadRole);
   return router;
 }
 
@@ -120,9 +137,26 @@ async function publish(
 ): Promise<{ id: string; queue: string; registeredBy: string[] }> {
   const name = validateTaskName(req.params.taskname, 'taskname');
   const now = new Date(deps.clock.nowMs());
+  // Refusals by policy are audited: who tried to run what, where.
+  const refusing = async <T>(queue: string | undefined, check: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await check();
+    } catch (e) {
+      if (e instanceof SubmitRefusedError) {
+        const args = { task: name, ...(queue !== undefined ? { queue } : {}) };
+        deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: args, outcome: 'refused', reason: e.message });
+      }
+      throw e;
+    }
+  };
+  await refusing(undefined, () => deps.policy.checkTask(name));
   const r = parseSubmitBody(req.body, now);
-  const id = r.taskId ?? randomUUID();
   const queue = r.queue ?? deps.defaultQueue;
+  await refusing(queue, async () => {
+    deps.policy.checkQueue(queue);
+    if (r.taskId !== undefined) await refuseKnownId(deps, r.taskId);
+  });
+  const id = r.taskId ?? randomUUID();
   const message = buildTaskMessage({
     id,
     name,
@@ -133,7 +167,6 @@ async function publish(
     ...(r.eta ? { eta: r.eta } : {}),
     ...(r.expires ? { expires: r.expires } : {}),
     ...(r.timeLimit ? { timeLimit: r.timeLimit } : {}),
-    ...(r.shadow ? { shadow: r.shadow } : {}),
     ...(r.ignoreResult !== undefined ? { ignoreResult: r.ignoreResult } : {}),
     origin: client.origin,
     replyTo: client.replyTo,
@@ -154,42 +187,62 @@ async function publish(
   return { id, queue, registeredBy: deps.workers.registeredBy(name) };
 }
 
+/**
+ * A custom task_id must be new: reusing a kept task's id (or one the result backend holds) would
+ * merge two runs in the console and let the new one's result stand for the old one's.
+ */
+async function refuseKnownId(deps: TaskSubmitApiDeps, id: string): Promise<void> {
+  const known = deps.store?.get(id) !== undefined || (deps.backend ? (await deps.backend.get(id)) !== null : false);
+  if (known) throw new SubmitRefusedError(409, `task_id '${id}' is already a known task: give a new id, or none`);
+}
+
 /** Flower's answer to a publish, with a warning when no live worker has registered the task. */
 function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name: string): Record<string, unknown> {
   return {
     'task-id': p.id,
     queue: p.queue,
     registered_by: p.registeredBy,
-    // Celery sends to any name too; the message waits in the queue until a worker knows it.
-    ...(p.registeredBy.length === 0
+    // Celery sends to any name too; the message waits in the queue until a worker knows it. Its
+    // own tasks are on every worker, but `registered` never lists them.
+    ...(p.registeredBy.length === 0 && !SubmitPolicy.isBuiltin(name)
       ? { warning: `no live worker has registered '${name}': the message waits in '${p.queue}' until one does` }
       : {}),
   };
 }
 
 /** Flower's result fields: state always, result once ready (traceback on FAILURE). */
-function resultBody(meta: TaskMeta | null, showPayload: boolean): Record<string, unknown> {
+function resultBody(meta: TaskMeta | null, view: PayloadView): Record<string, unknown> {
   const state = meta?.status ?? 'PENDING';
   if (!meta || !['SUCCESS', 'FAILURE', 'REVOKED'].includes(state)) return { state };
-  if (!showPayload)
-    return { state, result: null, hidden_fields: ['result'], ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
-  return { state, result: resultForDisplay(meta), ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) };
+  return view.result({ state, result: resultForDisplay(meta), ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) });
 }
 
 /** `timeout` in seconds (Flower's float), bounded so no request waits without end. */
-function waitSeconds(req: Request, max: number): number | undefined {
+function waitSeconds(req: Request, max: number, operator = true): number | undefined {
   const raw = req.query.timeout;
   if (raw === undefined || raw === '') return undefined;
   const v = typeof raw === 'string' ? raw.trim() : '';
-  if (!/^\d{1,6}(\.\d{1,6})?$/.test(v) || Number(v) > max) throw new SubmitError(`timeout must be seconds from 0 to ${max}`);
+  if (!/^\d{1,6}(\.\d{1,6})?$/.test(v) || Number(v) > max)
+    throw new SubmitError(
+      `timeout must be seconds from 0 to ${max}${operator ? '' : ' for a viewer (longer waits need the operator role)'}`,
+    );
   return Number(v);
+}
+
+/** Aborted when the client goes away before the answer: its wait ends and frees its place. */
+function whileConnected(res: Response): AbortSignal {
+  const connected = new AbortController();
+  res.once('close', () => connected.abort());
+  return connected.signal;
 }
 
 function answerError(res: Response, e: unknown): void {
   if (res.headersSent) return;
   if (e instanceof SubmitError) res.status(400).json({ error: e.message });
+  else if (e instanceof SubmitRefusedError) res.status(e.status).json({ error: e.message });
   else if (e instanceof CommandValidationError) res.status(400).json({ error: e.message, ...(e.field ? { field: e.field } : {}) });
   else if (e instanceof BackendUnavailableError) res.status(503).json({ error: e.message });
+  else if (e instanceof TooManyWaitersError) res.status(429).set('Retry-After', '1').json({ error: e.message });
   else if (e instanceof PublishUnavailableError) res.status(503).json({ error: `${e.message}: nothing was sent` });
   else if (e instanceof PublishUnconfirmedError) res.status(504).json({ error: e.message });
   else res.status(500).json({ error: 'internal error' });

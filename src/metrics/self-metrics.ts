@@ -6,6 +6,14 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.j
   .version;
 
 /**
+ * The Prometheus scrape job the shipped alert rules select (`job="celery-autopilot"` in
+ * alertmanager/celery-alerts.rules.yml): a Prometheus that scrapes this service under another job
+ * name loads the rules and never fires them. Every shipped config and snippet uses it; the service
+ * names it at start, and CeleryAutopilotAbsent fires when no series carry it.
+ */
+export const SCRAPE_JOB = 'celery-autopilot';
+
+/**
  * Everything self-telemetry reports, read at scrape time in one `collect()`. Each module keeps
  * its hot-path counts as plain numbers and answers here; none of them knows prom-client.
  */
@@ -23,6 +31,8 @@ export interface SelfTelemetrySource {
   labelOverflow(): Iterable<[label: string, count: number]>;
   workerClockSkew(): Iterable<[hostname: string, seconds: number]>;
   workersWithoutTaskEvents(): number;
+  /** Rows of tasks.persist not restored at start, by table and reason. */
+  persistedRowsSkipped(): Iterable<[table: string, reason: string, count: number]>;
 }
 
 /** Nothing to report yet: a registry built only to list the metric names. */
@@ -34,6 +44,7 @@ const NO_SOURCE: SelfTelemetrySource = {
   labelOverflow: () => [],
   workerClockSkew: () => [],
   workersWithoutTaskEvents: () => 0,
+  persistedRowsSkipped: () => [],
 };
 
 type SettableCounter = Counter<string>;
@@ -73,6 +84,7 @@ export class SelfMetrics {
   readonly #trackedWorkers: Gauge;
   readonly #taskEvictions: Counter;
   readonly #workersWithoutTaskEvents: Gauge;
+  readonly #persistedRowsSkipped: Counter<'table' | 'reason'>;
   /** Counted where they happen (not copied from elsewhere). */
   readonly scrapeDuration: Gauge;
   readonly inspectRequests: Counter<'outcome'>;
@@ -168,6 +180,12 @@ export class SelfMetrics {
       help: 'Live workers whose heartbeats report processed tasks while none of their task events arrive (started without -E).',
       registers: r,
     });
+    this.#persistedRowsSkipped = new Counter({
+      name: `${p}persisted_rows_skipped_total`,
+      help: 'Rows of tasks.persist not restored at start (not JSON, or a field of the wrong type or length), by table and reason.',
+      labelNames: ['table', 'reason'],
+      registers: r,
+    });
     this.rulesReloads = new Counter({
       name: `${p}rules_reloads_total`,
       help: 'Remediation rules file reloads, by outcome (success, failure).',
@@ -199,6 +217,7 @@ export class SelfMetrics {
       this.#taskEvictions,
       this.#queueLengthErrors,
       this.#labelOverflow,
+      this.#persistedRowsSkipped,
     ])
       c.reset();
     for (const [type, n] of ingest.events) setTotal(this.#eventsReceived, n, { type });
@@ -217,5 +236,6 @@ export class SelfMetrics {
     this.#workerClockSkew.reset();
     for (const [hostname, seconds] of s.workerClockSkew()) this.#workerClockSkew.set({ hostname }, seconds);
     this.#workersWithoutTaskEvents.set(s.workersWithoutTaskEvents());
+    for (const [table, reason, n] of s.persistedRowsSkipped()) setTotal(this.#persistedRowsSkipped, n, { table, reason });
   }
 }

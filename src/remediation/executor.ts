@@ -3,7 +3,7 @@ import { parseStats } from '../celery/worker-replies.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport } from '../transport/transport.js';
 import type { RemediationExecutor, TargetOutcome } from './types.js';
-import { globToRegExp } from './glob.js';
+import { globMatch } from '../glob.js';
 import type { RemediationAction } from './rules.js';
 
 /**
@@ -31,11 +31,10 @@ export class ClusterExecutor implements RemediationExecutor {
   }
 
   matching(pattern: string): string[] {
-    const re = globToRegExp(pattern);
     return this.workers
       .alive()
       .map((w) => w.hostname)
-      .filter((name) => re.test(name));
+      .filter((name) => globMatch(pattern, name));
   }
 
   async poolStats(workers: string[]): Promise<Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>> {

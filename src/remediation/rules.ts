@@ -5,7 +5,7 @@ import { COMMANDS, prepareCommand, WRITE_COMMAND_NAMES } from '../control/comman
 import { CommandValidationError } from '../control/validators.js';
 import type { DangerousAction } from '../config/remediation-schema.js';
 import type { Alert } from './alertmanager.js';
-import { globToRegExp } from './glob.js';
+import { globMatch } from '../glob.js';
 import { checkTemplate, isTemplated, probeArguments, TemplateError } from './template.js';
 
 /**
@@ -191,18 +191,11 @@ function checkScaleArguments(args: Record<string, unknown>, where: string, probl
   return converted;
 }
 
-const allowCache = new WeakMap<RemediationRule, readonly RegExp[]>();
-
 /** Does `target.allow` (if given) let this rule act on this worker? */
 export function targetAllowed(rule: RemediationRule, worker: string): boolean {
   const allow = rule.target.allow;
   if (allow === undefined) return true;
-  let res = allowCache.get(rule);
-  if (!res) {
-    res = (Array.isArray(allow) ? allow : [allow]).map(globToRegExp);
-    allowCache.set(rule, res);
-  }
-  return res.some((re) => re.test(worker));
+  return (Array.isArray(allow) ? allow : [allow]).some((glob: string) => globMatch(glob, worker));
 }
 
 /** Is this step one of the dangerous ones (shutdown, pool_restart, revoke with terminate)? */

@@ -1,17 +1,14 @@
 import type { TaskRecord } from './task-state.js';
 import type { TaskStore } from './task-store.js';
-import { PAYLOAD_FIELDS } from './task-query.js';
 
 /**
  * A task in the JSON shape Flower's /api/tasks and /api/task/info give (Celery's Task.as_dict:
  * its _fields, with worker as a hostname, root/parent as ids and children as a list of ids),
  * plus `queue`, which Celery's events carry and scripts ask for.
- *
- * `showPayload` false: args, kwargs and result (they may hold personal data) are null and named
- * in `hidden_fields`, so a client can tell "hidden" from "none".
+ * Payloads are whole here: callers pass it through the caller's PayloadView (payload.ts).
  */
-export function flowerTask(task: Readonly<TaskRecord>, store: TaskStore, showPayload: boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = {
+export function flowerTask(task: Readonly<TaskRecord>, store: TaskStore): Record<string, unknown> {
+  return {
     uuid: task.uuid,
     name: task.name,
     state: task.state,
@@ -45,9 +42,4 @@ export function flowerTask(task: Readonly<TaskRecord>, store: TaskStore, showPay
     parent_id: task.parent_id,
     children: store.children(task.uuid),
   };
-  if (!showPayload) {
-    for (const f of PAYLOAD_FIELDS) out[f] = null;
-    out.hidden_fields = [...PAYLOAD_FIELDS];
-  }
-  return out;
 }

@@ -38,7 +38,7 @@ function deadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): P
 
 export function createTaskPublisher(config: Config, logger: Logger): TaskPublisher {
   const broker = config.broker;
-  if (broker.kind === 'amqp') return new AmqpTaskPublisher(broker.url.reveal(), logger);
+  if (broker.kind === 'amqp') return new AmqpTaskPublisher(broker.url.reveal(), config.tasks.submit.create_missing_queues, logger);
   const o = config.broker_transport_options;
   return new RedisTaskPublisher(
     broker,
@@ -60,6 +60,8 @@ class AmqpTaskPublisher implements TaskPublisher {
 
   constructor(
     private readonly url: string,
+    /** tasks.submit.create_missing_queues: declare a queue that does not exist, as Celery would. */
+    private readonly createQueues: boolean,
     private readonly logger: Logger,
   ) {}
 
@@ -90,8 +92,9 @@ class AmqpTaskPublisher implements TaskPublisher {
 
   /**
    * Celery declares a missing queue before publishing (task_create_missing_queues): a durable
-   * queue bound to a direct exchange of the same name. An existing queue is only checked
-   * passively, never redeclared, since other arguments (x-max-priority, ...) would be a 406.
+   * queue bound to a direct exchange of the same name. Here only with createQueues: otherwise a
+   * missing queue refuses the send (nothing is declared, nothing sent). An existing queue is only
+   * checked passively, never redeclared, since other arguments (x-max-priority, ...) would be a 406.
    */
   async #ensureQueue(session: AmqpSession, queue: string): Promise<void> {
     if (session.queues.has(queue)) return;
@@ -105,6 +108,8 @@ class AmqpTaskPublisher implements TaskPublisher {
       },
     );
     if (exists) await probe.close().catch(() => undefined);
+    else if (!this.createQueues)
+      throw new PublishUnavailableError(`queue '${queue}' does not exist on the broker (tasks.submit.create_missing_queues is off)`);
     else {
       const ch = await session.model.createChannel();
       ch.on('error', () => undefined);

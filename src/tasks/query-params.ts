@@ -3,8 +3,22 @@ import { PAYLOAD_FIELDS, SORT_FIELDS, TaskQueryError, parseSearch, searchFields,
 /** A parsed query string (Express's req.query): values are strings, arrays when repeated, or nested objects. */
 export type QueryParams = Readonly<Record<string, unknown>>;
 
+/** How many tasks one answer may hold: without `limit`, and at most. */
+export interface PageBounds {
+  readonly defaultLimit: number;
+  readonly maxLimit: number;
+}
+
+/**
+ * /api/tasks: Flower's console pages hold 10 to 100 tasks; 100 is the default (Flower's API had
+ * none and answered the whole store: 510 MB for 50 000 failed tasks, beyond V8's longest string
+ * with payloads). 1000 keeps a script's page cheap to build and send (about 12 MB with the
+ * default field limits) and far above any page a person reads; more is paging with `offset`.
+ */
+export const TASK_API_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 1000 };
+
 /** Far above any store's size; a bigger number is a typo, not a wish. */
-const MAX_LIMIT = 10_000_000;
+const MAX_OFFSET = 10_000_000;
 
 /** One query-string value (the last if repeated); Flower's "All" means no filter. */
 function query(params: QueryParams, name: string): string | undefined {
@@ -41,11 +55,9 @@ export function parseDate(name: string, v: string): number {
 }
 
 /** Flower's /api/tasks parameters (the console's task list uses the same) → a store query; throws TaskQueryError. */
-export function parseTaskQuery(params: QueryParams, showPayload: boolean): TaskQuery {
-  const q: TaskQuery = {};
-  const limit = wholeNumber(params, 'limit', MAX_LIMIT);
-  if (limit !== undefined) q.limit = limit;
-  const offset = wholeNumber(params, 'offset', MAX_LIMIT);
+export function parseTaskQuery(params: QueryParams, showPayload: boolean, page: PageBounds = TASK_API_PAGE): TaskQuery {
+  const q: TaskQuery = { limit: wholeNumber(params, 'limit', page.maxLimit) ?? page.defaultLimit };
+  const offset = wholeNumber(params, 'offset', MAX_OFFSET);
   if (offset !== undefined) q.offset = offset;
   const sortBy = query(params, 'sort_by');
   if (sortBy !== undefined) {

@@ -9,6 +9,8 @@ import type { Logger } from '../log.js';
  */
 export class OnDemandRedis {
   #client: Redis | undefined;
+  /** The connect in progress: every caller that finds none ready waits for this one. */
+  #connecting: Promise<Redis> | undefined;
 
   constructor(
     private readonly endpoint: RedisEndpoint,
@@ -42,10 +44,20 @@ export class OnDemandRedis {
     return { ...common, host: e.node!.host, port: e.node!.port };
   }
 
-  /** A connected client; rejects (with Redis's reason) within the connect timeout. */
-  async client(): Promise<Redis> {
+  /**
+   * A connected client; rejects (with Redis's reason) within the connect timeout. Callers that
+   * arrive while a connect is under way share it: each starting its own would disconnect the one
+   * before (50 concurrent first requests once ended in 49 failures).
+   */
+  client(): Promise<Redis> {
     const current = this.#client;
-    if (current?.status === 'ready') return current;
+    if (current?.status === 'ready') return Promise.resolve(current);
+    this.#connecting ??= this.#connect().finally(() => (this.#connecting = undefined));
+    return this.#connecting;
+  }
+
+  async #connect(): Promise<Redis> {
+    const current = this.#client;
     current?.disconnect();
     const client = new Redis(this.#clientOptions());
     client.on('error', (err: Error) => this.logger.debug({ err: err.message }, `${this.options.connectionName}: Redis error`));

@@ -16,7 +16,6 @@ export const READY_STATES = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
 const KEY_PREFIX = 'celery-task-meta-';
 const CONNECT_TIMEOUT_MS = 2_000;
 const COMMAND_TIMEOUT_MS = 2_000;
-const POLL_MS = 100;
 
 export interface TaskMeta {
   status: string;
@@ -32,8 +31,8 @@ export class BackendUnavailableError extends Error {}
 export interface ResultBackend {
   /** The stored meta, or null when the backend has nothing (Celery's PENDING). */
   get(taskId: string): Promise<TaskMeta | null>;
-  /** Waits until the task is ready or `timeoutMs` passes; returns the latest meta. */
-  wait(taskId: string, timeoutMs: number): Promise<TaskMeta | null>;
+  /** Many tasks' metas in one read (MGET), in order; a key that is not Celery's JSON is that key's error. */
+  getMany(taskIds: readonly string[]): Promise<Array<TaskMeta | null | BackendUnavailableError>>;
   /** AbortableAsyncResult.abort(): stores ABORTED unless the task already succeeded. */
   abort(taskId: string): Promise<void>;
   close(): void;
@@ -85,7 +84,18 @@ export class RedisResultBackend implements ResultBackend {
   }
 
   async get(taskId: string): Promise<TaskMeta | null> {
-    const raw = await this.#command((c) => c.get(this.key(taskId)));
+    const meta = this.#parse(taskId, await this.#command((c) => c.get(this.key(taskId))));
+    if (meta instanceof Error) throw meta;
+    return meta;
+  }
+
+  async getMany(taskIds: readonly string[]): Promise<Array<TaskMeta | null | BackendUnavailableError>> {
+    if (taskIds.length === 0) return [];
+    const raws = await this.#command((c) => c.mget(taskIds.map((id) => this.key(id))));
+    return taskIds.map((id, i) => this.#parse(id, raws[i] ?? null));
+  }
+
+  #parse(taskId: string, raw: string | null): TaskMeta | null | BackendUnavailableError {
     if (raw === null) return null;
     try {
       const meta = JSON.parse(raw) as TaskMeta;
@@ -93,18 +103,9 @@ export class RedisResultBackend implements ResultBackend {
     } catch {
       // falls through: not Celery's JSON (pickle, or another app's key)
     }
-    throw new BackendUnavailableError(
+    return new BackendUnavailableError(
       `the result backend holds something that is not Celery JSON under ${this.key(taskId)} (result_serializer must be json)`,
     );
-  }
-
-  async wait(taskId: string, timeoutMs: number): Promise<TaskMeta | null> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const meta = await this.get(taskId);
-      if ((meta && READY_STATES.has(meta.status)) || Date.now() >= until) return meta;
-      await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, until - Date.now()))));
-    }
   }
 
   async abort(taskId: string): Promise<void> {

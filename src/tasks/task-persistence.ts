@@ -1,7 +1,8 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
-import { TASK_STATES, type TaskRecord } from './task-state.js';
+import { ensurePrivateFile, tightenIfExists } from '../private-file.js';
+import { TASK_STATES, newTask, type TaskRecord } from './task-state.js';
 import type { TaskStore } from './task-store.js';
 
 /**
@@ -11,7 +12,7 @@ import type { TaskStore } from './task-store.js';
  * event path, and deletes evicted rows, so the file holds at most max_tasks rows of capped size.
  * A crash loses at most the batch being written (SQLite's journal keeps the file consistent). A
  * file that cannot be read (truncated, corrupted, not a database) is moved aside, logged, and a
- * new one is built from the events that follow.
+ * new one is built from the events that follow. The files are the service user's only (0600).
  */
 export interface TaskPersistenceOptions {
   file: string;
@@ -19,6 +20,9 @@ export interface TaskPersistenceOptions {
 }
 
 const SCHEMA_VERSION = 1;
+
+/** Why a row was not restored (celery_autopilot_persisted_rows_skipped_total{reason}). */
+export type SkipReason = 'not_json' | 'bad_field';
 
 export class TaskPersistence {
   #db: Database.Database;
@@ -28,6 +32,8 @@ export class TaskPersistence {
   restored = 0;
   batches = 0;
   rebuiltFrom: string | undefined;
+  /** Rows left out at start, by reason. */
+  readonly skipped = new Map<SkipReason, number>();
 
   constructor(
     private readonly store: TaskStore,
@@ -66,7 +72,11 @@ export class TaskPersistence {
   }
 
   #openChecked(): Database.Database {
-    const db = new Database(this.options.file);
+    // 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database file's mode.
+    const file = this.options.file;
+    if (![ensurePrivateFile(file), tightenIfExists(`${file}-wal`), tightenIfExists(`${file}-shm`)].every(Boolean))
+      this.logger.warn({ file }, 'task persistence: the file is readable by other users and could not be made private (chmod 600 it)');
+    const db = new Database(file);
     try {
       db.pragma('journal_mode = WAL');
       // WAL + NORMAL: a power loss may lose the last commits, never consistency.
@@ -86,21 +96,32 @@ export class TaskPersistence {
     }
   }
 
-  /** Restores rows oldest first; a row that does not parse as a task is skipped and counted. */
+  /**
+   * Restores rows oldest first. A row is a task only if every field has its type and length (the
+   * file may be old, foreign or edited by hand: one `runtime: "x"` would break every page that
+   * lists it); any other row is skipped and counted by reason, and the first bad field is logged.
+   */
   #load(db: Database.Database): void {
-    let skipped = 0;
+    const firstBad: string[] = [];
     for (const row of db.prepare('SELECT seq, record FROM tasks ORDER BY seq').iterate() as IterableIterator<{
       seq: number;
-      record: string;
+      record: unknown;
     }>) {
-      this.#seq = Math.max(this.#seq, row.seq);
-      const record = parseRecord(row.record);
-      if (record) {
-        this.store.restore(record);
+      this.#seq = Math.max(this.#seq, Number(row.seq) || 0);
+      const parsed = parseRecord(row.record);
+      if ('record' in parsed) {
+        this.store.restore(parsed.record);
         this.restored++;
-      } else skipped++;
+      } else {
+        this.skipped.set(parsed.reason, (this.skipped.get(parsed.reason) ?? 0) + 1);
+        if (firstBad.length < 5) firstBad.push(parsed.field ?? parsed.reason);
+      }
     }
-    if (skipped > 0) this.logger.warn({ skipped }, 'task persistence: rows that are not tasks were skipped');
+    if (this.skipped.size > 0)
+      this.logger.warn(
+        { skipped: Object.fromEntries(this.skipped), fields: firstBad },
+        'task persistence: rows that are not tasks were skipped',
+      );
   }
 
   /** Starts the batch writer; changes from now on are written every flushMs. */
@@ -138,12 +159,84 @@ export class TaskPersistence {
   }
 }
 
-function parseRecord(text: string): TaskRecord | undefined {
+/** Longest text a kept field can have (tasks.max_*_chars at most). */
+const MAX_TEXT = 1024 * 1024;
+/** Text fields and their longest length, as task-state.ts cuts them. */
+const TEXT_FIELDS = {
+  name: 512,
+  args: MAX_TEXT,
+  kwargs: MAX_TEXT,
+  result: MAX_TEXT,
+  exception: MAX_TEXT,
+  traceback: MAX_TEXT,
+  eta: 64,
+  expires: 64,
+  worker: 255,
+  client: 255,
+  exchange: 255,
+  routing_key: 255,
+  queue: 255,
+  root_id: 255,
+  parent_id: 255,
+  signum: 32,
+} as const satisfies Partial<Record<keyof TaskRecord, number>>;
+const NUMBER_FIELDS = [
+  'timestamp',
+  'sent',
+  'received',
+  'started',
+  'succeeded',
+  'failed',
+  'retried',
+  'revoked',
+  'rejected',
+  'retries',
+  'runtime',
+] as const satisfies ReadonlyArray<keyof TaskRecord>;
+const BOOLEAN_FIELDS = ['terminated', 'expired'] as const satisfies ReadonlyArray<keyof TaskRecord>;
+
+type Parsed = { record: TaskRecord } | { reason: SkipReason; field?: string };
+
+/**
+ * A stored row as a task record, built field by field (unknown fields are dropped; a missing
+ * optional one is null), or why it is not one.
+ */
+export function parseRecord(text: unknown): Parsed {
+  let raw: Record<string, unknown>;
   try {
-    const r = JSON.parse(text) as TaskRecord;
-    if (typeof r?.uuid === 'string' && (TASK_STATES as readonly string[]).includes(r.state)) return r;
+    raw = JSON.parse(String(text)) as Record<string, unknown>;
   } catch {
-    // not JSON: skipped
+    return { reason: 'not_json' };
   }
-  return undefined;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { reason: 'bad_field', field: 'record' };
+  const bad = (field: string): Parsed => ({ reason: 'bad_field', field });
+  if (typeof raw.uuid !== 'string' || raw.uuid.length === 0 || raw.uuid.length > 255) return bad('uuid');
+  if (!(TASK_STATES as readonly unknown[]).includes(raw.state)) return bad('state');
+  const record = newTask(raw.uuid);
+  record.state = raw.state as TaskRecord['state'];
+  const present = (v: unknown) => v !== undefined && v !== null;
+  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (present(raw.clock)) {
+    if (!finite(raw.clock)) return bad('clock');
+    record.clock = raw.clock;
+  }
+  for (const [field, max] of Object.entries(TEXT_FIELDS) as Array<[keyof typeof TEXT_FIELDS, number]>) {
+    const v = raw[field];
+    if (!present(v)) continue;
+    if (typeof v !== 'string' || v.length > max) return bad(field);
+    record[field] = v;
+  }
+  for (const field of NUMBER_FIELDS) {
+    const v = raw[field];
+    if (!present(v)) continue;
+    if (!finite(v)) return bad(field);
+    record[field] = v;
+  }
+  for (const field of BOOLEAN_FIELDS) {
+    const v = raw[field];
+    if (!present(v)) continue;
+    if (typeof v !== 'boolean') return bad(field);
+    record[field] = v;
+  }
+  return { record };
 }

@@ -1,3 +1,5 @@
+import { hasKwarg, searched } from './kwargs-repr.js';
+import { PAYLOAD_FIELDS as PAYLOAD } from './payload.js';
 import type { TaskRecord } from './task-state.js';
 
 /**
@@ -13,7 +15,7 @@ export const SEARCH_FIELDS = ['name', 'state', 'worker', 'args', 'kwargs', 'resu
 export type SearchField = (typeof SEARCH_FIELDS)[number];
 
 /** Search fields that may hold personal data: only shown (and so only searchable) with the payload role. */
-export const PAYLOAD_FIELDS: readonly SearchField[] = ['args', 'kwargs', 'result'];
+export const PAYLOAD_FIELDS: readonly SearchField[] = PAYLOAD;
 
 export type SearchExpr =
   { kind: 'all' } | { kind: 'term'; field: SearchField | null; value: string } | { kind: 'and' | 'or'; children: SearchExpr[] };
@@ -189,21 +191,6 @@ export function searchFields(expr: SearchExpr): Set<SearchField> {
   return out;
 }
 
-const lower = (v: string | null): string => (v === null ? '' : v.toLowerCase());
-
-/** `key=value` pairs at the top level of a kwargs repr such as `{'user': 'ann', 'n': 3}`. */
-function kwargsPairs(repr: string | null): Set<string> {
-  const out = new Set<string>();
-  if (repr === null) return out;
-  const re = /(['"])((?:\\.|(?!\1).)*)\1\s*:\s*('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[^,}]+)/g;
-  for (let m = re.exec(repr); m !== null; m = re.exec(repr)) {
-    let v = m[3]!.trim();
-    if ((v.startsWith("'") && v.endsWith("'")) || (v.startsWith('"') && v.endsWith('"'))) v = v.slice(1, -1);
-    out.add(`${m[2]!.toLowerCase()}=${v.toLowerCase()}`);
-  }
-  return out;
-}
-
 function matches(task: Readonly<TaskRecord>, e: SearchExpr, hidden: readonly SearchField[]): boolean {
   switch (e.kind) {
     case 'all':
@@ -222,18 +209,18 @@ function matches(task: Readonly<TaskRecord>, e: SearchExpr, hidden: readonly Sea
     case 'kwargs':
       if (v.includes('=')) {
         const eq = v.indexOf('=');
-        return kwargsPairs(task.kwargs).has(`${v.slice(0, eq).trim()}=${v.slice(eq + 1).trim()}`);
+        return hasKwarg(task.kwargs, v.slice(0, eq).trim(), v.slice(eq + 1).trim());
       }
-      return lower(task.kwargs).includes(v);
+      return searched(task.kwargs).includes(v);
     case 'name':
     case 'worker':
     case 'args':
     case 'result':
-      return lower(task[e.field]).includes(v);
+      return searched(task[e.field]).includes(v);
     case null: {
       const fields: Array<string | null> = [task.uuid, task.name, task.state, task.worker];
       for (const f of PAYLOAD_FIELDS) if (!hidden.includes(f)) fields.push(task[f]);
-      return fields.some((f) => f !== null && f.toLowerCase().includes(v));
+      return fields.some((f) => f !== null && searched(f).includes(v));
     }
   }
 }
@@ -264,24 +251,59 @@ function inRange(value: number | null, start: number | undefined, end: number | 
   return !((start !== undefined && value < start) || (end !== undefined && value > end));
 }
 
-export function runQuery(tasks: ReadonlyMap<string, Readonly<TaskRecord>>, q: TaskQuery): TaskPage {
+/** Whether a task passes the query's filters and search. */
+function filterOf(q: TaskQuery): (t: Readonly<TaskRecord>) => boolean {
   const hidden = q.hidden ?? [];
   const search = q.search && q.search.kind !== 'all' ? q.search : undefined;
   const state = q.state?.toUpperCase();
-  const hits: Readonly<TaskRecord>[] = [];
-  for (const t of tasks.values()) {
-    if (q.name !== undefined && t.name !== q.name) continue;
-    if (q.worker !== undefined && t.worker !== q.worker) continue;
-    if (state !== undefined && t.state !== state) continue;
-    if (!inRange(t.received, q.receivedStart, q.receivedEnd) || !inRange(t.started, q.startedStart, q.startedEnd)) continue;
-    if (search && !matches(t, search, hidden)) continue;
-    hits.push(t);
-  }
+  return (t) =>
+    (q.name === undefined || t.name === q.name) &&
+    (q.worker === undefined || t.worker === q.worker) &&
+    (state === undefined || t.state === state) &&
+    inRange(t.received, q.receivedStart, q.receivedEnd) &&
+    inRange(t.started, q.startedStart, q.startedEnd) &&
+    (search === undefined || matches(t, search, hidden));
+}
+
+/** The requested page of the tasks that passed, in the query's order. */
+function pageOf(hits: Readonly<TaskRecord>[], q: TaskQuery, total: number): TaskPage {
   const offset = q.offset ?? 0;
   const end = q.limit === undefined ? hits.length : Math.min(hits.length, offset + q.limit);
   const cmp = comparator(q.sortBy);
   const ordered = end < hits.length / 4 ? smallest(hits, end, cmp) : hits.sort(cmp);
-  return { tasks: ordered.slice(offset, end), filtered: hits.length, total: tasks.size };
+  return { tasks: ordered.slice(offset, end), filtered: hits.length, total };
+}
+
+export function runQuery(tasks: ReadonlyMap<string, Readonly<TaskRecord>>, q: TaskQuery): TaskPage {
+  const keep = filterOf(q);
+  const hits: Readonly<TaskRecord>[] = [];
+  for (const t of tasks.values()) if (keep(t)) hits.push(t);
+  return pageOf(hits, q, tasks.size);
+}
+
+/** Tasks looked at between two pauses of runQueryInSlices: a few milliseconds of searching. */
+export const QUERY_SLICE = 1000;
+
+/**
+ * runQuery for HTTP requests: the tasks are looked at QUERY_SLICE at a time, with `pause()` (the
+ * event loop's turn) in between, so a search over a full store never holds the process for
+ * longer than one slice: probes, scrapes and other requests are answered meanwhile. The tasks are
+ * taken as they are at the start (the store changes while this waits).
+ */
+export async function runQueryInSlices(
+  tasks: ReadonlyMap<string, Readonly<TaskRecord>>,
+  q: TaskQuery,
+  pause: () => Promise<void>,
+): Promise<TaskPage> {
+  const keep = filterOf(q);
+  const all = [...tasks.values()];
+  const hits: Readonly<TaskRecord>[] = [];
+  for (let from = 0; from < all.length; from += QUERY_SLICE) {
+    if (from > 0) await pause();
+    const to = Math.min(all.length, from + QUERY_SLICE);
+    for (let i = from; i < to; i++) if (keep(all[i]!)) hits.push(all[i]!);
+  }
+  return pageOf(hits, q, all.length);
 }
 
 /** The k first items under `cmp`, in order, without sorting everything (a page of 100 from 10 000). */

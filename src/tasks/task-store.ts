@@ -1,6 +1,6 @@
 import type { TaskEvent } from '../celery/events.js';
 import { applyEvent, newTask, text, type FieldLimits, type TaskRecord } from './task-state.js';
-import { runQuery, type TaskPage, type TaskQuery } from './task-query.js';
+import { runQuery, runQueryInSlices, type TaskPage, type TaskQuery } from './task-query.js';
 
 export interface TaskStoreOptions {
   /** Tasks kept; the least recently updated is evicted first (Flower's max_tasks). */
@@ -16,7 +16,8 @@ export interface TaskStoreOptions {
  *
  * Public API (what the HTTP layer and the console use; everything else is private):
  *  - `get(uuid)`, `children(uuid)`: one task and the ids of tasks it started;
- *  - `query(q)`: a filtered, searched, sorted page (Flower's /api/tasks semantics);
+ *  - `query(q)`: a filtered, searched, sorted page (Flower's /api/tasks semantics); `queryInSlices(q)`
+ *    the same for requests, yielding to the event loop as it goes;
  *  - `taskTypes()`: task names seen, sorted;
  *  - `size`, `capacity`, `evictions`, `duplicates`: for self-metrics and pages;
  *  - `restore`, `trackChanges`, `takeChanges`: for persistence (task-persistence.ts).
@@ -86,6 +87,11 @@ export class TaskStore {
 
   query(q: TaskQuery): TaskPage {
     return runQuery(this.#tasks, q);
+  }
+
+  /** query() for requests: searches a slice of the store at a time, yielding to the event loop in between. */
+  queryInSlices(q: TaskQuery): Promise<TaskPage> {
+    return runQueryInSlices(this.#tasks, q, () => new Promise((resolve) => setImmediate(resolve)));
   }
 
   taskTypes(): string[] {

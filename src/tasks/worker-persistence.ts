@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type { WorkerInfo, WorkerSnapshot } from '../control/worker-snapshot.js';
 import type { Logger } from '../log.js';
 import type { SavedWorker, WorkerRecord, WorkerRegistry } from '../state/workers.js';
+import type { SkipReason } from './task-persistence.js';
 
 /**
  * Flower's --persistent for worker state: in the same SQLite file as the task history (a second
@@ -32,6 +33,8 @@ export class WorkerPersistence {
   #timer: NodeJS.Timeout | undefined;
   restored = 0;
   batches = 0;
+  /** Rows left out at start, by reason. */
+  readonly skipped = new Map<SkipReason, number>();
 
   constructor(
     private readonly db: Database.Database,
@@ -55,14 +58,16 @@ export class WorkerPersistence {
   /** Restores the most recently seen workers first, up to the bound; rows that do not parse are skipped. */
   #load(): void {
     const rows: Array<{ hostname: string; row: WorkerRow; seen: number }> = [];
-    let skipped = 0;
     for (const r of this.db.prepare('SELECT hostname, record FROM workers').iterate() as IterableIterator<{
       hostname: string;
       record: string;
     }>) {
       const row = parseRow(r.hostname, r.record);
       if (row) rows.push({ hostname: r.hostname, row, seen: lastSeen(row) });
-      else skipped++;
+      else {
+        const reason: SkipReason = isJson(r.record) ? 'bad_field' : 'not_json';
+        this.skipped.set(reason, (this.skipped.get(reason) ?? 0) + 1);
+      }
       // Every row on file is known written: one no longer kept (forgotten, over the bound,
       // unreadable) is deleted by the first batch.
       this.#written.set(r.hostname, '');
@@ -73,7 +78,8 @@ export class WorkerPersistence {
       if (row.inspect) this.snapshot.restore(hostname, row.inspect);
       this.restored++;
     }
-    if (skipped > 0) this.logger.warn({ skipped }, 'worker persistence: rows that are not workers were skipped');
+    if (this.skipped.size > 0)
+      this.logger.warn({ skipped: Object.fromEntries(this.skipped) }, 'worker persistence: rows that are not workers were skipped');
   }
 
   start(): void {
@@ -146,6 +152,14 @@ function lastSeen(row: WorkerRow): number {
   return Math.max(row.worker?.lastHeartbeatAt ?? 0, (row.inspect?.timestamp ?? 0) * 1000);
 }
 
+const isJson = (text: string): boolean => {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+};
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 

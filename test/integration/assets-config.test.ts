@@ -257,7 +257,7 @@ describe('docker-compose.yml and the demo stack files', () => {
     await writeFile(file, stringifyYaml(config));
     const r = await run('promtool', ['check', 'config', file]);
     expectOk(r, 'promtool check config');
-    expect(r.stdout + r.stderr).toContain('SUCCESS: 10 rules found');
+    expect(r.stdout + r.stderr).toContain('SUCCESS: 11 rules found');
   });
 
   it('has a demo Celery app that imports under Celery 5 and a load generator that compiles', async () => {

@@ -92,7 +92,7 @@ describe('the celery-autopilot command', () => {
     expect(r.stdout).toContain('--cardinality-max-task-series');
   });
 
-  it('stops gracefully on SIGTERM with status 0', async () => {
+  it('names at start the scrape job the shipped alert rules select, and stops gracefully on SIGTERM with status 0', async () => {
     const child = spawn(process.execPath, [...MAIN, '--port', '0', '--listen-address', '127.0.0.1', '--log-level', 'info'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -100,6 +100,13 @@ describe('the celery-autopilot command', () => {
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await waitFor('listening', () => (log.includes('celery-autopilot listening') ? true : undefined), 30_000);
+    const lines = log
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { alert_rules_selector?: string; msg: string });
+    const rulesLine = lines.find((l) => l.alert_rules_selector !== undefined);
+    expect(rulesLine?.alert_rules_selector).toBe('{job="celery-autopilot"}');
+    expect(rulesLine?.msg).toContain('scrape this service under that job name');
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(log).toContain('shutting down');

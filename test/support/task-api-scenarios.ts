@@ -7,7 +7,7 @@ import { startWorker, type CeleryWorker, type WorkerOptions } from './celery/wor
 import { startExporter, waitFor, type RunningExporter } from './exporter.js';
 import { isolatedBroker, type BrokerUnderTest } from './exporter-scenarios.js';
 
-export type Caller = 'viewer' | 'operator' | 'none';
+export type Caller = 'viewer' | 'operator' | 'admin' | 'none';
 
 export interface TaskApiAnswer {
   status: number;
@@ -26,7 +26,11 @@ export class TaskApiRig {
   service!: RunningExporter;
   readonly workers: CeleryWorker[] = [];
   readonly id = randomBytes(3).toString('hex');
-  readonly #tokens: Record<Exclude<Caller, 'none'>, string> = { viewer: `v-${randomUUID()}`, operator: `o-${randomUUID()}` };
+  readonly #tokens: Record<Exclude<Caller, 'none'>, string> = {
+    viewer: `v-${randomUUID()}`,
+    operator: `o-${randomUUID()}`,
+    admin: `a-${randomUUID()}`,
+  };
   #dir = '';
   #args: string[] = [];
 
@@ -55,6 +59,7 @@ export class TaskApiRig {
           tokens: [
             { name: 'viewer', sha256: sha(this.#tokens.viewer), role: 'viewer' },
             { name: 'operator', sha256: sha(this.#tokens.operator), role: 'operator' },
+            { name: 'admin', sha256: sha(this.#tokens.admin), role: 'admin' },
           ],
         },
         audit: { file: '' },
@@ -103,18 +108,16 @@ export class TaskApiRig {
     }
     // Bounded: a request that hangs fails the test, not the suite's timeout.
     const res = await fetch(`${this.service.url}${urlPath}`, { method, headers, body, signal: AbortSignal.timeout(30_000) });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON: kept as text
-    }
-    return { status: res.status, type: res.headers.get('content-type') ?? '', body: parsed, text };
+    return answer(res);
   }
 
   get(urlPath: string, as: Caller = 'operator'): Promise<TaskApiAnswer> {
     return this.call('GET', urlPath, as);
+  }
+
+  /** The Authorization header of a caller, for requests built by hand. */
+  authorization(as: Exclude<Caller, 'none'>): string {
+    return `Bearer ${this.#tokens[as]}`;
   }
 
   /** Waits until the store shows the task in `state`; the error says what it held instead. */
@@ -135,4 +138,16 @@ export class TaskApiRig {
     await this.broker?.cleanup();
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
   }
+}
+
+/** A response read whole: JSON parsed when it is JSON, the text kept either way. */
+export async function answer(res: Response): Promise<TaskApiAnswer> {
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: kept as text
+  }
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: parsed, text };
 }

@@ -19,7 +19,11 @@ export function describeTaskSubmitApi(kind: 'amqp' | 'redis'): void {
     const post = (path: string, json?: unknown, as: 'operator' | 'viewer' = 'operator') => rig.call('POST', path, as, json);
 
     beforeAll(async () => {
-      await rig.start({ tasks: { result_backend: RESULT_BACKEND } });
+      // Submission is off unless configured (issue 16): these tests send Flower-style as an
+      // operator to any queue, so they allow exactly that.
+      await rig.start({
+        tasks: { result_backend: RESULT_BACKEND, submit: { allow: ['tasks.*'], role: 'operator', create_missing_queues: true } },
+      });
       await rig.worker('main', { queues: ['ts', 'ts-other'], concurrency: 2, env: { CAP_RESULT_BACKEND: RESULT_BACKEND } });
     });
     afterAll(async () => {
@@ -133,14 +137,9 @@ export function describeTaskSubmitApi(kind: 'amqp' | 'redis'): void {
     });
 
     it('answers 503 with a clear message when no backend is configured or it is down, and nothing hangs', async () => {
-      const none = await startExporter([...rig.broker.exporterArgs, '--auth-insecure-no-auth', 'true']);
-      const down = await startExporter([
-        ...rig.broker.exporterArgs,
-        '--auth-insecure-no-auth',
-        'true',
-        '--tasks-result-backend',
-        'redis://127.0.0.1:1/0',
-      ]);
+      const submit = ['--auth-insecure-no-auth', 'true', '--tasks-submit-allow', 'tasks.*', '--tasks-submit-create-missing-queues', 'true'];
+      const none = await startExporter([...rig.broker.exporterArgs, ...submit]);
+      const down = await startExporter([...rig.broker.exporterArgs, ...submit, '--tasks-result-backend', 'redis://127.0.0.1:1/0']);
       extra.push(none, down);
       const origin = (e: RunningExporter) => ({ Origin: e.url });
       const ask = (e: RunningExporter, method: string, path: string) =>

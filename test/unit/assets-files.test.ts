@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { prepareCommand } from '../../src/control/commands.js';
+import { SCRAPE_JOB } from '../../src/metrics/self-metrics.js';
 import { compileRules } from '../../src/remediation/rules.js';
 import { render } from '../../src/remediation/template.js';
 import { ALERT_RULES_FILE, ALERTMANAGER_CONFIG_FILE, REPO_ROOT } from '../support/prometheus.js';
@@ -302,6 +303,30 @@ describe('docker-compose.yml', () => {
 });
 
 // ---- remediation rules through the service's own parser and command validators ----
+
+describe('one scrape job name for the exporter', () => {
+  // The shipped rules select job="celery-autopilot": a Prometheus that scrapes the exporter under
+  // another name loads them, passes promtool and never fires (issue 16, finding 10).
+  it('every job matcher of the alert rules is the documented scrape job, and its absence is an alert', () => {
+    // Comments aside: the header shows how to rename the job with sed.
+    const rules = read('alertmanager/celery-alerts.rules.yml').replace(/^\s*#.*$/gm, '');
+    const matchers = [...rules.matchAll(/\bjob\s*(=~?|!=)\s*"([^"]*)"/g)].map((m) => `${m[1]}"${m[2]}"`);
+    expect(matchers.length).toBeGreaterThan(10);
+    expect(new Set(matchers)).toEqual(new Set([`="${SCRAPE_JOB}"`]));
+    expect(rules).toContain(`expr: absent(up{job="${SCRAPE_JOB}"})`);
+  });
+
+  it.each(['README.md', 'docs/assets.md', 'docs/security.md', 'CONTRIBUTING.md', 'docker/prometheus.yml'])(
+    '%s scrapes celery-autopilot only as that job',
+    (file) => {
+      const text = read(file);
+      const jobs = [...text.matchAll(/job_name:\s*['"]?([\w.-]+)/g)].map((m) => m[1]);
+      const exporterJobs = file === 'docker/prometheus.yml' ? jobs.filter((j) => j !== 'prometheus' && j !== 'alertmanager') : jobs;
+      for (const job of exporterJobs) expect(job, file).toBe(SCRAPE_JOB);
+      for (const m of text.matchAll(/\bjob="([^"$]*)"/g)) expect(m[1], file).toBe(SCRAPE_JOB);
+    },
+  );
+});
 
 describe('remediation rules file', () => {
   interface AlertRule {

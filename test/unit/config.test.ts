@@ -78,6 +78,15 @@ describe('configuration', () => {
     expect(problems(argv, env, file)).toContain(message);
   });
 
+  it('task submission (tasks.submit): off by default, admin when on, globs from a flag, bad globs named', () => {
+    expect(load().config!.tasks.submit).toEqual({ allow: [], role: 'admin', create_missing_queues: false });
+    const c = load(['--tasks-submit-allow', 'reports.*,billing.retry_?', '--tasks-submit-role', 'operator']).config!;
+    expect(c.tasks.submit).toMatchObject({ allow: ['reports.*', 'billing.retry_?'], role: 'operator' });
+    expect(problems(['--tasks-submit-allow', 'tasks.add,rm -rf'])).toContain(
+      'tasks.submit.allow.1: must be a task-name glob (letters, digits, _ . and the wildcards * ?)',
+    );
+  });
+
   it('reports every problem at once', () => {
     expect(problems(['--port', '99999', '--events-prefetch', '0'])).toHaveLength(2);
   });

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskEvent } from '../../src/celery/events.js';
-import { TaskPersistence } from '../../src/tasks/task-persistence.js';
+import { TaskPersistence, parseRecord } from '../../src/tasks/task-persistence.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
 
 const LIMITS = { args: 1024, kwargs: 1024, result: 1024, exception: 1024, traceback: 8192 };
@@ -129,5 +129,52 @@ describe('task persistence (tasks.persist)', () => {
     expect(c.persistence.restored).toBe(5);
     expect(readdirSync(path.dirname(file)).some((f) => f.includes('.unreadable-'))).toBe(true);
     c.persistence.close();
+  });
+
+  it('restores only rows whose every field has its type and length; the others are skipped and counted by reason', () => {
+    const file = tmpFile();
+    const a = open(file);
+    feed(a.store, 0, 3);
+    a.persistence.close();
+    const good = JSON.parse(new Database(file).prepare('SELECT record FROM tasks LIMIT 1').pluck().get() as string) as Record<
+      string,
+      unknown
+    >;
+    const db = new Database(file);
+    const insert = db.prepare('INSERT INTO tasks (uuid, seq, record) VALUES (?, ?, ?)');
+    insert.run('bad-runtime', 100, JSON.stringify({ ...good, uuid: 'bad-runtime', runtime: 'x' }));
+    insert.run('bad-name', 101, JSON.stringify({ ...good, uuid: 'bad-name', name: 12345 }));
+    insert.run('long-worker', 102, JSON.stringify({ ...good, uuid: 'long-worker', worker: 'w'.repeat(256) }));
+    insert.run('not-json', 103, '{"uuid": "not-json", ');
+    db.close();
+    const b = open(file);
+    expect(b.persistence.restored).toBe(3);
+    expect(Object.fromEntries(b.persistence.skipped)).toEqual({ bad_field: 3, not_json: 1 });
+    expect(b.store.get('bad-runtime')).toBeUndefined();
+    expect(b.lines.some((l) => l.level === 40 && /rows that are not tasks were skipped/.test(l.msg))).toBe(true);
+    b.persistence.close();
+  });
+
+  it.each([
+    [{ uuid: 'a', state: 'SUCCESS' }, undefined],
+    [{ uuid: 'a', state: 'SUCCESS', runtime: 'x' }, 'runtime'],
+    [{ uuid: 'a', state: 'SUCCESS', name: 12345 }, 'name'],
+    [{ uuid: 'a', state: 'DONE' }, 'state'],
+    [{ uuid: '', state: 'SUCCESS' }, 'uuid'],
+    [{ uuid: 'a', state: 'SUCCESS', received: Number.NaN }, undefined],
+    [{ uuid: 'a', state: 'SUCCESS', terminated: 'yes' }, 'terminated'],
+    [{ uuid: 'a', state: 'SUCCESS', clock: '3' }, 'clock'],
+    [{ uuid: 'a', state: 'SUCCESS', eta: 'x'.repeat(65) }, 'eta'],
+    [[1, 2], 'record'],
+  ])('parseRecord(%j): bad field %s', (raw, field) => {
+    const parsed = parseRecord(JSON.stringify(raw));
+    if (field === undefined) expect(parsed).toHaveProperty('record');
+    else expect(parsed).toEqual({ reason: 'bad_field', field });
+  });
+
+  it('parseRecord keeps only the fields a task has', () => {
+    const parsed = parseRecord(JSON.stringify({ uuid: 'a', state: 'FAILURE', exception: 'E()', injected: '<script>' }));
+    expect('record' in parsed && parsed.record).toMatchObject({ uuid: 'a', state: 'FAILURE', exception: 'E()', runtime: null });
+    expect('record' in parsed && 'injected' in parsed.record).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskEvent } from '../../src/celery/events.js';
-import { TaskQueryError, parseSearch } from '../../src/tasks/task-query.js';
+import { QUERY_SLICE, TaskQueryError, parseSearch, runQueryInSlices } from '../../src/tasks/task-query.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
 
 const LIMITS = { args: 1024, kwargs: 1024, result: 1024, exception: 1024, traceback: 8192 };
@@ -98,5 +98,23 @@ describe('task store', () => {
       expect(() => parseSearch(raw)).toThrow(TaskQueryError);
       expect(() => parseSearch(raw)).toThrow(message);
     });
+  });
+
+  it('searches a large store a slice at a time, pausing in between, with the same answer as in one go', async () => {
+    const s = store(5 * QUERY_SLICE);
+    for (let i = 0; i < 5 * QUERY_SLICE; i++)
+      s.handle(e('received', `t${i}`, i, { name: 'tasks.add', kwargs: `{'user': '${i % 2 ? 'ann' : 'bob'}'}` }));
+    const q = { search: parseSearch('kwargs:user=ann'), limit: 100, offset: 50 };
+    let pauses = 0;
+    const tasks = new Map([...s.all()].map((t) => [t.uuid, t]));
+    const sliced = await runQueryInSlices(tasks, q, async () => {
+      pauses++;
+      // The store changes while the search waits: an updated task must not be counted twice.
+      s.handle(e('started', `t${pauses}`, 10_000 + pauses));
+    });
+    expect(pauses).toBe(4);
+    expect(sliced.filtered).toBe(s.query(q).filtered);
+    expect(sliced.tasks.map((t) => t.uuid)).toEqual(s.query(q).tasks.map((t) => t.uuid));
+    expect((await s.queryInSlices(q)).tasks.map((t) => t.uuid)).toEqual(s.query(q).tasks.map((t) => t.uuid));
   });
 });

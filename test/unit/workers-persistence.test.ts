@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Auth } from '../../src/auth/index.js';
 import type { QueueCollector } from '../../src/exporter/queue-collector.js';
 import { flowerWorkersApi } from '../../src/http/flower-workers-api.js';
+import { PayloadRule } from '../../src/tasks/payload.js';
 import type { WorkerEvent } from '../../src/celery/events.js';
 import { ManualClock } from '../../src/clock.js';
 import type { ControlClient } from '../../src/control/client.js';
@@ -225,6 +226,7 @@ describe('worker persistence (tasks.persist)', () => {
         auth: { requireRole: () => (_req: unknown, _res: unknown, next: () => void) => next() } as unknown as Auth,
         brokerApi: undefined,
         refreshSeconds: 30,
+        payload: new PayloadRule('operator'),
       }),
     );
     const server = app.listen(0, '127.0.0.1');

@@ -80,6 +80,13 @@ def sleep(seconds):
     return seconds
 
 
+@app.task(name='tasks.hold')
+def hold(seconds, *args, **kwargs):
+    """Runs `seconds` holding arguments that stand for personal data (the payload-role tests)."""
+    time.sleep(float(seconds))
+    return 'held'
+
+
 @app.task(name='tasks.reject_late', acks_late=True)
 def reject_late():
     raise Reject('rejected on purpose', requeue=False)

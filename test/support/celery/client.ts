@@ -23,6 +23,9 @@ export interface TaskSpec {
   expires?: number;
   /** A fixed task id; Celery makes a uuid4 otherwise. */
   taskId?: string;
+  /** What the message and its events show as args / kwargs (Celery: saferepr cut at 1024 characters). */
+  argsrepr?: string;
+  kwargsrepr?: string;
 }
 
 /** One worker's answer as kombu returns it: `{"<nodename>": <value>}`. */

@@ -5,7 +5,8 @@ Every call reads one JSON request on stdin and prints one JSON answer on stdout 
 anything on stderr is diagnostics.
 
     send     request: [{"name", "args", "kwargs", "queue", "priority", "countdown",
-                        "expires" (seconds), "task_id"}, ...]            answer: ["<id>", ...]
+                        "expires" (seconds), "task_id", "argsrepr", "kwargsrepr"}, ...]
+                                                                 answer: ["<id>", ...]
     control  request: {"method", "arguments", "destination": [...], "timeout", "reply"}
              answer: the reply list as kombu returns it, [{"<node>": <value>}, ...]
     inspect  request: {"method", "arguments", "destination": [...], "timeout"}
@@ -26,7 +27,9 @@ from app import app
 # the connection's channels have handled every frame sent before it.
 app.conf.broker_pool_limit = 0
 
-SEND_OPTIONS = ('queue', 'priority', 'countdown', 'expires', 'task_id')
+# argsrepr / kwargsrepr: the text Celery puts in the message headers and events instead of
+# saferepr(args) cut at 1024 characters, as a client may set it (any length, any content).
+SEND_OPTIONS = ('queue', 'priority', 'countdown', 'expires', 'task_id', 'argsrepr', 'kwargsrepr')
 
 
 def send(request):
