@@ -23,7 +23,9 @@ describe('task store', () => {
     expect(s.get('t190000')?.args).toBe('(190000,)');
     expect(s.get('t199999')?.state).toBe('RECEIVED');
     expect(s.taskTypes()).toEqual(['tasks.n0', 'tasks.n1', 'tasks.n2', 'tasks.n3', 'tasks.n4', 'tasks.n5', 'tasks.n6']);
-  });
+    // A bound on a size, not a speed: 200 000 events take ~4 s on an idle 2-core machine, so
+    // vitest's 5 s default failed it under load.
+  }, 60_000);
 
   it('evicts the least recently updated task, not one still getting events', () => {
     const s = store(100);
