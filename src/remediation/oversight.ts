@@ -31,7 +31,12 @@ export class Oversight {
     private readonly rules: () => readonly RemediationRule[],
   ) {
     this.proposals = new ProposalBook(now, proposalTtlMs);
-    this.#verifier = new Verifier(now, timeToDrain, (v) => this.#verdict(v));
+    this.#verifier = new Verifier(
+      now,
+      timeToDrain,
+      (v) => this.#verdict(v),
+      (alert) => this.state.has(stateKeys.resolved(alert)),
+    );
   }
 
   /** A decision that passed every safeguard in approve mode: filed, with what it would change. */
@@ -67,6 +72,8 @@ export class Oversight {
   resolved(alert: Alert): void {
     this.proposals.resolved(alert);
     this.#verifier.resolved(alert);
+    // For the replica that acted, if it is not this one (state shared in Redis).
+    this.state.put(stateKeys.resolved(alert), '1', 86_400_000).catch(() => undefined);
   }
 
   /**

@@ -36,6 +36,8 @@ export const stateKeys = {
   /** Held once a rule in approve mode proposed for an alert instance: Alertmanager's resends file nothing more. */
   proposal: (alert: AlertInstance, rule: string, action: string): string =>
     `${v}proposed:${alert.fingerprint}:${alert.startsAt}:${alert.status}:${rule}:${action}`,
+  /** An alert instance Alertmanager reported resolved, whichever replica heard it (verify). */
+  resolved: (alert: Pick<AlertInstance, 'fingerprint' | 'startsAt'>): string => `${v}resolved:${alert.fingerprint}:${alert.startsAt}`,
   /** A verified-ineffective action: the rule does not repeat it for this alert (by fingerprint) for verify.block_seconds. */
   ineffective: (rule: string, fingerprint: string): string => `${v}ineffective:${rule}:${fingerprint}`,
   /** Action counters per fixed window (the window number is appended by the store). */

@@ -26,7 +26,7 @@ interface Pending {
   readonly startedAt: number;
   readonly withinMs: number;
   readonly timer: NodeJS.Timeout;
-  readonly poll: NodeJS.Timeout | undefined;
+  readonly poll: NodeJS.Timeout;
   readonly key: string;
 }
 
@@ -38,6 +38,8 @@ export class Verifier {
     /** The queue's time to drain now (s), or undefined when it cannot be read. */
     private readonly timeToDrain: (queue: string) => Promise<number | undefined>,
     private readonly onVerdict: (v: Verdict) => void,
+    /** With replicas, the resolved notification may reach another one: it records it in the shared state. */
+    private readonly resolvedElsewhere: (alert: Pick<Alert, 'fingerprint' | 'startsAt'>) => Promise<boolean> = async () => false,
     private readonly pollMs = 2000,
   ) {}
 
@@ -51,25 +53,31 @@ export class Verifier {
     const withinMs = withinSeconds * 1000;
     const timer = setTimeout(() => void this.#finish(key, 'ineffective', 'timeout'), withinMs);
     const queue = input.queue;
-    const poll =
-      queue === undefined
-        ? undefined
-        : setInterval(
-            () => {
-              this.timeToDrain(queue).then(
-                (t) => {
-                  const p = this.#pending.get(key);
-                  if (!p || t === undefined) return;
-                  p.verdict.timeToDrain = t;
-                  if (t <= withinSeconds) this.#finish(key, 'effective', 'time_to_drain');
-                },
-                () => undefined,
-              );
-            },
-            Math.min(this.pollMs, Math.max(200, withinMs / 4)),
-          );
+    // Polled: the queue's time to drain, and whether another replica heard the alert resolve.
+    const poll = setInterval(
+      () => {
+        const p = this.#pending.get(key);
+        if (!p) return;
+        this.resolvedElsewhere(input.alert).then(
+          (resolved) => {
+            if (resolved) this.#finish(key, 'effective', 'resolved');
+          },
+          () => undefined,
+        );
+        if (queue === undefined) return;
+        this.timeToDrain(queue).then(
+          (t) => {
+            if (t === undefined || !this.#pending.has(key)) return;
+            p.verdict.timeToDrain = t;
+            if (t <= withinSeconds) this.#finish(key, 'effective', 'time_to_drain');
+          },
+          () => undefined,
+        );
+      },
+      Math.min(this.pollMs, Math.max(200, withinMs / 4)),
+    );
     timer.unref();
-    poll?.unref();
+    poll.unref();
     this.#pending.set(key, { verdict: { ...input }, startedAt: this.now(), withinMs, timer, poll, key });
   }
 
@@ -84,7 +92,7 @@ export class Verifier {
   stop(): void {
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
-      if (p.poll) clearInterval(p.poll);
+      clearInterval(p.poll);
     }
     this.#pending.clear();
   }
@@ -94,7 +102,7 @@ export class Verifier {
     if (!p) return;
     this.#pending.delete(key);
     clearTimeout(p.timer);
-    if (p.poll) clearInterval(p.poll);
+    clearInterval(p.poll);
     this.onVerdict({ ...p.verdict, result, via, seconds: Math.round((this.now() - p.startedAt) / 100) / 10 });
   }
 }
