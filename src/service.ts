@@ -120,21 +120,15 @@ export class Service {
     const c = config.cardinality;
     this.tasks = new TaskTracker(c.max_tracked_tasks);
     this.flow = new QueueFlow(() => this.#clock.nowMs(), m.rate_window_seconds, c.max_queues);
-    this.processor = new EventProcessor(
-      this.#clock,
-      this.workers,
-      this.tasks,
-      this.celeryMetrics,
-      {
-        defaultQueue: m.default_queue_name,
-        taskSentHostname: c.task_sent_hostname,
-        maxTaskNames: c.max_task_names,
-        maxHostnames: c.max_hostnames,
-        maxQueues: c.max_queues,
-        overflowValue: c.overflow_value,
-      },
-      this.flow,
-    );
+    const processing = {
+      defaultQueue: m.default_queue_name,
+      taskSentHostname: c.task_sent_hostname,
+      maxTaskNames: c.max_task_names,
+      maxHostnames: c.max_hostnames,
+      maxQueues: c.max_queues,
+      overflowValue: c.overflow_value,
+    };
+    this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, processing, this.flow);
     const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
     this.taskStore = taskParts?.store;
     this.#taskPersistence = taskParts?.persistence;
@@ -162,19 +156,15 @@ export class Service {
         .broadcast({ method: 'heartbeat', arguments: {}, destination: null }, { reply: false, timeoutMs: 0 })
         .catch((e: Error) => this.#logger.debug({ err: e.message }, 'heartbeat wake-up not sent'));
     });
-    this.queues = new QueueCollector(
-      this.transport,
-      this.workers,
-      this.#clock,
-      {
-        configuredQueues: m.queues,
-        timeoutMs: m.queue_length_timeout_seconds * 1000,
-        cacheMs: m.queue_length_cache_seconds * 1000,
-        retentionMs: m.queue_retention_seconds * 1000,
-        maxQueues: c.max_queues,
-      },
-      { flow: this.flow, sentSeenAt: (id) => this.tasks.get(id)?.sentSeenAt },
-    );
+    const depths = {
+      configuredQueues: m.queues,
+      timeoutMs: m.queue_length_timeout_seconds * 1000,
+      cacheMs: m.queue_length_cache_seconds * 1000,
+      retentionMs: m.queue_retention_seconds * 1000,
+      maxQueues: c.max_queues,
+    };
+    const signals = { flow: this.flow, sentSeenAt: (id: string) => this.tasks.get(id)?.sentSeenAt };
+    this.queues = new QueueCollector(this.transport, this.workers, this.#clock, depths, signals);
     this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
     this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.#logger, {
       enableEvents: config.events.enable_events,
