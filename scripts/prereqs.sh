@@ -23,6 +23,9 @@ command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 # TLS itself: Debian's redis-server is built with it).
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need_apt+=(stunnel4)
+# deploy/kubernetes is built with kubectl's kustomize, and the test Kubernetes API server must be
+# accepted by a real kubectl (Debian's kubernetes-client).
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -11,6 +11,7 @@ import { ConfigError, helpText, loadConfig, type Config } from './config/load.js
 import { loadTlsMaterial } from './http/listener.js';
 import { loadWebhookCredentials } from './http/webhook-auth.js';
 import { createLogger } from './log.js';
+import { kubeCredentials } from './kubernetes/credentials.js';
 import { loadConfiguredRules, RulesError } from './remediation/rules.js';
 import { VERSION } from './metrics/self-metrics.js';
 import { Service } from './service.js';
@@ -103,6 +104,8 @@ function checkConfig(config: Config): void {
   const r = config.remediation;
   try {
     const rules = loadConfiguredRules(r);
+    // Rules that scale Deployments need credentials for the API server (read, not used).
+    if (rules.some((rule) => rule.action === 'scale_deployment')) kubeCredentials(config.kubernetes);
     loadOidcMaterial(config.auth.oidc);
     const warnings = [...loadWebhookCredentials(config).warnings, ...(loadTlsMaterial(config.tls)?.warnings ?? [])];
     for (const warning of warnings) console.error(`warning: ${warning}`);

@@ -22,6 +22,7 @@ import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
 import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
+import { QueueFlow } from './state/queue-flow.js';
 import { TaskTracker } from './state/tasks.js';
 import {
   createResultBackend,
@@ -57,6 +58,8 @@ export class Service {
   readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
   readonly workers: WorkerRegistry;
   readonly tasks: TaskTracker;
+  /** Arrivals, completions and runtimes per queue: the autoscaling signals' rates. */
+  readonly flow: QueueFlow;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
   readonly taskStore: TaskStore | undefined;
   /** Publishes task messages on its own broker connection (opened on first use). */
@@ -116,14 +119,16 @@ export class Service {
     });
     const c = config.cardinality;
     this.tasks = new TaskTracker(c.max_tracked_tasks);
-    this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, {
+    this.flow = new QueueFlow(() => this.#clock.nowMs(), m.rate_window_seconds, c.max_queues);
+    const processing = {
       defaultQueue: m.default_queue_name,
       taskSentHostname: c.task_sent_hostname,
       maxTaskNames: c.max_task_names,
       maxHostnames: c.max_hostnames,
       maxQueues: c.max_queues,
       overflowValue: c.overflow_value,
-    });
+    };
+    this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, processing, this.flow);
     const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
     this.taskStore = taskParts?.store;
     this.#taskPersistence = taskParts?.persistence;
@@ -151,13 +156,15 @@ export class Service {
         .broadcast({ method: 'heartbeat', arguments: {}, destination: null }, { reply: false, timeoutMs: 0 })
         .catch((e: Error) => this.#logger.debug({ err: e.message }, 'heartbeat wake-up not sent'));
     });
-    this.queues = new QueueCollector(this.transport, this.workers, this.#clock, {
+    const depths = {
       configuredQueues: m.queues,
       timeoutMs: m.queue_length_timeout_seconds * 1000,
       cacheMs: m.queue_length_cache_seconds * 1000,
       retentionMs: m.queue_retention_seconds * 1000,
       maxQueues: c.max_queues,
-    });
+    };
+    const signals = { flow: this.flow, sentSeenAt: (id: string) => this.tasks.get(id)?.sentSeenAt };
+    this.queues = new QueueCollector(this.transport, this.workers, this.#clock, depths, signals);
     this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
     this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.#logger, {
       enableEvents: config.events.enable_events,
@@ -211,6 +218,8 @@ export class Service {
         metrics: this.actionMetrics,
         logger: this.#logger,
         clock: this.#clock,
+        kubernetes: config.kubernetes,
+        timeToDrain: async (queue) => (await this.queues.collect()).find((q) => q.queue === queue)?.timeToDrain ?? undefined,
       });
       this.remediator = this.#remediation.remediator;
     }

@@ -43,6 +43,12 @@ export const remediationSchema = z
     busy_shrink_retries: z.number().int().min(0).max(100).default(10),
     /** ...this far apart. */
     busy_shrink_retry_seconds: z.number().min(0.1).max(600).default(2),
+    /** mode approve: a proposal nobody approved or rejected expires after this. */
+    proposal_expire_seconds: z
+      .number()
+      .min(10)
+      .max(7 * 86_400)
+      .default(1800),
     /** A grow or shrink counts towards the bounds this long, until stats show it (pool tick: 5 s). */
     pending_resize_seconds: z.number().min(1).max(600).default(10),
     /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
+import { kubernetesSchema } from './kubernetes-schema.js';
 import { listenerKeys } from './listener-schema.js';
 import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
 import { tasksSchema } from './tasks-schema.js';
@@ -209,6 +210,11 @@ export const configSchema = z
          * Set: a fixed window in seconds (celery-exporter's --worker-timeout).
          */
         worker_timeout_seconds: seconds(1, 86_400).optional(),
+        /**
+         * The window of the autoscaling signals (celery_queue_time_to_drain_seconds,
+         * celery_queue_processes_needed): rates are counted over the last this many seconds.
+         */
+        rate_window_seconds: z.number().int().min(5).max(3600).default(60),
         /** An offline worker's series are removed this long after it went away. */
         purge_offline_worker_seconds: seconds(0, 604_800).default(600),
       })
@@ -273,6 +279,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     remediation: remediationSchema.prefault({}),
+    kubernetes: kubernetesSchema.prefault({}),
     tasks: tasksSchema.prefault({}),
   })
   .strict()

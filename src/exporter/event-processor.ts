@@ -9,6 +9,7 @@ import {
 } from '../celery/events.js';
 import type { CeleryMetrics } from '../metrics/celery-metrics.js';
 import { LabelLimiter } from '../metrics/cardinality.js';
+import type { QueueFlow } from '../state/queue-flow.js';
 import type { TaskTracker, TaskRecord } from '../state/tasks.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { EventSink, RawEventMessage, TransportDropReason } from '../transport/transport.js';
@@ -61,6 +62,8 @@ export class EventProcessor implements EventSink {
     private readonly tasks: TaskTracker,
     private readonly metrics: CeleryMetrics,
     private readonly options: EventProcessorOptions,
+    /** Arrivals, completions and runtimes per queue, for the autoscaling signals. */
+    private readonly flow?: QueueFlow,
   ) {
     this.names = new LabelLimiter('name', options.maxTaskNames, options.overflowValue);
     this.hostnames = new LabelLimiter('hostname', options.maxHostnames, options.overflowValue);
@@ -126,8 +129,11 @@ export class EventProcessor implements EventSink {
       task.queue = stringOr(event.queue, event.routing_key) ?? task.queue;
       if (task.queue !== undefined) this.#queueRouted(task.queue);
       if (Number.isFinite(event.timestamp)) task.sentAt = event.timestamp;
+      task.sentSeenAt = this.clock.nowMs();
       task.etaAt = parseEta(event.eta) ?? task.etaAt;
-      this.metrics.countTask('sent', this.#name(task), this.#sentHostname(event.hostname), this.#queue(task, undefined));
+      const queue = this.#queue(task, undefined);
+      this.metrics.countTask('sent', this.#name(task), this.#sentHostname(event.hostname), queue);
+      this.flow?.sent(queue);
       // The client's task-sent and the worker's events travel on different connections: on a
       // fast worker task-started can arrive first.
       if (task.startedAt !== undefined && task.startedBy !== undefined) this.#observeQueueWait(task, task.startedBy);
@@ -196,6 +202,7 @@ export class EventProcessor implements EventSink {
       case 'task-received':
         task.etaAt = parseEta(event.eta) ?? task.etaAt;
         this.metrics.countTask('received', this.#name(task), hostname, this.#queue(task, event.hostname));
+        this.flow?.received(this.#queue(task, event.hostname));
         break;
       case 'task-started': {
         const queue = this.#queue(task, event.hostname);
@@ -211,8 +218,9 @@ export class EventProcessor implements EventSink {
         const queue = this.#queue(task, event.hostname);
         this.metrics.countTask('succeeded', this.#name(task), hostname, queue);
         // `runtime` is measured by the worker itself, so no cross-host clock is involved.
-        if (typeof event.runtime === 'number' && event.runtime >= 0)
-          this.metrics.observeRuntime(this.#name(task), hostname, queue, event.runtime);
+        const runtime = typeof event.runtime === 'number' && event.runtime >= 0 ? event.runtime : undefined;
+        if (runtime !== undefined) this.metrics.observeRuntime(this.#name(task), hostname, queue, runtime);
+        this.flow?.completed(queue, runtime);
         break;
       }
       case 'task-failed':
@@ -222,6 +230,7 @@ export class EventProcessor implements EventSink {
           this.#queue(task, event.hostname),
           this.exceptions.value(exceptionClassName(event.exception)),
         );
+        this.flow?.completed(this.#queue(task, event.hostname));
         break;
       case 'task-retried':
         this.metrics.countTask('retried', this.#name(task), hostname, this.#queue(task, event.hostname));

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import { CommandValidationError, validateQueueName } from '../control/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
+import { processesNeeded, timeToDrain, type QueueFlow } from '../state/queue-flow.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport, QueueDepth } from '../transport/transport.js';
 
@@ -16,6 +17,13 @@ export interface QueueCollectorOptions {
   retentionMs: number;
   /** Learnt queues kept at most (cardinality.max_queues). */
   maxQueues: number;
+}
+
+/** Where the autoscaling signals come from (see state/queue-flow.ts). */
+export interface QueueSignalSources {
+  flow: QueueFlow;
+  /** When task-sent for this task id arrived (our clock, ms), while it is remembered. */
+  sentSeenAt: (taskId: string) => number | undefined;
 }
 
 /**
@@ -37,6 +45,7 @@ export class QueueCollector {
     private readonly workers: WorkerRegistry,
     private readonly clock: Clock,
     private readonly options: QueueCollectorOptions,
+    private readonly signals?: QueueSignalSources,
   ) {}
 
   /**
@@ -74,17 +83,41 @@ export class QueueCollector {
       )
       .join('\u0000');
     const depths = await this.#depths(names, key);
+    // The signals describe the sample's moment, as who consumes each queue does.
+    const at = now;
     return names.map((queue) => {
       const consumers = consumersByQueue.get(queue)!;
       const depth = depths.get(queue);
+      const length = depth?.messages ?? null;
+      const rates = this.signals?.flow.rates(queue, at);
       return {
         queue,
-        length: depth?.messages ?? null,
+        length,
         consumers: depth?.consumers ?? null,
         workers: consumers.length,
         processes: consumers.reduce((sum, w) => sum + (w.processes ?? 0), 0),
+        timeToDrain: length === null || !this.signals ? null : timeToDrain(length, rates),
+        processesNeeded: processesNeeded(rates) ?? null,
+        oldestMessageAge: this.#oldestAge(length, depth?.oldestTaskIds, at),
       };
     });
+  }
+
+  /**
+   * Seconds since task-sent of the oldest waiting message (Redis: the tail of each priority
+   * list); null when the broker cannot tell, or when any of those messages' task-sent was not
+   * seen (clients without task_send_sent_event, or sent before this process started).
+   */
+  #oldestAge(length: number | null, ids: readonly string[] | undefined, at: number): number | null {
+    if (ids === undefined || length === null || !this.signals) return null;
+    if (length === 0) return 0;
+    let oldest = Infinity;
+    for (const id of ids) {
+      const seen = this.signals.sentSeenAt(id);
+      if (seen === undefined) return null;
+      oldest = Math.min(oldest, seen);
+    }
+    return oldest === Infinity ? null : Math.max(0, (at - oldest) / 1000);
   }
 
   async #depths(names: string[], key: string): Promise<Map<string, QueueDepth>> {

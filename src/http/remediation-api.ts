@@ -1,12 +1,13 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Auth } from '../auth/index.js';
-import { describePrincipal } from '../auth/index.js';
+import { describePrincipal, roleAtLeast } from '../auth/index.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import { parseNotification, PayloadError } from '../remediation/alertmanager.js';
 import type { Remediator } from '../remediation/engine.js';
-import { RulesError } from '../remediation/rules.js';
+import { ProposalError } from '../remediation/proposals.js';
+import { dangerOf, RulesError } from '../remediation/rules.js';
 import { insecureHostProblem } from '../auth/csrf.js';
 import { webhookAuthorized, type WebhookCredentials, type WebhookThrottle } from './webhook-auth.js';
 
@@ -102,8 +103,11 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
 
   router.get('/api/v1/remediation/decisions', auth.requireRole('viewer'), (req, res) => {
     const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
-    res.json(audit.recent('remediation', limit));
+    // Decisions only: verification verdicts are remediation records too, with their own path.
+    res.json(audit.recent('remediation', limit).filter((r) => r.event === undefined));
   });
+
+  proposalRoutes(router, deps);
 
   router.get('/api/v1/remediation/rules', auth.requireRole('viewer'), (_req, res) => {
     res.json({ kill_switch: remediator.killSwitch, rules: remediator.rules.map(({ regexes: _r, ...rule }) => rule) });
@@ -147,4 +151,55 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
   });
 
   return router;
+}
+
+/** Proposals of rules in approve mode and verification verdicts (README "Approve first, then verify"). */
+function proposalRoutes(router: Router, deps: RemediationApiDeps): void {
+  const { remediator, audit, auth } = deps;
+  router.get('/api/v1/remediation/proposals', auth.requireRole('viewer'), (_req, res) => {
+    res.json(remediator.oversight.proposals.list());
+  });
+
+  router.get('/api/v1/remediation/verifications', auth.requireRole('viewer'), (_req, res) => {
+    res.json([...remediator.oversight.verdicts].reverse());
+  });
+
+  const operatorBody = auth.withBody('operator', express.json({ limit: 4096 }), express.urlencoded({ extended: false, limit: 4096 }));
+
+  router.post('/api/v1/remediation/proposals/:id/:answer', ...operatorBody, async (req, res) => {
+    const { id, answer } = req.params as { id: string; answer: string };
+    if (answer !== 'approve' && answer !== 'reject') {
+      res.status(404).json({ error: 'answer a proposal with /approve or /reject' });
+      return;
+    }
+    const by = describePrincipal(req);
+    try {
+      // Approving shutdown, pool_restart or revoke with terminate takes what running it takes: admin.
+      const pending = remediator.oversight.proposals.list().find((p) => p.id === id);
+      if (
+        answer === 'approve' &&
+        pending &&
+        dangerOf(pending.action, pending.arguments ?? {}) &&
+        !roleAtLeast(req.principal?.role ?? 'viewer', 'admin')
+      ) {
+        res.status(403).json({ error: `approving ${pending.action} needs the admin role` });
+        return;
+      }
+      if (answer === 'reject') {
+        const proposal = remediator.reject(id, by.actor);
+        audit.write({ kind: 'admin', by, action: 'reject_proposal', proposal: id, rule: proposal.rule });
+        res.json({ proposal });
+        return;
+      }
+      audit.write({ kind: 'admin', by, action: 'approve_proposal', proposal: id });
+      const { proposal, decision } = await remediator.approve(id, by.actor);
+      res.json({ proposal, decision });
+    } catch (e) {
+      if (e instanceof ProposalError) {
+        res.status(e.status).json({ error: e.message });
+        return;
+      }
+      throw e;
+    }
+  });
 }

@@ -36,6 +36,10 @@ export interface QueueSample {
   consumers: number | null;
   workers: number;
   processes: number;
+  /** Autoscaling signals (state/queue-flow.ts); null: not known, no series. */
+  timeToDrain: number | null;
+  processesNeeded: number | null;
+  oldestMessageAge: number | null;
 }
 
 /** Workers and queues as one scrape reports them: read at one moment (exporter/scrape-sample.ts). */
@@ -53,6 +57,9 @@ export class CeleryMetrics {
   readonly #consumers: Gauge<'queue_name'>;
   readonly #workersPerQueue: Gauge<'queue_name'>;
   readonly #processesPerQueue: Gauge<'queue_name'>;
+  readonly #timeToDrain: Gauge<'queue_name'>;
+  readonly #processesNeeded: Gauge<'queue_name'>;
+  readonly #oldestAge: Gauge<'queue_name'>;
   #sample: () => Promise<ClusterSample> = async () => ({ workers: [], queues: [] });
   #preparing: Promise<void> | undefined;
 
@@ -103,6 +110,25 @@ export class CeleryMetrics {
       labelNames: ['queue_name'],
       registers: [registry],
     });
+    // Our own signals for autoscalers (README "Metrics" has the formulas), not celery-exporter's.
+    this.#timeToDrain = new Gauge({
+      name: `${p}queue_time_to_drain_seconds`,
+      help: 'Estimated seconds until the queue is empty: its length divided by its completion rate over the last metrics.rate_window_seconds (+Inf: a backlog and no completion).',
+      labelNames: ['queue_name'],
+      registers: [registry],
+    });
+    this.#processesNeeded = new Gauge({
+      name: `${p}queue_processes_needed`,
+      help: "Pool processes the queue's arrival rate needs (Little's law: arrivals per second × mean runtime, over metrics.rate_window_seconds).",
+      labelNames: ['queue_name'],
+      registers: [registry],
+    });
+    this.#oldestAge = new Gauge({
+      name: `${p}queue_oldest_message_age_seconds`,
+      help: 'Seconds since the oldest waiting message was sent (Redis, for messages whose task-sent was seen).',
+      labelNames: ['queue_name'],
+      registers: [registry],
+    });
   }
 
   /** Where `prepare()` reads the cluster from. */
@@ -115,7 +141,7 @@ export class CeleryMetrics {
    * family has a collect() of its own: prom-client renders families concurrently (Promise.all
    * over each family's get()), so a family filled by another family's async collect() is read
    * before that collect finishes, and showed the previous scrape next to a fresh `worker_up`
-   * (issue 22). All six are set together, synchronously, from one reading. Scrapes that arrive
+   * (issue 22). All of them (the autoscaling signals too) are set together, synchronously, from one reading. Scrapes that arrive
    * while a sample is being taken share it: one broker read, the same figures.
    */
   prepare(): Promise<void> {
@@ -152,7 +178,17 @@ export class CeleryMetrics {
   }
 
   #apply(sample: ClusterSample): void {
-    const gauges = [this.#workerUp, this.#workerActive, this.#queueLength, this.#consumers, this.#workersPerQueue, this.#processesPerQueue];
+    const gauges = [
+      this.#workerUp,
+      this.#workerActive,
+      this.#queueLength,
+      this.#consumers,
+      this.#workersPerQueue,
+      this.#processesPerQueue,
+      this.#timeToDrain,
+      this.#processesNeeded,
+      this.#oldestAge,
+    ];
     for (const g of gauges) g.reset();
     for (const w of sample.workers) {
       this.#workerUp.set({ hostname: w.hostname }, w.up ? 1 : 0);
@@ -164,6 +200,9 @@ export class CeleryMetrics {
       if (q.consumers !== null) this.#consumers.set(labels, q.consumers);
       this.#workersPerQueue.set(labels, q.workers);
       this.#processesPerQueue.set(labels, q.processes);
+      if (q.timeToDrain !== null) this.#timeToDrain.set(labels, q.timeToDrain);
+      if (q.processesNeeded !== null) this.#processesNeeded.set(labels, q.processesNeeded);
+      if (q.oldestMessageAge !== null) this.#oldestAge.set(labels, q.oldestMessageAge);
     }
   }
 }

@@ -8,6 +8,7 @@ export class ActionMetrics {
   readonly webhooks: Counter<'status'>;
   readonly controlCommands: Counter<'command' | 'outcome'>;
   readonly stateEvictions: Counter;
+  readonly verifications: Counter<'rule' | 'result'>;
 
   constructor(registry: Registry, prefix: string) {
     const r = [registry];
@@ -37,6 +38,12 @@ export class ActionMetrics {
     this.stateEvictions = new Counter({
       name: `${prefix}remediation_state_evictions_total`,
       help: 'Remembered remediation keys forgotten before their expiry because the in-memory state was full (remediation.max_state_entries).',
+      registers: r,
+    });
+    this.verifications = new Counter({
+      name: `${prefix}remediation_verifications_total`,
+      help: 'Acted decisions of rules with verify, by rule and result: effective (the alert resolved or the time to drain fell within verify.within_seconds) or ineffective.',
+      labelNames: ['rule', 'result'],
       registers: r,
     });
     this.controlCommands = new Counter({

@@ -3,12 +3,17 @@ import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import type { Alert, Notification } from './alertmanager.js';
 import { LocalKillSwitch, type KillSwitch } from './kill-switch.js';
-import { ruleMatches, type RemediationAction, type RemediationRule } from './rules.js';
+import { isWorkerAction, ruleMatches, type RemediationAction, type RemediationRule } from './rules.js';
 import type { Decision, RemediationExecutor, RemediationOptions, TargetOutcome } from './types.js';
 import { grownKey, SAFEGUARDS, type Judgement, type SafeguardContext, type Verdict } from './safeguards.js';
 import type { RemediationState } from './state.js';
 import { stateKeys } from './state-keys.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
+import { KubernetesApiError, KubernetesUnavailableError } from '../kubernetes/client.js';
+import { actOnDeployment } from './deployment-act.js';
+import { Oversight } from './oversight.js';
+import { ProposalError, type Proposal } from './proposals.js';
+import type { KubernetesParts } from './deployments.js';
 
 export type { Decision, RemediationExecutor, RemediationOptions, TargetOutcome } from './types.js';
 
@@ -17,6 +22,11 @@ export interface RemediationDeps {
   killSwitch?: KillSwitch;
   /** Waits between busy-shrink retries; injected so tests need not wait. */
   sleep?: (ms: number) => Promise<void>;
+  /** The Kubernetes API, for scale_deployment rules. */
+  kubernetes?: KubernetesParts;
+  /** A queue's time to drain now (s), for verify; undefined: verify waits for the resolved alert only. */
+  timeToDrain?: (queue: string) => Promise<number | undefined>;
+  now?: () => number;
 }
 
 const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -24,6 +34,8 @@ const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTim
 interface Job {
   alert: Alert;
   rule: RemediationRule;
+  /** An approval of a proposal: who approved it (the rule's approve mode is then carried out). */
+  approvedBy?: string;
 }
 
 /**
@@ -36,9 +48,13 @@ export class Remediator {
   #rules: readonly RemediationRule[];
   #pending: Promise<void> = Promise.resolve();
   #jobs = 0;
+  /** Decisions still confirming (scale_deployment), audited once they are done. */
+  readonly #followUps = new Set<Promise<void>>();
   readonly #killSwitch: KillSwitch;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #context: SafeguardContext;
+  /** Proposals (mode approve) and verification (verify). */
+  readonly oversight: Oversight;
 
   constructor(
     rules: readonly RemediationRule[],
@@ -55,7 +71,16 @@ export class Remediator {
     this.#sleep = deps.sleep ?? realSleep;
     // The gauge shows the value this replica obeys, as soon as it learns it.
     this.#killSwitch.onChange((on) => metrics.killSwitch.set(on ? 1 : 0));
-    this.#context = { executor, state, killSwitch: this.#killSwitch, options };
+    this.#context = { executor, state, killSwitch: this.#killSwitch, options, kubernetes: deps.kubernetes };
+    this.oversight = new Oversight(
+      state,
+      audit,
+      metrics,
+      deps.now ?? Date.now,
+      options.proposalTtlMs ?? 1_800_000,
+      deps.timeToDrain ?? (async () => undefined),
+      () => this.#rules,
+    );
   }
 
   get rules(): readonly RemediationRule[] {
@@ -86,6 +111,7 @@ export class Remediator {
     const rules = this.#rules;
     const jobs: Job[] = [];
     for (const alert of notification.alerts) for (const rule of rules) if (ruleMatches(rule, alert)) jobs.push({ alert, rule });
+    for (const alert of notification.alerts) if (alert.status === 'resolved') this.oversight.resolved(alert);
     const wouldAct = jobs.length > 0 && !this.#killSwitch.engaged && !this.options.dryRun && jobs.some((j) => !j.rule.dry_run);
     if (wouldAct && !this.executor.brokerConnected()) return { status: 'retry', jobs: 0 };
     if (notification.truncatedAlerts > 0) {
@@ -94,28 +120,68 @@ export class Remediator {
         'Alertmanager truncated this notification; nothing is inferred from the missing alerts',
       );
     }
+    this.#enqueue(jobs).catch(() => undefined); // each job catches its own errors
+    return { status: 'accepted', jobs: jobs.length };
+  }
+
+  /** Runs jobs after those already queued, one at a time; resolves with their decisions. */
+  #enqueue(jobs: Job[]): Promise<Array<Decision | undefined>> {
     this.#jobs += jobs.length;
-    this.#pending = this.#pending.then(async () => {
+    const run = this.#pending.then(async () => {
+      const out: Array<Decision | undefined> = [];
       for (const job of jobs) {
         try {
-          await this.#decide(job);
+          out.push(await this.#decide(job));
         } catch (e) {
           this.logger.error({ err: (e as Error).message, rule: job.rule.name }, 'remediation job failed');
+          out.push(undefined);
         } finally {
           this.#jobs--;
         }
       }
+      return out;
     });
-    return { status: 'accepted', jobs: jobs.length };
+    this.#pending = run.then(() => undefined);
+    return run;
+  }
+
+  /**
+   * An operator approves a proposal: every safeguard runs again now, then it acts (or the
+   * decision says why not). Throws ProposalError (unknown, or no longer pending).
+   */
+  async approve(id: string, by: string): Promise<{ proposal: Proposal; decision: Decision | undefined }> {
+    const proposal = this.oversight.proposals.take(id);
+    const rule = this.#rules.find((r) => r.name === proposal.rule);
+    if (!rule) throw new ProposalError(409, `rule ${proposal.rule} is no longer in the rules file`);
+    this.oversight.proposals.answer(proposal, 'approved', by);
+    const [decision] = await this.#enqueue([{ alert: proposal.alert, rule, approvedBy: by }]);
+    if (decision)
+      proposal.decision = {
+        outcome: decision.outcome,
+        ...(decision.reason ? { reason: decision.reason } : {}),
+        ...(decision.error ? { error: decision.error } : {}),
+      };
+    return { proposal, decision };
+  }
+
+  reject(id: string, by: string): Proposal {
+    const proposal = this.oversight.proposals.take(id);
+    this.oversight.proposals.answer(proposal, 'rejected', by);
+    return proposal;
   }
 
   /** Resolves when every accepted job has been decided (tests, graceful shutdown). */
   async idle(): Promise<void> {
     while (this.#jobs > 0) await this.#pending;
     await this.#pending;
+    while (this.#followUps.size > 0) await Promise.all([...this.#followUps]);
   }
 
-  async #decide({ alert, rule }: Job): Promise<Decision> {
+  async #decide(job: Job): Promise<Decision> {
+    const { alert, approvedBy } = job;
+    // After an ineffective action, the rule's escalation runs for this alert instead.
+    const escalated = await this.oversight.escalation(job.rule, alert).catch(() => undefined);
+    const rule = escalated ?? job.rule;
     const resolvedStep = Boolean(alert.status === 'resolved' && rule.match.status === 'firing' && rule.on_resolved);
     const step = resolvedStep ? rule.on_resolved! : { action: rule.action, arguments: rule.arguments };
     const decision: Decision = {
@@ -125,6 +191,8 @@ export class Remediator {
       alert: { fingerprint: alert.fingerprint, startsAt: alert.startsAt, status: alert.status, labels: { ...alert.labels } },
       targets: [],
       skipped: [],
+      ...(escalated ? { escalated_from: job.rule.name } : {}),
+      ...(approvedBy ? { approved_by: approvedBy } : {}),
     };
     const j: Judgement = {
       alert,
@@ -139,21 +207,44 @@ export class Remediator {
       poolCounted: new Map(),
       held: [],
       dryRun: this.options.dryRun || rule.dry_run,
+      proposing: rule.mode === 'approve' && approvedBy === undefined,
+      passed: [],
     };
     let verdict: Verdict;
     try {
       verdict = await this.#judge(j);
     } catch (e) {
       // A stats request that could not be sent, a name the control layer refuses, the shared
-      // state unreachable...: still one audited, counted decision, never a silent gap.
+      // state unreachable, the Kubernetes API refusing...: still one audited, counted decision.
       decision.error = (e as Error).message;
-      verdict = { outcome: 'failed', reason: e instanceof BrokerUnavailableError ? 'broker_unavailable' : 'error' };
-    } finally {
-      await Promise.all(j.held.map((w) => this.state.release(stateKeys.inFlight(w)))).catch((e: Error) =>
-        this.logger.warn({ err: e.message, rule: rule.name }, 'in-flight locks not released; they expire on their own'),
-      );
+      verdict = { outcome: 'failed', reason: failureReason(e) };
     }
-    return this.#finish(decision, verdict);
+    const followUp = verdict.outcome === 'acted' ? j.followUp : undefined;
+    if (followUp) {
+      // Confirmation takes a while (pods start): the queue of decisions goes on meanwhile, this
+      // one keeps its in-flight lock and is audited once confirmed or given up on.
+      const done: Promise<void> = followUp()
+        .catch((e: Error) => this.logger.warn({ err: e.message, rule: rule.name }, 'scale confirmation failed'))
+        .then(() => this.#release(j))
+        .then(() => {
+          this.#finish(decision, verdict);
+          this.oversight.verify(rule, decision, alert);
+        })
+        .finally(() => this.#followUps.delete(done));
+      this.#followUps.add(done);
+      return decision;
+    }
+    await this.#release(j);
+    if (verdict.outcome === 'proposed') this.oversight.propose(j);
+    this.#finish(decision, verdict);
+    this.oversight.verify(rule, decision, alert);
+    return decision;
+  }
+
+  async #release(j: Judgement): Promise<void> {
+    await Promise.all(j.held.map((w) => this.state.release(stateKeys.inFlight(w)))).catch((e: Error) =>
+      this.logger.warn({ err: e.message, rule: j.rule.name }, 'in-flight locks not released; they expire on their own'),
+    );
   }
 
   /** The safeguards in their order; the first verdict ends it, and past them all the command is sent. */
@@ -161,6 +252,7 @@ export class Remediator {
     for (const safeguard of SAFEGUARDS) {
       const verdict = await safeguard.check(j, this.#context);
       if (verdict) return verdict;
+      j.passed.push(safeguard.name);
     }
     return this.#act(j);
   }
@@ -176,6 +268,7 @@ export class Remediator {
 
   /** Sends the command (grouped by arguments) and records what it changed for later decisions. */
   async #act(j: Judgement): Promise<Verdict> {
+    if (!isWorkerAction(j.action)) return actOnDeployment(j, { ...this.#context, sleep: this.#sleep });
     const { rule, action, args, decision } = j;
     // Workers whose bounds gave them their own arguments (e.g. a clamped n) get their own command.
     const groups = new Map<string, { args: Record<string, unknown>; workers: string[] }>();
@@ -193,7 +286,8 @@ export class Remediator {
     for (const r of results) {
       if (r.status !== 'ok') continue;
       // Per action: a shrink-back on resolve is not held up by the cooldown of the grow it undoes.
-      if (rule.cooldown_seconds > 0) await this.state.claim(stateKeys.cooldown(rule.name, action, r.worker), rule.cooldown_seconds * 1000);
+      if (rule.cooldown_seconds > 0)
+        await this.state.claim(stateKeys.cooldown(rule.name, action, r.worker, j.resolvedStep), rule.cooldown_seconds * 1000);
       const n = j.perTarget.get(r.worker)?.n ?? args.n;
       if ((action === 'pool_grow' || action === 'pool_shrink') && typeof n === 'number') {
         // Pool processes change on the pool's next maintenance tick (up to ~5 s), so `stats`
@@ -240,4 +334,10 @@ export class Remediator {
     }
     return outcomes;
   }
+}
+
+function failureReason(e: unknown): Decision['reason'] {
+  if (e instanceof BrokerUnavailableError) return 'broker_unavailable';
+  if (e instanceof KubernetesApiError || e instanceof KubernetesUnavailableError) return 'kubernetes';
+  return 'error';
 }

@@ -12,8 +12,11 @@ import { checkTemplate, isTemplated, probeArguments, TemplateError } from './tem
  * The control commands a rule may take: the writing ones (reads make no sense as remediation),
  * as the control layer defines them. The dangerous ones are off unless enabled.
  */
-export const REMEDIATION_ACTIONS = WRITE_COMMAND_NAMES;
+export const REMEDIATION_ACTIONS = [...WRITE_COMMAND_NAMES, 'scale_deployment'] as const;
 export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
+/** The Celery control commands among them; scale_deployment goes to Kubernetes (deployments.ts). */
+export type WorkerAction = (typeof WRITE_COMMAND_NAMES)[number];
+export const isWorkerAction = (a: RemediationAction): a is WorkerAction => a !== 'scale_deployment';
 // Declared with the config key that lifts them (config/remediation-schema.ts): config/ never depends on remediation/.
 export type { DangerousAction } from '../config/remediation-schema.js';
 
@@ -49,6 +52,10 @@ const ruleSchema = z
         queue_label: labelName.optional(),
         worker_label: labelName.optional(),
         pattern: z.string().min(1).max(200).optional(),
+        /** scale_deployment: the Deployment (a name or a template such as "{{ labels.deployment }}"). */
+        deployment: z.string().min(1).max(253).optional(),
+        /** ...and its namespace; unset: the service account's own namespace (or the kubeconfig context's). */
+        namespace: z.string().min(1).max(253).optional(),
         /**
          * Globs the resolved workers must match. Targets read from alert labels are only as
          * trustworthy as whoever can write a series with that label (a Pushgateway, a target with
@@ -58,14 +65,21 @@ const ruleSchema = z
       })
       .strict()
       .refine(
-        (t) => [t.queue_label, t.worker_label, t.pattern].filter((v) => v !== undefined).length === 1,
-        'give exactly one of queue_label, worker_label, pattern',
+        (t) => [t.queue_label, t.worker_label, t.pattern, t.deployment].filter((v) => v !== undefined).length === 1,
+        'give exactly one of queue_label, worker_label, pattern, deployment',
+      )
+      .refine(
+        (t) => t.namespace === undefined || t.deployment !== undefined || t.queue_label !== undefined,
+        'namespace goes with deployment',
       ),
     bounds: z
       .object({
         max_pool_processes: z.number().int().min(1).max(1000).optional(),
         min_pool_processes: z.number().int().min(0).max(1000).default(1),
         max_autoscale: z.number().int().min(1).max(1000).optional(),
+        /** scale_deployment: the Deployment's replicas stay within these (both required). */
+        min_replicas: z.number().int().min(0).max(10_000).optional(),
+        max_replicas: z.number().int().min(1).max(10_000).optional(),
       })
       .strict()
       .prefault({}),
@@ -75,6 +89,19 @@ const ruleSchema = z
       .strict()
       .optional(),
     dry_run: z.boolean().default(false),
+    /** approve: propose, and act only once an operator approves (every safeguard runs again then). */
+    mode: z.enum(['act', 'approve']).default('act'),
+    /** Effective if the alert resolves or the queue's time to drain falls within within_seconds. */
+    verify: z
+      .object({
+        within_seconds: z.number().min(1).max(86_400),
+        /** After an ineffective action, the next firing of the same alert runs this rule instead. */
+        escalate_to: z.string().min(1).optional(),
+        /** How long an ineffective verdict keeps the rule from acting on that alert again. */
+        block_seconds: z.number().min(1).max(604_800).default(3600),
+      })
+      .strict()
+      .optional(),
     on_resolved: actionStep.optional(),
   })
   .strict();
@@ -103,7 +130,7 @@ const NUMERIC_TEXT = /^-?\d+(\.\d+)?$/;
  * left for the command's own validator to refuse.
  */
 export function convertArguments(action: RemediationAction, args: Record<string, unknown>): Record<string, unknown> {
-  const numeric = COMMANDS.get(action)?.numericArguments ?? [];
+  const numeric = isWorkerAction(action) ? (COMMANDS.get(action)?.numericArguments ?? []) : SCALE_ARGUMENTS;
   const out = { ...args };
   for (const name of numeric) {
     const v = out[name];
@@ -123,6 +150,7 @@ function checkStepArguments(
   where: string,
   problems: string[],
 ): Record<string, unknown> {
+  if (!isWorkerAction(action)) return checkScaleArguments(args, where, problems);
   const numeric = COMMANDS.get(action)?.numericArguments ?? [];
   for (const name of numeric) {
     const v = args[name];
@@ -137,6 +165,28 @@ function checkStepArguments(
     if (!(e instanceof CommandValidationError)) throw e;
     const field = e.field?.split(/[.[]/)[0];
     if (field === undefined || !fromAlert.has(field)) problems.push(`${where}: arguments: ${e.message}`);
+  }
+  return converted;
+}
+
+const SCALE_ARGUMENTS = ['by', 'replicas'] as const;
+
+/**
+ * scale_deployment's arguments: `by` (± replicas) or `replicas` (an absolute count), integers,
+ * literal or templated; nothing else. Returns them converted as convertArguments does.
+ */
+function checkScaleArguments(args: Record<string, unknown>, where: string, problems: string[]): Record<string, unknown> {
+  const converted = convertArguments('scale_deployment', args);
+  const unknown = Object.keys(args).filter((k) => !(SCALE_ARGUMENTS as readonly string[]).includes(k));
+  if (unknown.length > 0) problems.push(`${where}: scale_deployment takes only by or replicas, not ${unknown.join(', ')}`);
+  const given = SCALE_ARGUMENTS.filter((k) => args[k] !== undefined);
+  if (given.length !== 1) problems.push(`${where}: scale_deployment needs exactly one of arguments.by, arguments.replicas`);
+  for (const k of given) {
+    const v = converted[k];
+    if (typeof v === 'string' && isTemplated(v)) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v)) problems.push(`${where}: arguments.${k} must be an integer`);
+    else if (k === 'replicas' && v < 0) problems.push(`${where}: arguments.replicas must be 0 or more`);
+    else if (k === 'by' && v === 0) problems.push(`${where}: arguments.by must not be 0`);
   }
   return converted;
 }
@@ -209,12 +259,44 @@ export function compileRules(text: string, allowDangerous: readonly DangerousAct
     if (rule.action === 'autoscale' && rule.bounds.max_autoscale === undefined) {
       problems.push(`${where}: autoscale needs bounds.max_autoscale (a ceiling)`);
     }
+    checkScaleRule(rule, where, problems);
     if (rule.match.status === 'resolved' && rule.on_resolved)
       problems.push(`${where}: on_resolved only makes sense for rules matching firing alerts`);
     rules.push({ ...rule, regexes });
   });
+  for (const rule of rules) {
+    const to = rule.verify?.escalate_to;
+    if (to !== undefined && (to === rule.name || !seen.has(to)))
+      problems.push(`${source}: rule ${rule.name}: verify.escalate_to names ${to === rule.name ? 'itself' : `no rule called ${to}`}`);
+  }
   if (problems.length > 0) throw new RulesError(problems);
   return rules;
+}
+
+/** scale_deployment: bounds on replicas, a Deployment (or a queue to map to one), both steps scaling. */
+function checkScaleRule(rule: RuleSpec, where: string, problems: string[]): void {
+  const scales = [rule.action, rule.on_resolved?.action].map((a) => a === 'scale_deployment');
+  if (!scales[0] && !scales[1]) {
+    if (rule.target.deployment !== undefined) problems.push(`${where}: target.deployment is for scale_deployment`);
+    return;
+  }
+  if (scales[0] !== (scales[1] ?? scales[0]) && rule.on_resolved)
+    problems.push(`${where}: on_resolved of a scale_deployment rule must scale the Deployment too (and the other way round)`);
+  const b = rule.bounds;
+  if (b.min_replicas === undefined || b.max_replicas === undefined)
+    problems.push(`${where}: scale_deployment needs bounds.min_replicas and bounds.max_replicas`);
+  else if (b.min_replicas > b.max_replicas) problems.push(`${where}: bounds.min_replicas is above bounds.max_replicas`);
+  if (rule.target.deployment === undefined && rule.target.queue_label === undefined)
+    problems.push(`${where}: scale_deployment needs target.deployment (or target.queue_label with kubernetes.queue_deployments)`);
+  if (rule.target.allow !== undefined) problems.push(`${where}: target.allow names workers; a scale_deployment rule names its Deployment`);
+  for (const text of [rule.target.deployment, rule.target.namespace]) {
+    try {
+      if (text !== undefined) checkTemplate(text);
+    } catch (e) {
+      if (!(e instanceof TemplateError)) throw e;
+      problems.push(`${where}: target: ${e.message}`);
+    }
+  }
 }
 
 export function loadRulesFile(path: string, allowDangerous: readonly DangerousAction[]): RemediationRule[] {

@@ -4,7 +4,8 @@ import type { Alert } from './alertmanager.js';
 import { applyBounds } from './bounds.js';
 import type { Decision, DecisionOutcome, RemediationExecutor, RemediationOptions, SuppressReason } from './types.js';
 import type { KillSwitch } from './kill-switch.js';
-import { convertArguments, dangerOf, targetAllowed, type RemediationAction, type RemediationRule } from './rules.js';
+import { grownDeploymentKey, planScale, resolveDeployment, type KubernetesParts, type ScalePlan } from './deployments.js';
+import { convertArguments, dangerOf, isWorkerAction, targetAllowed, type RemediationAction, type RemediationRule } from './rules.js';
 import type { RemediationState } from './state.js';
 import { stateKeys } from './state-keys.js';
 import { render, TemplateError } from './template.js';
@@ -29,6 +30,14 @@ export interface Judgement {
   /** In-flight locks this decision holds; released once it is over, whatever the outcome. */
   readonly held: string[];
   readonly dryRun: boolean;
+  /** mode approve, not yet approved: the safeguards run, then a proposal is filed instead. */
+  readonly proposing: boolean;
+  /** The names of the safeguards passed so far (a proposal lists them). */
+  readonly passed: string[];
+  /** scale_deployment: what the bounds step planned for the Deployment. */
+  scalePlan?: ScalePlan;
+  /** Work left after the decision acted (scale_deployment's confirmation through Celery). */
+  followUp?: () => Promise<void>;
 }
 
 /** What ends a decision; a step that lets it go on returns undefined. */
@@ -43,6 +52,8 @@ export interface SafeguardContext {
   readonly state: RemediationState;
   readonly killSwitch: KillSwitch;
   readonly options: RemediationOptions;
+  /** The Kubernetes API, for scale_deployment; undefined without credentials. */
+  readonly kubernetes?: KubernetesParts | undefined;
 }
 
 export interface Safeguard {
@@ -91,6 +102,15 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'targets',
     check(j, c) {
+      if (!isWorkerAction(j.action)) {
+        const found = resolveDeployment(j.rule, j.alert, c.kubernetes);
+        if ('error' in found) {
+          j.decision.error = found.error;
+          return { outcome: 'failed', reason: 'bad_arguments' };
+        }
+        j.targets = found.targets;
+        return j.targets.length > 0 ? undefined : suppressed('no_target');
+      }
       const resolved = resolveTargets(j, c.executor);
       j.targets = resolved.filter((worker) => targetAllowed(j.rule, worker));
       for (const worker of resolved) if (!j.targets.includes(worker)) skip(j, worker, 'not_allowed', 'outside target.allow');
@@ -114,11 +134,21 @@ export const SAFEGUARDS: readonly Safeguard[] = [
     },
   },
   {
+    // After an ineffective action (verify), the rule does not repeat it for that alert.
+    name: 'effect',
+    async check(j, c) {
+      if (j.resolvedStep || !j.rule.verify || !(await c.state.has(stateKeys.ineffective(j.rule.name, j.alert.fingerprint))))
+        return undefined;
+      skip(j, '*', 'ineffective', `its last ${j.action} for this alert did not help within ${j.rule.verify.within_seconds} s`);
+      return suppressed('ineffective');
+    },
+  },
+  {
     name: 'cooldown',
     async check(j, c) {
       const kept: string[] = [];
       for (const worker of j.targets) {
-        if (await c.state.has(stateKeys.cooldown(j.rule.name, j.action, worker))) skip(j, worker, 'cooldown');
+        if (await c.state.has(stateKeys.cooldown(j.rule.name, j.action, worker, j.resolvedStep))) skip(j, worker, 'cooldown');
         else kept.push(worker);
       }
       j.targets = kept;
@@ -142,6 +172,7 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'bounds',
     async check(j, c) {
+      if (!isWorkerAction(j.action)) return deploymentBounds(j, c);
       if (j.targets.length > 0) {
         j.targets = await applyBounds(c.executor, c.state, {
           rule: j.rule,
@@ -163,6 +194,7 @@ export const SAFEGUARDS: readonly Safeguard[] = [
     // the arguments is refused here, before anything is claimed or sent.
     name: 'command',
     check(j) {
+      if (!isWorkerAction(j.action)) return undefined; // not a Celery command: its bounds checked the arguments
       try {
         for (const worker of j.targets) prepareCommand(j.action, j.perTarget.get(worker) ?? j.args);
       } catch (e) {
@@ -176,7 +208,8 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'caps',
     async check(j, c) {
-      if (j.dryRun) return undefined;
+      if (j.dryRun || j.proposing) return undefined; // counted when approved
+
       const cap = j.rule.max_actions;
       if (cap && (await c.state.count(stateKeys.ruleCap(j.rule.name), cap.window_seconds * 1000)) > cap.count) return suppressed('cap');
       const g = c.options.globalCap;
@@ -187,15 +220,35 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'claim',
     async check(j, c) {
-      const key = stateKeys.idempotency(j.alert, j.rule.name, j.action, j.dryRun);
+      const key = j.proposing
+        ? stateKeys.proposal(j.alert, j.rule.name, j.action)
+        : stateKeys.idempotency(j.alert, j.rule.name, j.action, j.dryRun);
       return (await c.state.claim(key, c.options.memorySeconds * 1000)) ? undefined : suppressed('duplicate');
     },
   },
   {
     name: 'dry_run',
-    check: (j) => (j.dryRun ? { outcome: 'dry_run' } : undefined),
+    check: (j) => (j.dryRun ? { outcome: 'dry_run' } : j.proposing ? { outcome: 'proposed' } : undefined),
   },
 ];
+
+/** Bounds for scale_deployment (deployments.ts planScale): one Deployment, refused if an autoscaler owns it. */
+async function deploymentBounds(j: Judgement, c: SafeguardContext): Promise<Verdict | undefined> {
+  const target = j.targets[0];
+  if (target === undefined || !c.kubernetes) return suppressed(j.decision.skipped[0]?.reason ?? 'no_target');
+  const shrinkBackKey = j.resolvedStep ? grownDeploymentKey(j.alert, j.rule.name, target) : undefined;
+  const plan = await planScale(c.kubernetes, c.state, { rule: j.rule, args: j.args, target, shrinkBackKey });
+  if ('reason' in plan) {
+    skip(j, target, plan.reason, plan.detail);
+    j.targets = [];
+    j.decision.targets = [];
+    return suppressed(plan.reason);
+  }
+  j.scalePlan = plan;
+  j.decision.deployment = plan.change;
+  j.decision.targets = j.targets;
+  return undefined;
+}
 
 function resolveTargets(j: Judgement, executor: RemediationExecutor): string[] {
   const t = j.rule.target;

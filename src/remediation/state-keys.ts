@@ -19,8 +19,13 @@ export const stateKeys = {
   /** Held once the decision to act (or to dry-run) is taken, for remediation.memory_seconds. */
   idempotency: (alert: AlertInstance, rule: string, action: string, dryRun: boolean): string =>
     `${v}${dryRun ? 'dry-idem' : 'idem'}:${alert.fingerprint}:${alert.startsAt}:${alert.status}:${rule}:${action}`,
-  /** Per rule, action and worker, for the rule's cooldown_seconds after a successful command. */
-  cooldown: (rule: string, action: string, worker: string): string => `${v}cooldown:${rule}:${action}:${worker}`,
+  /**
+   * Per rule, action and worker, for the rule's cooldown_seconds after a successful command. The
+   * on_resolved step has its own: undoing (rate_limit → rate_limit 0, scale_deployment by 1 → by
+   * -1) is the same action and must not wait for the cooldown of what it undoes.
+   */
+  cooldown: (rule: string, action: string, worker: string, resolvedStep = false): string =>
+    `${v}cooldown:${rule}:${action}:${worker}${resolvedStep ? ':resolved' : ''}`,
   /** One action at a time per worker, across rules and replicas. */
   inFlight: (worker: string): string => `${v}inflight:${worker}`,
   /** Processes added or removed but not in `stats` yet (the pool's maintenance tick lags). */
@@ -28,6 +33,13 @@ export const stateKeys = {
   /** What a firing alert grew on a worker, so its resolved notification shrinks back at most that. */
   grown: (alert: Pick<AlertInstance, 'fingerprint' | 'startsAt'>, rule: string, worker: string): string =>
     `${v}grown:${alert.fingerprint}:${alert.startsAt}:${rule}:${worker}`,
+  /** Held once a rule in approve mode proposed for an alert instance: Alertmanager's resends file nothing more. */
+  proposal: (alert: AlertInstance, rule: string, action: string): string =>
+    `${v}proposed:${alert.fingerprint}:${alert.startsAt}:${alert.status}:${rule}:${action}`,
+  /** An alert instance Alertmanager reported resolved, whichever replica heard it (verify). */
+  resolved: (alert: Pick<AlertInstance, 'fingerprint' | 'startsAt'>): string => `${v}resolved:${alert.fingerprint}:${alert.startsAt}`,
+  /** A verified-ineffective action: the rule does not repeat it for this alert (by fingerprint) for verify.block_seconds. */
+  ineffective: (rule: string, fingerprint: string): string => `${v}ineffective:${rule}:${fingerprint}`,
   /** Action counters per fixed window (the window number is appended by the store). */
   ruleCap: (rule: string): string => `${v}cap:${rule}`,
   globalCap: `${v}cap:*`,

@@ -30,19 +30,52 @@ export interface TargetOutcome {
 }
 
 export type SuppressReason =
-  'duplicate' | 'cooldown' | 'bound' | 'cap' | 'kill_switch' | 'no_target' | 'in_flight' | 'not_allowed' | 'nothing_to_revert';
-export type DecisionOutcome = 'acted' | 'failed' | 'no_reply' | 'dry_run' | 'suppressed';
+  | 'duplicate'
+  | 'cooldown'
+  | 'bound'
+  | 'cap'
+  | 'kill_switch'
+  | 'no_target'
+  | 'in_flight'
+  | 'not_allowed'
+  | 'nothing_to_revert'
+  /** scale_deployment: an HPA or KEDA ScaledObject owns the Deployment and would overwrite it. */
+  | 'autoscaler_owned'
+  /** verify: the same action on this alert was verified ineffective; not repeated blindly. */
+  | 'ineffective';
+
+/** What scale_deployment did to a Deployment, and what Celery showed of it afterwards. */
+export interface DeploymentChange {
+  namespace: string;
+  name: string;
+  before: number;
+  after: number;
+  /** Concurrent writers met (409s) before the write went through. */
+  conflicts?: number;
+  /** Scale-down: cancel_consumer on the workers of the pods that go, before the count dropped. */
+  cancelled?: TargetOutcome[];
+  /** When the workers of the Deployment's pods came online and consumed the queue. */
+  confirmation?: { confirmed: boolean; queue?: string; workers: Array<{ worker: string; online_at: string }>; seconds: number };
+}
+export type DecisionOutcome = 'acted' | 'failed' | 'no_reply' | 'dry_run' | 'suppressed' | 'proposed';
 
 export interface Decision {
   rule: string;
   action: RemediationAction;
   outcome: DecisionOutcome;
-  reason?: SuppressReason | 'bad_arguments' | 'broker_unavailable' | 'error';
+  reason?: SuppressReason | 'bad_arguments' | 'broker_unavailable' | 'kubernetes' | 'error';
   alert: { fingerprint: string; startsAt: string; status: Alert['status']; labels: Record<string, string> };
   arguments?: Record<string, unknown>;
   targets: string[];
   skipped: Array<{ worker: string; reason: SuppressReason; detail?: string }>;
   results?: TargetOutcome[];
+  /** mode approve: the proposal this decision filed, or the principal whose approval it carried out. */
+  proposal?: string;
+  approved_by?: string;
+  /** verify.escalate_to: the rule whose action was verified ineffective, so this one ran instead. */
+  escalated_from?: string;
+  /** scale_deployment: the Deployment's replicas before → after, and the confirmation. */
+  deployment?: DeploymentChange;
   /** Why a decision failed before any command was sent (outcome failed, reason error/broker_unavailable). */
   error?: string;
 }
@@ -62,4 +95,8 @@ export interface RemediationOptions {
   busyShrinkRetryMs: number;
   /** How long a grow or shrink counts as pending: longer than the pool's 5 s maintenance tick. */
   pendingResizeMs?: number;
+  /** scale_deployment: how long to watch for the new workers to come online. */
+  confirmMs?: number;
+  /** mode approve: how long a proposal waits for an answer. */
+  proposalTtlMs?: number;
 }

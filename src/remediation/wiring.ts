@@ -10,7 +10,11 @@ import type { BrokerTransport } from '../transport/transport.js';
 import { Remediator } from './engine.js';
 import { ClusterExecutor } from './executor.js';
 import { LocalKillSwitch, RedisKillSwitch, type KillSwitch } from './kill-switch.js';
-import { loadConfiguredRules } from './rules.js';
+import { loadConfiguredRules, type RemediationRule } from './rules.js';
+import type { KubernetesConfig } from '../config/kubernetes-schema.js';
+import { KubernetesClient } from '../kubernetes/client.js';
+import { kubeCredentials, KubeCredentialsError } from '../kubernetes/credentials.js';
+import type { KubernetesParts } from './deployments.js';
 import { MemoryState, RedisState, type RemediationState } from './state.js';
 
 export interface RemediationParts {
@@ -21,6 +25,9 @@ export interface RemediationParts {
   metrics: ActionMetrics;
   logger: Logger;
   clock: Clock;
+  kubernetes: KubernetesConfig;
+  /** A queue's time to drain now (s), for verify. */
+  timeToDrain?: (queue: string) => Promise<number | undefined>;
 }
 
 export interface Remediation {
@@ -53,6 +60,7 @@ export function createRemediation(r: RemediationConfig, parts: RemediationParts)
       logger.debug({ err: e.message }, 'shared kill switch not read; the last value read stays in force'),
     );
   }
+  const kubernetes = kubernetesParts(parts.kubernetes, rules, logger);
   const remediator = new Remediator(
     rules,
     new ClusterExecutor(parts.transport, parts.control, parts.workers),
@@ -70,14 +78,35 @@ export function createRemediation(r: RemediationConfig, parts: RemediationParts)
       busyShrinkRetries: r.busy_shrink_retries,
       busyShrinkRetryMs: r.busy_shrink_retry_seconds * 1000,
       pendingResizeMs: r.pending_resize_seconds * 1000,
+      confirmMs: parts.kubernetes.confirm_seconds * 1000,
+      proposalTtlMs: r.proposal_expire_seconds * 1000,
     },
-    { killSwitch },
+    { killSwitch, now, ...(kubernetes ? { kubernetes } : {}), ...(parts.timeToDrain ? { timeToDrain: parts.timeToDrain } : {}) },
   );
   return {
     remediator,
     close: () => {
+      remediator.oversight.stop();
       killSwitch.stop();
       redis?.disconnect();
     },
   };
+}
+
+/**
+ * The Kubernetes API for scale_deployment: kubernetes.kubeconfig, else the pod's service account.
+ * Without credentials a rules file that scales Deployments stops the start (a clear error);
+ * one that does not simply has no Kubernetes API.
+ */
+function kubernetesParts(config: KubernetesConfig, rules: readonly RemediationRule[], logger: Logger): KubernetesParts | undefined {
+  const scales = rules.some((r) => r.action === 'scale_deployment');
+  try {
+    const creds = kubeCredentials(config);
+    logger.info({ server: creds.server, source: creds.source }, 'Kubernetes API for scale_deployment');
+    return { client: new KubernetesClient(creds, config.request_timeout_seconds * 1000), config, defaultNamespace: creds.namespace };
+  } catch (e) {
+    if (!(e instanceof KubeCredentialsError)) throw e;
+    if (scales) throw e;
+    return undefined;
+  }
 }

@@ -6,6 +6,8 @@ export interface TaskRecord {
   queue?: string;
   /** Sender timestamp (s) of task-sent, for queue wait. */
   sentAt?: number;
+  /** Our clock (ms) when task-sent arrived: the age of a message still waiting in the broker. */
+  sentSeenAt?: number;
   /** ETA (s) from task-sent/received: queue wait starts at max(sent, eta). */
   etaAt?: number;
   /** Worker timestamp (s) of task-started and who started it, for when task-sent arrives later. */

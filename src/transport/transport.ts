@@ -80,6 +80,11 @@ export interface QueueDepth {
   /** Consumers attached (RabbitMQ only; Redis has no such count). */
   readonly consumers: number | null;
   readonly error?: string;
+  /**
+   * Redis: the task id of the oldest message of each non-empty priority list, read with LINDEX
+   * (which leaves the queue as it is). RabbitMQ cannot show a message without taking it.
+   */
+  readonly oldestTaskIds?: readonly string[];
 }
 
 export interface BrokerTransport {

@@ -35,6 +35,39 @@ describe('the celery-autopilot command', () => {
     expect(r.stderr).not.toContain('hunter2');
   });
 
+  it('--check-config needs Kubernetes credentials for rules that scale Deployments, and reads a kubeconfig', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cap-cli-'));
+    const rules = path.join(dir, 'rules.yml');
+    writeFileSync(
+      rules,
+      'rules: [{ name: s, match: {}, action: scale_deployment, arguments: { by: 1 }, target: { deployment: w, namespace: celery }, bounds: { min_replicas: 1, max_replicas: 3 } }]\n',
+    );
+    const args = [
+      '--check-config',
+      '--remediation-enabled',
+      'true',
+      '--remediation-rules-file',
+      rules,
+      '--remediation-webhook-bearer-token',
+      'a-long-enough-webhook-token',
+    ];
+    const outside = spawnSync(process.execPath, [...MAIN, ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KUBERNETES_'))),
+    });
+    expect(outside.status).toBe(2);
+    expect(outside.stderr).toContain('set kubernetes.kubeconfig');
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      'clusters: [{ name: c, cluster: { server: "https://127.0.0.1:6443" } }]\nusers: [{ name: u, user: { token: t } }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\ncurrent-context: x\n',
+    );
+    const ok = run([...args, '--kubernetes-kubeconfig', kubeconfig]);
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+  });
+
   it('--check-config reports an invalid rules file', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cap-cli-'));
     const rules = path.join(dir, 'rules.yml');

@@ -372,9 +372,15 @@ describe('redis transport', () => {
       // The same queue name without our prefix belongs to someone else.
       const foreign = `${queue}`;
       await harness.raw.lpush(foreign, 'x');
+      // The oldest message of each non-empty list (kombu LPUSHes, BRPOPs: index -1), by task id.
+      const tails = await Promise.all(
+        [queue, `${queue}\x06\x163`, `${queue}\x06\x166`, `${queue}\x06\x169`].map((k) => harness.raw.lindex(`${prefix}${k}`, -1)),
+      );
+      const oldestTaskIds = tails.flatMap((t) => (t ? [(JSON.parse(t) as { headers: { id: string } }).headers.id] : []));
+      expect(oldestTaskIds).toHaveLength(3);
       try {
         const [depth] = await h.transport.queueDepths([queue], 2000);
-        expect(depth).toEqual({ name: queue, messages: 4, consumers: null });
+        expect(depth).toEqual({ name: queue, messages: 4, consumers: null, oldestTaskIds });
       } finally {
         await harness.raw.del(foreign);
       }
@@ -388,7 +394,7 @@ describe('redis transport', () => {
       await harness.pushTasks(good, 2);
       await harness.raw.set(`${harness.isolation.keyprefix}${bad}`, 'not a list');
       const depths = await h.transport.queueDepths([good, bad], 2000);
-      expect(depths[0]).toEqual({ name: good, messages: 2, consumers: null });
+      expect(depths[0]).toEqual({ name: good, messages: 2, consumers: null, oldestTaskIds: [expect.any(String)] });
       expect(depths[1]).toMatchObject({ name: bad, messages: null, consumers: null });
       expect(depths[1]?.error).toMatch(/WRONGTYPE/);
     });

@@ -5,7 +5,14 @@ import path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { AuditRecord } from '../../src/audit/audit-log.js';
 import { startExporter, waitFor, type RunningExporter } from './exporter.js';
-import { ALERTMANAGER_CONFIG_FILE } from './prometheus.js';
+import {
+  ALERTMANAGER_CONFIG_FILE,
+  alertRulesWith,
+  startAlertmanager,
+  startPrometheus,
+  type RunningAlertmanager,
+  type RunningPrometheus,
+} from './prometheus.js';
 
 /**
  * Alertmanager on the remediation side: the shipped alertmanager.yml pointed at a test service
@@ -241,4 +248,44 @@ export async function waitForConsumer(service: RemediationService, worker: strin
     200,
     () => JSON.stringify(service.exporter.service.workers.alive().map((w) => ({ hostname: w.hostname, queues: w.queues }))),
   );
+}
+
+export interface AlertingLoop {
+  prometheus: RunningPrometheus;
+  alertmanager: RunningAlertmanager;
+  /** Both logs' tails, for failure messages. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Real Prometheus scraping the service (job celery-autopilot) with the shipped alert rules, some
+ * tightened, and real Alertmanager with the shipped config posting to the service's webhook.
+ */
+export async function startAlertingLoop(
+  service: RemediationService,
+  overrides: Record<string, { for?: string; threshold?: number }>,
+): Promise<AlertingLoop> {
+  const alertmanager = await startAlertmanager({
+    config: await shippedAlertmanagerConfig({ serviceOrigin: service.url, credentialsFile: service.webhookTokenFile }),
+  });
+  try {
+    const prometheus = await startPrometheus({
+      targets: [{ job: 'celery-autopilot', url: `${service.url}/metrics` }],
+      rules: [await alertRulesWith(overrides)],
+      alertmanager: new URL(alertmanager.url).host,
+    });
+    return {
+      prometheus,
+      alertmanager,
+      logs: () => `prometheus:\n${prometheus.logs().slice(-1000)}\nalertmanager:\n${alertmanager.logs().slice(-1000)}`,
+      stop: async () => {
+        await prometheus.stop();
+        await alertmanager.stop();
+      },
+    };
+  } catch (e) {
+    await alertmanager.stop();
+    throw e;
+  }
 }

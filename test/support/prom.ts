@@ -17,7 +17,9 @@ export function parseMetrics(text: string): Sample[] {
         labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
       }
     }
-    out.push({ name: m[1]!, labels, value: Number(m[4]) });
+    // The exposition format writes infinities as +Inf and -Inf, which Number() does not read.
+    const text = m[4]!;
+    out.push({ name: m[1]!, labels, value: text === '+Inf' ? Infinity : text === '-Inf' ? -Infinity : Number(text) });
   }
   return out;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import type { WorkerEvent } from '../../src/celery/events.js';
 import { QueueCollector } from '../../src/exporter/queue-collector.js';
+import { QueueFlow } from '../../src/state/queue-flow.js';
 import { WorkerRegistry } from '../../src/state/workers.js';
 import type { BrokerTransport, QueueDepth } from '../../src/transport/transport.js';
 
@@ -45,7 +46,16 @@ describe('queues stay reported after their last consumer is gone', () => {
     clock.advance(5000); // heartbeat window over: the worker is dead
     broker.depths.q = { messages: 5, consumers: 0 };
     // Within the 60 s depth cache, yet read again: who consumes the queue changed.
-    expect((await byQueue(queues)).q).toEqual({ queue: 'q', length: 5, consumers: 0, workers: 0, processes: 0 });
+    expect((await byQueue(queues)).q).toEqual({
+      queue: 'q',
+      length: 5,
+      consumers: 0,
+      workers: 0,
+      processes: 0,
+      timeToDrain: null,
+      processesNeeded: null,
+      oldestMessageAge: null,
+    });
     expect(broker.reads).toHaveLength(2);
   });
 
@@ -84,5 +94,41 @@ describe('queues stay reported after their last consumer is gone', () => {
     queues.learn('b');
     queues.learn('c');
     expect(queues.queueNames()).toEqual(['a', 'b', 'configured']);
+  });
+});
+
+describe('the age of the oldest waiting message', () => {
+  const collector = (oldestTaskIds: string[] | undefined, messages: number, seen: Record<string, number>) => {
+    const clock = new ManualClock();
+    const transport = {
+      kind: 'redis',
+      isConnected: () => true,
+      queueDepths: async (queues: readonly string[]): Promise<QueueDepth[]> =>
+        queues.map((name) => ({ name, messages, consumers: null, ...(oldestTaskIds ? { oldestTaskIds } : {}) })),
+    } as unknown as BrokerTransport;
+    const flow = new QueueFlow(() => clock.nowMs(), 60, 10);
+    const queues = new QueueCollector(
+      transport,
+      new WorkerRegistry(clock, { purgeAfterSeconds: 600 }),
+      clock,
+      { configuredQueues: ['q'], timeoutMs: 1000, cacheMs: 0, retentionMs: 0, maxQueues: 10 },
+      { flow, sentSeenAt: (id) => seen[id] },
+    );
+    return { clock, queues };
+  };
+
+  it('is now − when task-sent of the oldest of the priority lists arrived', async () => {
+    const { clock, queues } = collector(['a', 'b'], 2, {});
+    const start = clock.nowMs();
+    const seen = { a: start - 5000, b: start - 12_000 };
+    const c = collector(['a', 'b'], 2, seen);
+    expect((await c.queues.collect())[0]).toMatchObject({ oldestMessageAge: 12 });
+    // A waiting message whose task-sent was not seen: the age is not known, so not reported.
+    expect((await queues.collect())[0]).toMatchObject({ oldestMessageAge: null });
+  });
+
+  it('an empty queue has age 0; a broker that cannot tell (RabbitMQ) reports none', async () => {
+    expect((await collector([], 0, {}).queues.collect())[0]).toMatchObject({ oldestMessageAge: 0, timeToDrain: 0 });
+    expect((await collector(undefined, 4, {}).queues.collect())[0]).toMatchObject({ oldestMessageAge: null, timeToDrain: Infinity });
   });
 });

@@ -120,6 +120,27 @@ describe('remediation safeguards', () => {
     expect(audit.recent('remediation')[0]).toMatchObject({ rule: 'grow', outcome: 'acted', targets: ['celery@a', 'celery@b'] });
   });
 
+  it('an on_resolved step of the same action is not held up by the cooldown of the step it undoes', async () => {
+    const rules = `
+rules:
+  - name: limit
+    match: { labels: { alertname: Failing } }
+    action: rate_limit
+    arguments: { task_name: tasks.x, rate_limit: 30/m }
+    target: { queue_label: queue_name }
+    cooldown_seconds: 1800
+    on_resolved: { action: rate_limit, arguments: { task_name: tasks.x, rate_limit: "0" } }
+`;
+    const { cluster, post } = setup({}, rules);
+    const failing = alert({ alertname: 'Failing', queue_name: 'images' });
+    await post(failing);
+    await post({ ...failing, status: 'resolved' });
+    expect(cluster.sent.map((s) => s.args.rate_limit)).toEqual(['30/m', '0']);
+    // ...while a second firing of another instance inside the cooldown still waits.
+    await post(alert({ alertname: 'Failing', queue_name: 'images' }, { startsAt: '2026-11-30T03:00:00Z' }));
+    expect(cluster.sent).toHaveLength(2);
+  });
+
   it('the same notification three times sends one command', async () => {
     const { cluster, post, read } = setup();
     await post(backlog());
