@@ -28,13 +28,11 @@ import {
   createResultBackend,
   createTaskPublisher,
   createTaskStore,
-  createWorkerPersistence,
   type ResultBackend,
-  type TaskPersistence,
   type TaskPublisher,
   type TaskStore,
-  type WorkerPersistence,
 } from './tasks/index.js';
+import { createTaskPersistence, createWorkerPersistence, type TaskPersistence, type WorkerPersistence } from './persistence/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
@@ -129,9 +127,8 @@ export class Service {
       overflowValue: c.overflow_value,
     };
     this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, processing, this.flow);
-    const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
-    this.taskStore = taskParts?.store;
-    this.#taskPersistence = taskParts?.persistence;
+    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
+    this.#taskPersistence = this.taskStore ? createTaskPersistence(config, this.taskStore, this.#logger) : undefined;
     if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
     this.selfMetrics = new SelfMetrics(
       this.registry,

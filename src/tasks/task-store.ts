@@ -20,7 +20,7 @@ export interface TaskStoreOptions {
  *    the same for requests, yielding to the event loop as it goes;
  *  - `taskTypes()`: task names seen, sorted;
  *  - `size`, `capacity`, `evictions`, `duplicates`: for self-metrics and pages;
- *  - `restore`, `trackChanges`, `takeChanges`: for persistence (task-persistence.ts).
+ *  - `restore`, `trackChanges`, `takeChanges`: for persistence (persistence/task-persistence.ts).
  * Records handed out are the live objects: read them, never change them.
  */
 export class TaskStore {
