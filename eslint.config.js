@@ -29,7 +29,6 @@ export default tseslint.config(
     // (tsconfig.browser.json, checkJs), so eslint's no-undef, which knows no browser globals
     // without a list, would only repeat that check.
     files: ['src/console/static/**/*.js'],
-    languageOptions: { sourceType: 'script' },
     rules: { 'no-undef': 'off' },
   },
 );
