@@ -40,6 +40,8 @@ export interface TaskRecord {
   queue: string | null;
   root_id: string | null;
   parent_id: string | null;
+  /** The task this one re-runs (POST /api/task/rerun): ours, not Celery's; set when we publish it. */
+  rerun_of: string | null;
   clock: number;
   /** task-revoked: terminated / expired / signum. */
   terminated: boolean | null;
@@ -135,6 +137,7 @@ export function newTask(uuid: string): TaskRecord {
     queue: null,
     root_id: null,
     parent_id: null,
+    rerun_of: null,
     clock: 0,
     terminated: null,
     expired: null,
