@@ -23,18 +23,16 @@ import { loadConfiguredRules, type RemediationRule } from './remediation/rules.j
 import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
 import { QueueFlow } from './state/queue-flow.js';
-import { TaskTracker } from './state/tasks.js';
+import { InFlightTasks } from './state/in-flight-tasks.js';
 import {
   createResultBackend,
   createTaskPublisher,
   createTaskStore,
-  createWorkerPersistence,
   type ResultBackend,
-  type TaskPersistence,
   type TaskPublisher,
   type TaskStore,
-  type WorkerPersistence,
 } from './tasks/index.js';
+import { createTaskPersistence, createWorkerPersistence, type TaskPersistence, type WorkerPersistence } from './persistence/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
@@ -57,7 +55,7 @@ export class Service {
   readonly registry = new Registry();
   readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
   readonly workers: WorkerRegistry;
-  readonly tasks: TaskTracker;
+  readonly tasks: InFlightTasks;
   /** Arrivals, completions and runtimes per queue: the autoscaling signals' rates. */
   readonly flow: QueueFlow;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
@@ -118,7 +116,7 @@ export class Service {
       purgeAfterSeconds: m.purge_offline_worker_seconds,
     });
     const c = config.cardinality;
-    this.tasks = new TaskTracker(c.max_tracked_tasks);
+    this.tasks = new InFlightTasks(c.max_tracked_tasks);
     this.flow = new QueueFlow(() => this.#clock.nowMs(), m.rate_window_seconds, c.max_queues);
     const processing = {
       defaultQueue: m.default_queue_name,
@@ -129,9 +127,8 @@ export class Service {
       overflowValue: c.overflow_value,
     };
     this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, processing, this.flow);
-    const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
-    this.taskStore = taskParts?.store;
-    this.#taskPersistence = taskParts?.persistence;
+    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
+    this.#taskPersistence = this.taskStore ? createTaskPersistence(config, this.taskStore, this.#logger) : undefined;
     if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
     this.selfMetrics = new SelfMetrics(
       this.registry,

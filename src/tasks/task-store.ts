@@ -1,5 +1,5 @@
 import type { TaskEvent } from '../celery/events.js';
-import { applyEvent, newTask, text, type FieldLimits, type TaskRecord } from './task-state.js';
+import { applyEvent, newTask, text, type FieldLimits, type TaskHistory } from './task-history.js';
 import { runQuery, runQueryInSlices, type TaskPage, type TaskQuery } from './task-query.js';
 
 export interface TaskStoreOptions {
@@ -20,12 +20,12 @@ export interface TaskStoreOptions {
  *    the same for requests, yielding to the event loop as it goes;
  *  - `taskTypes()`: task names seen, sorted;
  *  - `size`, `capacity`, `evictions`, `duplicates`: for self-metrics and pages;
- *  - `restore`, `trackChanges`, `takeChanges`: for persistence (task-persistence.ts).
+ *  - `restore`, `trackChanges`, `takeChanges`: for persistence (persistence/task-persistence.ts).
  * Records handed out are the live objects: read them, never change them.
  */
 export class TaskStore {
   /** Map order = update order: the first key is the least recently updated task. */
-  readonly #tasks = new Map<string, TaskRecord>();
+  readonly #tasks = new Map<string, TaskHistory>();
   /** parent id → ids of its children seen so far. */
   readonly #children = new Map<string, Set<string>>();
   /** original id → ids of the tasks published to re-run it. */
@@ -73,7 +73,7 @@ export class TaskStore {
     if (task.name !== nameBefore && task.name !== null && this.#types.size < this.#maxTypes) this.#types.add(task.name);
   }
 
-  get(uuid: string): Readonly<TaskRecord> | undefined {
+  get(uuid: string): Readonly<TaskHistory> | undefined {
     return this.#tasks.get(uuid);
   }
 
@@ -113,7 +113,7 @@ export class TaskStore {
   }
 
   /** Oldest (least recently updated) first. */
-  all(): IterableIterator<Readonly<TaskRecord>> {
+  all(): IterableIterator<Readonly<TaskHistory>> {
     return this.#tasks.values();
   }
 
@@ -131,7 +131,7 @@ export class TaskStore {
   }
 
   /** Puts back a record read from persistence (oldest first), as if its events had just arrived. */
-  restore(record: TaskRecord): void {
+  restore(record: TaskHistory): void {
     // Cut again: the file may have been written with larger limits (or by hand).
     const l = this.options.limits;
     record.args = text(record.args, l.args);
@@ -153,11 +153,11 @@ export class TaskStore {
   }
 
   /** The tasks updated (current records, oldest first) and the ids evicted since the last call. */
-  takeChanges(): { updated: Readonly<TaskRecord>[]; evicted: string[] } {
+  takeChanges(): { updated: Readonly<TaskHistory>[]; evicted: string[] } {
     const c = this.#changes;
     if (!c) return { updated: [], evicted: [] };
     this.#changes = { updated: new Set(), evicted: new Set() };
-    const updated: TaskRecord[] = [];
+    const updated: TaskHistory[] = [];
     for (const id of c.updated) {
       const t = this.#tasks.get(id);
       if (t) updated.push(t);
@@ -183,7 +183,7 @@ export class TaskStore {
     }
   }
 
-  #link(task: TaskRecord, previousParent: string | null): void {
+  #link(task: TaskHistory, previousParent: string | null): void {
     if (previousParent !== null) this.#unlink(previousParent, task.uuid);
     if (task.parent_id === null || task.parent_id === task.uuid) return;
     let set = this.#children.get(task.parent_id);

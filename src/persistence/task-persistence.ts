@@ -2,8 +2,8 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { ensurePrivateFile, tightenIfExists } from '../private-file.js';
-import { TASK_STATES, newTask, type TaskRecord } from './task-state.js';
-import type { TaskStore } from './task-store.js';
+import { TASK_STATES, newTask, type TaskHistory } from '../tasks/task-history.js';
+import type { TaskStore } from '../tasks/task-store.js';
 
 /**
  * Flower's --persistent for the task store: `tasks.persist` names an SQLite file (better-sqlite3,
@@ -161,7 +161,7 @@ export class TaskPersistence {
 
 /** Longest text a kept field can have (tasks.max_*_chars at most). */
 const MAX_TEXT = 1024 * 1024;
-/** Text fields and their longest length, as task-state.ts cuts them. */
+/** Text fields and their longest length, as task-history.ts cuts them. */
 const TEXT_FIELDS = {
   name: 512,
   args: MAX_TEXT,
@@ -180,7 +180,7 @@ const TEXT_FIELDS = {
   parent_id: 255,
   rerun_of: 255,
   signum: 32,
-} as const satisfies Partial<Record<keyof TaskRecord, number>>;
+} as const satisfies Partial<Record<keyof TaskHistory, number>>;
 const NUMBER_FIELDS = [
   'timestamp',
   'sent',
@@ -193,10 +193,10 @@ const NUMBER_FIELDS = [
   'rejected',
   'retries',
   'runtime',
-] as const satisfies ReadonlyArray<keyof TaskRecord>;
-const BOOLEAN_FIELDS = ['terminated', 'expired'] as const satisfies ReadonlyArray<keyof TaskRecord>;
+] as const satisfies ReadonlyArray<keyof TaskHistory>;
+const BOOLEAN_FIELDS = ['terminated', 'expired'] as const satisfies ReadonlyArray<keyof TaskHistory>;
 
-type Parsed = { record: TaskRecord } | { reason: SkipReason; field?: string };
+type Parsed = { record: TaskHistory } | { reason: SkipReason; field?: string };
 
 /**
  * A stored row as a task record, built field by field (unknown fields are dropped; a missing
@@ -214,7 +214,7 @@ export function parseRecord(text: unknown): Parsed {
   if (typeof raw.uuid !== 'string' || raw.uuid.length === 0 || raw.uuid.length > 255) return bad('uuid');
   if (!(TASK_STATES as readonly unknown[]).includes(raw.state)) return bad('state');
   const record = newTask(raw.uuid);
-  record.state = raw.state as TaskRecord['state'];
+  record.state = raw.state as TaskHistory['state'];
   const present = (v: unknown) => v !== undefined && v !== null;
   const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   if (present(raw.clock)) {
