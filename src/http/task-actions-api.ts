@@ -9,7 +9,7 @@ import { SubmitError } from '../tasks/submit-options.js';
 import { SubmitRefusedError } from '../tasks/submit-policy.js';
 import { TaskQueryError, type TaskQuery } from '../tasks/task-query.js';
 import type { TaskStore } from '../tasks/task-store.js';
-import type { TaskRecord } from '../tasks/task-state.js';
+import type { TaskHistory } from '../tasks/task-history.js';
 import type { ControlRoutes } from './control-routes.js';
 import { HttpError, sendError } from './control-routes.js';
 import { booleanParam } from './params.js';
@@ -42,7 +42,7 @@ export function taskActionsApi(deps: TaskSubmitApiDeps, routes: ControlRoutes): 
   };
 
   /** Publishes one planned re-run and links it to its original in the store. */
-  const rerun = async (req: Request, original: Readonly<TaskRecord>, plan: RerunRequest, audit: boolean): Promise<SentTask> => {
+  const rerun = async (req: Request, original: Readonly<TaskHistory>, plan: RerunRequest, audit: boolean): Promise<SentTask> => {
     const now = new Date(deps.clock.nowMs());
     const r = { args: plan.args, kwargs: plan.kwargs, queue: plan.queue, priority: 0 };
     const sent = await publishTask(deps, req, 'rerun', plan.name, r, now, audit ? { rerun_of: original.uuid, edited: plan.edited } : null);
@@ -94,7 +94,7 @@ export function taskActionsApi(deps: TaskSubmitApiDeps, routes: ControlRoutes): 
     return Object.fromEntries(FILTERS.map((f) => [f, body[f] ?? req.query[f]]).filter(([, v]) => v !== undefined));
   };
   /** The matching tasks, or the dry-run answer; over the maximum is a 400 naming it. */
-  const matching = async (req: Request, action: string): Promise<{ tasks: Readonly<TaskRecord>[]; dry?: Record<string, unknown> }> => {
+  const matching = async (req: Request, action: string): Promise<{ tasks: Readonly<TaskHistory>[]; dry?: Record<string, unknown> }> => {
     const page = await store().queryInSlices(bulkQuery(req));
     const ids = page.tasks.slice(0, DRY_RUN_IDS).map((t) => t.uuid);
     if (booleanParam(req, 'dry_run', false))
@@ -116,7 +116,7 @@ export function taskActionsApi(deps: TaskSubmitApiDeps, routes: ControlRoutes): 
       const { tasks, dry } = await matching(req, 're-run');
       if (dry) return void res.json(dry);
       // Every task is checked before any is sent: a refusal leaves nothing half-done.
-      const plans: Array<[Readonly<TaskRecord>, RerunRequest]> = [];
+      const plans: Array<[Readonly<TaskHistory>, RerunRequest]> = [];
       const refused: Array<{ task_id: string; reason: string }> = [];
       for (const t of tasks) {
         try {

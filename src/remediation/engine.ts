@@ -292,7 +292,7 @@ export class Remediator {
     }
     if (!this.executor.brokerConnected()) return { outcome: 'failed', reason: 'broker_unavailable' };
     const results: TargetOutcome[] = [];
-    for (const g of groups.values()) results.push(...(await this.#send(action, g.args, g.workers, rule.bounds.min_pool_processes)));
+    for (const g of groups.values()) results.push(...(await this.#send(action, g.args, g.workers, j.rule.bounds.min_pool_processes)));
     decision.results = results;
     j.acted = results.filter((r) => r.status === 'ok').map((r) => r.worker);
     if (results.some((r) => r.status === 'error')) return { outcome: 'failed' };

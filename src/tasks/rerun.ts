@@ -2,7 +2,7 @@ import { validateQueueName } from '../control/validators.js';
 import { LiteralError, parsePythonLiteral } from './python-literal.js';
 import { SubmitError, parseSubmitBody } from './submit-options.js';
 import { SubmitRefusedError } from './submit-policy.js';
-import type { TaskRecord } from './task-state.js';
+import type { TaskHistory } from './task-history.js';
 
 /**
  * A re-run: the original's name, args, kwargs and queue, each replaceable in the request body.
@@ -62,7 +62,7 @@ function readBack(field: 'args' | 'kwargs', repr: string | null, id: string): un
 
 /** The new task's contents from the original's record and the caller's edits; throws SubmitRefusedError (409). */
 export function planRerun(
-  original: Readonly<TaskRecord>,
+  original: Readonly<TaskHistory>,
   edits: { args?: unknown[]; kwargs?: Record<string, unknown>; queue?: string },
   defaultQueue: string,
 ): RerunRequest {

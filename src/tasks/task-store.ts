@@ -92,7 +92,7 @@ export class TaskStore {
    * Records a task we just published to re-run `original`: the record exists (PENDING) before
    * any event of its own, so both pages link each other at once; its events then fill it in.
    */
-  recordRerun(uuid: string, original: string, fields: Pick<TaskRecord, 'name' | 'args' | 'kwargs' | 'queue'>, sentAt: number): void {
+  recordRerun(uuid: string, original: string, fields: Pick<TaskHistory, 'name' | 'args' | 'kwargs' | 'queue'>, sentAt: number): void {
     let task = this.#tasks.get(uuid);
     // A fast worker's events may have come first: they are kept, only the link is added.
     if (!task) {
@@ -191,7 +191,7 @@ export class TaskStore {
     set.add(task.uuid);
   }
 
-  #linkRerun(task: TaskRecord): void {
+  #linkRerun(task: TaskHistory): void {
     if (task.rerun_of === null || task.rerun_of === task.uuid) return;
     let set = this.#reruns.get(task.rerun_of);
     if (!set) this.#reruns.set(task.rerun_of, (set = new Set()));

@@ -4,7 +4,7 @@ import { pyRepr } from '../../src/tasks/python-text.js';
 import { parseRerunBody, planRerun } from '../../src/tasks/rerun.js';
 import { SubmitError } from '../../src/tasks/submit-options.js';
 import { SubmitRefusedError } from '../../src/tasks/submit-policy.js';
-import { newTask } from '../../src/tasks/task-state.js';
+import { newTask } from '../../src/tasks/task-history.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
 
 const reason = (repr: string): string => {
