@@ -15,7 +15,7 @@ import { serviceHttpDeps } from './service-http.js';
 import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from './service-telemetry.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
-import { ControlClient } from './control/client.js';
+import { answeredCommand, ControlClient } from './control/client.js';
 import { COMMANDS } from './control/commands.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
@@ -180,7 +180,7 @@ export class Service {
       this.actionMetrics.controlCommands.inc({ command, outcome });
       // HTTP or remediation alike: a pool or consumer change shows in the figures at once.
       if (result && command !== 'unknown' && COMMANDS.get(command)?.changesInspection) {
-        for (const r of result.results) if (r.status === 'ok') this.#inspector.refresh(r.worker);
+        for (const r of result.results) if (answeredCommand(r)) this.#inspector.refresh(r.worker);
       }
     });
     this.audit = new AuditLog(

@@ -178,6 +178,7 @@ const TEXT_FIELDS = {
   queue: 255,
   root_id: 255,
   parent_id: 255,
+  rerun_of: 255,
   signum: 32,
 } as const satisfies Partial<Record<keyof TaskHistory, number>>;
 const NUMBER_FIELDS = [
