@@ -18,6 +18,7 @@ import { consoleRouter, type ConsoleDeps } from '../console/index.js';
 import { landingPage } from '../console/landing.js';
 import { taskReadApi, type TaskApiDeps } from './task-api.js';
 import { taskSubmitApi, type TaskSubmitApiDeps } from './task-submit-api.js';
+import { taskActionsApi } from './task-actions-api.js';
 import { flowerWorkersApi, type FlowerWorkersApiDeps } from './flower-workers-api.js';
 import { urlPrefix } from './url-prefix.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
@@ -156,7 +157,9 @@ export function createHttpApp(deps: HttpDeps): Express {
   // worker snapshot.
   const { payload } = deps;
   app.use(taskReadApi({ ...deps.tasks.read, auth, payload, heavyRead }));
-  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload }));
+  const submitDeps = { ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload };
+  app.use(taskSubmitApi(submitDeps));
+  app.use(taskActionsApi(submitDeps, routes));
   app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues, payload }));
   app.use(flowerControlApi(routes));
   app.use(apiV1(routes));
