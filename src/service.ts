@@ -8,32 +8,34 @@ import { EventProcessor } from './exporter/event-processor.js';
 import { QueueCollector } from './exporter/queue-collector.js';
 import { sampleCluster } from './exporter/scrape-sample.js';
 import { TaskEventsWatch } from './exporter/task-events-watch.js';
-import { WorkerInspector } from './exporter/worker-inspector.js';
+import { wakeUpWorkers, WorkerInspector } from './exporter/worker-inspector.js';
 import { createHttpApp } from './http/app.js';
 import { Listener, type TlsMaterial } from './http/listener.js';
-import { serviceHttpDeps } from './service-http.js';
 import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from './service-telemetry.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
-import { answeredCommand, ControlClient } from './control/client.js';
-import { COMMANDS } from './control/commands.js';
+import type { ControlClient } from './control/client.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
-import { createRemediation, type Remediation } from './remediation/wiring.js';
-import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
+import { heavyReadLimit, TASK_LISTS_PER_CALLER } from './http/heavy-reads.js';
+import { VERSION } from './metrics/self-metrics.js';
+import { PayloadRule } from './tasks/payload.js';
+import type { FeatureModule } from './modules/module.js';
+import { createConsoleModule } from './modules/console.js';
+import { createControlModule } from './modules/control.js';
+import { createRemediationModule } from './modules/remediation.js';
+import { createTasksModule } from './modules/tasks.js';
 import { QueueFlow } from './state/queue-flow.js';
 import { InFlightTasks } from './state/in-flight-tasks.js';
+import { createTaskStore, type TaskStore } from './tasks/index.js';
 import {
-  createResultBackend,
-  createTaskPublisher,
-  createTaskStore,
-  type ResultBackend,
-  type TaskPublisher,
-  type TaskStore,
-} from './tasks/index.js';
-import { createTaskPersistence, createWorkerPersistence, type TaskPersistence, type WorkerPersistence } from './persistence/index.js';
-import { WorkerSnapshot } from './control/worker-snapshot.js';
+  createTaskPersistence,
+  createWorkerPersistence,
+  persistedRowsSkipped,
+  type TaskPersistence,
+  type WorkerPersistence,
+} from './persistence/index.js';
 import { WorkerRegistry } from './state/workers.js';
 import { createTransport } from './transport/index.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
@@ -60,12 +62,6 @@ export class Service {
   readonly flow: QueueFlow;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
   readonly taskStore: TaskStore | undefined;
-  /** Publishes task messages on its own broker connection (opened on first use). */
-  readonly taskPublisher: TaskPublisher;
-  /** Celery's result backend when tasks.result_backend is set. */
-  readonly resultBackend: ResultBackend | undefined;
-  /** What Flower's /api/workers shows, refreshed in the background once someone asks. */
-  readonly workerSnapshot: WorkerSnapshot;
   readonly processor: EventProcessor;
   readonly transport: BrokerTransport;
   readonly celeryMetrics: CeleryMetrics;
@@ -77,8 +73,8 @@ export class Service {
   readonly actionMetrics: ActionMetrics;
   /** Present when remediation.enabled. */
   readonly remediator: Remediator | undefined;
-  readonly #remediation: Remediation | undefined;
-  readonly webhookCredentials: WebhookCredentials;
+  /** The features, in the order their routes are mounted (http/app.ts). */
+  readonly #features: readonly FeatureModule[];
   readonly #inspector: WorkerInspector;
   readonly #taskEventsWatch: TaskEventsWatch;
   readonly #taskPersistence: TaskPersistence | undefined;
@@ -136,10 +132,7 @@ export class Service {
       selfTelemetrySource(
         this,
         () => this.#taskEventsWatch.silentWorkers,
-        () => [
-          ...[...(this.#taskPersistence?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['tasks', reason, n]),
-          ...[...(this.#workerPersistence?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['workers', reason, n]),
-        ],
+        () => persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
       ),
     );
     this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(
@@ -147,11 +140,7 @@ export class Service {
     );
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
-      // Celery's EventReceiver wake-up: every worker answers with a heartbeat at once, so
-      // liveness is known within a round trip of (re)subscribing, not after a heartbeat period.
-      this.transport
-        .broadcast({ method: 'heartbeat', arguments: {}, destination: null }, { reply: false, timeoutMs: 0 })
-        .catch((e: Error) => this.#logger.debug({ err: e.message }, 'heartbeat wake-up not sent'));
+      wakeUpWorkers(this.transport, this.#logger);
     });
     const depths = {
       configuredQueues: m.queues,
@@ -176,51 +165,60 @@ export class Service {
       (outcome) => this.selfMetrics.inspectRequests.inc({ outcome }),
     );
     this.actionMetrics = new ActionMetrics(this.registry, m.self_prefix);
-    this.control = new ControlClient(this.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome, result) => {
-      this.actionMetrics.controlCommands.inc({ command, outcome });
-      // HTTP or remediation alike: a pool or consumer change shows in the figures at once.
-      if (result && command !== 'unknown' && COMMANDS.get(command)?.changesInspection) {
-        for (const r of result.results) if (answeredCommand(r)) this.#inspector.refresh(r.worker);
-      }
+    this.audit = AuditLog.fromConfig(config.audit);
+    this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock, servedOverTls: this.servedOverTls });
+    // Shared by the features that return tasks: one payload rule, one bound on task lists.
+    const shared = {
+      auth: this.auth,
+      audit: this.audit,
+      workers: this.workers,
+      payload: new PayloadRule(config.tasks.payload_role),
+      heavyRead: heavyReadLimit(TASK_LISTS_PER_CALLER),
+      clock: this.#clock,
+      logger: this.#logger,
+    };
+    const control = createControlModule(config, {
+      ...shared,
+      transport: this.transport,
+      queues: this.queues,
+      actionMetrics: this.actionMetrics,
+      inspectionChanged: (worker) => this.#inspector.refresh(worker),
     });
-    this.audit = new AuditLog(
-      config.audit.file === '' ? undefined : config.audit.file,
-      config.audit.keep,
-      Date.now,
-      config.audit.keep_bytes,
-    );
-    this.workerSnapshot = new WorkerSnapshot(this.control, this.#clock, this.#logger, {
-      refreshSeconds: config.control.workers_refresh_seconds,
-      forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),
-    });
+    this.control = control.control;
     this.#workerPersistence = createWorkerPersistence(
       config,
       this.#taskPersistence,
-      { registry: this.workers, snapshot: this.workerSnapshot },
+      { registry: this.workers, snapshot: control.snapshot },
       this.#logger,
     );
-    this.taskPublisher = createTaskPublisher(config, this.#logger.child({ component: 'task-publisher' }));
-    this.resultBackend = createResultBackend(config, this.#logger);
-    this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock, servedOverTls: this.servedOverTls });
-    const r = config.remediation;
-    const webhook = loadWebhookCredentials(config);
-    this.webhookCredentials = webhook.credentials;
-    for (const warning of webhook.warnings) this.#logger.warn(warning);
-    if (r.enabled) {
-      this.#remediation = createRemediation(r, {
-        transport: this.transport,
-        control: this.control,
-        workers: this.workers,
-        audit: this.audit,
-        metrics: this.actionMetrics,
-        logger: this.#logger,
-        clock: this.#clock,
-        kubernetes: config.kubernetes,
-        timeToDrain: async (queue) => (await this.queues.collect()).find((q) => q.queue === queue)?.timeToDrain ?? undefined,
-      });
-      this.remediator = this.#remediation.remediator;
-    }
-    this.#wireCollectors();
+    const tasks = createTasksModule(config, {
+      ...shared,
+      store: this.taskStore,
+      snapshot: control.snapshot,
+      controlRoutes: control.routes,
+    });
+    const remediation = config.remediation.enabled
+      ? createRemediationModule(config, {
+          ...shared,
+          transport: this.transport,
+          control: this.control,
+          metrics: this.actionMetrics,
+          kubernetes: config.kubernetes,
+          timeToDrain: async (queue) => (await this.queues.collect()).find((q) => q.queue === queue)?.timeToDrain ?? undefined,
+          reloadRules: () => this.reloadRules(),
+        })
+      : undefined;
+    this.remediator = remediation?.remediator;
+    const operatorConsole = createConsoleModule(config, {
+      ...shared,
+      control: this.control,
+      queues: this.queues,
+      remediator: this.remediator,
+      store: this.taskStore,
+      abortable: tasks.abortable,
+    });
+    this.#features = [operatorConsole, tasks, control, ...(remediation ? [remediation] : [])];
+    this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
   }
 
   get clock(): Clock {
@@ -260,10 +258,6 @@ export class Service {
     this.remediator?.replaceRules(rules);
     this.#logger.info({ rules: rules.length }, 'remediation rules reloaded');
     return rules.length;
-  }
-
-  #wireCollectors(): void {
-    this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
   }
 
   /**
@@ -319,7 +313,19 @@ export class Service {
   /** Starts the HTTP(S) server on the configured address or unix socket; resolves with the bound port (0 on a socket). */
   async listen(port = this.config.port, host = this.config.listen_address): Promise<number> {
     for (const warning of this.#listener.tls?.warnings ?? []) this.#logger.warn(warning);
-    return this.#listener.listen(createHttpApp(serviceHttpDeps(this)), port, host);
+    const app = createHttpApp({
+      version: VERSION,
+      logger: this.#logger,
+      trustProxy: this.config.trust_proxy,
+      auth: this.auth,
+      publicUrl: this.config.auth.public_url,
+      servedOverTls: this.servedOverTls,
+      metrics: { contentType: this.registry.contentType, chunks: () => this.metricsChunks() },
+      readiness: () => ({ ready: this.isReady(), broker: { ...this.status } }),
+      urlPrefix: this.config.url_prefix,
+      features: this.#features.map((f) => f.routers),
+    });
+    return this.#listener.listen(app, port, host);
   }
 
   /** Graceful stop: no new connections, in-flight requests finish, broker resources released. */
@@ -328,17 +334,15 @@ export class Service {
     this.#stopped = true;
     this.#inspector.stop();
     this.#taskEventsWatch.stop();
-    this.workerSnapshot.stop();
     if (this.#sweeper) clearInterval(this.#sweeper);
     await this.#listener.close();
     await this.auth.stop();
     await this.remediator?.idle();
+    // Then each feature's timers and connections (snapshot refresh, publisher, result backend, shared state).
+    for (const feature of this.#features) await feature.stop?.();
     await this.transport.close();
-    await this.taskPublisher.close();
     this.#workerPersistence?.close();
     this.#taskPersistence?.close();
-    this.resultBackend?.close();
-    this.#remediation?.close();
     await this.audit.close();
   }
 }

@@ -26,6 +26,11 @@ export class AuditLog {
   #bytes = 0;
   readonly #stream: WriteStream | NodeJS.WritableStream | undefined;
 
+  /** As `audit:` configures it ('' keeps it in memory only, '-' writes to stdout). */
+  static fromConfig(a: { file: string; keep: number; keep_bytes: number }): AuditLog {
+    return new AuditLog(a.file === '' ? undefined : a.file, a.keep, Date.now, a.keep_bytes);
+  }
+
   constructor(
     target: string | undefined,
     private readonly keep = 1000,

@@ -1,3 +1,4 @@
+import type { Config } from '../config/load.js';
 import type { Secret } from '../config/secret.js';
 
 /**
@@ -66,4 +67,10 @@ export async function managementQueues(api: Secret, vhost: string, names: readon
       consumers: num(q.consumers),
     }))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/** Flower's broker_api (RabbitMQ management), when configured and the broker is RabbitMQ. */
+export function configuredBrokerApi(config: Pick<Config, 'broker' | 'broker_api'>): { url: Secret; vhost: string } | undefined {
+  const { broker, broker_api: url } = config;
+  return url && broker.kind === 'amqp' ? { url, vhost: broker.vhost } : undefined;
 }

@@ -113,3 +113,13 @@ export class WorkerInspector {
     return this.transport.broadcast({ method, arguments: {}, destination }, { reply: true, timeoutMs: this.options.timeoutMs });
   }
 }
+
+/**
+ * Celery's EventReceiver wake-up, sent on each (re)subscription: every worker answers with a
+ * heartbeat at once, so liveness is known within a round trip, not after a heartbeat period.
+ */
+export function wakeUpWorkers(transport: BrokerTransport, logger: Logger): void {
+  transport
+    .broadcast({ method: 'heartbeat', arguments: {}, destination: null }, { reply: false, timeoutMs: 0 })
+    .catch((e: Error) => logger.debug({ err: e.message }, 'heartbeat wake-up not sent'));
+}

@@ -1,30 +1,11 @@
-import express, { type Express, type Request } from 'express';
-import type { AuditLog } from '../audit/audit-log.js';
+import express, { type Express, type Request, type Router } from 'express';
 import type { Auth } from '../auth/index.js';
-import type { Clock } from '../clock.js';
-import type { ControlClient } from '../control/client.js';
-import type { CommandName } from '../control/commands.js';
-import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { Logger } from '../log.js';
-import type { ActionMetrics } from '../metrics/remediation-metrics.js';
-import type { Remediator } from '../remediation/engine.js';
-import type { WorkerRegistry } from '../state/workers.js';
-import type { PayloadRule } from '../tasks/payload.js';
-import { apiV1 } from './api-v1.js';
-import { controlRoutes, sendError } from './control-routes.js';
-import { flowerControlApi } from './flower-control-api.js';
+import { sendError } from './control-routes.js';
 import { metricsEndpoint, type MetricsSource } from './metrics-endpoint.js';
-import { consoleRouter, type ConsoleDeps } from '../console/index.js';
 import { landingPage } from '../console/landing.js';
-import { taskReadApi, type TaskApiDeps } from './task-api.js';
-import { taskSubmitApi, type TaskSubmitApiDeps } from './task-submit-api.js';
-import { taskActionsApi } from './task-actions-api.js';
-import { flowerWorkersApi, type FlowerWorkersApiDeps } from './flower-workers-api.js';
 import { urlPrefix } from './url-prefix.js';
-import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
-import { heavyReadLimit } from './heavy-reads.js';
 import { securityHeaders } from './security-headers.js';
-import { WebhookThrottle, type WebhookCredentials } from './webhook-auth.js';
 
 /** Broker connection state as readiness reports it; `lastError` may name internal hosts. */
 export interface Readiness {
@@ -32,13 +13,20 @@ export interface Readiness {
   broker: { connected: boolean; subscribed: boolean; reconnects: number; lastError?: string | undefined };
 }
 
+/** One feature's routers (src/modules/), mounted by createHttpApp in the security order. */
+export interface FeatureRoutes {
+  /** Ahead of sessions and authentication: a receiver that checks its own credentials. */
+  readonly beforeAuth?: readonly Router[];
+  /** After authentication, in the order the features are listed. */
+  readonly routes?: readonly Router[];
+}
+
 /**
- * Everything the HTTP surface needs, and nothing more: the service builds it (Service.httpDeps),
- * tests may build their own. (It used to take the whole Service, a type cycle.)
+ * What the HTTP surface is built from: the process's own endpoints (probes, /metrics, the landing
+ * page), authentication, and the features' routers. The service builds it; tests may build their own.
  */
 export interface HttpDeps {
   readonly version: string;
-  readonly clock: Clock;
   readonly logger: Logger;
   /** The `trust_proxy` setting: '' (off), a hop count, true, or Express's named ranges. */
   readonly trustProxy: string;
@@ -49,36 +37,19 @@ export interface HttpDeps {
   readonly servedOverTls?: boolean;
   readonly metrics: MetricsSource;
   readiness(): Readiness;
-  readonly cluster: { control: ControlClient; workers: WorkerRegistry; queues: QueueCollector };
-  readonly audit: AuditLog;
-  readonly controlMaxBodyBytes: number;
-  readonly actionMetrics: ActionMetrics;
   /** url_prefix: every link, form action, asset and redirect carries it ('' = the root). */
   readonly urlPrefix: string;
-  /** tasks.payload_role: the one rule every route that returns task payloads applies. */
-  readonly payload: PayloadRule;
-  /** Flower's task half (read, submit, result, abort) and its /api/workers. */
-  readonly tasks: {
-    readonly read: Omit<TaskApiDeps, 'auth' | 'payload' | 'heavyRead'>;
-    readonly submit: Omit<TaskSubmitApiDeps, 'auth' | 'audit' | 'clock' | 'payload'>;
-    readonly workers: Omit<FlowerWorkersApiDeps, 'auth' | 'workers' | 'queues' | 'payload'>;
-  };
-  /** The console's own wiring; the cluster, audit, auth, remediator and payload rule come from the fields above. */
-  readonly console: Omit<ConsoleDeps, 'auth' | 'workers' | 'control' | 'queues' | 'audit' | 'remediator' | 'payload' | 'heavyRead'>;
-  /** Present when remediation.enabled. */
-  readonly remediation?: { remediator: Remediator; credentials: WebhookCredentials; maxBodyBytes: number; reloadRules: () => number };
+  /** The features (console, tasks, control, remediation), in mounting order. */
+  readonly features: readonly FeatureRoutes[];
 }
-
-/** Task lists one caller may have in flight at once (/api/tasks and /ui/tasks together); 429 beyond. */
-export const TASK_LISTS_PER_CALLER = 2;
 
 /** Liveness: the process answers. Flower's /healthcheck and the celery-exporter chart's /health are the same probe. */
 const LIVENESS_PATHS = ['/-/healthy', '/healthcheck', '/health'];
 
 /**
- * The HTTP surface: security headers on everything; probes; the Alertmanager receiver; then
- * sessions and authentication (cheap: no password is hashed until a route needs a principal);
- * the exporter endpoints, the operator page, the control API and remediation administration.
+ * The HTTP surface: security headers on everything; probes; the features' receivers (the
+ * Alertmanager webhook); then sessions and authentication (cheap: no password is hashed until a
+ * route needs a principal); the exporter endpoints; the features' routes in their listed order.
  */
 // Over 80 lines on purpose: the order of the middleware is the security design (headers, probes,
 // receiver, sessions, routes, errors); it reads best in one place.
@@ -97,18 +68,9 @@ export function createHttpApp(deps: HttpDeps): Express {
   // Probes first: they need nobody, so no session or credential is looked at.
   for (const path of LIVENESS_PATHS) app.get(path, (_req, res) => res.type('text').send(path === '/healthcheck' ? 'OK' : 'OK\n'));
 
-  const remediation: RemediationApiDeps | undefined = deps.remediation && {
-    ...deps.remediation,
-    throttle: new WebhookThrottle(deps.clock),
-    publicOrigin: deps.publicUrl ? new URL(deps.publicUrl).origin : undefined,
-    audit: deps.audit,
-    auth,
-    metrics: deps.actionMetrics,
-    logger: deps.logger,
-  };
-  // The receiver checks Alertmanager's own credentials; ahead of the API's authentication, its
-  // deliveries are never mistaken for failed logins (which would throttle the sender's IP).
-  if (remediation) app.use(alertmanagerReceiver(remediation));
+  // Receivers check their own credentials (Alertmanager's); ahead of the API's authentication,
+  // their deliveries are never mistaken for failed logins (which would throttle the sender's IP).
+  for (const feature of deps.features) for (const router of feature.beforeAuth ?? []) app.use(router);
   app.use(auth.sessionMiddleware);
   app.use(auth.authenticate);
   app.use(auth.router);
@@ -127,43 +89,9 @@ export function createHttpApp(deps: HttpDeps): Express {
     res.status(ready ? 200 : 503).json({ ready, broker: { ...rest, ...detail } });
   });
 
-  const { control, workers, queues } = deps.cluster;
-  // One bound for both task lists: the API's and the console's are the same query.
-  const heavyRead = heavyReadLimit(TASK_LISTS_PER_CALLER);
-  app.use(
-    consoleRouter({
-      ...deps.console,
-      auth,
-      workers,
-      control,
-      queues: () => queues.collect(),
-      audit: deps.audit,
-      remediator: deps.remediation?.remediator,
-      payload: deps.payload,
-      heavyRead,
-    }),
-  );
-  const routes = controlRoutes({
-    control,
-    workers,
-    queues,
-    audit: deps.audit,
-    auth,
-    maxBodyBytes: deps.controlMaxBodyBytes,
-    refused: (command: CommandName) => deps.actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
-    payload: deps.payload,
-  });
-  // Flower's task half, and its /api/workers and /api/queues/length served from the background
-  // worker snapshot.
-  const { payload } = deps;
-  app.use(taskReadApi({ ...deps.tasks.read, auth, payload, heavyRead }));
-  const submitDeps = { ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload };
-  app.use(taskSubmitApi(submitDeps));
-  app.use(taskActionsApi(submitDeps, routes));
-  app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues, payload }));
-  app.use(flowerControlApi(routes));
-  app.use(apiV1(routes));
-  if (remediation) app.use(remediationAdminApi(remediation));
+  // The features in their listed order: the console, Flower's task half, Flower's worker and
+  // control paths with /api/v1, remediation administration (service.ts lists them).
+  for (const feature of deps.features) for (const router of feature.routes ?? []) app.use(router);
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not found' });

@@ -1,5 +1,8 @@
 import type { RequestHandler, Response } from 'express';
 
+/** Task lists one caller may have in flight at once (/api/tasks and /ui/tasks together); 429 beyond. */
+export const TASK_LISTS_PER_CALLER = 2;
+
 /**
  * Task lists (/api/tasks, /ui/tasks) are the heaviest reads: each scans the store and sends up to
  * a page of payloads. One caller may run at most `perCaller` of them at once, so a script

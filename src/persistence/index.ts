@@ -40,3 +40,14 @@ export function createWorkerPersistence(
     logger.child({ component: 'worker-persistence' }),
   );
 }
+
+/** Rows left out at start, per table and reason (celery_autopilot_persisted_rows_skipped_total). */
+export function persistedRowsSkipped(
+  tasks: TaskPersistence | undefined,
+  workers: WorkerPersistence | undefined,
+): [string, string, number][] {
+  return [
+    ...[...(tasks?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['tasks', reason, n]),
+    ...[...(workers?.skipped ?? [])].map(([reason, n]): [string, string, number] => ['workers', reason, n]),
+  ];
+}
