@@ -33,9 +33,10 @@ export function consoleContext(req: Request, res: Response, auth: Auth): Console
   };
 }
 
-export type Section = 'workers' | 'tasks' | 'queues' | 'remediation';
+export type Section = 'overview' | 'workers' | 'tasks' | 'queues' | 'remediation';
 
 const NAV: ReadonlyArray<readonly [Section, string, string]> = [
+  ['overview', 'Overview', '/ui'],
   ['workers', 'Workers', '/ui/workers'],
   ['tasks', 'Tasks', '/ui/tasks'],
   ['queues', 'Queues', '/ui/queues'],
