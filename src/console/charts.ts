@@ -98,7 +98,7 @@ export function lineChart(o: { id: string; title: string; unit: string; lines: L
   );
   const hasData = lines.some((l) => l.series!.values.some((v) => !Number.isNaN(v)));
   return html`<figure class="chart" id="${o.id}"><figcaption>${o.title} <span class="muted">${o.unit}, last hour</span></figcaption>
-${hasData ? html`<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${o.title}">${grid}${xLabels}${paths}</svg>` : html`<p class="muted chart-empty">${o.empty ?? 'no readings yet: the first appear within 10 s'}</p>`}
+${hasData ? html`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${o.title}">${grid}${xLabels}${paths}</svg>` : html`<p class="muted chart-empty">${o.empty ?? 'no readings yet: the first appear within 10 s'}</p>`}
 <ul class="legend">${legend}</ul></figure>`;
 }
 

@@ -66,7 +66,7 @@ export function layout(ctx: ConsoleContext, o: { title: string; section: Section
 <form method="post" action="${ctx.href('/logout')}" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken}"><button>Log out</button></form></div></header>
 <main>
 <h1>${o.title}</h1>
-${ctx.can('operator') ? html`<pre id="result" aria-live="polite" hidden></pre>` : ''}
+${ctx.can('operator') ? html`<div id="result" aria-live="polite" hidden></div>` : ''}
 ${o.body}
 </main>
 </body></html>

@@ -1,4 +1,5 @@
 import { PAYLOAD_FIELDS, SORT_FIELDS, TaskQueryError, parseSearch, searchFields, type SortField, type TaskQuery } from './task-query.js';
+import { TASK_STATES } from './task-history.js';
 
 /** A parsed query string (Express's req.query): values are strings, arrays when repeated, or nested objects. */
 export type QueryParams = Readonly<Record<string, unknown>>;
@@ -74,6 +75,10 @@ export function parseTaskQuery(params: QueryParams, showPayload: boolean, page: 
     const v = query(params, param);
     if (v !== undefined && v !== 'All') q[key] = v;
   }
+  // Task events only ever carry Celery's own states: any other value could only match nothing,
+  // which reads as "no such task" when it is a typo.
+  if (q.state !== undefined && !(TASK_STATES as readonly string[]).includes(q.state))
+    throw new TaskQueryError(`state must be one of ${TASK_STATES.join(', ')}, got '${q.state.slice(0, 40)}'`);
   for (const [param, key] of [
     ['received_start', 'receivedStart'],
     ['received_end', 'receivedEnd'],
