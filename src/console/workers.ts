@@ -8,6 +8,15 @@ import { layout, type ConsoleContext } from './layout.js';
 /** Links to a worker's page; names are encoded so "celery@host/x" or hostile names stay one segment. */
 export const workerHref = (ctx: ConsoleContext, name: string): string => ctx.href(`/ui/workers/${encodeURIComponent(name)}`);
 
+/**
+ * A worker UP with no pool process consumes messages and runs none (e.g. after a shrink that
+ * removed every process): flagged wherever its state is shown, and counted in celery_workers_pool_empty.
+ */
+export const emptyPoolFlag = (alive: boolean, processes: number | undefined) =>
+  alive && processes === 0
+    ? html` <span class="state state-pool-empty" title="up, but with 0 pool processes: it runs no task until its pool grows">pool empty</span>`
+    : html``;
+
 const fixed = (n: number | undefined) => (n === undefined ? '' : n.toFixed(2));
 
 /** The sum over the window (NaN readings skipped). */
@@ -50,7 +59,7 @@ export function workersTable(ctx: ConsoleContext, v: WorkersView): Html {
     const done = succeeded + failed;
     return html`<tr data-worker="${w.hostname}"${tone ? html` class="${tone}"` : ''}>
 <td class="name"><a href="${workerHref(ctx, w.hostname)}" title="${w.swVersion ? `Celery ${w.swVersion}` : ''}">${w.hostname}</a></td>
-<td class="status"><span class="state state-${state}" title="${WORKER_STATE_TITLE[state]}">${state}</span></td>
+<td class="status"><span class="state state-${state}" title="${WORKER_STATE_TITLE[state]}">${state}</span>${emptyPoolFlag(state === 'up', w.processes)}</td>
 <td class="num processes">${w.processes ?? '?'}</td><td class="num active">${w.active ?? '?'}</td><td class="num processed">${w.processed ?? '?'}</td>
 <td class="num succeeded">${succeeded}</td><td class="num failed${failed ? ' bad' : ''}">${failed}</td><td class="num retried">${windowSum(s.retried)}</td>
 <td class="num failure-rate${tone ? ` ${tone}` : ''}">${done ? `${Math.round((failed / done) * 100)} %` : '–'}</td>
