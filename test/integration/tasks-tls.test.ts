@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
+import { createRemediationState } from '../../src/remediation/wiring.js';
 import { createResultBackend, createTaskPublisher, type TaskPublisher } from '../../src/tasks/index.js';
 import type { ResultBackend } from '../../src/tasks/result-backend.js';
 import { buildTaskMessage } from '../../src/tasks/task-message.js';
+import { brokerConnections } from '../../src/transport/index.js';
 import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { waitFor } from '../support/exporter.js';
 import { createVhost, uniqueId } from '../support/isolation.js';
@@ -18,8 +21,9 @@ import {
 } from '../support/tls-endpoints.js';
 
 /**
- * Task submission and result reads reach a managed broker the way events and control do: over
- * TLS with the private CA, the client certificate and the server name of `broker_tls`. The
+ * Task submission, result reads and shared remediation state reach a managed broker the way
+ * events and control do: over TLS with the private CA, the client certificate and the server
+ * name of `broker_tls`. The
  * brokers here accept nothing else (RabbitMQ behind stunnel, a redis-server of its own, both
  * requiring a client certificate for `broker.test` signed by a CA made at test time); the Celery
  * worker that runs the task reaches the same brokers over plain TCP.
@@ -79,7 +83,10 @@ for (const kind of ['amqp', 'redis'] as const) {
       if (kind === 'amqp') {
         const vhost = await createVhost(uniqueId('tls-tasks'));
         const tunnel = await startStunnelForRabbit(certs);
-        cleanup.push(() => vhost.remove(), () => tunnel.stop());
+        cleanup.push(
+          () => vhost.remove(),
+          () => tunnel.stop(),
+        );
         workerBrokerUrl = vhost.url;
         tlsBrokerUrl = `amqps://guest:guest@127.0.0.1:${tunnel.port}/${encodeURIComponent(vhost.vhost)}`;
       }
@@ -124,6 +131,39 @@ for (const kind of ['amqp', 'redis'] as const) {
       const results = opened(createResultBackend(config, silentLogger())!);
       await expect(publisher.publish(addMessage(randomUUID()))).rejects.toThrow(/TLS verification of the broker failed.*ca_file/);
       await expect(results.get(randomUUID())).rejects.toThrow(/TLS verification of the broker failed.*ca_file/);
+    });
+
+    it('keeps shared remediation state in the Redis of state_redis_url over the same TLS', async () => {
+      const prefix = `${uniqueId('tls-state')}:`;
+      const config = configWith([
+        ...tlsArgs(certs),
+        '--remediation-state-redis-url',
+        `rediss://127.0.0.1:${redis.port}/2`,
+        '--remediation-state-key-prefix',
+        prefix,
+      ]);
+      const shared = opened(
+        createRemediationState(config.remediation, brokerConnections(config), {
+          now: () => Date.now(),
+          onEvict: () => undefined,
+          logger: silentLogger(),
+        }),
+      );
+      // The client connects in the background and queues nothing meanwhile: retry until it is up.
+      await waitFor(
+        'shared state written over TLS',
+        () =>
+          shared.state.put('probe', 'over-tls', 60_000).then(
+            () => true,
+            () => undefined,
+          ),
+        20_000,
+      );
+      expect(await shared.state.get('probe')).toBe('over-tls');
+      const plain = new Redis({ host: '127.0.0.1', port: redis.plainPort!, db: 2, lazyConnect: true });
+      cleanup.push(async () => plain.disconnect());
+      await plain.connect();
+      expect(await plain.get(`${prefix}probe`)).toBe('over-tls');
     });
   });
 }
