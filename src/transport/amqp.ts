@@ -277,7 +277,7 @@ export class AmqpTransport implements BrokerTransport {
       },
       { noAck: false },
     );
-    subscription.takeDeliveriesFrom(session.model, consumerTag);
+    this.#observer.leanDelivery?.(subscription.takeDeliveriesFrom(session.model, consumerTag));
     return subscription;
   }
 
