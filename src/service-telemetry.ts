@@ -3,7 +3,7 @@ import type { CeleryMetrics } from './metrics/celery-metrics.js';
 import type { SelfTelemetrySource } from './metrics/self-metrics.js';
 import type { EventProcessor } from './exporter/event-processor.js';
 import type { QueueCollector } from './exporter/queue-collector.js';
-import type { TaskTracker } from './state/tasks.js';
+import type { InFlightTasks } from './state/in-flight-tasks.js';
 import type { WorkerRegistry } from './state/workers.js';
 import type { TransportObserver } from './transport/transport.js';
 
@@ -45,7 +45,7 @@ export function brokerStatusObserver(status: BrokerStatus, logger: Logger, broke
 /** The modules self-telemetry asks at scrape time. */
 export interface SelfTelemetryParts {
   readonly processor: EventProcessor;
-  readonly tasks: TaskTracker;
+  readonly tasks: InFlightTasks;
   readonly workers: WorkerRegistry;
   readonly queues: QueueCollector;
   readonly celeryMetrics: CeleryMetrics;

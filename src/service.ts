@@ -23,7 +23,7 @@ import { loadConfiguredRules, type RemediationRule } from './remediation/rules.j
 import { createRemediation, type Remediation } from './remediation/wiring.js';
 import { loadWebhookCredentials, type WebhookCredentials } from './http/webhook-auth.js';
 import { QueueFlow } from './state/queue-flow.js';
-import { TaskTracker } from './state/tasks.js';
+import { InFlightTasks } from './state/in-flight-tasks.js';
 import {
   createResultBackend,
   createTaskPublisher,
@@ -57,7 +57,7 @@ export class Service {
   readonly registry = new Registry();
   readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
   readonly workers: WorkerRegistry;
-  readonly tasks: TaskTracker;
+  readonly tasks: InFlightTasks;
   /** Arrivals, completions and runtimes per queue: the autoscaling signals' rates. */
   readonly flow: QueueFlow;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
@@ -118,7 +118,7 @@ export class Service {
       purgeAfterSeconds: m.purge_offline_worker_seconds,
     });
     const c = config.cardinality;
-    this.tasks = new TaskTracker(c.max_tracked_tasks);
+    this.tasks = new InFlightTasks(c.max_tracked_tasks);
     this.flow = new QueueFlow(() => this.#clock.nowMs(), m.rate_window_seconds, c.max_queues);
     const processing = {
       defaultQueue: m.default_queue_name,

@@ -57,7 +57,7 @@ export function layout(ctx: ConsoleContext, o: { title: string; section: Section
 <meta name="csrf-token" content="${ctx.csrfToken}"><meta name="url-prefix" content="${ctx.prefix}">
 <link rel="icon" type="image/svg+xml" href="${ctx.href('/ui/static/favicon.svg')}">
 <link rel="stylesheet" href="${ctx.href('/ui/static/console.css', { v: ASSET_VERSION })}">
-<script src="${ctx.href('/ui/static/console.js', { v: ASSET_VERSION })}" defer></script>
+<script type="module" src="${ctx.href('/ui/static/console.js', { v: ASSET_VERSION })}"></script>
 </head>
 <body>
 <header class="top"><a class="brand" href="${ctx.href('/ui')}">celery-autopilot</a><nav>${nav}</nav>

@@ -1,5 +1,5 @@
 import { postForm, roleFor } from './actions.js';
-import type { TaskRecord } from '../tasks/task-state.js';
+import type { TaskHistory } from '../tasks/task-history.js';
 import { html, type Html } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { revokeForms, taskHref } from './worker-tasks.js';
@@ -24,7 +24,7 @@ const TIMELINE = [
  * before. Not sorted by time: task-sent is published after the message, on the client's clock,
  * so a fast worker's RECEIVED can carry an earlier timestamp than PENDING.
  */
-function timeline(t: Readonly<TaskRecord>): Html {
+function timeline(t: Readonly<TaskHistory>): Html {
   const steps = TIMELINE.filter(([field]) => t[field] !== null).map(([field, label]) => ({ label, at: t[field]! }));
   const rows = steps.map(
     (
@@ -40,7 +40,7 @@ const link = (ctx: ConsoleContext, id: string | null) =>
   id ? html`<a class="mono" href="${taskHref(ctx, id)}">${id}</a>` : html`<span class="muted">none</span>`;
 
 /** Revoke and terminate (the control layer's roles) and abort (AbortableTask, through the result backend, when there is one). */
-function actions(ctx: ConsoleContext, t: Readonly<TaskRecord>, abortable: boolean): Html {
+function actions(ctx: ConsoleContext, t: Readonly<TaskHistory>, abortable: boolean): Html {
   if (FINAL.has(t.state) || !ctx.can(roleFor('revoke'))) return html``;
   const abort = !abortable
     ? html``
@@ -58,7 +58,7 @@ function actions(ctx: ConsoleContext, t: Readonly<TaskRecord>, abortable: boolea
  */
 export function taskPage(
   ctx: ConsoleContext,
-  t: Readonly<TaskRecord>,
+  t: Readonly<TaskHistory>,
   children: string[],
   o: { seesPayload: boolean; abortable: boolean },
 ): string {

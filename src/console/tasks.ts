@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import { parseTaskQuery } from '../tasks/query-params.js';
 import type { Role } from '../auth/index.js';
 import { SORT_FIELDS, type TaskPage, type TaskQuery } from '../tasks/task-query.js';
-import { TASK_STATES, text, type TaskRecord } from '../tasks/task-state.js';
+import { TASK_STATES, text, type TaskHistory } from '../tasks/task-history.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { html, isoTime, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
@@ -75,7 +75,7 @@ function sortable(ctx: ConsoleContext, p: Params, field: (typeof SORT_FIELDS)[nu
 
 const short = (value: string | null): string => text(value, ROW_PAYLOAD_CHARS) ?? '';
 
-function row(ctx: ConsoleContext, t: Readonly<TaskRecord>, seesPayload: boolean): Html {
+function row(ctx: ConsoleContext, t: Readonly<TaskHistory>, seesPayload: boolean): Html {
   return html`<tr data-task-id="${t.uuid}"><td>${t.name ?? ''}</td><td class="mono nowrap"><a href="${taskHref(ctx, t.uuid)}">${t.uuid}</a></td>
 <td><span class="state state-${t.state}">${t.state}</span></td>
 ${seesPayload ? html`<td class="mono truncate">${short(t.args)} ${short(t.kwargs)}</td><td class="mono truncate">${short(t.result ?? t.exception)}</td>` : ''}

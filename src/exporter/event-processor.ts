@@ -10,7 +10,7 @@ import {
 import type { CeleryMetrics } from '../metrics/celery-metrics.js';
 import { LabelLimiter } from '../metrics/cardinality.js';
 import type { QueueFlow } from '../state/queue-flow.js';
-import type { TaskTracker, TaskRecord } from '../state/tasks.js';
+import type { InFlightTasks, InFlightTask } from '../state/in-flight-tasks.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { EventSink, RawEventMessage, TransportDropReason } from '../transport/transport.js';
 
@@ -59,7 +59,7 @@ export class EventProcessor implements EventSink {
   constructor(
     private readonly clock: Clock,
     private readonly workers: WorkerRegistry,
-    private readonly tasks: TaskTracker,
+    private readonly tasks: InFlightTasks,
     private readonly metrics: CeleryMetrics,
     private readonly options: EventProcessorOptions,
     /** Arrivals, completions and runtimes per queue, for the autoscaling signals. */
@@ -155,14 +155,14 @@ export class EventProcessor implements EventSink {
    * task-sent (we have seen some), and the worker consumes several queues, so only task-sent can
    * tell which. Counted as soon as task-sent arrives, or after HOLD_MS with the fallback queue.
    */
-  #shouldHold(task: TaskRecord, event: TaskEvent): boolean {
+  #shouldHold(task: InFlightTask, event: TaskEvent): boolean {
     if (task.queue !== undefined || !this.#sentSeen) return false;
     if (this.#held.has(event.uuid)) return true; // keep a task's events in order
     if (this.workers.soleQueue(event.hostname) !== undefined) return false;
     return this.#held.size < MAX_HELD_TASKS;
   }
 
-  #release(uuid: string, task: TaskRecord): void {
+  #release(uuid: string, task: InFlightTask): void {
     const held = this.#held.get(uuid);
     if (!held) return;
     this.#held.delete(uuid);
@@ -196,7 +196,7 @@ export class EventProcessor implements EventSink {
     return this.#held.size;
   }
 
-  #count(task: TaskRecord, event: TaskEvent): void {
+  #count(task: InFlightTask, event: TaskEvent): void {
     const hostname = this.hostnames.value(event.hostname);
     switch (event.type) {
       case 'task-received':
@@ -248,7 +248,7 @@ export class EventProcessor implements EventSink {
   }
 
   /** Queue wait = started − max(sent, eta), once per attempt, whichever of the two came last. */
-  #observeQueueWait(task: TaskRecord, hostname: string): void {
+  #observeQueueWait(task: InFlightTask, hostname: string): void {
     if (task.queueWaitObserved || task.sentAt === undefined || task.startedAt === undefined) return;
     task.queueWaitObserved = true;
     // Client and worker clocks differ; a negative wait is skew, not time travel.
@@ -256,7 +256,7 @@ export class EventProcessor implements EventSink {
     this.metrics.observeQueueWait(this.#name(task), hostname, this.#queue(task, hostname), Math.max(0, waited));
   }
 
-  #name(task: TaskRecord): string {
+  #name(task: InFlightTask): string {
     return this.names.value(task.name ?? 'unknown');
   }
 
@@ -264,7 +264,7 @@ export class EventProcessor implements EventSink {
    * queue_name from the best real source: task-sent's routing, else the only queue the worker
    * consumes, else the configured default. Resolved once per task so all its series agree.
    */
-  #queue(task: TaskRecord, workerHostname: string | undefined): string {
+  #queue(task: InFlightTask, workerHostname: string | undefined): string {
     if (task.queue === undefined) {
       const fromWorker = workerHostname !== undefined ? this.workers.soleQueue(workerHostname) : undefined;
       if (fromWorker === undefined) return this.queues.value(this.options.defaultQueue);

@@ -94,3 +94,44 @@ export async function applyBounds(executor: RemediationExecutor, state: Remediat
   }
   return kept;
 }
+
+export interface ResizeRecord {
+  action: RemediationAction;
+  args: Record<string, unknown>;
+  perTarget: ReadonlyMap<string, Record<string, unknown>>;
+  /** The pool size applyBounds counted each worker at. */
+  counted: ReadonlyMap<string, number>;
+  /** The workers the command succeeded on. */
+  acted: readonly string[];
+  /** Where a firing alert records what it grew on a worker. */
+  grownKey: (worker: string) => string;
+  resolvedStep: boolean;
+  pendingMs: number;
+  memoryMs: number;
+}
+
+/**
+ * The bounds' memory of a resize that acted, read by applyBounds next time: the size each worker
+ * is heading to until stats show it, and what a firing alert grew (its shrink-back undoes at most
+ * that, then forgets it).
+ */
+export async function rememberResize(state: RemediationState, r: ResizeRecord): Promise<void> {
+  const { action, args, acted } = r;
+  if (action !== 'pool_grow' && action !== 'pool_shrink') return;
+  for (const worker of acted) {
+    const n = r.perTarget.get(worker)?.n ?? args.n;
+    if (typeof n === 'number') {
+      // Pool processes change on the pool's next maintenance tick (up to ~5 s), so `stats`
+      // lags: until then the bounds count the size this change is heading to. A size, not a
+      // delta: once stats show the change, it must not be counted a second time.
+      // (The worker's in-flight lock is still held: nobody else updates this key meanwhile.)
+      const counted = r.counted.get(worker);
+      if (counted !== undefined) {
+        const heading = action === 'pool_grow' ? counted + n : counted - n;
+        await state.put(stateKeys.pendingResize(action, worker), String(heading), r.pendingMs);
+      }
+      if (!r.resolvedStep && action === 'pool_grow') await state.put(r.grownKey(worker), String(n), r.memoryMs);
+    }
+    if (r.resolvedStep && action === 'pool_shrink') await state.release(r.grownKey(worker));
+  }
+}

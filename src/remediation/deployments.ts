@@ -197,8 +197,20 @@ export async function confirmThroughCelery(
   }
 }
 
-/** Remembers what a firing alert added to a Deployment, for its shrink-back on resolve. */
-export async function rememberGrowth(state: RemediationState, key: string, change: DeploymentChange, ttlMs: number): Promise<void> {
+/**
+ * The bounds' memory of a scale that acted: what a firing alert added to a Deployment, for its
+ * shrink-back on resolve (which gives back at most that); a shrink-back that shrank forgets it.
+ */
+export async function rememberScale(
+  state: RemediationState,
+  key: string,
+  change: DeploymentChange,
+  { resolvedStep, ttlMs }: { resolvedStep: boolean; ttlMs: number },
+): Promise<void> {
+  if (resolvedStep) {
+    if (change.after < change.before) await state.release(key);
+    return;
+  }
   const added = change.after - change.before;
   if (added <= 0) return;
   const before = Number((await state.get(key)) ?? '0');

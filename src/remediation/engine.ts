@@ -5,9 +5,8 @@ import type { Alert, Notification } from './alertmanager.js';
 import { LocalKillSwitch, type KillSwitch } from './kill-switch.js';
 import { isWorkerAction, ruleMatches, type RemediationAction, type RemediationRule } from './rules.js';
 import type { Decision, RemediationExecutor, RemediationOptions, TargetOutcome } from './types.js';
-import { grownKey, SAFEGUARDS, type Judgement, type SafeguardContext, type Verdict } from './safeguards.js';
+import { SAFEGUARDS, type Judgement, type SafeguardContext, type Verdict } from './safeguards.js';
 import type { RemediationState } from './state.js';
-import { stateKeys } from './state-keys.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 import { KubernetesApiError, KubernetesUnavailableError } from '../kubernetes/client.js';
 import { actOnDeployment } from './deployment-act.js';
@@ -59,7 +58,7 @@ export class Remediator {
   constructor(
     rules: readonly RemediationRule[],
     private readonly executor: RemediationExecutor,
-    private readonly state: RemediationState,
+    state: RemediationState,
     private readonly audit: AuditLog,
     private readonly metrics: ActionMetrics,
     private readonly logger: Logger,
@@ -206,6 +205,7 @@ export class Remediator {
       perTarget: new Map(),
       poolCounted: new Map(),
       held: [],
+      acted: [],
       dryRun: this.options.dryRun || rule.dry_run,
       proposing: rule.mode === 'approve' && approvedBy === undefined,
       passed: [],
@@ -241,10 +241,15 @@ export class Remediator {
     return decision;
   }
 
+  /** What the safeguards took for this decision (in-flight locks) goes back, whatever the outcome. */
   async #release(j: Judgement): Promise<void> {
-    await Promise.all(j.held.map((w) => this.state.release(stateKeys.inFlight(w)))).catch((e: Error) =>
-      this.logger.warn({ err: e.message, rule: j.rule.name }, 'in-flight locks not released; they expire on their own'),
-    );
+    for (const safeguard of SAFEGUARDS) {
+      await safeguard
+        .release?.(j, this.#context)
+        .catch((e: Error) =>
+          this.logger.warn({ err: e.message, rule: j.rule.name, safeguard: safeguard.name }, 'not released; it expires on its own'),
+        );
+    }
   }
 
   /** The safeguards in their order; the first verdict ends it, and past them all the command is sent. */
@@ -266,10 +271,16 @@ export class Remediator {
     return decision;
   }
 
-  /** Sends the command (grouped by arguments) and records what it changed for later decisions. */
+  /** Acts, then each safeguard records what it must remember of the act for later decisions. */
   async #act(j: Judgement): Promise<Verdict> {
-    if (!isWorkerAction(j.action)) return actOnDeployment(j, { ...this.#context, sleep: this.#sleep });
-    const { rule, action, args, decision } = j;
+    const verdict = isWorkerAction(j.action) ? await this.#command(j) : await actOnDeployment(j, { ...this.#context, sleep: this.#sleep });
+    for (const safeguard of SAFEGUARDS) await safeguard.record?.(j, this.#context);
+    return verdict;
+  }
+
+  /** Sends the command, grouped by arguments; the workers it succeeded on are `j.acted`. */
+  async #command(j: Judgement): Promise<Verdict> {
+    const { action, args, decision } = j;
     // Workers whose bounds gave them their own arguments (e.g. a clamped n) get their own command.
     const groups = new Map<string, { args: Record<string, unknown>; workers: string[] }>();
     for (const worker of j.targets) {
@@ -283,28 +294,7 @@ export class Remediator {
     const results: TargetOutcome[] = [];
     for (const g of groups.values()) results.push(...(await this.#send(action, g.args, g.workers)));
     decision.results = results;
-    for (const r of results) {
-      if (r.status !== 'ok') continue;
-      // Per action: a shrink-back on resolve is not held up by the cooldown of the grow it undoes.
-      if (rule.cooldown_seconds > 0)
-        await this.state.claim(stateKeys.cooldown(rule.name, action, r.worker, j.resolvedStep), rule.cooldown_seconds * 1000);
-      const n = j.perTarget.get(r.worker)?.n ?? args.n;
-      if ((action === 'pool_grow' || action === 'pool_shrink') && typeof n === 'number') {
-        // Pool processes change on the pool's next maintenance tick (up to ~5 s), so `stats`
-        // lags: until then the bounds count the size this change is heading to. A size, not a
-        // delta: once stats show the change, it must not be counted a second time.
-        // (The worker's in-flight lock is still held: nobody else updates this key meanwhile.)
-        const counted = j.poolCounted.get(r.worker);
-        if (counted !== undefined) {
-          const heading = action === 'pool_grow' ? counted + n : counted - n;
-          await this.state.put(stateKeys.pendingResize(action, r.worker), String(heading), this.options.pendingResizeMs ?? 10_000);
-        }
-      }
-      if (!j.resolvedStep && action === 'pool_grow' && typeof n === 'number') {
-        await this.state.put(grownKey(j, r.worker), String(n), this.options.memorySeconds * 1000);
-      }
-      if (j.resolvedStep && action === 'pool_shrink') await this.state.release(grownKey(j, r.worker));
-    }
+    j.acted = results.filter((r) => r.status === 'ok').map((r) => r.worker);
     if (results.some((r) => r.status === 'error')) return { outcome: 'failed' };
     if (results.some((r) => r.status === 'no_reply')) return { outcome: 'no_reply' };
     return { outcome: 'acted' };

@@ -1,10 +1,10 @@
 import { prepareCommand } from '../control/commands.js';
 import { CommandValidationError } from '../control/validators.js';
 import type { Alert } from './alertmanager.js';
-import { applyBounds } from './bounds.js';
+import { applyBounds, rememberResize } from './bounds.js';
 import type { Decision, DecisionOutcome, RemediationExecutor, RemediationOptions, SuppressReason } from './types.js';
 import type { KillSwitch } from './kill-switch.js';
-import { grownDeploymentKey, planScale, resolveDeployment, type KubernetesParts, type ScalePlan } from './deployments.js';
+import { grownDeploymentKey, planScale, rememberScale, resolveDeployment, type KubernetesParts, type ScalePlan } from './deployments.js';
 import { convertArguments, dangerOf, isWorkerAction, targetAllowed, type RemediationAction, type RemediationRule } from './rules.js';
 import type { RemediationState } from './state.js';
 import { stateKeys } from './state-keys.js';
@@ -29,6 +29,8 @@ export interface Judgement {
   readonly poolCounted: Map<string, number>;
   /** In-flight locks this decision holds; released once it is over, whatever the outcome. */
   readonly held: string[];
+  /** The targets the action succeeded on, set by the act: what the steps' `record` remembers. */
+  acted: string[];
   readonly dryRun: boolean;
   /** mode approve, not yet approved: the safeguards run, then a proposal is filed instead. */
   readonly proposing: boolean;
@@ -56,9 +58,18 @@ export interface SafeguardContext {
   readonly kubernetes?: KubernetesParts | undefined;
 }
 
+/**
+ * One named step. A step that keeps state keeps all of it here: `check` reads it, `record`
+ * writes what the act changed, `release` gives back what `check` took, so a new stateful
+ * safeguard is one entry in SAFEGUARDS and the engine knows none of its keys.
+ */
 export interface Safeguard {
   readonly name: string;
   check(j: Judgement, c: SafeguardContext): Promise<Verdict | undefined> | Verdict | undefined;
+  /** After the act, in SAFEGUARDS order: what later decisions must know of it (`j.acted`). */
+  record?(j: Judgement, c: SafeguardContext): Promise<void>;
+  /** Once the decision is over, whatever its outcome (after its follow-up, if any). */
+  release?(j: Judgement, c: SafeguardContext): Promise<void>;
 }
 
 const suppressed = (reason: SuppressReason): Verdict => ({ outcome: 'suppressed', reason });
@@ -68,7 +79,7 @@ function skip(j: Judgement, worker: string, reason: SuppressReason, detail?: str
 }
 
 /** The key a firing alert's grow is remembered under, for its shrink-back. */
-export const grownKey = (j: Judgement, worker: string): string => stateKeys.grown(j.alert, j.rule.name, worker);
+const grownKey = (j: Judgement, worker: string): string => stateKeys.grown(j.alert, j.rule.name, worker);
 
 /**
  * The safeguards, in the order they apply (README "Remediation" lists them in this order). Each
@@ -154,6 +165,12 @@ export const SAFEGUARDS: readonly Safeguard[] = [
       j.targets = kept;
       return undefined;
     },
+    // Per action: a shrink-back on resolve is not held up by the cooldown of the grow it undoes.
+    async record(j, c) {
+      if (j.rule.cooldown_seconds <= 0) return;
+      for (const worker of j.acted)
+        await c.state.claim(stateKeys.cooldown(j.rule.name, j.action, worker, j.resolvedStep), j.rule.cooldown_seconds * 1000);
+    },
   },
   {
     name: 'in_flight',
@@ -167,6 +184,9 @@ export const SAFEGUARDS: readonly Safeguard[] = [
       }
       j.targets = free;
       return undefined;
+    },
+    async release(j, c) {
+      await Promise.all(j.held.map((worker) => c.state.release(stateKeys.inFlight(worker))));
     },
   },
   {
@@ -187,6 +207,29 @@ export const SAFEGUARDS: readonly Safeguard[] = [
       }
       j.decision.targets = j.targets;
       return j.targets.length === 0 ? suppressed(j.decision.skipped[0]?.reason ?? 'no_target') : undefined;
+    },
+    // What the bounds count next time: a resize not in stats yet, what a firing alert grew.
+    async record(j, c) {
+      if (!isWorkerAction(j.action)) {
+        const target = j.acted[0];
+        if (target !== undefined && j.decision.deployment)
+          await rememberScale(c.state, grownDeploymentKey(j.alert, j.rule.name, target), j.decision.deployment, {
+            resolvedStep: j.resolvedStep,
+            ttlMs: c.options.memorySeconds * 1000,
+          });
+        return;
+      }
+      await rememberResize(c.state, {
+        action: j.action,
+        args: j.args,
+        perTarget: j.perTarget,
+        counted: j.poolCounted,
+        acted: j.acted,
+        grownKey: (worker) => grownKey(j, worker),
+        resolvedStep: j.resolvedStep,
+        pendingMs: c.options.pendingResizeMs ?? 10_000,
+        memoryMs: c.options.memorySeconds * 1000,
+      });
     },
   },
   {

@@ -1,4 +1,4 @@
-import type { TaskRecord } from './task-state.js';
+import type { TaskHistory } from './task-history.js';
 import type { TaskStore } from './task-store.js';
 
 /**
@@ -7,7 +7,7 @@ import type { TaskStore } from './task-store.js';
  * plus `queue`, which Celery's events carry and scripts ask for.
  * Payloads are whole here: callers pass it through the caller's PayloadView (payload.ts).
  */
-export function flowerTask(task: Readonly<TaskRecord>, store: TaskStore): Record<string, unknown> {
+export function flowerTask(task: Readonly<TaskHistory>, store: TaskStore): Record<string, unknown> {
   return {
     uuid: task.uuid,
     name: task.name,

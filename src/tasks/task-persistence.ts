@@ -2,7 +2,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { ensurePrivateFile, tightenIfExists } from '../private-file.js';
-import { TASK_STATES, newTask, type TaskRecord } from './task-state.js';
+import { TASK_STATES, newTask, type TaskHistory } from './task-history.js';
 import type { TaskStore } from './task-store.js';
 
 /**
@@ -161,7 +161,7 @@ export class TaskPersistence {
 
 /** Longest text a kept field can have (tasks.max_*_chars at most). */
 const MAX_TEXT = 1024 * 1024;
-/** Text fields and their longest length, as task-state.ts cuts them. */
+/** Text fields and their longest length, as task-history.ts cuts them. */
 const TEXT_FIELDS = {
   name: 512,
   args: MAX_TEXT,
@@ -179,7 +179,7 @@ const TEXT_FIELDS = {
   root_id: 255,
   parent_id: 255,
   signum: 32,
-} as const satisfies Partial<Record<keyof TaskRecord, number>>;
+} as const satisfies Partial<Record<keyof TaskHistory, number>>;
 const NUMBER_FIELDS = [
   'timestamp',
   'sent',
@@ -192,10 +192,10 @@ const NUMBER_FIELDS = [
   'rejected',
   'retries',
   'runtime',
-] as const satisfies ReadonlyArray<keyof TaskRecord>;
-const BOOLEAN_FIELDS = ['terminated', 'expired'] as const satisfies ReadonlyArray<keyof TaskRecord>;
+] as const satisfies ReadonlyArray<keyof TaskHistory>;
+const BOOLEAN_FIELDS = ['terminated', 'expired'] as const satisfies ReadonlyArray<keyof TaskHistory>;
 
-type Parsed = { record: TaskRecord } | { reason: SkipReason; field?: string };
+type Parsed = { record: TaskHistory } | { reason: SkipReason; field?: string };
 
 /**
  * A stored row as a task record, built field by field (unknown fields are dropped; a missing
@@ -213,7 +213,7 @@ export function parseRecord(text: unknown): Parsed {
   if (typeof raw.uuid !== 'string' || raw.uuid.length === 0 || raw.uuid.length > 255) return bad('uuid');
   if (!(TASK_STATES as readonly unknown[]).includes(raw.state)) return bad('state');
   const record = newTask(raw.uuid);
-  record.state = raw.state as TaskRecord['state'];
+  record.state = raw.state as TaskHistory['state'];
   const present = (v: unknown) => v !== undefined && v !== null;
   const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   if (present(raw.clock)) {

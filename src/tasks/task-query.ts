@@ -1,6 +1,6 @@
 import { hasKwarg, searched } from './kwargs-repr.js';
 import { PAYLOAD_FIELDS as PAYLOAD } from './payload.js';
-import type { TaskRecord } from './task-state.js';
+import type { TaskHistory } from './task-history.js';
 
 /**
  * /api/tasks as Flower 2.1 answers it: exact filters (name, worker, state, received/started
@@ -38,7 +38,7 @@ export interface TaskQuery {
 }
 
 export interface TaskPage {
-  tasks: Readonly<TaskRecord>[];
+  tasks: Readonly<TaskHistory>[];
   /** How many matched before paging. */
   filtered: number;
   total: number;
@@ -191,7 +191,7 @@ export function searchFields(expr: SearchExpr): Set<SearchField> {
   return out;
 }
 
-function matches(task: Readonly<TaskRecord>, e: SearchExpr, hidden: readonly SearchField[]): boolean {
+function matches(task: Readonly<TaskHistory>, e: SearchExpr, hidden: readonly SearchField[]): boolean {
   switch (e.kind) {
     case 'all':
       return true;
@@ -225,12 +225,12 @@ function matches(task: Readonly<TaskRecord>, e: SearchExpr, hidden: readonly Sea
   }
 }
 
-function sortValue(task: Readonly<TaskRecord>, field: SortField): string | number | null {
+function sortValue(task: Readonly<TaskHistory>, field: SortField): string | number | null {
   const v = task[field];
   return typeof v === 'string' ? v.toLowerCase() : v;
 }
 
-function comparator(sortBy: TaskQuery['sortBy']): (a: Readonly<TaskRecord>, b: Readonly<TaskRecord>) => number {
+function comparator(sortBy: TaskQuery['sortBy']): (a: Readonly<TaskHistory>, b: Readonly<TaskHistory>) => number {
   const { field, descending } = sortBy ?? { field: 'timestamp' as const, descending: true };
   const sign = descending ? -1 : 1;
   return (a, b) => {
@@ -252,7 +252,7 @@ function inRange(value: number | null, start: number | undefined, end: number | 
 }
 
 /** Whether a task passes the query's filters and search. */
-function filterOf(q: TaskQuery): (t: Readonly<TaskRecord>) => boolean {
+function filterOf(q: TaskQuery): (t: Readonly<TaskHistory>) => boolean {
   const hidden = q.hidden ?? [];
   const search = q.search && q.search.kind !== 'all' ? q.search : undefined;
   const state = q.state?.toUpperCase();
@@ -266,7 +266,7 @@ function filterOf(q: TaskQuery): (t: Readonly<TaskRecord>) => boolean {
 }
 
 /** The requested page of the tasks that passed, in the query's order. */
-function pageOf(hits: Readonly<TaskRecord>[], q: TaskQuery, total: number): TaskPage {
+function pageOf(hits: Readonly<TaskHistory>[], q: TaskQuery, total: number): TaskPage {
   const offset = q.offset ?? 0;
   const end = q.limit === undefined ? hits.length : Math.min(hits.length, offset + q.limit);
   const cmp = comparator(q.sortBy);
@@ -274,9 +274,9 @@ function pageOf(hits: Readonly<TaskRecord>[], q: TaskQuery, total: number): Task
   return { tasks: ordered.slice(offset, end), filtered: hits.length, total };
 }
 
-export function runQuery(tasks: ReadonlyMap<string, Readonly<TaskRecord>>, q: TaskQuery): TaskPage {
+export function runQuery(tasks: ReadonlyMap<string, Readonly<TaskHistory>>, q: TaskQuery): TaskPage {
   const keep = filterOf(q);
-  const hits: Readonly<TaskRecord>[] = [];
+  const hits: Readonly<TaskHistory>[] = [];
   for (const t of tasks.values()) if (keep(t)) hits.push(t);
   return pageOf(hits, q, tasks.size);
 }
@@ -291,13 +291,13 @@ export const QUERY_SLICE = 1000;
  * taken as they are at the start (the store changes while this waits).
  */
 export async function runQueryInSlices(
-  tasks: ReadonlyMap<string, Readonly<TaskRecord>>,
+  tasks: ReadonlyMap<string, Readonly<TaskHistory>>,
   q: TaskQuery,
   pause: () => Promise<void>,
 ): Promise<TaskPage> {
   const keep = filterOf(q);
   const all = [...tasks.values()];
-  const hits: Readonly<TaskRecord>[] = [];
+  const hits: Readonly<TaskHistory>[] = [];
   for (let from = 0; from < all.length; from += QUERY_SLICE) {
     if (from > 0) await pause();
     const to = Math.min(all.length, from + QUERY_SLICE);

@@ -1,5 +1,5 @@
 import type { TaskEvent } from '../celery/events.js';
-import { applyEvent, newTask, text, type FieldLimits, type TaskRecord } from './task-state.js';
+import { applyEvent, newTask, text, type FieldLimits, type TaskHistory } from './task-history.js';
 import { runQuery, runQueryInSlices, type TaskPage, type TaskQuery } from './task-query.js';
 
 export interface TaskStoreOptions {
@@ -25,7 +25,7 @@ export interface TaskStoreOptions {
  */
 export class TaskStore {
   /** Map order = update order: the first key is the least recently updated task. */
-  readonly #tasks = new Map<string, TaskRecord>();
+  readonly #tasks = new Map<string, TaskHistory>();
   /** parent id → ids of its children seen so far. */
   readonly #children = new Map<string, Set<string>>();
   readonly #types = new Set<string>();
@@ -71,7 +71,7 @@ export class TaskStore {
     if (task.name !== nameBefore && task.name !== null && this.#types.size < this.#maxTypes) this.#types.add(task.name);
   }
 
-  get(uuid: string): Readonly<TaskRecord> | undefined {
+  get(uuid: string): Readonly<TaskHistory> | undefined {
     return this.#tasks.get(uuid);
   }
 
@@ -81,7 +81,7 @@ export class TaskStore {
   }
 
   /** Oldest (least recently updated) first. */
-  all(): IterableIterator<Readonly<TaskRecord>> {
+  all(): IterableIterator<Readonly<TaskHistory>> {
     return this.#tasks.values();
   }
 
@@ -99,7 +99,7 @@ export class TaskStore {
   }
 
   /** Puts back a record read from persistence (oldest first), as if its events had just arrived. */
-  restore(record: TaskRecord): void {
+  restore(record: TaskHistory): void {
     // Cut again: the file may have been written with larger limits (or by hand).
     const l = this.options.limits;
     record.args = text(record.args, l.args);
@@ -120,11 +120,11 @@ export class TaskStore {
   }
 
   /** The tasks updated (current records, oldest first) and the ids evicted since the last call. */
-  takeChanges(): { updated: Readonly<TaskRecord>[]; evicted: string[] } {
+  takeChanges(): { updated: Readonly<TaskHistory>[]; evicted: string[] } {
     const c = this.#changes;
     if (!c) return { updated: [], evicted: [] };
     this.#changes = { updated: new Set(), evicted: new Set() };
-    const updated: TaskRecord[] = [];
+    const updated: TaskHistory[] = [];
     for (const id of c.updated) {
       const t = this.#tasks.get(id);
       if (t) updated.push(t);
@@ -148,7 +148,7 @@ export class TaskStore {
     }
   }
 
-  #link(task: TaskRecord, previousParent: string | null): void {
+  #link(task: TaskHistory, previousParent: string | null): void {
     if (previousParent !== null) this.#unlink(previousParent, task.uuid);
     if (task.parent_id === null || task.parent_id === task.uuid) return;
     let set = this.#children.get(task.parent_id);

@@ -67,14 +67,24 @@ function stagesOf(instructions: Instruction[]): Array<{ image: string; name?: st
   return stages;
 }
 
-/** .dockerignore: does a pattern exclude this path (exact, a parent directory, or a `**` suffix)? */
+/**
+ * .dockerignore: is this path excluded? A pattern matches exactly, a parent directory, or a `**`
+ * suffix; a `!pattern` lets a path through again; as in Docker, the last matching line decides.
+ */
 function dockerIgnored(patterns: string[], file: string): boolean {
-  return patterns.some((p) => {
+  const matches = (p: string) => {
     const clean = p.replace(/^\//, '').replace(/\/$/, '');
     if (clean.startsWith('**/')) return file.split('/').includes(clean.slice(3));
     if (clean.includes('*')) return new RegExp(`^${clean.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/|$)`).test(file);
     return file === clean || file.startsWith(clean + '/');
-  });
+  };
+  let ignored = false;
+  for (const p of patterns) {
+    if (p.startsWith('!')) {
+      if (matches(p.slice(1))) ignored = false;
+    } else if (matches(p)) ignored = true;
+  }
+  return ignored;
 }
 
 describe('Dockerfile of celery-autopilot', () => {
@@ -135,6 +145,13 @@ describe('Dockerfile of celery-autopilot', () => {
       }
     }
     for (const heavy of ['node_modules', '.git', 'dist', 'test']) expect(dockerIgnored(ignore, heavy), `${heavy} excluded`).toBe(true);
+    // `npm run build` in the build stage runs tsc and then the script that copies the console's
+    // browser files into dist/: that script must be in the stage, and nothing else of scripts/.
+    const build = stages.find((s) => s.body.some((i) => i.keyword === 'RUN' && /\bnpm run build\b/.test(i.args)))!;
+    const buildScript = (JSON.parse(read('package.json')) as { scripts: { build: string } }).scripts.build;
+    const copied = build.body.filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    for (const needed of buildScript.match(/scripts\/\S+/g) ?? []) expect(copied).toContain(needed);
+    expect(dockerIgnored(ignore, 'scripts/check-size.mjs')).toBe(true);
     expect(instructions.filter((i) => i.keyword === 'ADD')).toEqual([]);
     expect(read('Dockerfile')).not.toMatch(/:latest\b/);
   });

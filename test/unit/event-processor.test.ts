@@ -5,7 +5,7 @@ import type { CeleryEvent } from '../../src/celery/events.js';
 import { EventProcessor, type EventProcessorOptions } from '../../src/exporter/event-processor.js';
 import { CeleryMetrics } from '../../src/metrics/celery-metrics.js';
 import { DEFAULT_BUCKETS } from '../../src/config/schema.js';
-import { TaskTracker } from '../../src/state/tasks.js';
+import { InFlightTasks } from '../../src/state/in-flight-tasks.js';
 import { WorkerRegistry } from '../../src/state/workers.js';
 import { amqpEventFixtures } from '../support/fixtures.js';
 import { metricValue, parseMetrics } from '../support/prom.js';
@@ -25,7 +25,7 @@ function setup(options: Partial<EventProcessorOptions> = {}, capacity = 1000) {
     overflowValue: 'other',
   });
   const workers = new WorkerRegistry(clock, { purgeAfterSeconds: 600 });
-  const tasks = new TaskTracker(capacity);
+  const tasks = new InFlightTasks(capacity);
   const processor = new EventProcessor(clock, workers, tasks, metrics, {
     defaultQueue: 'celery',
     taskSentHostname: 'generic',

@@ -1,25 +1,40 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { RequestHandler } from 'express';
-import { CONSOLE_CSS } from './console-css.js';
-import { CONSOLE_JS } from './console-js.js';
 
-const ASSETS: Readonly<Record<string, { type: string; body: string }>> = {
-  'console.css': { type: 'text/css; charset=utf-8', body: CONSOLE_CSS },
-  'console.js': { type: 'text/javascript; charset=utf-8', body: CONSOLE_JS },
+/**
+ * The console's browser files, beside this module: in src/ when run from source (tsx, vitest),
+ * in dist/ after `npm run build` (scripts/copy-console-static.mjs copies them, tsc does not).
+ * Read once at start: a release changes them, a running process never does.
+ */
+const FILES: ReadonlyArray<readonly [name: string, type: string]> = [
+  ['console.css', 'text/css; charset=utf-8'],
+  ['console.js', 'text/javascript; charset=utf-8'],
   // Without an icon, every browser asks for /favicon.ico, outside any url_prefix.
-  'favicon.svg': {
-    type: 'image/svg+xml',
-    body: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#14213d"/><path d="M4 11l3-6 2 4 1.5-2L12 11z" fill="#fca311"/></svg>',
-  },
-};
+  ['favicon.svg', 'image/svg+xml'],
+];
+
+const ASSETS: ReadonlyMap<string, { type: string; body: Buffer }> = new Map(
+  FILES.map(([name, type]) => [name, { type, body: readFileSync(new URL(name, import.meta.url)) }]),
+);
 
 /** Changes with the assets' content: pages link `?v=<this>`, so a new release is never served stale CSS. */
-export const ASSET_VERSION = createHash('sha256').update(CONSOLE_CSS).update(CONSOLE_JS).digest('hex').slice(0, 12);
+export const ASSET_VERSION = (() => {
+  const hash = createHash('sha256');
+  for (const { body } of ASSETS.values()) hash.update(body);
+  return hash.digest('hex').slice(0, 12);
+})();
 
-/** GET /ui/static/<name>: public (the login page could use them too), cached, never sniffed. */
+/** GET /ui/static/<name>: public (the login page uses them too), cached, never sniffed. */
 export const serveAsset: RequestHandler = (req, res, next) => {
-  const asset = Object.hasOwn(ASSETS, req.params.name as string) ? ASSETS[req.params.name as string] : undefined;
+  const asset = ASSETS.get(req.params.name as string);
   if (!asset) return next();
-  res.set('Content-Type', asset.type).set('X-Content-Type-Options', 'nosniff').set('Cache-Control', 'public, max-age=86400');
+  // Pages ask for `?v=<ASSET_VERSION>`: that URL's content never changes, so it may be kept for
+  // a year; an unversioned URL (a bookmarked favicon) is kept for a day.
+  const versioned = req.query.v === ASSET_VERSION;
+  res
+    .set('Content-Type', asset.type)
+    .set('X-Content-Type-Options', 'nosniff')
+    .set('Cache-Control', versioned ? 'public, max-age=31536000, immutable' : 'public, max-age=86400');
   res.send(asset.body);
 };

@@ -1,7 +1,7 @@
 import type { TaskEventType } from '../celery/events.js';
 
-/** What the exporter remembers about one in-flight task. */
-export interface TaskRecord {
+/** What the exporter remembers about one in-flight task, for metrics (the API's task history is tasks/task-history.ts). */
+export interface InFlightTask {
   name?: string;
   queue?: string;
   /** Sender timestamp (s) of task-sent, for queue wait. */
@@ -38,17 +38,17 @@ const BIT: Record<TaskEventType, number> = {
  * task-received carry only the uuid, so name and queue come from here; the seen-bits make a
  * replayed event count once. A retry (task-received with a higher `retries`) starts a new attempt.
  */
-export class TaskTracker {
-  readonly #tasks = new Map<string, TaskRecord>();
+export class InFlightTasks {
+  readonly #tasks = new Map<string, InFlightTask>();
   evictions = 0;
 
   constructor(private readonly capacity: number) {}
 
-  get(uuid: string): TaskRecord | undefined {
+  get(uuid: string): InFlightTask | undefined {
     return this.#tasks.get(uuid);
   }
 
-  getOrCreate(uuid: string): TaskRecord {
+  getOrCreate(uuid: string): InFlightTask {
     let task = this.#tasks.get(uuid);
     if (task === undefined) {
       if (this.#tasks.size >= this.capacity) {
@@ -68,7 +68,7 @@ export class TaskTracker {
    * Marks `type` as seen for the task's current attempt; false if it was already seen (a
    * duplicate delivery) and must not be counted again.
    */
-  markSeen(task: TaskRecord, type: TaskEventType, retries?: number): boolean {
+  markSeen(task: InFlightTask, type: TaskEventType, retries?: number): boolean {
     if (type === 'task-sent') {
       // The client's task-sent travels on its own connection and can arrive after the worker has
       // already retried the task: judged by its own attempt number, never as a stale replay.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskEvent, TaskEventType } from '../../src/celery/events.js';
-import { applyEvent, newTask, type TaskState } from '../../src/tasks/task-state.js';
+import { applyEvent, newTask, type TaskState } from '../../src/tasks/task-history.js';
 import { amqpEventFixtures } from '../support/fixtures.js';
 
 const LIMITS = { args: 1024, kwargs: 1024, result: 1024, exception: 1024, traceback: 8192 };

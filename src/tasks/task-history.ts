@@ -7,7 +7,8 @@ import type { TaskEvent, TaskEventType } from '../celery/events.js';
 export const TASK_STATES = ['PENDING', 'RECEIVED', 'STARTED', 'SUCCESS', 'FAILURE', 'RETRY', 'REVOKED', 'REJECTED'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
-export interface TaskRecord {
+/** A recent task's history for the task API and the console (the exporter's in-flight view is state/in-flight-tasks.ts). */
+export interface TaskHistory {
   readonly uuid: string;
   name: string | null;
   state: TaskState;
@@ -105,7 +106,7 @@ const BY_TIME = new Set<TaskState>(['RETRY', 'REJECTED']);
 /** Fields a late task-received may still contribute (Celery's merge_rules for RECEIVED). */
 const RECEIVED_MERGE = new Set(['name', 'args', 'kwargs', 'parent_id', 'root_id', 'retries', 'eta', 'expires']);
 
-export function newTask(uuid: string): TaskRecord {
+export function newTask(uuid: string): TaskHistory {
   return {
     uuid,
     name: null,
@@ -156,7 +157,7 @@ export type ApplyOutcome = 'applied' | 'merged' | 'duplicate';
  * Otherwise: an event that logically precedes the current state fills in fields (task-received
  * only its own: name, args, ...), and one that follows it sets state, timestamp and fields.
  */
-export function applyEvent(task: TaskRecord, event: TaskEvent, limits: FieldLimits): ApplyOutcome {
+export function applyEvent(task: TaskHistory, event: TaskEvent, limits: FieldLimits): ApplyOutcome {
   const ts = Number.isFinite(event.timestamp) ? event.timestamp : null;
   const tsField = EVENT_TIMESTAMP[event.type];
   if (tsField !== undefined && ts !== null && task[tsField] === ts) return 'duplicate';
@@ -177,7 +178,7 @@ export function applyEvent(task: TaskRecord, event: TaskEvent, limits: FieldLimi
 }
 
 /** Copies what the event carries; `only` restricts it to a merge rule's fields. */
-function copyFields(task: TaskRecord, e: TaskEvent, limits: FieldLimits, only: Set<string> | undefined): void {
+function copyFields(task: TaskHistory, e: TaskEvent, limits: FieldLimits, only: Set<string> | undefined): void {
   const raw = e as unknown as Record<string, unknown>;
   // task-sent and task-received carry these; a merge rule may not allow them all (see RECEIVED_MERGE).
   if (e.type === 'task-sent' || e.type === 'task-received') {
