@@ -4,6 +4,8 @@
 //
 //   node scripts/hash-secret.mjs password          # asks for a password (or reads one line from stdin),
 //                                                   # prints scrypt$N$r$p$salt$hash for auth.users[].password_hash
+//   node scripts/hash-secret.mjs user alice admin  # the same, printed as one user line, name:role:hash, for
+//                                                   # CELERY_AUTOPILOT_AUTH_USERS or --auth-users (npm run hash-secret -- user …)
 //   node scripts/hash-secret.mjs token             # makes a new API token, prints it once and its sha256
 //                                                   # for auth.tokens[].sha256
 //   node scripts/hash-secret.mjs token --stdin     # prints the sha256 of an existing token read from stdin
@@ -15,8 +17,10 @@ import { createHash, randomBytes, scrypt } from 'node:crypto';
 
 const SCRYPT = { N: 32768, r: 8, p: 1 };
 
+const ROLES = ['viewer', 'operator', 'admin'];
+
 function usage(code) {
-  console.error('usage: hash-secret.mjs password | token [--stdin]');
+  console.error('usage: hash-secret.mjs password | user <name> <viewer|operator|admin> | token [--stdin]');
   process.exit(code);
 }
 
@@ -67,9 +71,9 @@ function hashPassword(password) {
 const sha256 = (text) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 const [mode, ...rest] = process.argv.slice(2);
-if (mode === 'password') {
-  if (rest.length > 0) usage(2);
-  const password = await readSecret('Password: ');
+/** A new password, asked twice on a terminal. */
+async function askPassword(prompt) {
+  const password = await readSecret(prompt);
   if (password === '') {
     console.error('empty password refused');
     process.exit(1);
@@ -78,7 +82,19 @@ if (mode === 'password') {
     console.error('the two passwords differ');
     process.exit(1);
   }
-  process.stdout.write(`${await hashPassword(password)}\n`);
+  return password;
+}
+
+if (mode === 'password') {
+  if (rest.length > 0) usage(2);
+  process.stdout.write(`${await hashPassword(await askPassword('Password: '))}\n`);
+} else if (mode === 'user') {
+  const [name, role, ...extra] = rest;
+  // The same rules as the config's usernames (src/config/auth-schema.ts).
+  // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+  if (extra.length > 0 || !name || !/^[^:,\s\x00-\x1f\x7f]+$/.test(name) || !ROLES.includes(role)) usage(2);
+  const line = `${name}:${role}:${await hashPassword(await askPassword(`Password for ${name}: `))}`;
+  process.stdout.write(`${line}\n`);
 } else if (mode === 'token') {
   if (rest.length === 1 && rest[0] === '--stdin') {
     const token = await readSecret('Token: ');

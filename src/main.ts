@@ -10,7 +10,7 @@ import { loadOidcMaterial } from './auth/index.js';
 import { ConfigError, helpText, loadConfig, type Config } from './config/load.js';
 import { loadTlsMaterial } from './http/listener.js';
 import { loadWebhookCredentials } from './http/webhook-auth.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { kubeCredentials } from './kubernetes/credentials.js';
 import { loadConfiguredRules, RulesError } from './remediation/rules.js';
 import { VERSION } from './metrics/self-metrics.js';
@@ -54,10 +54,7 @@ function main(): void {
   service.start();
   service
     .listen()
-    .then((port) => {
-      const where = config.unix_socket !== undefined ? { socket: config.unix_socket } : { address: config.listen_address, port };
-      logger.info({ ...where, tls: service.servedOverTls, broker: config.broker.display }, 'celery-autopilot listening');
-    })
+    .then((port) => announceStart(logger, config, service, port))
     .catch((e: Error) => {
       logger.fatal({ err: e.message }, 'cannot listen');
       process.exit(1);
@@ -92,6 +89,26 @@ function main(): void {
   // Errors we did not foresee are logged; the process stays up, since losing the exporter at
   // night is worse than one failed operation.
   process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
+}
+
+/** One line a newcomer can act on: where the console is and how to get in (a warning when nobody can). */
+function announceStart(logger: Logger, config: Config, service: Service, port: number): void {
+  const where = config.unix_socket !== undefined ? { socket: config.unix_socket } : { address: config.listen_address, port };
+  const url = consoleUrl(config, port, service.servedOverTls);
+  const { text, open } = service.auth.signIn;
+  logger[open ? 'info' : 'warn'](
+    { ...where, tls: service.servedOverTls, broker: config.broker.display, console: url },
+    `celery-autopilot listening; console at ${url}; ${text}`,
+  );
+}
+
+/** Where a browser finds the console: auth.public_url when set, else this listener as seen from this machine. */
+function consoleUrl(config: Config, port: number, tls: boolean): string {
+  if (config.auth.public_url) return `${config.auth.public_url.replace(/\/+$/, '')}/ui`;
+  if (config.unix_socket !== undefined) return `unix:${config.unix_socket}:${config.url_prefix}/ui`;
+  const address = config.listen_address;
+  const host = address === '0.0.0.0' || address === '::' ? 'localhost' : address.includes(':') ? `[${address}]` : address;
+  return `${tls ? 'https' : 'http'}://${host}:${port}${config.url_prefix}/ui`;
 }
 
 /**

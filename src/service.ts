@@ -15,7 +15,7 @@ import { serviceHttpDeps } from './service-http.js';
 import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from './service-telemetry.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
-import { ControlClient } from './control/client.js';
+import { answeredCommand, ControlClient } from './control/client.js';
 import { COMMANDS } from './control/commands.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
@@ -28,13 +28,11 @@ import {
   createResultBackend,
   createTaskPublisher,
   createTaskStore,
-  createWorkerPersistence,
   type ResultBackend,
-  type TaskPersistence,
   type TaskPublisher,
   type TaskStore,
-  type WorkerPersistence,
 } from './tasks/index.js';
+import { createTaskPersistence, createWorkerPersistence, type TaskPersistence, type WorkerPersistence } from './persistence/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
 import { brokerConnections, createTransport } from './transport/index.js';
@@ -129,9 +127,8 @@ export class Service {
       overflowValue: c.overflow_value,
     };
     this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, processing, this.flow);
-    const taskParts = config.tasks.enabled ? createTaskStore(config, this.#logger) : undefined;
-    this.taskStore = taskParts?.store;
-    this.#taskPersistence = taskParts?.persistence;
+    this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
+    this.#taskPersistence = this.taskStore ? createTaskPersistence(config, this.taskStore, this.#logger) : undefined;
     if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
     this.selfMetrics = new SelfMetrics(
       this.registry,
@@ -183,7 +180,7 @@ export class Service {
       this.actionMetrics.controlCommands.inc({ command, outcome });
       // HTTP or remediation alike: a pool or consumer change shows in the figures at once.
       if (result && command !== 'unknown' && COMMANDS.get(command)?.changesInspection) {
-        for (const r of result.results) if (r.status === 'ok') this.#inspector.refresh(r.worker);
+        for (const r of result.results) if (answeredCommand(r)) this.#inspector.refresh(r.worker);
       }
     });
     this.audit = new AuditLog(

@@ -72,6 +72,8 @@ export interface Auth {
   knownCaller(req: Request): Principal | undefined;
   /** requireRole('viewer') when auth.protect_metrics, else a pass-through. */
   readonly protectMetrics: RequestHandler;
+  /** How people and scripts get in, in words, for the start-up line; `open` false when nobody can (fail closed). */
+  readonly signIn: { readonly text: string; readonly open: boolean };
   /** Stops the OpenID providers' discovery retries and closes their connections. */
   stop(): Promise<void>;
 }
@@ -150,6 +152,7 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): Auth {
     csrf: csrf(ctx),
     csrfToken: ensureCsrfToken,
     protectMetrics: config.protect_metrics ? guard('viewer') : passThrough,
+    signIn: describeSignIn(ctx),
     stop: async () => {
       await Promise.all([...oidc.values()].map((p) => p.stop()));
     },
@@ -187,16 +190,27 @@ function announce(ctx: AuthContext): void {
   }
   for (const u of config.users) {
     if (u.password)
-      logger.warn({ user: u.username }, 'plaintext password in config: store a hash instead (node scripts/hash-secret.mjs password)');
+      logger.warn({ user: u.username }, 'plaintext password in config: store a hash instead (npm run hash-secret -- user <name> <role>)');
   }
-  logger.info(
-    {
-      users: config.users.length,
-      tokens: config.tokens.length,
-      github: config.github !== undefined,
-      oidc: config.oidc.map((p) => p.id),
-      protectMetrics: config.protect_metrics,
-    },
-    'authentication configured',
-  );
+}
+
+/** "password (2 users), GitHub, 1 API token; /metrics open", or why nobody can get in. */
+function describeSignIn(ctx: AuthContext): { text: string; open: boolean } {
+  const { config } = ctx;
+  if (ctx.insecure) return { text: 'AUTHENTICATION DISABLED (auth.insecure_no_auth): every caller is admin', open: true };
+  if (!ctx.configured) {
+    return {
+      text: 'nobody can sign in: no user, token or single sign-on is configured, so the console and control API are closed (the console URL says what to set, e.g. CELERY_AUTOPILOT_AUTH_USERS)',
+      open: false,
+    };
+  }
+  const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  const ways = [
+    ...(config.users.length > 0 ? [`password (${plural(config.users.length, 'user')})`] : []),
+    ...(config.github ? ['GitHub'] : []),
+    ...(config.oidc.length > 0 ? [`OpenID Connect (${config.oidc.map((p) => p.id).join(', ')})`] : []),
+    ...(config.tokens.length > 0 ? [plural(config.tokens.length, 'API token')] : []),
+  ];
+  const people = hasInteractiveSignIn(ctx) ? '' : ' (tokens only: no sign-in form for people)';
+  return { text: `sign-in: ${ways.join(', ')}${people}; /metrics ${config.protect_metrics ? 'needs viewer' : 'open'}`, open: true };
 }

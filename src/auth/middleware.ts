@@ -1,7 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { parseAuthorization } from './credentials.js';
 import { crossOriginProblem, csrfProblem, expectedOrigins, insecureHostProblem, isUnsafeMethod } from './csrf.js';
-import { NOT_CONFIGURED, hasInteractiveSignIn, isBrowser, refuse, type AuthContext, type AuthProblem } from './context.js';
+import { NOT_CONFIGURED, isBrowser, refuse, type AuthContext, type AuthProblem } from './context.js';
 import { roleAtLeast, type Principal, type Role, type SessionPrincipal } from './principal.js';
 
 const INSECURE_PRINCIPAL: Principal = Object.freeze({ kind: 'anonymous-insecure', name: 'anonymous', role: 'admin', via: 'none' });
@@ -119,7 +119,7 @@ export async function checkPassword(
 
 /**
  * Lets the request through when its principal has at least `role`; otherwise 503 (nothing
- * configured), 429 (throttled), 401 (no or wrong credentials: browsers are sent to /login,
+ * configured; a browser's GET is sent to /login, which says what to configure), 429 (throttled), 401 (no or wrong credentials: browsers are sent to /login,
  * others get WWW-Authenticate challenges) or 403 (CSRF or cross-origin, or role too low).
  * Cookie sessions on unsafe methods must pass the CSRF check here too, so a route guarded by
  * requireRole is safe even where `csrf` was not mounted. With `beforeBody`, the session's CSRF
@@ -129,7 +129,9 @@ export async function checkPassword(
 export function requireRole(ctx: AuthContext, role: Role, beforeBody = false): RequestHandler {
   return async (req, res, next) => {
     if (!ctx.configured && !ctx.insecure) {
-      res.status(503).json({ error: NOT_CONFIGURED });
+      // Still closed; a person at a browser is sent to the page that says what to configure.
+      if (isBrowser(req) && req.method === 'GET') res.redirect(302, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+      else res.status(503).json({ error: NOT_CONFIGURED });
       return;
     }
     const header = req.get('authorization');
@@ -178,9 +180,9 @@ export function requireRole(ctx: AuthContext, role: Role, beforeBody = false): R
 }
 
 function unauthenticated(ctx: AuthContext, req: Request, res: Response, reason: string): void {
-  const interactive = hasInteractiveSignIn(ctx);
   if (isBrowser(req)) {
-    if (interactive && req.method === 'GET' && reason === 'authentication required') {
+    // With tokens only, /login says how people get in; with a sign-in method, it is the form.
+    if (req.method === 'GET' && reason === 'authentication required') {
       res.redirect(302, `/login?next=${encodeURIComponent(req.originalUrl)}`);
       return;
     }

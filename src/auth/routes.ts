@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { Passport } from 'passport';
-import { hasInteractiveSignIn, refuse, type AuthContext } from './context.js';
+import { hasInteractiveSignIn, isBrowser, refuse, type AuthContext } from './context.js';
 import { csrfProblem, ensureCsrfToken, expectedOrigins } from './csrf.js';
 import { GitHubAllowList, createGitHubStrategy } from './github.js';
-import { loginPage } from './login-page.js';
+import { loginPage, noSignInPage } from './login-page.js';
 import { checkPassword } from './middleware.js';
 import type { OidcProvider } from './oidc/provider.js';
 import { oidcRoutes } from './oidc/routes.js';
@@ -33,7 +33,15 @@ export function authRouter(
   const renderLogin = loginRenderer(ctx);
 
   router.get('/login', noStore, (req, res) => {
-    if (!sessionsOn) return refuse(req, res, 404, 'no interactive sign-in is configured (auth.users, auth.github or auth.oidc)');
+    if (!sessionsOn) {
+      // What to configure, rather than a dead end: 503 while nothing at all is (fail closed), 404 with tokens only.
+      if (!isBrowser(req))
+        return refuse(req, res, ctx.configured ? 404 : 503, 'no interactive sign-in is configured (auth.users, auth.github or auth.oidc)');
+      return pageHeaders(res)
+        .status(ctx.configured ? 404 : 503)
+        .type('html')
+        .send(noSignInPage({ tokens: ctx.verifier.tokenCount > 0, base: prefixOf(res) }));
+    }
     renderLogin(req, res, 200, safeNext(req.query.next));
   });
 
@@ -86,14 +94,8 @@ export function authRouter(
 function loginRenderer(ctx: AuthContext): (req: Request, res: express.Response, status: number, next: string, message?: string) => void {
   return (req, res, status, next, message) => {
     const p = req.session.principal;
-    res
+    pageHeaders(res)
       .status(status)
-      // The console's stylesheet and icon (same origin) and nothing else: no script, no inline style.
-      .set(
-        'Content-Security-Policy',
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-      )
-      .set('X-Frame-Options', 'DENY')
       .type('html')
       .send(
         loginPage({
@@ -102,13 +104,25 @@ function loginRenderer(ctx: AuthContext): (req: Request, res: express.Response, 
           passwordLogin: ctx.interactive.password,
           githubLogin: ctx.interactive.github,
           oidc: ctx.oidcButtons,
-          base: typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '',
+          base: prefixOf(res),
           ...(p ? { signedInAs: `${p.name} (${p.role})` } : {}),
           ...(message ? { message } : {}),
         }),
       );
   };
 }
+
+/** The console's stylesheet and icon (same origin) and nothing else: no script, no inline style. */
+function pageHeaders(res: express.Response): express.Response {
+  return res
+    .set(
+      'Content-Security-Policy',
+      "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
+    .set('X-Frame-Options', 'DENY');
+}
+
+const prefixOf = (res: express.Response): string => (typeof res.locals.urlPrefix === 'string' ? (res.locals.urlPrefix as string) : '');
 
 /** GET /auth/github and its callback, through passport-github2 with our own state store and allow list. */
 function githubRoutes(

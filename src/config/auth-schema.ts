@@ -40,7 +40,7 @@ const passwordHash = z
   })
   .transform((s) => new Secret(s));
 
-const user = z
+const userObject = z
   .object({
     username: z.string().min(1).max(128).regex(usernameChars, 'usernames may not contain ":", spaces or control characters'),
     password_hash: passwordHash.optional(),
@@ -64,6 +64,38 @@ const user = z
     message: 'give exactly one of password_hash or password: { plain: ... }',
     path: ['password_hash'],
   });
+
+/**
+ * The one-line form of a user, for a flag or an environment variable where YAML cannot go:
+ * `name:role:scrypt$N$r$p$salt$hash` (what `npm run hash-secret -- user <name> <role>` prints),
+ * several separated by ",". Only a hash is accepted here: a plaintext password on a command
+ * line is seen by `ps` and shell history. The value is never repeated in an error, in case a
+ * password was typed where the hash belongs.
+ */
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+const USER_LINE = /^([^:\s\x00-\x1f\x7f]+):([a-z]+):(.+)$/;
+export const USER_LINE_FORMAT = 'name:role:scrypt-hash (make one with: npm run hash-secret -- user <name> <role>)';
+function parseUserLine(value: unknown, ctx: z.RefinementCtx): unknown {
+  if (typeof value !== 'string') return value;
+  const m = USER_LINE.exec(value.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `not a user: write ${USER_LINE_FORMAT}` });
+    return z.NEVER;
+  }
+  const [, username, roleName, hash] = m;
+  if (!(ROLES as readonly string[]).includes(roleName!)) {
+    ctx.addIssue({ code: 'custom', message: `user ${username}: the role must be one of ${ROLES.join(', ')}` });
+    return z.NEVER;
+  }
+  if (!parseScryptHash(hash!).ok) {
+    ctx.addIssue({ code: 'custom', message: `user ${username}: a scrypt hash must follow the role, not a password: ${USER_LINE_FORMAT}` });
+    return z.NEVER;
+  }
+  return { username, password_hash: hash, role: roleName };
+}
+
+/** A user as a mapping (YAML) or as one line (flags, environment variables, YAML too). */
+const user = z.preprocess(parseUserLine, userObject);
 
 const token = z
   .object({

@@ -5,6 +5,8 @@ import type { WorkerRecord } from '../state/workers.js';
 import { commandForm, roleFor, taskTypeActions, workerActions } from './actions.js';
 import { age, html, isoTime, json, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
+import { emptyPoolFlag } from './workers.js';
+import { liveProcesses } from '../control/shrink.js';
 import { taskHref, taskRows, type InspectedTask } from './worker-tasks.js';
 
 /** The read-only inspections a worker page shows, asked in parallel (each a viewer command). */
@@ -102,7 +104,7 @@ export function workerPage(
   const revoked = list(i?.revoked?.reply);
   const forms = o.alive ? workerActions(name).map((spec) => commandForm(ctx, name, spec)) : [];
   const body = html`<div class="summary" id="worker-summary" data-worker="${name}">
-<span class="state state-${o.alive ? 'up' : 'down'}">${o.alive ? 'up' : 'down'}</span>
+<span class="state state-${o.alive ? 'up' : 'down'}">${o.alive ? 'up' : 'down'}</span>${emptyPoolFlag(o.alive, i?.stats?.status === 'ok' ? (liveProcesses(i.stats.reply) ?? w?.processes) : w?.processes)}
 <span>last heartbeat <strong>${age(w?.lastHeartbeatAt, o.nowMs)}</strong> ago</span><span>active <strong>${w?.active ?? '?'}</strong></span>
 <span>processed <strong>${w?.processed ?? '?'}</strong></span><span>load <strong>${(w?.loadavg ?? []).join(' ')}</strong></span><span class="muted">${w?.swVersion ?? ''}</span>
 <span class="muted">inspected ${isoTime(o.nowMs)}</span></div>

@@ -17,7 +17,7 @@
  *   - `ok` (reply = the worker's answer, message = its "ok" text if any),
  *   - `error` (kind = unsupported_pool | autoscale_enabled | autoscale_disabled |
  *     pool_restarts_disabled | unknown_task | invalid_rate_limit | unknown_command | pool_busy |
- *     worker_error,
+ *     pool_floor (a shrink that would go below `keepProcesses`: nothing sent) | worker_error,
  *     message = plain words, reply = the raw `{"error": ...}`),
  *   - `no_reply` (a named worker did not answer within the idle timeout; never retried),
  *   - `sent` (shutdown: a cast that workers never answer),
@@ -32,16 +32,30 @@
  * revoked, shutdown: ping stops answering). `confirmed` is then true/false per accepted worker,
  * null where there is nothing to observe (pool_restart, reads, failed or unanswered workers).
  *
+ * pool_shrink reads each target's live pool (stats) first and sends at most live − keepProcesses
+ * (default 1) to each: results carry `before` and `after` (shrink.ts says why).
+ *
  * `observe(command, outcome, result?)` is called exactly once per `run`, for metrics and audit.
  */
 import { systemClock, type Clock } from '../clock.js';
 import { BrokerUnavailableError, type BrokerTransport, type ControlRequest } from '../transport/transport.js';
-import { isCommandName, prepareCommand, type CommandName, type PreparedCommand, type Role, type WireArguments } from './commands.js';
+import {
+  COMMANDS,
+  isCommandName,
+  prepareCommand,
+  type CommandName,
+  type PreparedCommand,
+  type Role,
+  type WireArguments,
+} from './commands.js';
 import { confirmEffects, readBaselines, type ConfirmOutcome } from './confirm.js';
-import { mapReply, type ErrorKind } from './replies.js';
+import { mapReply } from './replies.js';
+import type { WorkerResult } from './results.js';
+import { DEFAULT_KEEP_PROCESSES, MAX_KEEP_PROCESSES, planShrink } from './shrink.js';
 import {
   CommandValidationError,
   MAX_WORKERS_PER_COMMAND,
+  validateInteger,
   validateList,
   validateObject,
   validateWorkerName,
@@ -57,22 +71,14 @@ export interface RunOptions {
   readonly confirm?: boolean;
   /** Validate and report what would be sent; publish nothing. */
   readonly dryRun?: boolean;
+  /**
+   * pool_shrink only: processes each worker keeps at least (default 1). n is cut to the live
+   * count minus this, so 0 (an empty pool) happens only when a request asks for it.
+   */
+  readonly keepProcesses?: number;
 }
 
-export type WorkerStatus = 'ok' | 'error' | 'no_reply' | 'sent' | 'dry_run';
-
-export interface WorkerResult {
-  readonly worker: string;
-  readonly status: WorkerStatus;
-  /** The worker's answer as received (also for errors: the raw `{"error": ...}`). */
-  readonly reply?: unknown;
-  readonly message?: string;
-  readonly kind?: ErrorKind;
-  /** Only present when confirmation was asked for. */
-  readonly confirmed?: boolean | null;
-  /** What confirmation looked for and why it ended, e.g. "observed 3 pool processes (was 2)". */
-  readonly confirmation?: string;
-}
+export { answeredCommand, type WorkerResult, type WorkerStatus } from './results.js';
 
 /** The run's outcome as counted in metrics: one per `run` call. */
 export type ControlOutcome =
@@ -96,6 +102,8 @@ export interface ControlResult {
   /** The least role this command with these arguments needs (the caller enforces it). */
   readonly role: Role;
   readonly dryRun: boolean;
+  /** pool_shrink: the processes each worker was left at least. */
+  readonly keepProcesses?: number;
   readonly outcome: ControlOutcome;
   readonly results: readonly WorkerResult[];
 }
@@ -188,6 +196,7 @@ export class ControlClient {
       prepared = typeof command === 'string' ? prepareCommand(command, rawArgs) : command;
       addressing = validateTargets(targets);
       timeoutMs = opts.timeoutMs === undefined ? this.#timeoutMs : validateTimeout(opts.timeoutMs);
+      if (opts.keepProcesses !== undefined) validateInteger(opts.keepProcesses, 'keep_processes', 0, MAX_KEEP_PROCESSES);
     } catch (error) {
       this.observe(label, 'invalid');
       throw error;
@@ -211,6 +220,11 @@ export class ControlClient {
       : { destination: addressing.destination };
     const confirmation = opts.confirm ? definition.confirmation : undefined;
     try {
+      if (definition.name === 'pool_shrink') {
+        const results = await this.#shrink(args, targeting, addressing.destination, timeoutMs, opts);
+        const keepProcesses = opts.keepProcesses ?? DEFAULT_KEEP_PROCESSES;
+        return this.#finish({ ...base, dryRun: false, keepProcesses, outcome: overallOutcome(results), results });
+      }
       const baselines = confirmation ? await readBaselines(this.transport, confirmation, args, targeting, timeoutMs) : undefined;
       const replies = await this.transport.broadcast(
         { method: definition.name, arguments: args, ...targeting },
@@ -238,6 +252,47 @@ export class ControlClient {
       this.observe(definition.name, error instanceof BrokerUnavailableError ? 'broker_unavailable' : 'failed');
       throw error;
     }
+  }
+
+  /**
+   * pool_shrink, bounded per worker by its live pool (shrink.ts): stats first, then one command
+   * per distinct n, each naming its workers. Every result says before → after.
+   */
+  async #shrink(
+    args: WireArguments,
+    targeting: Pick<ControlRequest, 'destination' | 'pattern' | 'matcher'>,
+    named: readonly string[] | null,
+    timeoutMs: number,
+    opts: RunOptions,
+  ): Promise<WorkerResult[]> {
+    const keep = opts.keepProcesses ?? DEFAULT_KEEP_PROCESSES;
+    const plan = await planShrink(this.transport, targeting, named, args.n as number, keep, timeoutMs);
+    const byWorker = new Map<string, WorkerResult>(plan.refused.map((r) => [r.worker, opts.confirm ? { ...r, confirmed: null } : r]));
+    for (const [n, workers] of plan.groups) {
+      const sent = { n };
+      const replies = await this.transport.broadcast(
+        { method: 'pool_shrink', arguments: sent, destination: workers },
+        { reply: true, timeoutMs },
+      );
+      const answered = new Map<string, unknown>();
+      for (const r of replies) if (!answered.has(r.worker)) answered.set(r.worker, r.value);
+      let results = workers.map((worker): WorkerResult => {
+        const before = plan.before.get(worker)!.processes;
+        if (!answered.has(worker)) return { worker, status: 'no_reply', message: `no reply within ${timeoutMs} ms`, before };
+        const mapped = mapReply('pool_shrink', answered.get(worker));
+        // An error reply can still follow removed processes (billiard counts down before it
+        // complains): only a success says where the pool is heading.
+        return { worker, ...mapped, before, ...(mapped.status === 'ok' ? { after: before - n } : {}) };
+      });
+      if (opts.confirm) {
+        const baselines = new Map(workers.map((w) => [w, plan.before.get(w)!.processes]));
+        const confirmation = COMMANDS.get('pool_shrink')!.confirmation;
+        results = await this.#confirm(results, sent, confirmation, baselines, timeoutMs);
+      }
+      for (const r of results) byWorker.set(r.worker, r);
+    }
+    const order = named ?? [...byWorker.keys()].sort();
+    return order.map((w) => byWorker.get(w)!);
   }
 
   /** Asks the named workers for a pong now: true for each that answered within the timeout. */

@@ -13,6 +13,7 @@ export type ErrorKind =
   | 'invalid_rate_limit'
   | 'unknown_command'
   | 'pool_busy'
+  | 'pool_floor'
   | 'worker_error';
 
 export type MappedReply =

@@ -67,6 +67,24 @@ export class QueueCollector {
     return [...new Set([...this.options.configuredQueues, ...this.#learnt.keys()])].sort();
   }
 
+  /** One queue's depth now, past the cache (what a purge would remove); messages null when unreadable. */
+  async depthNow(queue: string): Promise<QueueDepth> {
+    const [depth] = await this.transport.queueDepths([queue], this.options.timeoutMs);
+    return depth ?? { name: queue, messages: null, consumers: null, error: 'no answer' };
+  }
+
+  /**
+   * Empties a queue through the transport (on Redis every priority list; BrokerTransport.purgeQueue)
+   * and forgets the cached depths, so the next scrape shows it empty. Answers the count removed.
+   */
+  async purge(queue: string, timeoutMs: number): Promise<number> {
+    try {
+      return await this.transport.purgeQueue(queue, timeoutMs);
+    } finally {
+      this.#cache = undefined;
+    }
+  }
+
   /** Who consumes each queue is read at `now`, before the broker is asked (see scrape-sample.ts). */
   async collect(now = this.clock.nowMs()): Promise<QueueSample[]> {
     const names = this.queueNames(now);

@@ -13,6 +13,11 @@ export function sampleCluster(workers: WorkerRegistry, queues: QueueCollector, n
   // Restored workers that have not spoken since get no series: the file is not a heartbeat.
   const workerSamples = [...workers.all()]
     .filter((w) => w.restored !== true)
-    .map((w) => ({ hostname: w.hostname, up: workers.isAlive(w, now), active: w.active ?? 0 }));
+    .map((w) => ({
+      hostname: w.hostname,
+      up: workers.isAlive(w, now),
+      active: w.active ?? 0,
+      ...(w.processes !== undefined ? { processes: w.processes } : {}),
+    }));
   return queues.collect(now).then((queueSamples) => ({ workers: workerSamples, queues: queueSamples }));
 }

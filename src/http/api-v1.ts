@@ -2,8 +2,13 @@ import express, { type Router } from 'express';
 import type { Targets } from '../control/client.js';
 import type { CommandName } from '../control/commands.js';
 import { CommandValidationError, validateQueueName } from '../control/validators.js';
+import { describePrincipal } from '../auth/index.js';
+import { BrokerUnavailableError, QueueNotFoundError } from '../transport/transport.js';
 import { handle, HttpError, type ControlRoutes } from './control-routes.js';
 import { booleanParam } from './params.js';
+
+/** A purge is one broker operation; past this the answer is an error and the queue as the broker left it. */
+const PURGE_TIMEOUT_MS = 10_000;
 
 /**
  * The versioned API: reports each worker's reply and can target several workers, a glob or a
@@ -68,7 +73,7 @@ export function apiV1(routes: ControlRoutes): Router {
       const b = (req.body ?? {}) as Record<string, unknown>;
       if (typeof b !== 'object' || Array.isArray(b)) throw new CommandValidationError('the body must be a JSON object');
       const unknownKeys = Object.keys(b).filter(
-        (k) => !['command', 'arguments', 'targets', 'dry_run', 'confirm', 'timeout_ms'].includes(k),
+        (k) => !['command', 'arguments', 'targets', 'dry_run', 'confirm', 'timeout_ms', 'keep_processes'].includes(k),
       );
       if (unknownKeys.length)
         throw new CommandValidationError(`unknown field${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.join(', ')}`);
@@ -83,6 +88,7 @@ export function apiV1(routes: ControlRoutes): Router {
           dryRun: b.dry_run === true,
           confirm: b.confirm === true,
           ...(b.timeout_ms !== undefined ? { timeoutMs: b.timeout_ms as number } : {}),
+          ...(b.keep_processes !== undefined ? { keepProcesses: b.keep_processes as number } : {}),
         },
       );
       // active, reserved and scheduled list tasks with their arguments: the payload rule applies.
@@ -91,6 +97,49 @@ export function apiV1(routes: ControlRoutes): Router {
         ...result,
         results: result.results.map((r) => (r.reply === undefined ? r : { ...r, reply: view.inspectReply(result.command, r.reply) })),
       });
+    }),
+  );
+
+  const admin = deps.auth.withBody(
+    'admin',
+    express.json({ limit: deps.maxBodyBytes }),
+    express.urlencoded({ extended: false, limit: deps.maxBodyBytes }),
+  );
+  router.post(
+    '/api/v1/queues/:name/purge',
+    ...admin,
+    handle(async (req, res) => {
+      const queue = validateQueueName(req.params.name, 'name');
+      const by = describePrincipal(req);
+      // Only queues this service reports: a typo must not reach the broker as a purge.
+      if (!deps.queues.queueNames().includes(queue))
+        throw new HttpError(404, `unknown queue '${queue}': not in metrics.queues, consumed by a live worker, or seen in task-sent`);
+      if (booleanParam(req, 'dry_run', false)) {
+        const depth = await deps.queues.depthNow(queue);
+        if (depth.messages === null)
+          throw new HttpError(503, `the depth of '${queue}' cannot be read: ${depth.error ?? 'broker unavailable'}`);
+        res.json({ queue, dry_run: true, messages: depth.messages });
+        return;
+      }
+      let removed: number;
+      try {
+        removed = await deps.queues.purge(queue, PURGE_TIMEOUT_MS);
+      } catch (e) {
+        const outcome =
+          e instanceof BrokerUnavailableError ? 'broker_unavailable' : e instanceof QueueNotFoundError ? 'not_found' : 'failed';
+        audit.write({
+          kind: 'control',
+          by,
+          command: 'purge',
+          arguments: { queue },
+          outcome,
+          ...(outcome === 'failed' ? { error: (e as Error).message } : {}),
+        });
+        if (e instanceof QueueNotFoundError) throw new HttpError(404, e.message);
+        throw e;
+      }
+      audit.write({ kind: 'control', by, command: 'purge', arguments: { queue }, outcome: 'ok', removed });
+      res.json({ queue, purged: removed });
     }),
   );
 

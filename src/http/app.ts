@@ -15,8 +15,10 @@ import { controlRoutes, sendError } from './control-routes.js';
 import { flowerControlApi } from './flower-control-api.js';
 import { metricsEndpoint, type MetricsSource } from './metrics-endpoint.js';
 import { consoleRouter, type ConsoleDeps } from '../console/index.js';
+import { landingPage } from '../console/landing.js';
 import { taskReadApi, type TaskApiDeps } from './task-api.js';
 import { taskSubmitApi, type TaskSubmitApiDeps } from './task-submit-api.js';
+import { taskActionsApi } from './task-actions-api.js';
 import { flowerWorkersApi, type FlowerWorkersApiDeps } from './flower-workers-api.js';
 import { urlPrefix } from './url-prefix.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from './remediation-api.js';
@@ -67,20 +69,6 @@ export interface HttpDeps {
   readonly remediation?: { remediator: Remediator; credentials: WebhookCredentials; maxBodyBytes: number; reloadRules: () => number };
 }
 
-const LANDING = (version: string, prefix: string) => `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>celery-autopilot</title></head>
-<body>
-<h1>celery-autopilot</h1>
-<p>Celery metrics for Prometheus, version ${version}.</p>
-<ul>
-<li><a href="${prefix}/ui">Operator console</a> (sign-in required)</li>
-<li><a href="${prefix}/metrics">Metrics</a></li>
-<li><a href="${prefix}/-/healthy">Health</a></li>
-<li><a href="${prefix}/-/ready">Readiness</a></li>
-</ul>
-</body></html>
-`;
-
 /** Task lists one caller may have in flight at once (/api/tasks and /ui/tasks together); 429 beyond. */
 export const TASK_LISTS_PER_CALLER = 2;
 
@@ -125,9 +113,11 @@ export function createHttpApp(deps: HttpDeps): Express {
   app.use(auth.authenticate);
   app.use(auth.router);
 
-  app.get('/', (_req, res) => {
-    res.type('html').send(LANDING(deps.version, deps.urlPrefix));
+  app.get('/', (req, res) => {
+    res.type('html').send(landingPage({ version: deps.version, prefix: deps.urlPrefix, caller: auth.knownCaller(req) }));
   });
+  // Browsers ask for it whatever the page says; the console's icon answers.
+  app.get('/favicon.ico', (_req, res) => res.redirect(301, '/ui/static/favicon.svg'));
   app.get('/metrics', auth.protectMetrics, metricsEndpoint(deps.metrics));
   app.get('/-/ready', (req, res) => {
     const { ready, broker } = deps.readiness();
@@ -167,7 +157,9 @@ export function createHttpApp(deps: HttpDeps): Express {
   // worker snapshot.
   const { payload } = deps;
   app.use(taskReadApi({ ...deps.tasks.read, auth, payload, heavyRead }));
-  app.use(taskSubmitApi({ ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload }));
+  const submitDeps = { ...deps.tasks.submit, auth, audit: deps.audit, clock: deps.clock, payload };
+  app.use(taskSubmitApi(submitDeps));
+  app.use(taskActionsApi(submitDeps, routes));
   app.use(flowerWorkersApi({ ...deps.tasks.workers, auth, workers, queues, payload }));
   app.use(flowerControlApi(routes));
   app.use(apiV1(routes));

@@ -2,13 +2,14 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import type { Auth } from '../auth/index.js';
 import { describePrincipal, roleAtLeast } from '../auth/index.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { ControlClient, ControlResult, RunOptions, Targets } from '../control/client.js';
+import { answeredCommand, type ControlClient, type ControlResult, type RunOptions, type Targets } from '../control/client.js';
 import { prepareCommand, type CommandName } from '../control/commands.js';
 import { CommandValidationError } from '../control/validators.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { PayloadRule } from '../tasks/payload.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
+import { integerParam } from './params.js';
 
 /**
  * What the control routes share (Flower's command paths in flower-control-api.ts, Flower's
@@ -60,6 +61,8 @@ export interface ControlRoutes {
     args: Record<string, unknown>,
     targets: Targets | (() => Promise<Targets>),
     opts?: RunOptions,
+    /** Added to the audit record, e.g. the filter a bulk revoke matched its ids with. */
+    auditExtra?: Record<string, unknown>,
   ): Promise<ControlResult>;
   /** Flower's is_worker, without its stale cache: a worker we have not heard of yet is pinged. Takes a validated name. */
   requireWorker(name: string): Promise<string>;
@@ -87,6 +90,7 @@ export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
     args: Record<string, unknown>,
     targets: Targets | (() => Promise<Targets>),
     opts: RunOptions = {},
+    auditExtra: Record<string, unknown> = {},
   ): Promise<ControlResult> {
     const prepared = prepareCommand(command, args);
     const principal = req.principal;
@@ -105,12 +109,13 @@ export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
     }
     if (typeof targets === 'function') targets = await targets();
     const result = await control.run(prepared, undefined, targets, opts);
-    if (CHANGES_INSPECTION.has(command)) for (const r of result.results) if (r.status === 'ok') workers.markStale(r.worker);
+    if (CHANGES_INSPECTION.has(command)) for (const r of result.results) if (answeredCommand(r)) workers.markStale(r.worker);
     audit.write({
       kind: 'control',
       by: describePrincipal(req),
       command,
       arguments: result.arguments,
+      ...auditExtra,
       targets,
       dry_run: result.dryRun,
       outcome: result.outcome,
@@ -152,6 +157,14 @@ export function controlRoutes(deps: ControlApiDeps): ControlRoutes {
     theWorker: (name) => async () => ({ workers: [await requireWorker(name)] }),
     liveWorkers,
   };
+}
+
+/**
+ * `keep_processes`: how many pool processes a shrink leaves at least (default 1, see
+ * control/shrink.ts); 0 empties a pool, and only this explicit parameter can ask for it.
+ */
+export function keepProcesses(req: Request): number | undefined {
+  return integerParam(req, 'keep_processes');
 }
 
 /** An async route whose failures become answers through sendError. */

@@ -1,7 +1,8 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { ControlResult } from '../control/client.js';
 import { CommandValidationError, validateQueueName, validateTaskId, validateTaskName, validateWorkerName } from '../control/validators.js';
-import { handle, type ControlRoutes } from './control-routes.js';
+import { describeShrink } from '../control/shrink.js';
+import { handle, keepProcesses, type ControlRoutes } from './control-routes.js';
 import { booleanParam, integerParam, numberParam, param, stringParam } from './params.js';
 
 /**
@@ -45,8 +46,12 @@ export function flowerControlApi(routes: ControlRoutes): Router {
       handle(async (req, res) => {
         const worker = validateWorkerName(req.params.workername, 'workername');
         const n = integerParam(req, 'n', 1)!;
-        const result = await execute(req, command, { n }, theWorker(worker), { confirm: booleanParam(req, 'confirm', false) });
-        flowerReply(res, result, worker, () => `${verb} '${worker}' worker's pool by ${n}`, `Failed to ${noun} '${worker}' worker's pool`);
+        const keep = command === 'pool_shrink' ? keepProcesses(req) : undefined;
+        const result = await execute(req, command, { n }, theWorker(worker), {
+          confirm: booleanParam(req, 'confirm', false),
+          ...(keep !== undefined ? { keepProcesses: keep } : {}),
+        });
+        flowerReply(res, result, worker, () => resized(verb, worker, n, result), `Failed to ${noun} '${worker}' worker's pool`);
       }),
     );
   }
@@ -171,6 +176,14 @@ function requiredWorkername(req: Request): string {
 }
 
 /** Flower's answers: 200 with a message when the worker said ok, 403 otherwise. */
+/** Flower's words, then what really happens to the pool: a shrink is bounded by the live count. */
+function resized(verb: string, worker: string, n: number, result: ControlResult): string {
+  const r = result.results.find((x) => x.worker === worker);
+  const text = `${verb} '${worker}' worker's pool by ${r?.before !== undefined && r.after !== undefined ? r.before - r.after : n}`;
+  if (r?.before === undefined || r.after === undefined) return text;
+  return `${text}: ${describeShrink(r.before, r.before - r.after, n, result.keepProcesses ?? 1)}`;
+}
+
 function flowerReply(
   res: Response,
   result: ControlResult,

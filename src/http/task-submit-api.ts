@@ -10,7 +10,7 @@ import { CommandValidationError, validateTaskId, validateTaskName } from '../con
 import { PublishUnavailableError, PublishUnconfirmedError, type TaskPublisher } from '../transport/task-publisher.js';
 import { BackendUnavailableError, resultForDisplay, type ResultBackend, type TaskMeta } from '../tasks/result-backend.js';
 import { TooManyWaitersError, type ResultWaiters } from '../tasks/result-waiters.js';
-import { SubmitError, parseSubmitBody } from '../tasks/submit-options.js';
+import { SubmitError, parseSubmitBody, type SubmitRequest } from '../tasks/submit-options.js';
 import { SubmitPolicy, SubmitRefusedError } from '../tasks/submit-policy.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { buildTaskMessage } from '../tasks/task-message.js';
@@ -56,9 +56,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
   const operator = deps.auth.withBody('operator', json);
   const submitter = deps.auth.withBody(deps.submitRole, json);
   const viewer = deps.auth.requireRole('viewer');
-  // Celery's client identity: gen<pid>@<host> as origin, one reply address per process.
-  const origin = `gen${process.pid}@${hostname()}`;
-  const client: PublishingClient = { origin, replyTo: randomUUID() };
+  const client = PROCESS_CLIENT;
 
   for (const path of ['async-apply', 'send-task'] as const) {
     router.post(
@@ -116,7 +114,7 @@ export function taskSubmitApi(deps: TaskSubmitApiDeps): Router {
 }
 
 /** An async route handler whose failures become Flower-style error answers. */
-function handle(fn: (req: Request, res: Response) => Promise<void>) {
+export function handle(fn: (req: Request, res: Response) => Promise<void>) {
   return (req: Request, res: Response): void => {
     fn(req, res).catch((e: unknown) => answerError(res, e));
   };
@@ -128,31 +126,61 @@ interface PublishingClient {
   readonly replyTo: string;
 }
 
+/** Celery's client identity: gen<pid>@<host> as origin, one reply address per process. */
+const PROCESS_CLIENT: PublishingClient = { origin: `gen${process.pid}@${hostname()}`, replyTo: randomUUID() };
+
 /** Builds and publishes one task message, audits it, and says which live workers registered the task. */
-async function publish(
-  deps: TaskSubmitApiDeps,
-  client: PublishingClient,
-  req: Request,
-  command: string,
-): Promise<{ id: string; queue: string; registeredBy: string[] }> {
+async function publish(deps: TaskSubmitApiDeps, client: PublishingClient, req: Request, command: string): Promise<SentTask> {
   const name = validateTaskName(req.params.taskname, 'taskname');
   const now = new Date(deps.clock.nowMs());
-  // Refusals by policy are audited: who tried to run what, where.
-  const refusing = async <T>(queue: string | undefined, check: () => T | Promise<T>): Promise<T> => {
-    try {
-      return await check();
-    } catch (e) {
-      if (e instanceof SubmitRefusedError) {
-        const args = { task: name, ...(queue !== undefined ? { queue } : {}) };
-        deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: args, outcome: 'refused', reason: e.message });
-      }
-      throw e;
+  await refusingAudited(deps, req, command, name, undefined, () => deps.policy.checkTask(name));
+  return publishTask(deps, req, command, name, parseSubmitBody(req.body, now), now, {}, client);
+}
+
+export interface SentTask {
+  readonly id: string;
+  readonly queue: string;
+  readonly registeredBy: string[];
+}
+
+/** Runs a policy check; a refusal is audited (who tried to run what, where) and thrown on. */
+export async function refusingAudited<T>(
+  deps: Pick<TaskSubmitApiDeps, 'audit'>,
+  req: Request,
+  command: string,
+  name: string,
+  queue: string | undefined,
+  check: () => T | Promise<T>,
+): Promise<T> {
+  try {
+    return await check();
+  } catch (e) {
+    if (e instanceof SubmitRefusedError) {
+      const args = { task: name, ...(queue !== undefined ? { queue } : {}) };
+      deps.audit.write({ kind: 'control', by: describePrincipal(req), command, arguments: args, outcome: 'refused', reason: e.message });
     }
-  };
-  await refusing(undefined, () => deps.policy.checkTask(name));
-  const r = parseSubmitBody(req.body, now);
+    throw e;
+  }
+}
+
+/**
+ * The one way a task message is sent for a caller (submission and re-run alike): the name must
+ * already have passed policy.checkTask; the queue is checked here, then the message is built,
+ * published and audited (`audit` adds fields, e.g. what a re-run re-runs).
+ */
+export async function publishTask(
+  deps: TaskSubmitApiDeps,
+  req: Request,
+  command: string,
+  name: string,
+  r: SubmitRequest,
+  now: Date,
+  /** Fields added to this send's audit record; null: the caller writes one record for many sends. */
+  audit: Record<string, unknown> | null,
+  client: PublishingClient = PROCESS_CLIENT,
+): Promise<SentTask> {
   const queue = r.queue ?? deps.defaultQueue;
-  await refusing(queue, async () => {
+  await refusingAudited(deps, req, command, name, queue, async () => {
     deps.policy.checkQueue(queue);
     if (r.taskId !== undefined) await refuseKnownId(deps, r.taskId);
   });
@@ -177,13 +205,14 @@ async function publish(
   await deps.publisher.publish(message);
   await known;
   // Arguments are not audited: they may hold personal data.
-  deps.audit.write({
-    kind: 'control',
-    by: describePrincipal(req),
-    command,
-    arguments: { task: name, task_id: id, queue },
-    outcome: 'sent',
-  });
+  if (audit)
+    deps.audit.write({
+      kind: 'control',
+      by: describePrincipal(req),
+      command,
+      arguments: { task: name, task_id: id, queue, ...audit },
+      outcome: 'sent',
+    });
   return { id, queue, registeredBy: deps.workers.registeredBy(name) };
 }
 
@@ -197,7 +226,7 @@ async function refuseKnownId(deps: TaskSubmitApiDeps, id: string): Promise<void>
 }
 
 /** Flower's answer to a publish, with a warning when no live worker has registered the task. */
-function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name: string): Record<string, unknown> {
+export function sentBody(p: { id: string; queue: string; registeredBy: string[] }, name: string): Record<string, unknown> {
   return {
     'task-id': p.id,
     queue: p.queue,
@@ -236,7 +265,7 @@ function whileConnected(res: Response): AbortSignal {
   return connected.signal;
 }
 
-function answerError(res: Response, e: unknown): void {
+export function answerError(res: Response, e: unknown): void {
   if (res.headersSent) return;
   if (e instanceof SubmitError) res.status(400).json({ error: e.message });
   else if (e instanceof SubmitRefusedError) res.status(e.status).json({ error: e.message });

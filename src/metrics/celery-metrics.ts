@@ -28,6 +28,8 @@ export interface WorkerSample {
   hostname: string;
   up: boolean;
   active: number;
+  /** Live pool processes from the last inspection; undefined: not inspected yet. */
+  processes?: number;
 }
 
 export interface QueueSample {
@@ -60,6 +62,7 @@ export class CeleryMetrics {
   readonly #timeToDrain: Gauge<'queue_name'>;
   readonly #processesNeeded: Gauge<'queue_name'>;
   readonly #oldestAge: Gauge<'queue_name'>;
+  readonly #emptyPools: Gauge;
   #sample: () => Promise<ClusterSample> = async () => ({ workers: [], queues: [] });
   #preparing: Promise<void> | undefined;
 
@@ -129,6 +132,13 @@ export class CeleryMetrics {
       labelNames: ['queue_name'],
       registers: [registry],
     });
+    // A worker UP with no pool process takes messages off its queues and runs none of them;
+    // nothing else shows it (celery_worker_up says 1), so it is counted on its own.
+    this.#emptyPools = new Gauge({
+      name: `${p}workers_pool_empty`,
+      help: 'Workers that are up but have 0 pool processes (their last stats listed none): they run no task.',
+      registers: [registry],
+    });
   }
 
   /** Where `prepare()` reads the cluster from. */
@@ -190,6 +200,7 @@ export class CeleryMetrics {
       this.#oldestAge,
     ];
     for (const g of gauges) g.reset();
+    this.#emptyPools.set(sample.workers.filter((w) => w.up && w.processes === 0).length);
     for (const w of sample.workers) {
       this.#workerUp.set({ hostname: w.hostname }, w.up ? 1 : 0);
       this.#workerActive.set({ hostname: w.hostname }, w.up ? w.active : 0);

@@ -292,7 +292,7 @@ export class Remediator {
     }
     if (!this.executor.brokerConnected()) return { outcome: 'failed', reason: 'broker_unavailable' };
     const results: TargetOutcome[] = [];
-    for (const g of groups.values()) results.push(...(await this.#send(action, g.args, g.workers)));
+    for (const g of groups.values()) results.push(...(await this.#send(action, g.args, g.workers, j.rule.bounds.min_pool_processes)));
     decision.results = results;
     j.acted = results.filter((r) => r.status === 'ok').map((r) => r.worker);
     if (results.some((r) => r.status === 'error')) return { outcome: 'failed' };
@@ -306,10 +306,10 @@ export class Remediator {
    * alone: the refusal is an answer, not a lost reply, and a resolved alert is not resent by
    * Alertmanager, so giving up would leave the pool grown.
    */
-  async #send(action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]> {
+  async #send(action: RemediationAction, args: Record<string, unknown>, workers: string[], keep: number): Promise<TargetOutcome[]> {
     const attempt = async (names: string[]): Promise<TargetOutcome[]> => {
       try {
-        return await this.executor.run(action, args, names);
+        return await this.executor.run(action, args, names, action === 'pool_shrink' ? keep : undefined);
       } catch (e) {
         return names.map((worker) => ({ worker, status: 'error' as const, message: (e as Error).message }));
       }

@@ -53,9 +53,9 @@ export class ClusterExecutor implements RemediationExecutor {
     return out;
   }
 
-  async run(action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]> {
+  async run(action: RemediationAction, args: Record<string, unknown>, workers: string[], keepProcesses?: number): Promise<TargetOutcome[]> {
     if (workers.length === 0) return [];
-    const result = await this.control.run(action, args, { workers });
+    const result = await this.control.run(action, args, { workers }, keepProcesses !== undefined ? { keepProcesses } : {});
     return result.results.map((r) => ({
       worker: r.worker,
       status: r.status === 'ok' || r.status === 'sent' ? 'ok' : r.status === 'error' ? 'error' : 'no_reply',

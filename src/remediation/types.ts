@@ -18,7 +18,8 @@ export interface RemediationExecutor {
   /** Live pool figures per worker (stats), for bounds. Missing workers are absent from the map. */
   poolStats(workers: string[]): Promise<Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>>;
   /** Sends the command to exactly these workers; never to an empty list. */
-  run(action: RemediationAction, args: Record<string, unknown>, workers: string[]): Promise<TargetOutcome[]>;
+  /** keepProcesses: pool_shrink's floor (the rule's bounds.min_pool_processes), kept by the control client too. */
+  run(action: RemediationAction, args: Record<string, unknown>, workers: string[], keepProcesses?: number): Promise<TargetOutcome[]>;
 }
 
 export interface TargetOutcome {

@@ -37,7 +37,7 @@ export interface WorkerRecord {
   heartbeatBeforeRestartAt?: number;
 }
 
-/** The fields of a worker that tasks.persist keeps across a restart (worker-persistence.ts). */
+/** The fields of a worker that tasks.persist keeps across a restart (persistence/worker-persistence.ts). */
 export type SavedWorker = Pick<
   WorkerRecord,
   'hostname' | 'freq' | 'active' | 'processed' | 'loadavg' | 'swVersion' | 'pid' | 'queues' | 'processes'

@@ -4,7 +4,7 @@ import type { TaskStore } from './task-store.js';
 /**
  * A task in the JSON shape Flower's /api/tasks and /api/task/info give (Celery's Task.as_dict:
  * its _fields, with worker as a hostname, root/parent as ids and children as a list of ids),
- * plus `queue`, which Celery's events carry and scripts ask for.
+ * plus `queue`, which Celery's events carry and scripts ask for, and the re-run links.
  * Payloads are whole here: callers pass it through the caller's PayloadView (payload.ts).
  */
 export function flowerTask(task: Readonly<TaskHistory>, store: TaskStore): Record<string, unknown> {
@@ -41,5 +41,8 @@ export function flowerTask(task: Readonly<TaskHistory>, store: TaskStore): Recor
     parent: task.parent_id,
     parent_id: task.parent_id,
     children: store.children(task.uuid),
+    // Ours: the task this one re-runs, and the re-runs of this one (POST /api/task/rerun).
+    rerun_of: task.rerun_of,
+    reruns: store.reruns(task.uuid),
   };
 }

@@ -41,6 +41,8 @@ export interface TaskHistory {
   queue: string | null;
   root_id: string | null;
   parent_id: string | null;
+  /** The task this one re-runs (POST /api/task/rerun): ours, not Celery's; set when we publish it. */
+  rerun_of: string | null;
   clock: number;
   /** task-revoked: terminated / expired / signum. */
   terminated: boolean | null;
@@ -136,6 +138,7 @@ export function newTask(uuid: string): TaskHistory {
     queue: null,
     root_id: null,
     parent_id: null,
+    rerun_of: null,
     clock: 0,
     terminated: null,
     expired: null,

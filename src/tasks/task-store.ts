@@ -20,7 +20,7 @@ export interface TaskStoreOptions {
  *    the same for requests, yielding to the event loop as it goes;
  *  - `taskTypes()`: task names seen, sorted;
  *  - `size`, `capacity`, `evictions`, `duplicates`: for self-metrics and pages;
- *  - `restore`, `trackChanges`, `takeChanges`: for persistence (task-persistence.ts).
+ *  - `restore`, `trackChanges`, `takeChanges`: for persistence (persistence/task-persistence.ts).
  * Records handed out are the live objects: read them, never change them.
  */
 export class TaskStore {
@@ -28,6 +28,8 @@ export class TaskStore {
   readonly #tasks = new Map<string, TaskHistory>();
   /** parent id → ids of its children seen so far. */
   readonly #children = new Map<string, Set<string>>();
+  /** original id → ids of the tasks published to re-run it. */
+  readonly #reruns = new Map<string, Set<string>>();
   readonly #types = new Set<string>();
   readonly #maxTypes: number;
   /** Set by `trackChanges()` (persistence): ids updated and ids evicted since the last `takeChanges()`. */
@@ -80,6 +82,36 @@ export class TaskStore {
     return c ? [...c] : [];
   }
 
+  /** Ids of the re-runs of this task that are still kept. */
+  reruns(uuid: string): string[] {
+    const r = this.#reruns.get(uuid);
+    return r ? [...r] : [];
+  }
+
+  /**
+   * Records a task we just published to re-run `original`: the record exists (PENDING) before
+   * any event of its own, so both pages link each other at once; its events then fill it in.
+   */
+  recordRerun(uuid: string, original: string, fields: Pick<TaskHistory, 'name' | 'args' | 'kwargs' | 'queue'>, sentAt: number): void {
+    let task = this.#tasks.get(uuid);
+    // A fast worker's events may have come first: they are kept, only the link is added.
+    if (!task) {
+      this.#makeRoom();
+      task = newTask(uuid);
+      task.name = fields.name;
+      task.args = text(fields.args, this.options.limits.args);
+      task.kwargs = text(fields.kwargs, this.options.limits.kwargs);
+      task.queue = fields.queue;
+      task.routing_key = fields.queue;
+      task.sent = sentAt;
+      task.timestamp = sentAt;
+      this.#tasks.set(uuid, task);
+    }
+    task.rerun_of = original;
+    this.#linkRerun(task);
+    this.#changes?.updated.add(uuid);
+  }
+
   /** Oldest (least recently updated) first. */
   all(): IterableIterator<Readonly<TaskHistory>> {
     return this.#tasks.values();
@@ -111,6 +143,7 @@ export class TaskStore {
     else this.#makeRoom();
     this.#tasks.set(record.uuid, record);
     this.#link(record, null);
+    this.#linkRerun(record);
     if (record.name !== null && this.#types.size < this.#maxTypes) this.#types.add(record.name);
   }
 
@@ -145,6 +178,8 @@ export class TaskStore {
       }
       if (task.parent_id !== null) this.#unlink(task.parent_id, oldest);
       this.#children.delete(oldest);
+      if (task.rerun_of !== null) this.#unlinkRerun(task.rerun_of, oldest);
+      this.#reruns.delete(oldest);
     }
   }
 
@@ -154,6 +189,19 @@ export class TaskStore {
     let set = this.#children.get(task.parent_id);
     if (!set) this.#children.set(task.parent_id, (set = new Set()));
     set.add(task.uuid);
+  }
+
+  #linkRerun(task: TaskHistory): void {
+    if (task.rerun_of === null || task.rerun_of === task.uuid) return;
+    let set = this.#reruns.get(task.rerun_of);
+    if (!set) this.#reruns.set(task.rerun_of, (set = new Set()));
+    set.add(task.uuid);
+  }
+
+  #unlinkRerun(original: string, rerun: string): void {
+    const set = this.#reruns.get(original);
+    set?.delete(rerun);
+    if (set?.size === 0) this.#reruns.delete(original);
   }
 
   #unlink(parent: string, child: string): void {

@@ -5,23 +5,15 @@ import type { Logger } from '../log.js';
 import { closeModel, openConnection, withHeartbeat } from './amqp/connection.js';
 import { declareEventQueue, EventSubscription } from './amqp/event-subscription.js';
 import { openPidboxChannel, PendingReplies, publishRequest } from './amqp/pidbox.js';
-import { checkQueueDepths } from './amqp/queue-depths.js';
+import { checkQueueDepths, purgeQueueOn } from './amqp/queue-depths.js';
 import { asError } from './async.js';
 import { LamportClock } from './pidbox.js';
 import { paceReads, type ReadPacing } from './read-pacing.js';
 import { ReconnectScheduler } from './reconnect.js';
 import { explainTlsError } from './tls.js';
 import type { AmqpTransportSettings } from './amqp/settings.js';
-import {
-  BrokerUnavailableError,
-  type BroadcastOptions,
-  type BrokerTransport,
-  type ControlReply,
-  type ControlRequest,
-  type EventSink,
-  type QueueDepth,
-  type TransportObserver,
-} from './transport.js';
+import { BrokerUnavailableError, type BroadcastOptions, type BrokerTransport, type ControlReply } from './transport.js';
+import type { ControlRequest, EventSink, QueueDepth, TransportObserver } from './transport.js';
 
 export type { AmqpTransportSettings } from './amqp/settings.js';
 
@@ -339,6 +331,11 @@ export class AmqpTransport implements BrokerTransport {
       return queues.map((name) => ({ name, messages: null, consumers: null, error: 'broker not connected' }));
     }
     return this.#hurried(session, checkQueueDepths(session.model, queues, timeoutMs), timeoutMs);
+  }
+
+  async purgeQueue(queue: string, timeoutMs: number): Promise<number> {
+    if (!this.#session || this.#session.lost) throw new BrokerUnavailableError();
+    return this.#hurried(this.#session, purgeQueueOn(this.#session.model, queue, timeoutMs), timeoutMs);
   }
 
   /** Answers are awaited on this socket: read it without pauses until `work` settles, at most `forMs`. */

@@ -4,7 +4,7 @@ import { asError } from './async.js';
 import { ReconnectScheduler } from './reconnect.js';
 import { redisClientOptions, type ConnectionRole, type RedisTransportSettings } from './redis/client-options.js';
 import { RedisPidbox } from './redis/pidbox.js';
-import { readQueueDepths } from './redis/queue-depths.js';
+import { purgeQueueLists, readQueueDepths } from './redis/queue-depths.js';
 import { ReadAhead } from './redis/read-ahead.js';
 import { ReplyPool } from './redis/reply-pool.js';
 import { RedisSession } from './redis/session.js';
@@ -33,7 +33,7 @@ export type { RedisConnectionSettings, RedisDirectEndpoint, RedisSentinelEndpoin
  *   keeps being read while processing is behind;
  * - reply-pool.ts + pidbox.ts: broadcasts, each collecting replies on a blocking connection of
  *   its own from a small bounded pool, and the cleanup of their reply queues;
- * - queue-depths.ts: LLEN over the priority lists.
+ * - queue-depths.ts: LLEN over the priority lists; purge of them all in one MULTI.
  * A lost session is replaced by a single reconnect loop (../reconnect.ts) with fresh clients.
  * ioredis's own reconnect, offline queue and command replay are all switched off, so nothing is
  * ever sent late after an outage.
@@ -198,6 +198,12 @@ export class RedisTransport implements BrokerTransport {
     const session = this.#session;
     if (!session?.up) return queues.map((name) => ({ name, messages: null, consumers: null, error: 'broker not connected' }));
     return readQueueDepths(session.commands, this.#layout, queues, timeoutMs);
+  }
+
+  async purgeQueue(queue: string, timeoutMs: number): Promise<number> {
+    const session = this.#session;
+    if (!session?.up || this.#closed) throw new BrokerUnavailableError();
+    return purgeQueueLists(session.commands, this.#layout, queue, timeoutMs);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -108,8 +108,24 @@ export interface BrokerTransport {
   broadcast(request: ControlRequest, options: BroadcastOptions): Promise<ControlReply[]>;
   /** Reads each queue's depth; a missing queue is 0 messages, never an exception. */
   queueDepths(queues: readonly string[], timeoutMs: number): Promise<QueueDepth[]>;
+  /**
+   * Removes every ready message of `queue` in one broker operation and answers how many went:
+   * RabbitMQ `queue.purge` (unacknowledged messages stay with their consumers); Redis every
+   * priority list in one MULTI, so a message published meanwhile is either counted and removed
+   * or left in place. Rejects with BrokerUnavailableError while disconnected (nothing removed)
+   * and QueueNotFoundError when RabbitMQ has no such queue.
+   */
+  purgeQueue(queue: string, timeoutMs: number): Promise<number>;
   /** Idempotent. Stops reconnecting and releases every broker resource. */
   close(): Promise<void>;
+}
+
+/** Thrown by `purgeQueue` for a queue the broker does not have. */
+export class QueueNotFoundError extends Error {
+  constructor(queue: string) {
+    super(`no queue '${queue}' on the broker`);
+    this.name = 'QueueNotFoundError';
+  }
 }
 
 /** Thrown by `broadcast` when the broker is not connected. */

@@ -127,9 +127,9 @@ describe('GitHub sign-in through passport-github2', () => {
   });
 
   it.each([
-    ['//evil.example', '/'],
-    ['/\\evil.example', '/'],
-    ['https://evil.example/', '/'],
+    ['//evil.example', '/ui'],
+    ['/\\evil.example', '/ui'],
+    ['https://evil.example/', '/ui'],
     ['/api/whoami?x=1', '/api/whoami?x=1'],
   ])('next=%s redirects to %s after sign-in', async (next, expected) => {
     const { callback } = await signInWithGitHub('OctoCat', next);

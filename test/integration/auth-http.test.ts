@@ -163,9 +163,9 @@ describe('with users and tokens configured', () => {
       expect(await me.json()).toMatchObject({ actor: 'basic:alice', role: 'admin', via: 'session' });
     });
 
-    it('next=//evil.example → redirected to /', async () => {
+    it('next=//evil.example → redirected to the console, /ui', async () => {
       const { res } = await signIn('alice', '//evil.example');
-      expect(res.headers.get('location')).toBe('/');
+      expect(res.headers.get('location')).toBe('/ui');
     });
 
     it.each([
@@ -251,9 +251,13 @@ describe('fail closed', () => {
     expect(local.text()).toContain('control endpoints answer 503');
   });
 
-  it('/metrics stays open when protect_metrics is off, and there is no login page', async () => {
+  it('/metrics stays open when protect_metrics is off, and /login says (503) that nobody can sign in', async () => {
     expect((await call(app, '/metrics')).status).toBe(200);
-    expect((await call(app, '/login')).status).toBe(404);
+    const login = await call(app, '/login');
+    expect(login.status).toBe(503);
+    expect(((await login.json()) as { error: string }).error).toBe(
+      'no interactive sign-in is configured (auth.users, auth.github or auth.oidc)',
+    );
   });
 });
 

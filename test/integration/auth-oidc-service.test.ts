@@ -138,8 +138,8 @@ describe('an issuer unreachable at start', () => {
     expect(html).toContain(
       '<span class="signin-button unavailable" aria-disabled="true">Sign in with Keycloak <small>unavailable: its issuer cannot be reached yet (retrying)</small></span>',
     );
-    expect(html).toContain('<a class="signin-button" href="/auth/oidc/okta?next=%2F">Sign in with Okta</a>');
-    expect(html).toContain('<a class="signin-button" href="/auth/github?next=%2F">Sign in with GitHub</a>');
+    expect(html).toContain('<a class="signin-button" href="/auth/oidc/okta?next=%2Fui">Sign in with Okta</a>');
+    expect(html).toContain('<a class="signin-button" href="/auth/github?next=%2Fui">Sign in with GitHub</a>');
     const button = await fetch(`${service.url}/auth/oidc/keycloak`, { redirect: 'manual' });
     expect(button.status).toBe(503);
     expect(await button.text()).toContain(
@@ -188,7 +188,8 @@ describe('an issuer unreachable at start', () => {
     });
     await waitFor(
       'keycloak discovered by a retry',
-      async () => ((await (await fetch(`${service.url}/login`)).text()).includes('href="/auth/oidc/keycloak?next=%2F"') ? true : undefined),
+      async () =>
+        (await (await fetch(`${service.url}/login`)).text()).includes('href="/auth/oidc/keycloak?next=%2Fui"') ? true : undefined,
       45_000,
     );
     expect(service.logs.lines().some((l) => l.msg === 'OpenID provider discovered: sign-in available' && l.provider === 'keycloak')).toBe(

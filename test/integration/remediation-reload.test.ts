@@ -75,7 +75,7 @@ describe('remediation rules reload', () => {
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     try {
-      const port = await waitFor('listening', () => /"port":(\d+)[^}]*"msg":"celery-autopilot listening"/.exec(log)?.[1], 30_000);
+      const port = await waitFor('listening', () => /"port":(\d+)[^}]*"msg":"celery-autopilot listening/.exec(log)?.[1], 30_000);
       const url = `http://127.0.0.1:${port}`;
       expect(await ruleNames(url)).toEqual(['before_hup']);
       writeFileSync(rulesFile, rule('after_hup'));

@@ -47,6 +47,9 @@ class CountingTransport implements BrokerTransport {
   queueDepths(queues: readonly string[], timeoutMs: number): Promise<QueueDepth[]> {
     return this.inner.queueDepths(queues, timeoutMs);
   }
+  purgeQueue(queue: string, timeoutMs: number): Promise<number> {
+    return this.inner.purgeQueue(queue, timeoutMs);
+  }
   close(): Promise<void> {
     return this.inner.close();
   }
@@ -95,6 +98,8 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
     let auto: CeleryWorker;
     let solo: CeleryWorker;
     let threads: CeleryWorker;
+    /** prefork -c 3, idle: shrunk by far more than it has. */
+    let three: CeleryWorker;
     const closing: Array<() => Promise<void>> = [];
 
     const start = async (role: string, options: Partial<Parameters<typeof startWorker>[0]>) => {
@@ -125,11 +130,12 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
       client = new ControlClient(transport, { timeoutMs: 1500, confirmTimeoutMs: 12_000 }, (command, outcome) =>
         observed.push([command, outcome]),
       );
-      [main, auto, solo, threads] = await Promise.all([
+      [main, auto, solo, threads, three] = await Promise.all([
         start('main', { concurrency: 2 }),
         start('auto', { autoscale: [3, 1], poolRestarts: true }),
         start('solo', { pool: 'solo' }),
         start('thr', { pool: 'threads', concurrency: 2 }),
+        start('three', { concurrency: 3 }),
       ]);
       await waitFor('control transport connected', () => (transport.isConnected() ? true : undefined), 20_000, 50);
     });
@@ -163,6 +169,51 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
       });
       expect((await inspectStats(broker.celery, [main.nodename]))[main.nodename]!.pool.processes).toHaveLength(2);
       expect(observed).toContainEqual(['pool_grow', 'ok']);
+    });
+
+    it('pool_shrink by 50 of an idle 3-process worker leaves it 1 process and says 3 → 1; at 1 nothing more is sent', async () => {
+      // billiard would remove all three and then answer "All processes busy!" (issue 19).
+      const mark = transport.published.length;
+      const shrunk = await client.run('pool_shrink', { n: 50 }, { workers: [three.nodename] }, { confirm: true });
+      expect(shrunk.results, logTail(three)).toEqual([
+        {
+          worker: three.nodename,
+          status: 'ok',
+          reply: { ok: 'pool will shrink' },
+          message: 'pool will shrink',
+          before: 3,
+          after: 1,
+          confirmed: true,
+          confirmation: 'observed 1 pool processes (was 3)',
+        },
+      ]);
+      // On the wire: stats for the live count, the shrink cut to 2, then only the confirmation's stats.
+      const wire = transport.published.slice(mark).map((r) => [r.method, r.arguments, r.destination]);
+      expect(wire.slice(0, 2)).toEqual([
+        ['stats', {}, [three.nodename]],
+        ['pool_shrink', { n: 2 }, [three.nodename]],
+      ]);
+      expect(wire.slice(2).every(([method]) => method === 'stats')).toBe(true);
+      expect((await inspectStats(broker.celery, [three.nodename]))[three.nodename]!.pool.processes).toHaveLength(1);
+
+      const again = await client.run('pool_shrink', { n: 50 }, { workers: [three.nodename] });
+      expect(again.results).toEqual([
+        {
+          worker: three.nodename,
+          status: 'error',
+          kind: 'pool_floor',
+          message: 'the pool has 1 process and a shrink leaves at least 1; nothing was sent',
+          before: 1,
+          after: 1,
+        },
+      ]);
+      expect(transport.published.at(-1)!.method).toBe('stats');
+
+      // Only an explicit keepProcesses: 0 empties a pool; then it grows back for the tests after.
+      const emptied = await client.run('pool_shrink', { n: 50 }, { workers: [three.nodename] }, { confirm: true, keepProcesses: 0 });
+      expect(emptied.results[0], logTail(three)).toMatchObject({ status: 'ok', before: 1, after: 0, confirmed: true });
+      const regrown = await client.run('pool_grow', { n: 1 }, { workers: [three.nodename] }, { confirm: true });
+      expect(regrown.results[0]).toMatchObject({ status: 'ok', confirmed: true });
     });
 
     it('solo and threads pools cannot grow: unsupported_pool; an autoscaling worker: autoscale_enabled', async () => {
@@ -297,7 +348,9 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
       expect(soloOnly.destination).toBeNull();
       expect(soloOnly.results.map((r) => [r.worker, r.status])).toEqual([[solo.nodename, 'ok']]);
       const everyone = await client.run('ping', {}, { pattern: `ctl${id}-*@cap` }, { timeoutMs: 1500 });
-      expect(everyone.results.map((r) => r.worker)).toEqual([auto.nodename, main.nodename, solo.nodename, threads.nodename].sort());
+      expect(everyone.results.map((r) => r.worker)).toEqual(
+        [auto.nodename, main.nodename, solo.nodename, threads.nodename, three.nodename].sort(),
+      );
     });
 
     it('an unknown worker is reported as no_reply beside the ones that answered', async () => {

@@ -284,8 +284,27 @@ export function describeHttpControl(kind: 'amqp' | 'redis'): void {
         });
         await waitForProcesses(main, 3);
 
+        // The answer now says what happens to the pool (issue 19), after Flower's words.
         const shrunk = await post(`/api/worker/pool/shrink/${w(main.nodename)}`, { form: { n: '1' } });
-        expect(shrunk).toMatchObject({ status: 200, body: { message: `Shrinking '${main.nodename}' worker's pool by 1` } });
+        expect(shrunk).toMatchObject({
+          status: 200,
+          body: { message: `Shrinking '${main.nodename}' worker's pool by 1: pool 3 → 2 processes`, result: { before: 3, after: 2 } },
+        });
+        await waitForProcesses(main, 2);
+
+        // n=50 (the most the API takes) leaves one process, and says so.
+        const bounded = await post(`/api/worker/pool/shrink/${w(main.nodename)}`, { query: { n: '50' } });
+        expect(bounded).toMatchObject({
+          status: 200,
+          body: {
+            message: `Shrinking '${main.nodename}' worker's pool by 1: pool 2 → 1 process; asked 50, bounded to leave at least 1`,
+            result: { status: 'ok', before: 2, after: 1 },
+          },
+        });
+        await waitForProcesses(main, 1);
+        const refused = await post(`/api/worker/pool/shrink/${w(main.nodename)}`, { query: { n: '1' } });
+        expect(refused).toMatchObject({ status: 403, body: { kind: 'pool_floor', result: { before: 1, after: 1 } } });
+        expect((await post(`/api/worker/pool/grow/${w(main.nodename)}`, { query: { n: '1' } })).status).toBe(200);
         await waitForProcesses(main, 2);
       });
 

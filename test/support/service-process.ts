@@ -23,14 +23,18 @@ export interface ServiceProcess {
   stop(): Promise<void>;
 }
 
-export async function startServiceProcess(config: Record<string, unknown>, argv: string[] = []): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  config: Record<string, unknown>,
+  argv: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ServiceProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), 'cap-proc-'));
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, stringify({ audit: { file: '' }, ...config }));
   const child = spawn(
     process.execPath,
     [...MAIN, '--config', file, '--listen-address', '127.0.0.1', '--port', '0', '--log-level', 'info', ...argv],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   );
   let log = '';
   child.stderr.on('data', (d: Buffer) => (log += d.toString()));

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   BrokerUnavailableError,
+  QueueNotFoundError,
   type BrokerTransport,
   type EventSink,
   type RawEventMessage,
@@ -427,6 +428,59 @@ export function describeTransportConformance(name: string, makeHarness: () => Pr
         const h = create();
         await startedAndSubscribed(h);
         await expect(h.transport.queueDepths([], 1000)).resolves.toEqual([]);
+      });
+
+      it('purges every ready message of a queue, all priority lists included, and answers how many went', async () => {
+        const h = create();
+        await startedAndSubscribed(h);
+        const queue = uniqueId('purge');
+        const other = uniqueId('purge-other');
+        await harness.pushTasks(queue, 3, 0);
+        await harness.pushTasks(queue, 4, 5);
+        await harness.pushTasks(queue, 2, 9);
+        await harness.pushTasks(other, 2);
+        await expect(h.transport.purgeQueue(queue, 5000)).resolves.toBe(9);
+        const depths = await h.transport.queueDepths([queue, other], 5000);
+        expect(depths.map((d) => d.messages)).toEqual([0, 2]);
+        await expect(h.transport.purgeQueue(queue, 5000)).resolves.toBe(0);
+      });
+
+      it('purge of a queue the broker lacks: RabbitMQ QueueNotFoundError, Redis 0 (no list is no message)', async () => {
+        const h = create();
+        await startedAndSubscribed(h);
+        const purged = h.transport.purgeQueue(uniqueId('purge-missing'), 5000);
+        if (h.transport.kind === 'amqp') await expect(purged).rejects.toBeInstanceOf(QueueNotFoundError);
+        else await expect(purged).resolves.toBe(0);
+        // The event stream is unaffected by the closed channel.
+        expect(h.transport.isConnected()).toBe(true);
+      });
+
+      it('purge while publishing: the count is exactly what was removed (the rest stays queued)', async () => {
+        const h = create();
+        await startedAndSubscribed(h);
+        const queue = uniqueId('purge-race');
+        await harness.pushTasks(queue, 200);
+        const [removed] = await Promise.all([h.transport.purgeQueue(queue, 5000), harness.pushTasks(queue, 200, 5)]);
+        const [left] = await h.transport.queueDepths([queue], 5000);
+        expect(removed + left!.messages!).toBe(400);
+        expect(removed).toBeGreaterThanOrEqual(200);
+      });
+
+      it('purge while disconnected rejects with BrokerUnavailableError and removes nothing', async () => {
+        const queue = uniqueId('purge-down');
+        await harness.pushTasks(queue, 3);
+        harness.proxy.pause();
+        try {
+          const h = create({ viaProxy: true });
+          h.transport.start(h.sink);
+          await waitFor(() => h.observer.count('reconnecting') >= 1, 'a reconnect attempt');
+          await expect(h.transport.purgeQueue(queue, 1000)).rejects.toBeInstanceOf(BrokerUnavailableError);
+        } finally {
+          harness.proxy.resume();
+        }
+        const h = create();
+        await startedAndSubscribed(h);
+        expect((await h.transport.queueDepths([queue], 5000))[0]!.messages).toBe(3);
       });
 
       it('reports unreadable depths as null with an error while disconnected, never throwing', async () => {

@@ -1,7 +1,12 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { Secret } from '../../src/config/secret.js';
+import { parseScryptHash, verifyPassword } from '../../src/auth/hashing.js';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
 const HASH = 'scrypt$32768$8$1$ozzj1x6bXAzAJ84V_CcCxA$VuvW-hIoC8LWqbbZDVOnWqIJBGfqaLRIuFh_U2q1cRI';
 const TOKEN_SHA = '5f5d516db172907cd4157393a4ef79964f5cdbdeedd9cd7b344110fbe36b7fc2';
@@ -180,5 +185,71 @@ describe('auth config', () => {
       'auth: { users: [{ username: a, password: "hunter2-secret", role: admin }], session: { secret: "too-short-secret" } }',
     );
     expect(found.join('\n')).not.toMatch(/hunter2-secret|too-short-secret/);
+  });
+});
+
+describe('users as one line each (flags and environment variables)', () => {
+  const line = (name: string, role: string) => `${name}:${role}:${HASH}`;
+  const fromArgv = (argv: string[], env: Record<string, string> = {}) => loadConfig({ argv, env }).config!.auth.users;
+  const refused = (argv: string[], env: Record<string, string> = {}): string[] => {
+    try {
+      loadConfig({ argv, env });
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems;
+      throw e;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it('takes name:role:scrypt-hash from CELERY_AUTOPILOT_AUTH_USERS and --auth-users, several separated by ","', () => {
+    const users = fromArgv([], { CELERY_AUTOPILOT_AUTH_USERS: `${line('alice', 'admin')}, ${line('victor', 'viewer')}` });
+    expect(users.map((u) => [u.username, u.role])).toEqual([
+      ['alice', 'admin'],
+      ['victor', 'viewer'],
+    ]);
+    expect(users[0]!.password_hash).toBeInstanceOf(Secret);
+    expect(users[0]!.password_hash!.reveal()).toBe(HASH);
+    // The flag wins over the variable, as for every key.
+    expect(fromArgv(['--auth-users', line('olga', 'operator')], { CELERY_AUTOPILOT_AUTH_USERS: line('alice', 'admin') })).toMatchObject([
+      { username: 'olga', role: 'operator' },
+    ]);
+  });
+
+  it('takes the line form in YAML too, beside mappings', () => {
+    const users = load(
+      `auth:\n  users:\n    - "${line('alice', 'admin')}"\n    - { username: bob, password_hash: "${HASH}", role: viewer }\n`,
+    ).auth.users;
+    expect(users.map((u) => u.username)).toEqual(['alice', 'bob']);
+  });
+
+  it('refuses a plaintext password, an unknown role or a line without a role, and never repeats the value', () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        'alice:admin:hunter2-secret',
+        /^auth\.users\.0: user alice: a scrypt hash must follow the role, not a password: name:role:scrypt-hash/,
+      ],
+      [
+        'alice:hunter2-secret',
+        /^auth\.users\.0: not a user: write name:role:scrypt-hash \(make one with: npm run hash-secret -- user <name> <role>\)$/,
+      ],
+      [`alice:root:${HASH}`, /^auth\.users\.0: user alice: the role must be one of viewer, operator, admin$/],
+    ];
+    for (const [value, expected] of cases) {
+      for (const problems of [refused(['--auth-users', value]), refused([], { CELERY_AUTOPILOT_AUTH_USERS: value })]) {
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toMatch(expected);
+        expect(problems.join('\n')).not.toContain('hunter2');
+        expect(problems.join('\n')).not.toContain(HASH.slice(-20));
+      }
+    }
+  });
+
+  it('the docker-compose demo config has the documented demo operator, password demo', async () => {
+    const file = readFileSync(path.join(REPO_ROOT, 'docker/celery-autopilot.yaml'), 'utf8');
+    const users = load(file).auth.users;
+    expect(users.map((u) => [u.username, u.role])).toEqual([['demo', 'operator']]);
+    const parsed = parseScryptHash(users[0]!.password_hash!.reveal());
+    if (!parsed.ok) throw new Error(parsed.error);
+    expect(await verifyPassword('demo', parsed.value)).toBe(true);
   });
 });

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseScryptHash, verifyPassword } from '../../src/auth/hashing.js';
 import { authSchema } from '../../src/config/auth-schema.js';
+import { loadConfig } from '../../src/config/load.js';
 
 /** scripts/hash-secret.mjs must write exactly what src/auth accepts. */
 function run(args: string[], stdin: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -44,6 +45,34 @@ describe('scripts/hash-secret.mjs', () => {
     const token = 'cap_existing-token-from-a-vault-0123456789';
     expect((await run(['token', '--stdin'], `${token}\n`)).stdout).toBe(`sha256: ${createHash('sha256').update(token).digest('hex')}\n`);
     expect((await run(['token', '--stdin'], 'short\n')).code).toBe(1);
+  });
+
+  it('user: prints one name:role:hash line that --auth-users and CELERY_AUTOPILOT_AUTH_USERS take', async () => {
+    const { code, stdout } = await run(['user', 'alice', 'operator'], 'correct horse\n');
+    expect(code).toBe(0);
+    const line = stdout.trim();
+    expect(line).toMatch(/^alice:operator:scrypt\$32768\$8\$1\$/);
+    expect(line).not.toContain('correct horse');
+    const users = loadConfig({ argv: [], env: { CELERY_AUTOPILOT_AUTH_USERS: line } }).config!.auth.users;
+    expect(users).toHaveLength(1);
+    expect(users[0]).toMatchObject({ username: 'alice', role: 'operator' });
+    const parsed = parseScryptHash(users[0]!.password_hash!.reveal());
+    if (!parsed.ok) throw new Error(parsed.error);
+    expect(await verifyPassword('correct horse', parsed.value)).toBe(true);
+  });
+
+  it('user: refuses a missing or unknown role and a name the line form cannot carry', async () => {
+    for (const args of [
+      ['user', 'alice'],
+      ['user', 'alice', 'root'],
+      ['user', 'a:b', 'admin'],
+      ['user', 'a,b', 'admin'],
+    ]) {
+      const { code, stdout, stderr } = await run(args, 'pw\n');
+      expect(code, args.join(' ')).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toContain('usage:');
+    }
   });
 
   it('takes no secret on the command line', async () => {

@@ -26,11 +26,11 @@ describe('safeNext: where to go after login', () => {
     ['dot segment that resolves to //', '/.//evil.example'],
     ['empty', ''],
     ['too long', `/${'a'.repeat(3000)}`],
-  ])('turns %s into /', (_scenario, next) => {
-    expect(safeNext(next)).toBe('/');
+  ])('turns %s into the console, /ui', (_scenario, next) => {
+    expect(safeNext(next)).toBe('/ui');
   });
 
-  it.each([[undefined], [null], [42], [['/a', '/b']], [{ path: '/a' }]])('turns a non-string (%j) into /', (next) => {
-    expect(safeNext(next)).toBe('/');
+  it.each([[undefined], [null], [42], [['/a', '/b']], [{ path: '/a' }]])('turns a non-string (%j) into /ui', (next) => {
+    expect(safeNext(next)).toBe('/ui');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
-import { ControlClient, type ControlObserver, type Targets } from '../../src/control/client.js';
+import { answeredCommand, ControlClient, type ControlObserver, type Targets } from '../../src/control/client.js';
 import { CommandValidationError } from '../../src/control/validators.js';
 import {
   BrokerUnavailableError,
@@ -31,6 +31,9 @@ class RecordingTransport implements BrokerTransport {
   }
   async queueDepths(): Promise<QueueDepth[]> {
     return [];
+  }
+  async purgeQueue(): Promise<number> {
+    return 0;
   }
   async close(): Promise<void> {}
 
@@ -438,5 +441,79 @@ describe('ControlClient', () => {
         confirmation: expect.stringContaining('probing failed (broker not connected)') as string,
       });
     });
+  });
+});
+
+describe('pool_shrink is bounded by each worker’s live pool (issue 19)', () => {
+  const stats = (processes: number) => ({
+    pool: { processes: Array.from({ length: processes }, (_, i) => 100 + i), 'max-concurrency': processes },
+  });
+
+  it('cuts n per worker to leave one process, sends each its own n, and says before → after', async () => {
+    const { client, transport } = setup(
+      workersAnswering({
+        [A]: { stats: stats(3), pool_shrink: { ok: 'pool will shrink' } },
+        [B]: { stats: stats(8), pool_shrink: { ok: 'pool will shrink' } },
+        [C]: { stats: stats(1), pool_shrink: { ok: 'pool will shrink' } },
+      }),
+    );
+    const result = await client.run('pool_shrink', { n: 5 }, { workers: [A, B, C] });
+    expect(transport.sent.map((s) => [s.request.method, s.request.arguments, s.request.destination])).toEqual([
+      ['stats', {}, [A, B, C]],
+      ['pool_shrink', { n: 2 }, [A]],
+      ['pool_shrink', { n: 5 }, [B]],
+    ]);
+    expect(result.results.map((r) => [r.worker, r.status, r.kind, r.before, r.after])).toEqual([
+      [A, 'ok', undefined, 3, 1],
+      [B, 'ok', undefined, 8, 3],
+      [C, 'error', 'pool_floor', 1, 1],
+    ]);
+    expect(result.outcome).toBe('partial');
+    expect(result.keepProcesses).toBe(1);
+  });
+
+  it('empties a pool only when keepProcesses: 0 is asked for explicitly', async () => {
+    const { client, transport } = setup(workersAnswering({ [A]: { stats: stats(3), pool_shrink: { ok: 'pool will shrink' } } }));
+    const result = await client.run('pool_shrink', { n: 50 }, { workers: [A] }, { keepProcesses: 0 });
+    expect(transport.sent[1]!.request.arguments).toEqual({ n: 3 });
+    expect(result.results[0]).toMatchObject({ status: 'ok', before: 3, after: 0 });
+    await expect(client.run('pool_shrink', { n: 1 }, { workers: [A] }, { keepProcesses: -1 })).rejects.toThrow(
+      'keep_processes: must be an integer from 0 to 1000',
+    );
+  });
+
+  it('sends nothing to a named worker that does not answer stats: its live size is unknown', async () => {
+    const { client, transport } = setup(workersAnswering({ [A]: { stats: stats(3), pool_shrink: { ok: 'pool will shrink' } } }));
+    const result = await client.run('pool_shrink', { n: 1 }, { workers: [A, B] });
+    expect(transport.sent.map((s) => [s.request.method, s.request.destination])).toEqual([
+      ['stats', [A, B]],
+      ['pool_shrink', [A]],
+    ]);
+    expect(result.results[1]).toMatchObject({ worker: B, status: 'no_reply' });
+    expect(result.results[1]!.message).toContain('nothing was sent');
+  });
+
+  it('a pattern becomes the names of the workers that answered stats', async () => {
+    const { client, transport } = setup(
+      workersAnswering({
+        [A]: { stats: stats(2), pool_shrink: { ok: 'pool will shrink' } },
+        [B]: { stats: stats(2), pool_shrink: { ok: 'pool will shrink' } },
+      }),
+    );
+    const result = await client.run('pool_shrink', { n: 1 }, { pattern: '*@host' });
+    expect(transport.sent[0]!.request).toMatchObject({ method: 'stats', destination: null, pattern: '*@host' });
+    expect(transport.sent[1]!.request).toMatchObject({ method: 'pool_shrink', destination: [A, B] });
+    expect(result.results.map((r) => r.worker)).toEqual([A, B]);
+  });
+
+  it('an error reply after a shrink keeps `before` and claims no `after`; answeredCommand marks it for re-inspection', async () => {
+    const { client } = setup(
+      workersAnswering({ [A]: { stats: stats(2), pool_shrink: { error: 'ValueError("Can\'t shrink pool. All processes busy!")' } } }),
+    );
+    const result = await client.run('pool_shrink', { n: 1 }, { workers: [A] });
+    expect(result.results[0]).toMatchObject({ status: 'error', kind: 'pool_busy', before: 2 });
+    expect(result.results[0]!.after).toBeUndefined();
+    expect(answeredCommand(result.results[0]!)).toBe(true);
+    expect(answeredCommand({ worker: A, status: 'no_reply' })).toBe(false);
   });
 });

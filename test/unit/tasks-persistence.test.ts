@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskEvent } from '../../src/celery/events.js';
-import { TaskPersistence, parseRecord } from '../../src/tasks/task-persistence.js';
+import { TaskPersistence, parseRecord } from '../../src/persistence/task-persistence.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
 
 const LIMITS = { args: 1024, kwargs: 1024, result: 1024, exception: 1024, traceback: 8192 };

@@ -14,9 +14,9 @@ import { ManualClock } from '../../src/clock.js';
 import type { ControlClient } from '../../src/control/client.js';
 import { WorkerSnapshot, type SnapshotMethod } from '../../src/control/worker-snapshot.js';
 import { WorkerRegistry } from '../../src/state/workers.js';
-import { TaskPersistence } from '../../src/tasks/task-persistence.js';
+import { TaskPersistence } from '../../src/persistence/task-persistence.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
-import { WorkerPersistence } from '../../src/tasks/worker-persistence.js';
+import { WorkerPersistence } from '../../src/persistence/worker-persistence.js';
 
 const LIMITS = { args: 1024, kwargs: 1024, result: 1024, exception: 1024, traceback: 8192 };
 const dirs: string[] = [];

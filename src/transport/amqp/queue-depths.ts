@@ -1,6 +1,6 @@
 import type { Channel, ChannelModel } from 'amqplib';
 import { withDeadline } from '../async.js';
-import type { QueueDepth } from '../transport.js';
+import { QueueNotFoundError, type QueueDepth } from '../transport.js';
 
 /**
  * Passive `queue.declare` per queue (docs/wire-protocol.md §C1): ready messages and consumers.
@@ -51,4 +51,26 @@ async function openDisposableChannel(model: ChannelModel): Promise<Channel> {
   // Without a listener the 404 of a passive declare is an unhandled 'error' and kills the process.
   channel.on('error', () => undefined);
   return channel;
+}
+
+/**
+ * `queue.purge` on a disposable channel (a missing queue closes it with 404): RabbitMQ removes the
+ * ready messages in one step and answers their count; unacknowledged ones stay with consumers.
+ */
+export async function purgeQueueOn(model: ChannelModel, queue: string, timeoutMs: number): Promise<number> {
+  const channel = await withDeadline(
+    openDisposableChannel(model),
+    timeoutMs,
+    undefined,
+    (late) => void late.close().catch(() => undefined),
+  );
+  try {
+    const ok = await withDeadline(channel.purgeQueue(queue), timeoutMs);
+    return ok.messageCount;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 404) throw new QueueNotFoundError(queue);
+    throw error;
+  } finally {
+    channel.close().catch(() => undefined);
+  }
 }

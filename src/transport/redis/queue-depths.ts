@@ -53,3 +53,22 @@ function taskIdOf(message: unknown): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Empties every priority list of a queue in one MULTI (LLEN each, then DEL each): Redis runs it
+ * as one step, so the count is exactly what was removed even while clients LPUSH meanwhile.
+ */
+export async function purgeQueueLists(commands: Redis, layout: RedisLayout, queue: string, timeoutMs: number): Promise<number> {
+  const keys = priorityKeys(layout, queue);
+  const multi = commands.multi();
+  for (const key of keys) multi.llen(key);
+  multi.del(...keys);
+  const results = await withDeadline(multi.exec(), timeoutMs, 'purging the queue');
+  if (!results) throw new Error('purge transaction aborted');
+  let removed = 0;
+  for (const [err, value] of results.slice(0, keys.length)) {
+    if (err) throw err;
+    removed += Number(value);
+  }
+  return removed;
+}

@@ -2,8 +2,8 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import { ensurePrivateFile, tightenIfExists } from '../private-file.js';
-import { TASK_STATES, newTask, type TaskHistory } from './task-history.js';
-import type { TaskStore } from './task-store.js';
+import { TASK_STATES, newTask, type TaskHistory } from '../tasks/task-history.js';
+import type { TaskStore } from '../tasks/task-store.js';
 
 /**
  * Flower's --persistent for the task store: `tasks.persist` names an SQLite file (better-sqlite3,
@@ -178,6 +178,7 @@ const TEXT_FIELDS = {
   queue: 255,
   root_id: 255,
   parent_id: 255,
+  rerun_of: 255,
   signum: 32,
 } as const satisfies Partial<Record<keyof TaskHistory, number>>;
 const NUMBER_FIELDS = [

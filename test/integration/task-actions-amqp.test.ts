@@ -1,0 +1,3 @@
+import { describeTaskActions } from '../support/task-actions-scenarios.js';
+
+describeTaskActions('amqp');
