@@ -19,7 +19,6 @@ import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
 import { heavyReadLimit, TASK_LISTS_PER_CALLER } from './http/heavy-reads.js';
-import { VERSION } from './metrics/self-metrics.js';
 import { PayloadRule } from './tasks/payload.js';
 import type { FeatureModule } from './modules/module.js';
 import { createConsoleModule } from './modules/console.js';
@@ -37,7 +36,8 @@ import {
   type WorkerPersistence,
 } from './persistence/index.js';
 import { WorkerRegistry } from './state/workers.js';
-import { createTransport } from './transport/index.js';
+import { brokerConnections, createTransport } from './transport/index.js';
+import type { ClusterSampler } from './console/cluster-sampler.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
 
 export type { BrokerStatus } from './service-telemetry.js';
@@ -50,8 +50,10 @@ export interface ServiceDeps {
 }
 
 /**
- * Wires one running exporter: transport → event processor → state → metrics, the background
- * inspector and sweeper, and the HTTP surface. `main.ts` and the integration tests both use it.
+ * Wires one running service: transport → event processor → state → metrics, the background
+ * inspector and sweeper, then the features (src/modules/: console, tasks, control, remediation),
+ * each built by its one constructor, and the HTTP surface that mounts their routers. `main.ts`
+ * and the integration tests both use it.
  */
 export class Service {
   readonly registry = new Registry();
@@ -67,6 +69,8 @@ export class Service {
   readonly celeryMetrics: CeleryMetrics;
   readonly selfMetrics: SelfMetrics;
   readonly queues: QueueCollector;
+  /** The console's last hour of the cluster, one reading per 10 s (not on the event path). */
+  readonly sampler: ClusterSampler;
   readonly control: ControlClient;
   readonly audit: AuditLog;
   readonly auth: Auth;
@@ -80,7 +84,6 @@ export class Service {
   readonly #taskPersistence: TaskPersistence | undefined;
   readonly #workerPersistence: WorkerPersistence | undefined;
   readonly #clock: Clock;
-  readonly #logger: Logger;
   readonly logger: Logger;
   #sweeper: NodeJS.Timeout | undefined;
   readonly #listener: Listener;
@@ -94,7 +97,6 @@ export class Service {
     deps: ServiceDeps,
   ) {
     this.#clock = deps.clock ?? systemClock;
-    this.#logger = deps.logger;
     this.logger = deps.logger;
     // First: a certificate that cannot be served stops the start before anything connects.
     this.#listener = new Listener(config);
@@ -124,7 +126,7 @@ export class Service {
     };
     this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, processing, this.flow);
     this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
-    this.#taskPersistence = this.taskStore ? createTaskPersistence(config, this.taskStore, this.#logger) : undefined;
+    this.#taskPersistence = this.taskStore ? createTaskPersistence(config, this.taskStore, this.logger) : undefined;
     if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
     this.selfMetrics = new SelfMetrics(
       this.registry,
@@ -135,12 +137,12 @@ export class Service {
         () => persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
       ),
     );
-    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(
-      brokerStatusObserver(this.status, this.#logger, config.broker.display),
+    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.logger)))(
+      brokerStatusObserver(this.status, this.logger, config.broker.display, () => this.#clock.nowMs()),
     );
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
-      wakeUpWorkers(this.transport, this.#logger);
+      wakeUpWorkers(this.transport, this.logger);
     });
     const depths = {
       configuredQueues: m.queues,
@@ -152,7 +154,7 @@ export class Service {
     const signals = { flow: this.flow, sentSeenAt: (id: string) => this.tasks.get(id)?.sentSeenAt };
     this.queues = new QueueCollector(this.transport, this.workers, this.#clock, depths, signals);
     this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
-    this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.#logger, {
+    this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.logger, {
       enableEvents: config.events.enable_events,
       intervalSeconds: config.events.enable_events_interval_seconds,
     });
@@ -160,13 +162,13 @@ export class Service {
       this.transport,
       this.workers,
       this.#clock,
-      this.#logger,
+      this.logger,
       { intervalSeconds: m.inspect_interval_seconds, timeoutMs: 1000 },
       (outcome) => this.selfMetrics.inspectRequests.inc({ outcome }),
     );
     this.actionMetrics = new ActionMetrics(this.registry, m.self_prefix);
     this.audit = AuditLog.fromConfig(config.audit);
-    this.auth = createAuth(config.auth, { logger: this.#logger, clock: this.#clock, servedOverTls: this.servedOverTls });
+    this.auth = createAuth(config.auth, { logger: this.logger, clock: this.#clock, servedOverTls: this.servedOverTls });
     // Shared by the features that return tasks: one payload rule, one bound on task lists.
     const shared = {
       auth: this.auth,
@@ -175,7 +177,7 @@ export class Service {
       payload: new PayloadRule(config.tasks.payload_role),
       heavyRead: heavyReadLimit(TASK_LISTS_PER_CALLER),
       clock: this.#clock,
-      logger: this.#logger,
+      logger: this.logger,
     };
     const control = createControlModule(config, {
       ...shared,
@@ -189,7 +191,7 @@ export class Service {
       config,
       this.#taskPersistence,
       { registry: this.workers, snapshot: control.snapshot },
-      this.#logger,
+      this.logger,
     );
     const tasks = createTasksModule(config, {
       ...shared,
@@ -201,6 +203,7 @@ export class Service {
       ? createRemediationModule(config, {
           ...shared,
           transport: this.transport,
+          connections: brokerConnections(config),
           control: this.control,
           metrics: this.actionMetrics,
           kubernetes: config.kubernetes,
@@ -216,7 +219,12 @@ export class Service {
       remediator: this.remediator,
       store: this.taskStore,
       abortable: tasks.abortable,
+      status: this.status,
+      tasks: this.tasks,
+      celeryMetrics: this.celeryMetrics,
+      ingest: this.processor.counts,
     });
+    this.sampler = operatorConsole.sampler;
     this.#features = [operatorConsole, tasks, control, ...(remediation ? [remediation] : [])];
     this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
   }
@@ -233,21 +241,16 @@ export class Service {
   /** SIGHUP: the TLS certificate files read again and served to new connections; throws (the old ones stay) when they do not work. */
   reloadTls(): TlsMaterial | undefined {
     const m = this.#listener.reloadTls();
-    if (m) this.#logger.info({ subject: m.subject, validTo: m.validTo }, 'TLS certificate reloaded');
-    for (const warning of m?.warnings ?? []) this.#logger.warn(warning);
+    if (m) this.logger.info({ subject: m.subject, validTo: m.validTo }, 'TLS certificate reloaded');
+    for (const warning of m?.warnings ?? []) this.logger.warn(warning);
     return m;
   }
 
-  /** Reads and validates the remediation rules file (throws RulesError; nothing is swapped). */
-  loadRules(): RemediationRule[] {
-    return loadConfiguredRules(this.config.remediation);
-  }
-
-  /** SIGHUP / POST reload: validate the whole file, then swap atomically. */
+  /** SIGHUP / POST reload: read and validate the whole file (throws RulesError; nothing swapped), then swap atomically. */
   reloadRules(): number {
     let rules: RemediationRule[];
     try {
-      rules = this.loadRules();
+      rules = loadConfiguredRules(this.config.remediation);
     } catch (e) {
       this.selfMetrics.rulesReloads.inc({ outcome: 'failure' });
       this.selfMetrics.rulesLastReloadSuccessful.set(0);
@@ -256,7 +259,7 @@ export class Service {
     this.selfMetrics.rulesReloads.inc({ outcome: 'success' });
     this.selfMetrics.rulesLastReloadSuccessful.set(1);
     this.remediator?.replaceRules(rules);
-    this.#logger.info({ rules: rules.length }, 'remediation rules reloaded');
+    this.logger.info({ rules: rules.length }, 'remediation rules reloaded');
     return rules.length;
   }
 
@@ -295,7 +298,7 @@ export class Service {
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
   start(): void {
     // Said once at start: a scrape job of another name silences every shipped alert (and remediation).
-    this.#logger.info(
+    this.logger.info(
       { alert_rules_selector: `{job="${SCRAPE_JOB}"}` },
       `the shipped alert rules select job="${SCRAPE_JOB}": scrape this service under that job name, or change the rules' matchers`,
     );
@@ -304,18 +307,18 @@ export class Service {
     this.transport.start(this.processor);
     this.#inspector.start();
     this.#taskEventsWatch.start();
+    for (const feature of this.#features) feature.start?.();
     this.#sweeper = setInterval(() => {
-      for (const hostname of this.processor.sweep()) this.#logger.info({ hostname }, 'purged series of departed worker');
+      for (const hostname of this.processor.sweep()) this.logger.info({ hostname }, 'purged series of departed worker');
     }, 1000);
     this.#sweeper.unref();
   }
 
   /** Starts the HTTP(S) server on the configured address or unix socket; resolves with the bound port (0 on a socket). */
   async listen(port = this.config.port, host = this.config.listen_address): Promise<number> {
-    for (const warning of this.#listener.tls?.warnings ?? []) this.#logger.warn(warning);
+    for (const warning of this.#listener.tls?.warnings ?? []) this.logger.warn(warning);
     const app = createHttpApp({
-      version: VERSION,
-      logger: this.#logger,
+      logger: this.logger,
       trustProxy: this.config.trust_proxy,
       auth: this.auth,
       publicUrl: this.config.auth.public_url,

@@ -6,6 +6,7 @@ import { metricsEndpoint, type MetricsSource } from './metrics-endpoint.js';
 import { landingPage } from '../console/landing.js';
 import { urlPrefix } from './url-prefix.js';
 import { securityHeaders } from './security-headers.js';
+import { VERSION } from '../metrics/self-metrics.js';
 
 /** Broker connection state as readiness reports it; `lastError` may name internal hosts. */
 export interface Readiness {
@@ -26,7 +27,6 @@ export interface FeatureRoutes {
  * page), authentication, and the features' routers. The service builds it; tests may build their own.
  */
 export interface HttpDeps {
-  readonly version: string;
   readonly logger: Logger;
   /** The `trust_proxy` setting: '' (off), a hop count, true, or Express's named ranges. */
   readonly trustProxy: string;
@@ -76,7 +76,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   app.use(auth.router);
 
   app.get('/', (req, res) => {
-    res.type('html').send(landingPage({ version: deps.version, prefix: deps.urlPrefix, caller: auth.knownCaller(req) }));
+    res.type('html').send(landingPage({ version: VERSION, prefix: deps.urlPrefix, caller: auth.knownCaller(req) }));
   });
   // Browsers ask for it whatever the page says; the console's icon answers.
   app.get('/favicon.ico', (_req, res) => res.redirect(301, '/ui/static/favicon.svg'));

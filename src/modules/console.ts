@@ -4,7 +4,9 @@ import type { Auth } from '../auth/index.js';
 import { configuredBrokerApi, managementQueues } from '../broker-api/rabbitmq-management.js';
 import type { Config } from '../config/load.js';
 import type { ControlClient } from '../control/client.js';
+import { ClusterSampler, type SamplerParts } from '../console/cluster-sampler.js';
 import { consoleRouter } from '../console/index.js';
+import type { IngestCounts } from '../exporter/event-processor.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { Remediator } from '../remediation/engine.js';
 import type { WorkerRegistry } from '../state/workers.js';
@@ -12,7 +14,9 @@ import type { TaskStore } from '../tasks/index.js';
 import type { PayloadRule } from '../tasks/payload.js';
 import type { FeatureModule } from './module.js';
 
-export interface ConsoleModuleParts {
+export interface ConsoleModuleParts extends Omit<SamplerParts, 'config' | 'queues'> {
+  /** The event path's counts: when the last event came, how many were dropped (the health line). */
+  ingest: IngestCounts;
   auth: Auth;
   workers: WorkerRegistry;
   control: ControlClient;
@@ -28,11 +32,20 @@ export interface ConsoleModuleParts {
 }
 
 /** The operator console at /ui. */
-export function createConsoleModule(config: Config, parts: ConsoleModuleParts): FeatureModule {
+export interface ConsoleModule extends FeatureModule {
+  /** The last hour of the cluster, one reading per 10 s (not on the event path). */
+  readonly sampler: ClusterSampler;
+}
+
+export function createConsoleModule(config: Config, parts: ConsoleModuleParts): ConsoleModule {
   const brokerApi = configuredBrokerApi(config);
-  const { queues, store } = parts;
+  const { queues, store, ingest } = parts;
+  const sampler = new ClusterSampler({ ...parts, config });
   return {
     name: 'console',
+    sampler,
+    start: () => sampler.start(),
+    stop: () => sampler.stop(),
     routers: {
       routes: [
         consoleRouter({
@@ -45,6 +58,12 @@ export function createConsoleModule(config: Config, parts: ConsoleModuleParts): 
           heavyRead: parts.heavyRead,
           abortable: parts.abortable,
           tasks: store,
+          sampler,
+          health: () => ({
+            ...parts.status,
+            lastEventAtMs: ingest.lastEventAtMs,
+            eventsDropped: [...ingest.drops.values()].reduce((a, b) => a + b, 0),
+          }),
           queues: () => queues.collect(),
           ...(brokerApi ? { managementQueues: (names: string[]) => managementQueues(brokerApi.url, brokerApi.vhost, names) } : {}),
         }),
