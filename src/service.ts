@@ -50,10 +50,8 @@ export interface ServiceDeps {
 }
 
 /**
- * Wires one running service: transport → event processor → state → metrics, the background
- * inspector and sweeper, then the features (src/modules/: console, tasks, control, remediation),
- * each built by its one constructor, and the HTTP surface that mounts their routers. `main.ts`
- * and the integration tests both use it.
+ * Wires one service: transport → events → state → metrics, inspector and sweeper, then the
+ * features (src/modules/), whose routers the HTTP surface mounts. main.ts and tests use it.
  */
 export class Service {
   readonly registry = new Registry();
