@@ -78,7 +78,7 @@ const RUSAGE: ReadonlyArray<readonly [string, string]> = [
 function systemSection(stats: Record<string, unknown>): Html {
   const rusage = record(stats.rusage);
   const broker = record(stats.broker);
-  return html`<dl class="kv" id="system">${RUSAGE.filter(([k]) => rusage[k] !== undefined).map(([k, label]) => html`<dt>${label}</dt><dd class="num rusage-${k}">${String(rusage[k])}</dd>`)}
+  return html`<dl class="kv" id="system">${RUSAGE.filter(([k]) => rusage[k] !== undefined).map(([k, label]) => html`<dt>${label}</dt><dd class="num rusage-${k}">${typeof rusage[k] === 'number' && !Number.isInteger(rusage[k]) ? (rusage[k] as number).toFixed(3) : String(rusage[k])}</dd>`)}
 ${broker.transport !== undefined ? html`<dt>broker</dt><dd>${String(broker.transport)}://${String(broker.hostname ?? '')}:${String(broker.port ?? '')}${broker.virtual_host !== undefined ? `/${String(broker.virtual_host)}` : ''}</dd>` : ''}</dl>`;
 }
 
