@@ -7,7 +7,8 @@
 // less CPU in all, bench/README.md), and on a busy node those threads compete with the broker.
 // Pauses stayed under 10 ms either way (400 MB heap). Set on every way we start the process.
 import { loadOidcMaterial } from './auth/index.js';
-import { ConfigError, helpText, loadConfig, type Config } from './config/load.js';
+import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { helpText } from './config/reference.js';
 import { loadTlsMaterial } from './http/listener.js';
 import { loadWebhookCredentials } from './http/webhook-auth.js';
 import { createLogger, type Logger } from './log.js';

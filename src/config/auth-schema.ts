@@ -133,69 +133,124 @@ const githubAllow = z
 
 const github = z
   .object({
-    client_id: z.string().min(1).max(256),
-    client_secret: secret(1),
-    /** Who may sign in and with which role; the highest role of all matching entries wins. */
-    allow: z.array(githubAllow).min(1, 'list at least one user, org or team').max(1000),
+    client_id: z.string().min(1).max(256).describe("The GitHub OAuth app's client id."),
+    client_secret: secret(1).describe("The GitHub OAuth app's client secret."),
+    allow: z
+      .array(githubAllow)
+      .min(1, 'list at least one user, org or team')
+      .max(1000)
+      .describe(
+        'Who may sign in and with which role: entries of user_id, user, org or team (org/slug), each with a role; the highest role of all matching entries wins. YAML only.',
+      ),
     // Overridable for GitHub Enterprise Server (and for tests).
-    authorize_url: httpUrl.default('https://github.com/login/oauth/authorize'),
-    token_url: httpUrl.default('https://github.com/login/oauth/access_token'),
-    user_profile_url: httpUrl.default('https://api.github.com/user'),
-    api_url: httpUrl.default('https://api.github.com'),
-    timeout_seconds: z.number().min(0.1).max(60).default(10),
+    authorize_url: httpUrl
+      .default('https://github.com/login/oauth/authorize')
+      .describe("GitHub's authorization endpoint (GitHub Enterprise Server: your host's)."),
+    token_url: httpUrl.default('https://github.com/login/oauth/access_token').describe("GitHub's token endpoint."),
+    user_profile_url: httpUrl.default('https://api.github.com/user').describe("GitHub's user profile endpoint."),
+    api_url: httpUrl.default('https://api.github.com').describe("GitHub's API, for organisation and team membership."),
+    timeout_seconds: z.number().min(0.1).max(60).default(10).describe('Upper bound on one request to GitHub.'),
   })
   .strict();
 
 export const authSchema = z
   .object({
-    /** With no users, tokens, GitHub or OpenID providers: treat every request as admin. For local experiments only. */
-    insecure_no_auth: z.boolean().default(false),
-    /** Require the viewer role on /metrics (Prometheus sends basic auth or a bearer token). */
-    protect_metrics: z.boolean().default(false),
-    /** The external URL people reach us at; GitHub and OpenID providers redirect back under it (/auth/github/callback, /auth/oidc/<id>/callback). */
-    public_url: httpUrl.optional(),
-    users: z.array(user).max(1000).default([]),
-    tokens: z.array(token).max(1000).default([]),
-    github: github.optional(),
-    /** OpenID Connect providers (Google, Okta, GitLab, Entra ID, Keycloak, ...), each with its own button. */
-    oidc: z.array(oidcProviderSchema).max(16).default([]),
+    insecure_no_auth: z
+      .boolean()
+      .default(false)
+      .describe(
+        'With no users, tokens, GitHub or OpenID providers: treat every request as admin, with a loud warning. For local experiments only.',
+      ),
+    protect_metrics: z
+      .boolean()
+      .default(false)
+      .describe('Require the viewer role on /metrics (Prometheus sends basic auth or a bearer token).'),
+    public_url: httpUrl
+      .optional()
+      .describe(
+        'The external URL people reach this service at (with url_prefix, if any): GitHub and OpenID providers redirect back under it, and it is the one origin browsers may post from.',
+      ),
+    users: z
+      .array(user)
+      .max(1000)
+      .default([])
+      .describe(
+        'People (the sign-in form) and basic-auth scripts: {username, password_hash, role} entries, or lines name:role:scrypt-hash, several separated by "," (npm run hash-secret -- user <name> <role> prints one). Roles: viewer, operator, admin.',
+      ),
+    tokens: z
+      .array(token)
+      .max(1000)
+      .default([])
+      .describe(
+        'API tokens for scripts, sent as Authorization: Bearer: {name, sha256, role} entries (node scripts/hash-secret.mjs token makes one). YAML only.',
+      ),
+    github: github
+      .optional()
+      .describe('Sign-in with GitHub (OAuth): client id and secret, and who may sign in with which role. Needs auth.public_url.'),
+    oidc: z
+      .array(oidcProviderSchema)
+      .max(16)
+      .default([])
+      .describe(
+        'OpenID Connect providers (Google, Okta, GitLab, Entra ID, Keycloak, ...), each with its own button: see the README, OpenID Connect. YAML only.',
+      ),
     session: z
       .object({
-        /** Signs session cookies. Unset: random per start (sessions live in memory, so a restart ends them anyway). */
-        secret: secret(32).optional(),
+        secret: secret(32)
+          .optional()
+          .describe('Signs session cookies. Unset: random per start (sessions live in memory, so a restart ends them anyway).'),
         cookie_name: z
           .string()
           .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-" only')
-          .default('celery_autopilot_session'),
-        /** auto: Secure when public_url is https:// or the request came over TLS. always: Secure, and the name gets the __Host- prefix. */
-        cookie_secure: z.enum(['auto', 'always', 'never']).default('auto'),
-        /** Idle lifetime: each request moves the expiry this far ahead. */
+          .default('celery_autopilot_session')
+          .describe('Name of the session cookie.'),
+        cookie_secure: z
+          .enum(['auto', 'always', 'never'])
+          .default('auto')
+          .describe(
+            'auto: Secure when public_url is https:// or the request came over TLS; always: Secure, and the name gets the __Host- prefix; never.',
+          ),
         max_age_seconds: z
           .number()
           .int()
           .min(60)
           .max(30 * 86_400)
-          .default(8 * 3600),
-        /** Sessions end this long after sign-in however active they are (then GitHub membership and OpenID claims are asked again). Unset: max_age_seconds. */
+          .default(8 * 3600)
+          .describe('Idle lifetime: each request moves the expiry this far ahead.'),
         absolute_lifetime_seconds: z
           .number()
           .int()
           .min(60)
           .max(30 * 86_400)
-          .optional(),
-        /** Sessions kept in memory; the oldest are dropped beyond this. */
-        max_sessions: z.number().int().min(10).max(1_000_000).default(10_000),
+          .optional()
+          .describe(
+            'Sessions end this long after sign-in however active they are (GitHub membership and OpenID claims are then judged again). Unset: max_age_seconds.',
+          ),
+        max_sessions: z
+          .number()
+          .int()
+          .min(10)
+          .max(1_000_000)
+          .default(10_000)
+          .describe('Sessions kept in memory; the oldest are dropped beyond this.'),
       })
       .strict()
-      .prefault({}),
-    /** Failed logins (basic auth, bearer tokens, the login form) per client IP and per username. */
+      .prefault({})
+      .describe('Browser sessions (the console): cookie, lifetimes and how many are kept.'),
     login_rate_limit: z
       .object({
-        max_failures: z.number().int().min(1).max(10_000).default(10),
-        window_seconds: z.number().min(1).max(86_400).default(300),
+        max_failures: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(10)
+          .describe('Failed logins a client may have within window_seconds before it is answered 429.'),
+        window_seconds: z.number().min(1).max(86_400).default(300).describe('The window failed logins are counted over.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Failed logins (basic auth, bearer tokens, the login form) per client IP and per username.'),
   })
   .strict()
   .superRefine((a, ctx) => {

@@ -11,29 +11,28 @@ export const KUBE_NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
  */
 export const kubernetesSchema = z
   .object({
-    /** A kubeconfig file, for running outside the cluster. Unset: the in-cluster service account. */
-    kubeconfig: z.string().min(1).optional(),
-    /** The kubeconfig context to use; unset: its current-context. */
-    context: z.string().min(1).optional(),
-    /** After a scale, how long the new (or leaving) workers are watched for in Celery before giving up. */
-    confirm_seconds: z.number().min(1).max(3600).default(120),
-    /** Upper bound on one API request. */
-    request_timeout_seconds: z.number().min(1).max(120).default(10),
-    /**
-     * The Celery node name of a pod's worker, `{pod}` standing for the pod's name: the workers
-     * are started with `-n celery@$(POD_NAME)` (POD_NAME from the downward API) by default. Used
-     * to stop a leaving pod's consumer and to see a new pod's worker come online.
-     */
+    kubeconfig: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A kubeconfig file, for running outside the cluster. Unset: the in-cluster service account.'),
+    context: z.string().min(1).optional().describe('The kubeconfig context to use. Unset: its current-context.'),
+    confirm_seconds: z
+      .number()
+      .min(1)
+      .max(3600)
+      .default(120)
+      .describe('After a scale, how long the new (or leaving) workers are watched for in Celery before giving up.'),
+    request_timeout_seconds: z.number().min(1).max(120).default(10).describe('Upper bound on one API request.'),
     worker_hostname: z
       .string()
       .min(1)
       .max(200)
       .refine((s) => s.includes('{pod}'), 'must contain {pod}, e.g. celery@{pod}')
-      .default('celery@{pod}'),
-    /**
-     * Queue → "namespace/deployment": which Deployment consumes a queue, for rules whose target
-     * names a queue (`target: { queue_label: queue_name }`) rather than a Deployment.
-     */
+      .default('celery@{pod}')
+      .describe(
+        "The Celery node name of a pod's worker, {pod} standing for the pod's name (workers started with -n celery@$(POD_NAME)). Used to stop a leaving pod's consumer and to see a new pod's worker come online.",
+      ),
     queue_deployments: z
       .record(
         z.string().min(1).max(255),
@@ -42,7 +41,10 @@ export const kubernetesSchema = z
           return extra === undefined && KUBE_NAMESPACE.test(ns ?? '') && KUBE_NAME.test(name ?? '');
         }, 'must be namespace/deployment'),
       )
-      .default({}),
+      .default({})
+      .describe(
+        'Queue → namespace/deployment: which Deployment consumes a queue, for rules whose target names a queue rather than a Deployment.',
+      ),
   })
   .strict();
 

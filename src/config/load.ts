@@ -96,23 +96,26 @@ function parseArgv(
     else if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       const flag = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      const leaf = leaves.byFlag.get(flag);
+      if (!leaf && flag !== 'config') {
+        problems.push(`unknown flag --${flag} (see --help)`);
+        continue;
+      }
       let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
       if (value === undefined) {
         const next = args[i + 1];
-        if (next === undefined || next.startsWith('--')) {
+        // A boolean flag alone is true (--remediation-dry-run); it takes a following true/false too.
+        if (leaf?.kind === 'boolean' && (next === undefined || !BOOLEAN_WORD.test(next))) value = 'true';
+        else if (next === undefined || next.startsWith('--')) {
           problems.push(`flag --${flag} needs a value`);
           continue;
+        } else {
+          value = next;
+          i++;
         }
-        value = next;
-        i++;
       }
-      if (flag === 'config') {
-        configFile = value;
-        continue;
-      }
-      const leaf = leaves.byFlag.get(flag);
       if (!leaf) {
-        problems.push(`unknown flag --${flag} (see --help)`);
+        configFile = value;
         continue;
       }
       setIfValid(fromFlags, leaf, value, `--${flag}`, problems);
@@ -177,16 +180,21 @@ export function configLeaves(): { byFlag: Map<string, Leaf>; byEnv: Map<string, 
     all.push({ path, kind });
   };
   walk(configSchema, []);
-  const flagName = (p: string[]) => p.join('-').replaceAll('_', '-');
   cachedLeaves = {
     all,
     byFlag: new Map(all.map((l) => [flagName(l.path), l])),
-    byEnv: new Map(all.map((l) => [ENV_PREFIX + l.path.join('_').toUpperCase(), l])),
+    byEnv: new Map(all.map((l) => [envName(l.path), l])),
   };
   return cachedLeaves;
 }
 
-function unwrap(schema: z.ZodType): z.ZodType {
+/** A key path's flag, without the leading "--": `events.queue_name` → `events-queue-name`. */
+export const flagName = (path: readonly string[]): string => path.join('-').replaceAll('_', '-');
+/** A key path's environment variable: `events.queue_name` → `CELERY_AUTOPILOT_EVENTS_QUEUE_NAME`. */
+export const envName = (path: readonly string[]): string => ENV_PREFIX + path.join('_').toUpperCase();
+
+/** The schema inside default, optional, readonly and pipe wrappers. */
+export function unwrap(schema: z.ZodType): z.ZodType {
   let s = schema;
   for (;;) {
     const def = s.def as { type: string; innerType?: z.ZodType; in?: z.ZodType };
@@ -195,6 +203,8 @@ function unwrap(schema: z.ZodType): z.ZodType {
     else return s;
   }
 }
+
+const BOOLEAN_WORD = /^(true|1|yes|on|false|0|no|off)$/i;
 
 function coerce(leaf: Leaf, raw: string, source: string, problems: string[]): unknown {
   const num = (text: string): number => {
@@ -263,21 +273,4 @@ function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
-}
-
-/** `--help` text, generated from the schema so it lists every flag. */
-export function helpText(): string {
-  const lines = [
-    'celery-autopilot: Celery metrics for Prometheus, remote control and Alertmanager remediation',
-    '',
-    'usage: celery-autopilot [--config file.yaml] [--check-config] [--FLAG VALUE ...]',
-    '',
-    'Every key of the YAML config can be given as a flag (nested keys joined with "-") or as an',
-    `environment variable (${ENV_PREFIX} + the key path in upper case joined with "_"):`,
-    '',
-  ];
-  for (const leaf of configLeaves().all) {
-    lines.push(`  --${leaf.path.join('-').replaceAll('_', '-')}  (${leaf.kind})  ${ENV_PREFIX}${leaf.path.join('_').toUpperCase()}`);
-  }
-  return lines.join('\n');
 }

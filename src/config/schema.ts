@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { authSchema } from './auth-schema.js';
 import { kubernetesSchema } from './kubernetes-schema.js';
 import { listenerKeys } from './listener-schema.js';
+import { cardinalitySchema, metricsSchema, seconds } from './metrics-schema.js';
 import { checkRemediationAgainstAuth, remediationSchema } from './remediation-schema.js';
 import { tasksSchema } from './tasks-schema.js';
 import { Secret } from './secret.js';
@@ -12,95 +13,82 @@ import { Secret } from './secret.js';
  * nowhere else. Unknown keys are errors.
  */
 
-// prometheus/client_python's default buckets, which celery-exporter uses for task runtime.
-export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
-// celery-exporter's DEFAULT_QUEUE_WAIT_BUCKETS: waits run from seconds to hours. 10 stays a
-// boundary because the shipped CeleryQueueWaitHigh rule reads le="10".
-export const DEFAULT_QUEUE_WAIT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
-
-const buckets = z
-  .array(z.number().positive().finite())
-  .min(1)
-  .max(64)
-  .refine((b) => b.every((v, i) => i === 0 || v > b[i - 1]!), 'buckets must be strictly increasing');
-
-const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'not a valid Prometheus label name');
-const queueName = z
-  .string()
-  .min(1)
-  .max(255)
-  // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-  .regex(/^[^\s\x00-\x1f]+$/, 'queue names may not contain spaces or control characters');
-
-const seconds = (min: number, max: number) => z.number().min(min).max(max);
-
 const LOG_LEVEL_ALIASES: Record<string, string> = { warning: 'warn', critical: 'fatal' };
 
 export const configSchema = z
   .object({
-    broker_url: z.string().min(1).default('amqp://guest:guest@localhost:5672//'),
-    /**
-     * Flower's `broker_api`: the RabbitMQ management API (http://user:pass@host:15672/api/), for
-     * /api/queues/length with ready + unacknowledged messages and consumers. Unset: passive declares.
-     */
+    broker_url: z
+      .string()
+      .min(1)
+      .default('amqp://guest:guest@localhost:5672//')
+      .describe(
+        'The broker: amqp://, amqps://, redis://, rediss://, or sentinel://h1:26379;sentinel://h2:26379 (with broker_transport_options.master_name). A password in it is a secret, never printed.',
+      ),
     broker_api: z
       .string()
       .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
       .transform((s) => new Secret(s))
-      .optional(),
-    /** Celery's `broker_transport_options` that change where things live on the broker. */
+      .optional()
+      .describe(
+        "Flower's `broker_api`: the RabbitMQ management API (http://user:pass@host:15672/api/), for ready and unacknowledged messages and consumers per queue. Unset: queue depths come from passive declares.",
+      ),
     broker_transport_options: z
       .object({
-        global_keyprefix: z.string().max(128).default(''),
+        global_keyprefix: z.string().max(128).default('').describe("Prefix of every Redis key and channel (kombu's global_keyprefix)."),
         priority_steps: z
           .array(z.number().int().min(0).max(255))
           .min(1)
           .max(256)
           .default([0, 3, 6, 9])
-          .refine((s) => s.every((v, i) => i === 0 || v > s[i - 1]!), 'priority_steps must be strictly increasing'),
-        sep: z.string().min(1).max(8).default('\x06\x16'),
-        master_name: z.string().min(1).optional(),
-        /** Sentinel's own AUTH (Celery's `sentinel_kwargs`), apart from the master's in the URL. */
-        sentinel_username: z.string().min(1).max(256).optional(),
+          .refine((s) => s.every((v, i) => i === 0 || v > s[i - 1]!), 'priority_steps must be strictly increasing')
+          .describe("Redis priority steps: one list per step and queue, as the workers' kombu has them."),
+        sep: z.string().min(1).max(8).default('\x06\x16').describe('Separator between a queue name and its priority in Redis list names.'),
+        master_name: z.string().min(1).optional().describe("Redis Sentinel: the master's name (needed with a sentinel:// URL)."),
+        sentinel_username: z
+          .string()
+          .min(1)
+          .max(256)
+          .optional()
+          .describe("Redis Sentinel's own AUTH / ACL user (Celery's `sentinel_kwargs`), apart from the master's credentials in the URL."),
         sentinel_password: z
           .string()
           .min(1)
           .transform((s) => new Secret(s))
-          .optional(),
+          .optional()
+          .describe("Redis Sentinel's own password (a secret: prefer the environment variable to a flag)."),
       })
       .strict()
-      .prefault({}),
-    /**
-     * TLS to a managed broker, used with amqps:// and rediss:// URLs: files (PEM), read once at
-     * start; only their paths are ever shown. Unset, the system's CAs verify the broker.
-     */
+      .prefault({})
+      .describe(
+        "Celery's `broker_transport_options` that change where things live on the broker: they must match the workers' (the Redis key layout).",
+      ),
     broker_tls: z
       .object({
-        /** CA bundle that signed the broker's certificate. */
-        ca_file: z.string().min(1).optional(),
-        /** Client certificate and its key, for brokers that require mutual TLS. */
-        cert_file: z.string().min(1).optional(),
-        key_file: z.string().min(1).optional(),
-        /** Name sent as SNI and checked against the certificate (default: the URL's host). */
-        server_name: z.string().min(1).max(253).optional(),
-        /** false accepts any certificate: a test setup only, never a managed broker. */
-        verify: z.boolean().default(true),
+        ca_file: z.string().min(1).optional().describe("CA bundle that signed the broker's certificate."),
+        cert_file: z.string().min(1).optional().describe('Client certificate, for brokers that require mutual TLS (with key_file).'),
+        key_file: z.string().min(1).optional().describe("The client certificate's private key."),
+        server_name: z
+          .string()
+          .min(1)
+          .max(253)
+          .optional()
+          .describe("Name sent as SNI and checked against the certificate (default: the URL's host)."),
+        verify: z.boolean().default(true).describe('false accepts any certificate: a test setup only, never a managed broker.'),
       })
       .strict()
       .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), 'cert_file and key_file go together')
-      .prefault({}),
-    listen_address: z.string().min(1).default('0.0.0.0'),
-    /**
-     * Behind a reverse proxy, which X-Forwarded-For hops to believe for client addresses (audit,
-     * login throttling): Express's "trust proxy" — e.g. "loopback", "10.0.0.0/8", or a hop count
-     * like "1". Empty: trust none, use the socket's address.
-     */
-    trust_proxy: z.string().max(512).default(''),
-    /**
-     * Serve under a sub-path behind a reverse proxy (Flower's url_prefix), e.g. "flower" or
-     * "/ops/celery": every link, form action, asset and redirect carries it. Requests may arrive
-     * with it (the proxy passes the path on) or without it (the proxy strips it). "" = the root.
-     */
+      .prefault({})
+      .describe(
+        "TLS to a managed broker, used with amqps:// and rediss:// URLs: PEM files read once at start (only their paths are ever shown). Unset, the system's CAs verify the broker.",
+      ),
+    listen_address: z.string().min(1).default('0.0.0.0').describe('Address the HTTP server listens on.'),
+    trust_proxy: z
+      .string()
+      .max(512)
+      .default('')
+      .describe(
+        'Behind a reverse proxy, which X-Forwarded-For hops to believe for client addresses (audit, login throttling): Express\'s "trust proxy", e.g. loopback, 10.0.0.0/8, or a hop count like 1. Empty: trust none, use the socket\'s address.',
+      ),
     url_prefix: z
       .string()
       .max(200)
@@ -109,178 +97,154 @@ export const configSchema = z
         'a URL path such as "flower" or "/ops/celery": letters, digits and ._~- between slashes',
       )
       .transform((p) => (p.replace(/^\/+|\/+$/g, '') === '' ? '' : `/${p.replace(/^\/+|\/+$/g, '')}`))
-      .default(''),
-    /** Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side. */
-    port: z.number().int().min(0).max(65535).default(9818),
+      .default('')
+      .describe(
+        "Serve under a sub-path behind a reverse proxy (Flower's url_prefix), e.g. flower or /ops/celery: every link, form action, asset and redirect carries it. Requests may arrive with it (the proxy passes the path on) or without it (the proxy strips it). Empty: the root.",
+      ),
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(9818)
+      .describe('HTTP port. Not 9808 (celery-exporter) nor 5555 (Flower), so all three can run side by side during a migration.'),
     ...listenerKeys,
-    /**
-     * Any case (`INFO` as celery-exporter and Flower take it); their `warning` and `critical`
-     * are accepted as `warn` and `fatal`.
-     */
     log_level: z
       .string()
       .transform((v) => LOG_LEVEL_ALIASES[v.toLowerCase()] ?? v.toLowerCase())
       .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
-      .default('info'),
+      .default('info')
+      .describe(
+        'trace, debug, info, warn, error or fatal; JSON lines on stderr. Any case (INFO, as celery-exporter and Flower take it); warning and critical are read as warn and fatal.',
+      ),
     events: z
       .object({
-        /** Fixed event queue name (must start with "celeryev."); default: celeryev.<random uuid> per start. */
         queue_name: z
           .string()
           .regex(/^celeryev\.[A-Za-z0-9._:@-]{1,200}$/, 'must look like celeryev.<id>')
-          .optional(),
-        /** x-message-ttl: Celery uses 5 s, which drops events whenever a consumer falls behind. */
-        queue_message_ttl_seconds: seconds(1, 86_400).default(60),
-        /** x-expires: a restarted exporter with a fixed queue_name resumes its queue within this. */
-        queue_expires_seconds: seconds(10, 604_800).default(60),
-        prefetch: z.number().int().min(1).max(65_535).default(2000),
-        /** Bodies larger than this are dropped (and counted) before parsing. */
+          .optional()
+          .describe(
+            'A fixed event queue name (celeryev.<id>); with a long queue_expires_seconds a restarted exporter resumes its queue and loses nothing (RabbitMQ). Default: celeryev.<random uuid> per start.',
+          ),
+        queue_message_ttl_seconds: seconds(1, 86_400)
+          .default(60)
+          .describe('x-message-ttl of the event queue: Celery uses 5 s, which drops events whenever a consumer falls behind.'),
+        queue_expires_seconds: seconds(10, 604_800)
+          .default(60)
+          .describe('x-expires of the event queue: a restarted exporter with a fixed queue_name resumes its queue within this.'),
+        prefetch: z.number().int().min(1).max(65_535).default(2000).describe('RabbitMQ prefetch for the event queue; acks are batched.'),
         max_message_bytes: z
           .number()
           .int()
           .min(1024)
           .max(64 * 1024 * 1024)
-          .default(1024 * 1024),
-        /**
-         * Redis only: events read off the socket and waiting to be processed may use this much
-         * memory, so a burst waits here rather than overflowing Redis's 32 MB pub/sub buffer.
-         */
+          .default(1024 * 1024)
+          .describe('Event messages larger than this are dropped (and counted, reason="oversize") before parsing.'),
         max_backlog_bytes: z
           .number()
           .int()
           .min(1024 * 1024)
           .max(8 * 1024 * 1024 * 1024)
-          .default(256 * 1024 * 1024),
-        /**
-         * At low and normal rates, read the broker's event socket in batches this far apart
-         * instead of once per arriving packet: each wake-up of the process costs more than the few
-         * events it would carry (src/transport/read-pacing.ts). Bursts are read at once. 0: off.
-         */
-        read_pacing_ms: z.number().int().min(0).max(1000).default(100),
-        /** A Redis subscription with no traffic and no PING answer within this is reconnected. */
-        broker_heartbeat_seconds: seconds(1, 600).default(10),
-        /**
-         * Send `enable_events` to the live workers every `enable_events_interval_seconds`, as
-         * Flower does, so workers started without -E still send task events (and a restarted
-         * worker gets them again). Off: workers without -E export no task metrics.
-         */
-        enable_events: z.boolean().default(true),
-        enable_events_interval_seconds: seconds(1, 86_400).default(60),
+          .default(256 * 1024 * 1024)
+          .describe(
+            "Redis only: events read off the socket and waiting to be processed may use this much memory, so a burst waits here rather than overflowing Redis's 32 MB pub/sub buffer.",
+          ),
+        read_pacing_ms: z
+          .number()
+          .int()
+          .min(0)
+          .max(1000)
+          .default(100)
+          .describe(
+            'At low and normal rates, read the event socket in batches this far apart instead of once per packet (each wake-up costs more than the few events it carries); bursts are read at once. 0: off.',
+          ),
+        broker_heartbeat_seconds: seconds(1, 600)
+          .default(10)
+          .describe('AMQP heartbeat / Redis PING interval: a half-open connection is found within about two of these.'),
+        enable_events: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Send enable_events to the live workers, as Flower does, so workers started without -E still send task events (and a restarted worker gets them again). Off: workers without -E export no task metrics.',
+          ),
+        enable_events_interval_seconds: seconds(1, 86_400)
+          .default(60)
+          .describe('How often enable_events is sent (a new worker gets it within a second of its first heartbeat).'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe("The broker's event stream the metrics and task history are read from."),
     reconnect: z
       .object({
-        initial_delay_seconds: seconds(0.05, 60).default(0.5),
-        max_delay_seconds: seconds(0.1, 600).default(15),
+        initial_delay_seconds: seconds(0.05, 60).default(0.5).describe('First delay before reconnecting to the broker.'),
+        max_delay_seconds: seconds(0.1, 600).default(15).describe('Longest delay between reconnection attempts.'),
       })
       .strict()
-      .prefault({}),
-    metrics: z
-      .object({
-        /** Prefix of the Celery metrics (celery-exporter's `--metric-prefix`). */
-        prefix: z
-          .string()
-          .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
-          .default('celery_'),
-        /** Prefix of our own telemetry, kept apart from the translated Celery metrics. */
-        self_prefix: z
-          .string()
-          .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
-          .default('celery_autopilot_'),
-        runtime_buckets: buckets.default(DEFAULT_BUCKETS),
-        queue_wait_buckets: buckets.default(DEFAULT_QUEUE_WAIT_BUCKETS),
-        static_labels: z.record(labelName, z.string().max(256)).default({}),
-        default_queue_name: queueName.default('celery'),
-        /** Queues reported even when no worker consumes them (a backlog with no consumer is news). */
-        queues: z.array(queueName).max(1000).default([]),
-        /**
-         * A queue seen once (consumed by a live worker, or named by task-sent routing) stays
-         * reported this long after it was last consumed or sent to, with 0 workers when its
-         * consumers are gone: CeleryQueueNoWorkers needs the series. 0 = for ever.
-         */
-        queue_retention_seconds: seconds(0, 31_536_000).default(86_400),
-        /** Queue depths are read at scrape time, with this timeout, and cached this long. */
-        queue_length_timeout_seconds: seconds(0.05, 30).default(2),
-        queue_length_cache_seconds: seconds(0, 600).default(5),
-        /** How often workers are asked for active_queues and stats (queue discovery, process counts). */
-        inspect_interval_seconds: seconds(1, 3600).default(30),
-        /**
-         * Liveness window. Unset: Celery's rule, last heartbeat received + 2 × the worker's freq.
-         * Set: a fixed window in seconds (celery-exporter's --worker-timeout).
-         */
-        worker_timeout_seconds: seconds(1, 86_400).optional(),
-        /**
-         * The window of the autoscaling signals (celery_queue_time_to_drain_seconds,
-         * celery_queue_processes_needed): rates are counted over the last this many seconds.
-         */
-        rate_window_seconds: z.number().int().min(5).max(3600).default(60),
-        /** An offline worker's series are removed this long after it went away. */
-        purge_offline_worker_seconds: seconds(0, 604_800).default(600),
-      })
-      .strict()
-      .prefault({}),
-    cardinality: z
-      .object({
-        /**
-         * task-sent comes from clients named gen<pid>@host: "generic" folds them into one label
-         * value (celery-exporter's --generic-hostname-task-sent-metric), "host" keeps the host
-         * part, "full" keeps everything.
-         */
-        task_sent_hostname: z.enum(['generic', 'host', 'full']).default('generic'),
-        /** Distinct task names tracked; later ones are reported under `overflow_value`. */
-        max_task_names: z.number().int().min(1).max(1_000_000).default(1000),
-        /** Distinct hostname label values (workers and clients); later ones use `overflow_value`. */
-        max_hostnames: z.number().int().min(1).max(1_000_000).default(1000),
-        /** Distinct queue_name label values. */
-        max_queues: z.number().int().min(1).max(100_000).default(500),
-        /**
-         * Distinct name × hostname × queue_name combinations with their own series (each costs
-         * ~20 series with the default buckets); later ones are folded into one overflow series.
-         */
-        max_task_series: z.number().int().min(1).max(10_000_000).default(50_000),
-        overflow_value: z.string().min(1).max(64).default('other'),
-        /** In-flight tasks remembered (for name/queue lookup and dedupe); least recently seen evicted. */
-        max_tracked_tasks: z.number().int().min(100).max(10_000_000).default(100_000),
-      })
-      .strict()
-      .prefault({}),
-    auth: authSchema.prefault({}),
+      .prefault({})
+      .describe('Reconnecting to the broker: capped exponential backoff with jitter, for ever.'),
+    metrics: metricsSchema,
+    cardinality: cardinalitySchema,
+    auth: authSchema
+      .prefault({})
+      .describe(
+        'Who may do what: users, API tokens, GitHub, OpenID Connect and browser sessions. With nothing configured the console and the control API stay closed (fail closed).',
+      ),
     control: z
       .object({
-        /** Idle timeout while collecting replies (kombu's default is 1 s). */
-        reply_timeout_ms: z.number().int().min(50).max(60_000).default(1000),
-        /** Largest accepted request body for control endpoints. */
+        reply_timeout_ms: z
+          .number()
+          .int()
+          .min(50)
+          .max(60_000)
+          .default(1000)
+          .describe("Idle timeout while collecting worker replies (kombu's default is 1 s)."),
         max_body_bytes: z
           .number()
           .int()
           .min(1024)
           .max(1024 * 1024)
-          .default(64 * 1024),
-        /** Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round). */
-        workers_refresh_seconds: seconds(1, 3600).default(30),
+          .default(64 * 1024)
+          .describe('Largest accepted request body for control endpoints.'),
+        workers_refresh_seconds: seconds(1, 3600)
+          .default(30)
+          .describe("Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round)."),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe("Worker remote control (Celery's pidbox): reply collection and request bounds."),
     audit: z
       .object({
-        /** JSON-lines audit log: a file path (appended), "-" for stdout, or "" for none (memory only). */
-        file: z.string().default('-'),
-        /** Recent records kept in memory for the API. */
-        keep: z.number().int().min(10).max(100_000).default(1000),
-        /** ...and at most this much of them, as JSON (records carry alert labels of any size). */
+        file: z
+          .string()
+          .default('-')
+          .describe('JSON-lines audit log: a file path (appended), - for stdout, or empty for none (memory only).'),
+        keep: z.number().int().min(10).max(100_000).default(1000).describe('Recent records kept in memory for the API and the console.'),
         keep_bytes: z
           .number()
           .int()
           .min(64 * 1024)
           .max(1024 * 1024 * 1024)
-          .default(4 * 1024 * 1024),
+          .default(4 * 1024 * 1024)
+          .describe('...and at most this much of them, as JSON (records carry alert labels of any size); the file keeps everything.'),
       })
       .strict()
-      .prefault({}),
-    remediation: remediationSchema.prefault({}),
-    kubernetes: kubernetesSchema.prefault({}),
-    tasks: tasksSchema.prefault({}),
+      .prefault({})
+      .describe('The audit log of control commands, remediation decisions and admin changes.'),
+    remediation: remediationSchema
+      .prefault({})
+      .describe(
+        'Alertmanager-driven remediation: whether webhooks may act at all, the rules file, global safeguards, how the webhook authenticates and where replicas share their state.',
+      ),
+    kubernetes: kubernetesSchema
+      .prefault({})
+      .describe(
+        "How scale_deployment reaches the Kubernetes API server, and how pods map to Celery workers. Inside a pod nothing needs setting (the service account's token and the cluster CA are read where the kubelet mounts them).",
+      ),
+    tasks: tasksSchema
+      .prefault({})
+      .describe(
+        "The store of recent tasks behind Flower's task API and the console's task pages: how many, how much of each, who sees payloads, results, and task submission.",
+      ),
   })
   .strict()
   .superRefine((c, ctx) => checkRemediationAgainstAuth(c.remediation, c.auth.insecure_no_auth, ctx));

@@ -4,7 +4,7 @@ import { ManualClock } from '../../src/clock.js';
 import type { CeleryEvent } from '../../src/celery/events.js';
 import { EventProcessor, type EventProcessorOptions } from '../../src/exporter/event-processor.js';
 import { CeleryMetrics } from '../../src/metrics/celery-metrics.js';
-import { DEFAULT_BUCKETS } from '../../src/config/schema.js';
+import { DEFAULT_BUCKETS } from '../../src/config/metrics-schema.js';
 import { InFlightTasks } from '../../src/state/in-flight-tasks.js';
 import { WorkerRegistry } from '../../src/state/workers.js';
 import { amqpEventFixtures } from '../support/fixtures.js';

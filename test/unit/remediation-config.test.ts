@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, helpText, loadConfig } from '../../src/config/load.js';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { helpText } from '../../src/config/reference.js';
 
 function problems(argv: string[], file = ''): string[] {
   try {
