@@ -13,6 +13,8 @@ export interface BrokerStatus {
   subscribed: boolean;
   reconnects: number;
   lastError?: string;
+  /** AMQP only, once subscribed: events read by the lean delivery path (false: amqplib's own). */
+  leanDelivery?: boolean;
 }
 
 /** Keeps `status` up to date from the transport's connection events, and logs them. */
@@ -32,6 +34,10 @@ export function brokerStatusObserver(status: BrokerStatus, logger: Logger, broke
     reconnecting: (attempt, delayMs) => {
       status.reconnects++;
       logger.info({ attempt, delayMs }, 'reconnecting to broker');
+    },
+    // The transport itself warns when the lean path cannot be installed; this keeps the metric.
+    leanDelivery: (active) => {
+      status.leanDelivery = active;
     },
   };
 }
@@ -55,7 +61,11 @@ export function selfTelemetrySource(
 ): SelfTelemetrySource {
   return {
     ingest: () => p.processor.counts,
-    broker: () => ({ ready: p.isReady(), reconnects: p.status.reconnects }),
+    broker: () => ({
+      ready: p.isReady(),
+      reconnects: p.status.reconnects,
+      ...(p.status.leanDelivery !== undefined ? { leanDelivery: p.status.leanDelivery } : {}),
+    }),
     tracked: () => ({ tasks: p.tasks.size, workers: p.workers.size, taskEvictions: p.tasks.evictions }),
     queueLengthErrors: () => p.queues.errors,
     labelOverflow: () => [

@@ -35,7 +35,7 @@ import {
 import { createTaskPersistence, createWorkerPersistence, type TaskPersistence, type WorkerPersistence } from './persistence/index.js';
 import { WorkerSnapshot } from './control/worker-snapshot.js';
 import { WorkerRegistry } from './state/workers.js';
-import { createTransport } from './transport/index.js';
+import { brokerConnections, createTransport } from './transport/index.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
 
 export type { BrokerStatus } from './service-telemetry.js';
@@ -209,6 +209,7 @@ export class Service {
     if (r.enabled) {
       this.#remediation = createRemediation(r, {
         transport: this.transport,
+        connections: brokerConnections(config),
         control: this.control,
         workers: this.workers,
         audit: this.audit,
