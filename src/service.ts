@@ -217,6 +217,7 @@ export class Service {
       remediator: this.remediator,
       store: this.taskStore,
       abortable: tasks.abortable,
+      rerun: tasks.rerun,
       status: this.status,
       tasks: this.tasks,
       celeryMetrics: this.celeryMetrics,

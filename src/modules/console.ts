@@ -6,6 +6,7 @@ import type { Config } from '../config/load.js';
 import type { ControlClient } from '../control/client.js';
 import { ClusterSampler, type SamplerParts } from '../console/cluster-sampler.js';
 import { consoleRouter } from '../console/index.js';
+import type { RerunRule } from '../console/task.js';
 import type { IngestCounts } from '../exporter/event-processor.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { Remediator } from '../remediation/engine.js';
@@ -29,6 +30,8 @@ export interface ConsoleModuleParts extends Omit<SamplerParts, 'config' | 'queue
   heavyRead: RequestHandler;
   /** A result backend is configured: Abort can work. */
   abortable: boolean;
+  /** Who may re-run which task: the Re-run buttons shown. */
+  rerun: RerunRule;
 }
 
 /** The operator console at /ui. */
@@ -57,6 +60,7 @@ export function createConsoleModule(config: Config, parts: ConsoleModuleParts): 
           payload: parts.payload,
           heavyRead: parts.heavyRead,
           abortable: parts.abortable,
+          rerun: parts.rerun,
           tasks: store,
           sampler,
           health: () => ({

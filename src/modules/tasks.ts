@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Auth } from '../auth/index.js';
+import type { Role } from '../auth/roles.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/load.js';
 import type { WorkerSnapshot } from '../control/worker-snapshot.js';
@@ -38,6 +39,8 @@ export interface TasksModuleParts {
 export interface TasksModule extends FeatureModule {
   /** A result backend is configured: AbortableTask's abort can work. */
   readonly abortable: boolean;
+  /** Who may re-run which task (tasks.submit's role and allow-list), for the console's buttons. */
+  readonly rerun: { role: Role; allows: (name: string) => boolean };
 }
 
 /** Flower's task half: read, submit (publisher, result backend, bounded waits), re-run, revoke, abort. */
@@ -67,6 +70,7 @@ export function createTasksModule(config: Config, parts: TasksModuleParts): Task
   return {
     name: 'tasks',
     abortable: backend !== undefined,
+    rerun: { role: submit.submitRole, allows: (name) => submit.policy.allows(name) },
     routers: {
       routes: [
         taskReadApi({ store: parts.store, auth: parts.auth, payload: parts.payload, heavyRead: parts.heavyRead }),
