@@ -11,7 +11,7 @@ import { alertRulesWith, startPrometheus, type RunningPrometheus } from './prome
 /**
  * Names promtool's linter flags that stay on purpose: prom-client's default gauges carry a
  * `_total` suffix (the standard Node.js dashboards read those names), and celery-exporter's
- * per-queue gauges end in `_count` (product contract 1: its dashboards and alerts read them).
+ * per-queue gauges end in `_count` (its dashboards and alerts read them).
  * Anything else promtool reports is a failure.
  */
 const PROMTOOL_KNOWN = [
