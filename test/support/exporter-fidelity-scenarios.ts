@@ -102,7 +102,7 @@ class Rig {
 }
 
 /**
- * Issue 9 items 1, 2 and 4 on one broker, with real Celery 5.2.6 workers: a queue outlives its
+ * Fidelity to celery-exporter on one broker, with real Celery 5.2.6 workers: a queue outlives its
  * SIGKILLed worker (and real Prometheus fires the shipped CeleryQueueNoWorkers), counters start
  * at zero so increase() sees the first revocation, and a worker started without -E is counted
  * exactly once enable_events reaches it.
