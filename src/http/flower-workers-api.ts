@@ -7,6 +7,8 @@ import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import { ManagementApiError, managementQueues } from '../broker-api/rabbitmq-management.js';
 import type { PayloadRule } from '../tasks/payload.js';
+import type { BooleanWords } from '../params.js';
+import { requestParams } from './params.js';
 
 export interface FlowerWorkersApiDeps {
   snapshot: WorkerSnapshot;
@@ -21,16 +23,15 @@ export interface FlowerWorkersApiDeps {
 }
 
 /** Flower's strtobool: y, yes, t, true, on, 1 / n, no, f, false, off, 0 (any case). */
+const STRTOBOOL: BooleanWords = {
+  yes: /^(y|yes|t|true|on|1)$/i,
+  no: /^(n|no|f|false|off|0)$/i,
+  problem: 'must be a boolean (y, yes, t, true, on, 1 or n, no, f, false, off, 0)',
+};
+
+/** A query-string flag as Flower's /api/workers reads it (absent: false). */
 export function flowerBoolean(req: Request, name: string): boolean {
-  const raw = req.query[name];
-  const v = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-  if (v === undefined || v === '') return false;
-  if (typeof v === 'string') {
-    const s = v.toLowerCase();
-    if (['y', 'yes', 't', 'true', 'on', '1'].includes(s)) return true;
-    if (['n', 'no', 'f', 'false', 'off', '0'].includes(s)) return false;
-  }
-  throw new CommandValidationError('must be a boolean (y, yes, t, true, on, 1 or n, no, f, false, off, 0)', name);
+  return requestParams(req).boolean(name, false, STRTOBOOL);
 }
 
 /**

@@ -1,7 +1,5 @@
+import { ParamReader, paramValue, type Params } from '../params.js';
 import { PAYLOAD_FIELDS, SORT_FIELDS, TaskQueryError, parseSearch, searchFields, type SortField, type TaskQuery } from './task-query.js';
-
-/** A parsed query string (Express's req.query): values are strings, arrays when repeated, or nested objects. */
-export type QueryParams = Readonly<Record<string, unknown>>;
 
 /** How many tasks one answer may hold: without `limit`, and at most. */
 export interface PageBounds {
@@ -19,23 +17,6 @@ export const TASK_API_PAGE: PageBounds = { defaultLimit: 100, maxLimit: 1000 };
 
 /** Far above any store's size; a bigger number is a typo, not a wish. */
 const MAX_OFFSET = 10_000_000;
-
-/** One query-string value (the last if repeated); Flower's "All" means no filter. */
-function query(params: QueryParams, name: string): string | undefined {
-  const raw = params[name];
-  const v = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-  if (v === undefined || v === '') return undefined;
-  if (typeof v !== 'string') throw new TaskQueryError(`${name} must be text`);
-  return v;
-}
-
-function wholeNumber(params: QueryParams, name: string, max: number): number | undefined {
-  const v = query(params, name);
-  if (v === undefined) return undefined;
-  if (!/^\d{1,12}$/.test(v.trim()) || Number(v) > max)
-    throw new TaskQueryError(`${name} must be a whole number from 0 to ${max}, got '${v.slice(0, 40)}'`);
-  return Number(v);
-}
 
 /** Flower's received_start/_end format, `YYYY-MM-DD HH:MM` in the server's local time; ISO 8601 with a zone also works. */
 export function parseDate(name: string, v: string): number {
@@ -55,11 +36,19 @@ export function parseDate(name: string, v: string): number {
 }
 
 /** Flower's /api/tasks parameters (the console's task list uses the same) → a store query; throws TaskQueryError. */
-export function parseTaskQuery(params: QueryParams, showPayload: boolean, page: PageBounds = TASK_API_PAGE): TaskQuery {
-  const q: TaskQuery = { limit: wholeNumber(params, 'limit', page.maxLimit) ?? page.defaultLimit };
-  const offset = wholeNumber(params, 'offset', MAX_OFFSET);
+export function parseTaskQuery(params: Params, showPayload: boolean, page: PageBounds = TASK_API_PAGE): TaskQuery {
+  const read = new ParamReader(
+    (name) => paramValue(name, params),
+    (name, problem) => new TaskQueryError(`${name} ${problem}`),
+  );
+  // Flower's "All" means no filter, as does an empty value.
+  const query = (name: string): string | undefined => read.text(name, { emptyIsAbsent: true });
+  const wholeNumber = (name: string, max: number): number | undefined =>
+    query(name) === undefined ? undefined : read.integer(name, { min: 0, max });
+  const q: TaskQuery = { limit: wholeNumber('limit', page.maxLimit) ?? page.defaultLimit };
+  const offset = wholeNumber('offset', MAX_OFFSET);
   if (offset !== undefined) q.offset = offset;
-  const sortBy = query(params, 'sort_by');
+  const sortBy = query('sort_by');
   if (sortBy !== undefined) {
     const field = sortBy.replace(/^-/, '');
     if (!(SORT_FIELDS as readonly string[]).includes(field))
@@ -71,7 +60,7 @@ export function parseTaskQuery(params: QueryParams, showPayload: boolean, page: 
     ['taskname', 'name'],
     ['state', 'state'],
   ] as const) {
-    const v = query(params, param);
+    const v = query(param);
     if (v !== undefined && v !== 'All') q[key] = v;
   }
   for (const [param, key] of [
@@ -80,10 +69,10 @@ export function parseTaskQuery(params: QueryParams, showPayload: boolean, page: 
     ['started_start', 'startedStart'],
     ['started_end', 'startedEnd'],
   ] as const) {
-    const v = query(params, param);
+    const v = query(param);
     if (v !== undefined) q[key] = parseDate(param, v);
   }
-  const search = query(params, 'search');
+  const search = query('search');
   if (search !== undefined) {
     q.search = parseSearch(search);
     if (!showPayload) {
