@@ -13,18 +13,29 @@ export interface BrokerStatus {
   subscribed: boolean;
   reconnects: number;
   lastError?: string;
+  /** When (ms) `connected` last changed: "reconnecting since 03:12" on the console. */
+  since?: number;
+  /** AMQP only, once subscribed: events read by the lean delivery path (false: amqplib's own). */
+  leanDelivery?: boolean;
 }
 
 /** Keeps `status` up to date from the transport's connection events, and logs them. */
-export function brokerStatusObserver(status: BrokerStatus, logger: Logger, brokerDisplay: string): TransportObserver {
+export function brokerStatusObserver(
+  status: BrokerStatus,
+  logger: Logger,
+  brokerDisplay: string,
+  now: () => number = Date.now,
+): TransportObserver {
   return {
     connected: () => {
+      if (!status.connected) status.since = now();
       status.connected = true;
       status.lastError = undefined;
       logger.info({ broker: brokerDisplay }, 'broker connected');
     },
     disconnected: (error) => {
       if (status.connected) logger.warn({ err: error.message }, 'broker connection lost');
+      if (status.connected || status.since === undefined) status.since = now();
       status.connected = false;
       status.subscribed = false;
       status.lastError = error.message;
@@ -32,6 +43,10 @@ export function brokerStatusObserver(status: BrokerStatus, logger: Logger, broke
     reconnecting: (attempt, delayMs) => {
       status.reconnects++;
       logger.info({ attempt, delayMs }, 'reconnecting to broker');
+    },
+    // The transport itself warns when the lean path cannot be installed; this keeps the metric.
+    leanDelivery: (active) => {
+      status.leanDelivery = active;
     },
   };
 }
@@ -55,7 +70,11 @@ export function selfTelemetrySource(
 ): SelfTelemetrySource {
   return {
     ingest: () => p.processor.counts,
-    broker: () => ({ ready: p.isReady(), reconnects: p.status.reconnects }),
+    broker: () => ({
+      ready: p.isReady(),
+      reconnects: p.status.reconnects,
+      ...(p.status.leanDelivery !== undefined ? { leanDelivery: p.status.leanDelivery } : {}),
+    }),
     tracked: () => ({ tasks: p.tasks.size, workers: p.workers.size, taskEvictions: p.tasks.evictions }),
     queueLengthErrors: () => p.queues.errors,
     labelOverflow: () => [

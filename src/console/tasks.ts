@@ -29,10 +29,24 @@ function paramsOf(req: Request): Params {
   return out;
 }
 
+/**
+ * The console shows every time in UTC, so its filter boxes are UTC too: a zone-less
+ * `YYYY-MM-DDTHH:MM` (what a datetime-local box sends) is read as UTC here, where Flower's API
+ * reads it in the server's local time. A value with a zone keeps it.
+ */
+export function inUtc(p: Params): Params {
+  const out: Params = {};
+  for (const name of ['received_start', 'received_end'] as const) {
+    const v = p[name]?.trim();
+    if (v !== undefined && /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}$/.test(v)) out[name] = `${v.replace(' ', 'T')}Z`;
+  }
+  return out;
+}
+
 /** The console's own defaults on top of Flower's: a page of 50, newest first. */
 export function tasksQuery(req: Request, seesPayload: boolean): { query: TaskQuery; params: Params; limit: number; offset: number } {
   const params = paramsOf(req);
-  const query = parseTaskQuery(req.query, seesPayload, CONSOLE_PAGE);
+  const query = parseTaskQuery({ ...req.query, ...inUtc(params) }, seesPayload, CONSOLE_PAGE);
   query.sortBy ??= { field: 'timestamp', descending: true };
   return { query, params, limit: query.limit ?? DEFAULT_LIMIT, offset: query.offset ?? 0 };
 }
@@ -52,7 +66,7 @@ function filters(ctx: ConsoleContext, p: Params, taskTypes: string[], workers: s
     html`<label>${label}<input name="${name}" type="${type}" value="${p[name] ?? ''}"${cls ? html` class="${cls}"` : ''}></label>`;
   return html`<form class="filters" method="get" action="${ctx.href('/ui/tasks')}" id="task-filters">
 ${select('state', 'state', TASK_STATES, p.state)}${select('taskname', 'task', taskTypes, p.taskname)}${select('workername', 'worker', workers, p.workername)}
-${input('received_start', 'received from', 'datetime-local')}${input('received_end', 'received until', 'datetime-local')}
+${input('received_start', 'received from (UTC)', 'datetime-local')}${input('received_end', 'received until (UTC)', 'datetime-local')}
 ${input('search', 'search (name, state:, worker:, args:, kwargs:, result:)', 'search', 'wide')}
 ${select(
   'sort_by',
@@ -99,9 +113,16 @@ export function tasksPage(
   const page = o.page ?? store.query(query);
   const pager = (to: number) => ctx.href('/ui/tasks', { ...params, offset: to > 0 ? to : undefined });
   const last = offset + page.tasks.length;
+  // Past the end (an old link, a shrunk list): say so and offer the last page, not "5001–5000 of 51".
+  const range = page.tasks.length
+    ? html`<strong>${offset + 1}–${last}</strong> of <strong>${page.filtered}</strong> matching`
+    : offset > 0 && page.filtered > 0
+      ? html`nothing from <strong>${offset + 1}</strong>: only <strong>${page.filtered}</strong> match`
+      : html`<strong>0</strong> matching`;
+  const lastPage = Math.max(0, Math.floor((page.filtered - 1) / limit) * limit);
   const body = html`${filters(ctx, params, store.taskTypes(), o.workers)}
-<div class="pager" id="pager"><span><strong>${page.filtered ? offset + 1 : 0}–${last}</strong> of <strong>${page.filtered}</strong> matching (${page.total} kept, at most ${store.capacity})</span>
-${offset > 0 ? html`<a href="${pager(Math.max(0, offset - limit))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
+<div class="pager" id="pager"><span>${range} (${page.total} kept, at most ${store.capacity})</span>
+${offset > 0 ? html`<a href="${pager(Math.min(Math.max(0, offset - limit), lastPage))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
 <label><input type="checkbox" id="live-toggle"> live</label></div>
 <div class="scroll"><table id="tasks"><thead><tr>${sortable(ctx, params, 'name', 'name')}<th>uuid</th>${sortable(ctx, params, 'state', 'state')}
 ${o.seesPayload ? html`<th>args, kwargs</th><th>result</th>` : ''}${sortable(ctx, params, 'received', 'received (UTC)')}${sortable(ctx, params, 'started', 'started (UTC)')}${sortable(ctx, params, 'runtime', 'runtime s', 'num')}<th>worker</th></tr></thead>

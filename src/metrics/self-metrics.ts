@@ -24,7 +24,8 @@ export interface SelfTelemetrySource {
     drops: ReadonlyMap<string, number>;
     lastEventAtMs: number;
   };
-  broker(): { ready: boolean; reconnects: number };
+  /** `leanDelivery`: AMQP only, once subscribed (see TransportObserver.leanDelivery). */
+  broker(): { ready: boolean; reconnects: number; leanDelivery?: boolean };
   tracked(): { tasks: number; workers: number; taskEvictions: number };
   queueLengthErrors(): number;
   /** Values folded into the overflow value, by label (`series` for the combination cap). */
@@ -76,6 +77,7 @@ export class SelfMetrics {
   readonly #messagesReceived: Counter;
   readonly #brokerConnected: Gauge;
   readonly #brokerReconnects: Counter;
+  readonly #amqpEventDelivery: Gauge<'path'>;
   readonly #lastEventTimestamp: Gauge;
   readonly #labelOverflow: Counter<'label'>;
   readonly #queueLengthErrors: Counter;
@@ -125,6 +127,12 @@ export class SelfMetrics {
     this.#brokerReconnects = new Counter({
       name: `${p}broker_reconnects_total`,
       help: 'Reconnect attempts after the broker connection was lost or refused.',
+      registers: r,
+    });
+    this.#amqpEventDelivery = new Gauge({
+      name: `${p}amqp_event_delivery`,
+      help: 'RabbitMQ only: 1 for the path events are read by: "lean" (frames read in place) or "amqplib" (amqplib internals changed, about 2x CPU per event).',
+      labelNames: ['path'],
       registers: r,
     });
     this.#lastEventTimestamp = new Gauge({
@@ -227,6 +235,8 @@ export class SelfMetrics {
     const broker = s.broker();
     this.#brokerConnected.set(broker.ready ? 1 : 0);
     setTotal(this.#brokerReconnects, broker.reconnects);
+    this.#amqpEventDelivery.reset();
+    if (broker.leanDelivery !== undefined) this.#amqpEventDelivery.set({ path: broker.leanDelivery ? 'lean' : 'amqplib' }, 1);
     const tracked = s.tracked();
     this.#trackedTasks.set(tracked.tasks);
     this.#trackedWorkers.set(tracked.workers);

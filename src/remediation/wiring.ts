@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { RemediationConfig } from '../config/remediation-schema.js';
@@ -6,6 +5,7 @@ import type { ControlClient } from '../control/client.js';
 import type { Logger } from '../log.js';
 import type { ActionMetrics } from '../metrics/remediation-metrics.js';
 import type { WorkerRegistry } from '../state/workers.js';
+import { openSharedRedis, type BrokerConnections } from '../transport/index.js';
 import type { BrokerTransport } from '../transport/transport.js';
 import { Remediator } from './engine.js';
 import { ClusterExecutor } from './executor.js';
@@ -19,6 +19,8 @@ import { MemoryState, RedisState, type RemediationState } from './state.js';
 
 export interface RemediationParts {
   transport: BrokerTransport;
+  /** How to reach `state_redis_url`: with the broker's TLS files, as every other connection. */
+  connections: BrokerConnections;
   control: ControlClient;
   workers: WorkerRegistry;
   audit: AuditLog;
@@ -45,21 +47,11 @@ export function createRemediation(r: RemediationConfig, parts: RemediationParts)
   // First, so an invalid rules file stops the start before any connection is opened.
   const rules = loadConfiguredRules(r);
   const now = () => clock.nowMs();
-  let state: RemediationState = new MemoryState(now, {
-    maxEntries: r.max_state_entries,
+  const { state, killSwitch, close } = createRemediationState(r, parts.connections, {
+    now,
     onEvict: (n) => parts.metrics.stateEvictions.inc(n),
+    logger,
   });
-  let killSwitch: KillSwitch = new LocalKillSwitch(r.kill_switch);
-  let redis: Redis | undefined;
-  if (r.state_redis_url) {
-    // Replicas behind one URL share idempotency, cooldowns and the kill switch here (SET NX PX).
-    redis = new Redis(r.state_redis_url.reveal(), { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
-    redis.on('error', (e: Error) => logger.warn({ err: e.message }, 'remediation state Redis error'));
-    state = new RedisState(redis, r.state_key_prefix, now);
-    killSwitch = new RedisKillSwitch(redis, r.state_key_prefix, r.kill_switch, r.kill_switch_refresh_seconds * 1000, (e) =>
-      logger.debug({ err: e.message }, 'shared kill switch not read; the last value read stays in force'),
-    );
-  }
   const kubernetes = kubernetesParts(parts.kubernetes, rules, logger);
   const remediator = new Remediator(
     rules,
@@ -87,8 +79,48 @@ export function createRemediation(r: RemediationConfig, parts: RemediationParts)
     remediator,
     close: () => {
       remediator.oversight.stop();
+      close();
+    },
+  };
+}
+
+export interface RemediationStateParts {
+  readonly state: RemediationState;
+  readonly killSwitch: KillSwitch;
+  /** Stops the kill-switch refresh and closes the shared-state connection, if any. */
+  close(): void;
+}
+
+/**
+ * Idempotency, cooldowns and the kill switch: in memory for one replica, or in the Redis of
+ * `state_redis_url` for several behind one URL (SET NX PX), reached through transport/ with the
+ * broker's TLS files like every other connection.
+ */
+export function createRemediationState(
+  r: RemediationConfig,
+  connections: BrokerConnections,
+  /** `onEvict`: entries the in-memory state dropped at its size bound. */
+  parts: { now: () => number; onEvict: (n: number) => void; logger: Logger },
+): RemediationStateParts {
+  const { now, logger } = parts;
+  if (!r.state_redis_url) {
+    const killSwitch = new LocalKillSwitch(r.kill_switch);
+    return {
+      state: new MemoryState(now, { maxEntries: r.max_state_entries, onEvict: parts.onEvict }),
+      killSwitch,
+      close: () => killSwitch.stop(),
+    };
+  }
+  const redis = openSharedRedis(connections.redisAt(r.state_redis_url), 'celery-autopilot-remediation', logger);
+  const killSwitch = new RedisKillSwitch(redis, r.state_key_prefix, r.kill_switch, r.kill_switch_refresh_seconds * 1000, (e) =>
+    logger.debug({ err: e.message }, 'shared kill switch not read; the last value read stays in force'),
+  );
+  return {
+    state: new RedisState(redis, r.state_key_prefix, now),
+    killSwitch,
+    close: () => {
       killSwitch.stop();
-      redis?.disconnect();
+      redis.disconnect();
     },
   };
 }

@@ -1,17 +1,17 @@
 import type { Config } from '../config/load.js';
-import { parseBrokerUrl } from '../config/broker-url.js';
+import { brokerConnections } from '../transport/index.js';
 import type { Logger } from '../log.js';
 import { RedisResultBackend, type ResultBackend } from './result-backend.js';
 import { TaskStore } from './task-store.js';
 
 /**
  * Flower's task half: the store of recent tasks (task-store.ts, fed by the event processor),
- * the task publisher (publisher.ts, messages from task-message.ts) and Celery's result backend
- * (result-backend.ts). The service builds them from the config here; the store's optional
- * SQLite file is persistence/.
+ * messages to submit (task-message.ts; the broker's publisher is in transport/) and Celery's
+ * result backend (result-backend.ts, connected through transport/). The service builds them
+ * from the config here; the store's optional SQLite file is persistence/.
  */
 export { TaskStore } from './task-store.js';
-export { createTaskPublisher, type TaskPublisher } from './publisher.js';
+export { createTaskPublisher, type TaskPublisher } from '../transport/index.js';
 export type { ResultBackend } from './result-backend.js';
 
 /** The store of recent tasks (its optional file: persistence/). */
@@ -32,16 +32,9 @@ export function createTaskStore(config: Config): TaskStore {
 export function createResultBackend(config: Config, logger: Logger): ResultBackend | undefined {
   const t = config.tasks;
   if (!t.result_backend) return undefined;
-  // The schema allows only redis:// and rediss:// URLs, which parse as a Redis endpoint.
-  const endpoint = parseBrokerUrl(t.result_backend.reveal());
-  if (endpoint.kind !== 'redis') return undefined;
   return new RedisResultBackend(
-    endpoint,
-    {
-      keyPrefix: t.result_key_prefix,
-      expiresSeconds: t.result_expires_seconds,
-      ...(config.broker_transport_options.master_name ? { masterName: config.broker_transport_options.master_name } : {}),
-    },
+    brokerConnections(config).redisAt(t.result_backend),
+    { keyPrefix: t.result_key_prefix, expiresSeconds: t.result_expires_seconds },
     logger.child({ component: 'result-backend' }),
   );
 }

@@ -1,8 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { RedisEndpoint } from '../config/broker-url.js';
 import type { Logger } from '../log.js';
+import { OnDemandRedis, type RedisServer } from '../transport/index.js';
 import { pyJson, pyRepr } from './python-text.js';
-import { OnDemandRedis } from './redis-connection.js';
 
 /**
  * Celery's Redis result backend (celery/backends/redis.py + base.py, 5.2.6), read and, for
@@ -52,18 +51,13 @@ export class RedisResultBackend implements ResultBackend {
   readonly #redis: OnDemandRedis;
 
   constructor(
-    endpoint: RedisEndpoint,
-    private readonly options: { keyPrefix: string; expiresSeconds: number; masterName?: string },
+    server: RedisServer,
+    private readonly options: { keyPrefix: string; expiresSeconds: number },
     logger: Logger,
   ) {
     this.#redis = new OnDemandRedis(
-      endpoint,
-      {
-        connectionName: 'celery-autopilot-results',
-        connectTimeoutMs: CONNECT_TIMEOUT_MS,
-        commandTimeoutMs: COMMAND_TIMEOUT_MS,
-        ...(options.masterName ? { masterName: options.masterName } : {}),
-      },
+      server,
+      { connectionName: 'celery-autopilot-results', connectTimeoutMs: CONNECT_TIMEOUT_MS, commandTimeoutMs: COMMAND_TIMEOUT_MS },
       logger,
     );
   }

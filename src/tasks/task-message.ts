@@ -1,3 +1,4 @@
+import type { TaskMessage } from '../transport/task-publisher.js';
 import { cutRepr, pyJson, pyRepr } from './python-text.js';
 
 /**
@@ -31,24 +32,6 @@ export interface TaskMessageInput {
   replyTo: string;
   /** When it is sent: the amqp `expiration` is counted from here. */
   now: Date;
-}
-
-export interface TaskMessage {
-  readonly exchange: '';
-  /** Celery publishes a direct route to the anonymous exchange with the queue as routing key. */
-  readonly routingKey: string;
-  readonly body: string;
-  readonly contentType: 'application/json';
-  readonly contentEncoding: 'utf-8';
-  readonly headers: Readonly<Record<string, unknown>>;
-  readonly properties: {
-    readonly correlation_id: string;
-    readonly reply_to: string;
-    readonly delivery_mode: 2;
-    /** Milliseconds as text (kombu's `str(int(expires_s * 1000))`), when `expires` is set. */
-    readonly expiration?: string;
-    readonly priority: number;
-  };
 }
 
 /** datetime.isoformat() of an aware UTC datetime: microseconds only when non-zero. */

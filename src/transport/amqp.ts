@@ -269,7 +269,9 @@ export class AmqpTransport implements BrokerTransport {
       },
       { noAck: false },
     );
-    subscription.takeDeliveriesFrom(session.model, consumerTag);
+    // Installed first: an optional call `leanDelivery?.(…)` would skip its argument when absent.
+    const lean = subscription.takeDeliveriesFrom(session.model, consumerTag);
+    this.#observer.leanDelivery?.(lean);
     return subscription;
   }
 

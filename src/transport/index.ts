@@ -1,23 +1,34 @@
 import type { Config } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { AmqpTransport } from './amqp.js';
+import { AmqpTaskPublisher } from './amqp/task-publisher.js';
 import { RedisTransport } from './redis.js';
-import { loadTlsOptions } from './tls.js';
+import { RedisTaskPublisher } from './redis/task-publisher.js';
+import { brokerConnections } from './connections.js';
+import type { TaskPublisher } from './task-publisher.js';
 import type { BrokerTransport, TransportObserver } from './transport.js';
 import { randomUUID } from 'node:crypto';
 
+export { brokerConnections, type AmqpServer, type BrokerConnections } from './connections.js';
+export { openConnection, closeModel } from './amqp/connection.js';
+export { OnDemandRedis } from './redis/on-demand.js';
+export { openSharedRedis } from './redis/shared-client.js';
+export type { RedisServer } from './redis/client-options.js';
+export { PublishUnavailableError, PublishUnconfirmedError, type TaskMessage, type TaskPublisher } from './task-publisher.js';
+export { explainTlsError } from './tls.js';
+
 /**
- * Builds the transport the broker URL asks for, with every setting taken from the config. The
- * TLS files are read here, once: an unreadable one throws a BrokerTlsError naming its key.
+ * Builds the transport the broker URL asks for, with every setting taken from the config and the
+ * broker reached as every other connection reaches it (./connections.ts): an unreadable TLS file
+ * throws a BrokerTlsError naming its key.
  */
 export function createTransport(config: Config, observer: TransportObserver, logger: Logger): BrokerTransport {
   const reconnect = { initialMs: config.reconnect.initial_delay_seconds * 1000, maxMs: config.reconnect.max_delay_seconds * 1000 };
-  const broker = config.broker;
-  const tls = broker.tls ? { tls: loadTlsOptions(config.broker_tls) } : {};
+  const broker = brokerConnections(config).broker;
   if (broker.kind === 'amqp') {
     return new AmqpTransport(
       {
-        url: broker.url.reveal(),
+        ...broker.server,
         eventQueue: {
           name: config.events.queue_name ?? `celeryev.${randomUUID()}`,
           messageTtlMs: Math.round(config.events.queue_message_ttl_seconds * 1000),
@@ -31,29 +42,15 @@ export function createTransport(config: Config, observer: TransportObserver, log
         reconnect,
         connectTimeoutMs: 10_000,
         readPacingMs: config.events.read_pacing_ms,
-        ...tls,
       },
       observer,
       logger.child({ component: 'amqp' }),
     );
   }
   const options = config.broker_transport_options;
-  const endpoint = broker.sentinels
-    ? {
-        sentinels: [...broker.sentinels],
-        masterName: options.master_name ?? '',
-        ...(options.sentinel_username !== undefined ? { sentinelUsername: options.sentinel_username } : {}),
-        ...(options.sentinel_password !== undefined ? { sentinelPassword: options.sentinel_password.reveal() } : {}),
-      }
-    : { host: broker.node!.host, port: broker.node!.port };
   return new RedisTransport(
     {
-      ...endpoint,
-      db: broker.db,
-      tls: broker.tls,
-      ...(tls.tls ? { tlsOptions: tls.tls } : {}),
-      ...(broker.username !== undefined ? { username: broker.username } : {}),
-      ...(broker.password !== undefined ? { password: broker.password.reveal() } : {}),
+      ...broker.server,
       globalKeyprefix: options.global_keyprefix,
       prioritySteps: [...options.priority_steps],
       sep: options.sep,
@@ -66,5 +63,17 @@ export function createTransport(config: Config, observer: TransportObserver, log
     },
     observer,
     logger.child({ component: 'redis' }),
+  );
+}
+
+/** Task submission to the configured broker, on a connection of its own opened like every other. */
+export function createTaskPublisher(config: Config, logger: Logger): TaskPublisher {
+  const broker = brokerConnections(config).broker;
+  if (broker.kind === 'amqp') return new AmqpTaskPublisher(broker.server, config.tasks.submit.create_missing_queues, logger);
+  const o = config.broker_transport_options;
+  return new RedisTaskPublisher(
+    broker.server,
+    { globalKeyprefix: o.global_keyprefix, db: broker.server.db, prioritySteps: [...o.priority_steps], sep: o.sep },
+    logger,
   );
 }

@@ -8,7 +8,7 @@ import { purgeQueueLists, readQueueDepths } from './redis/queue-depths.js';
 import { ReadAhead } from './redis/read-ahead.js';
 import { ReplyPool } from './redis/reply-pool.js';
 import { RedisSession } from './redis/session.js';
-import { decodeEnvelope, eventChannelPattern, eventChannelPrefix, type RedisLayout } from './redis-keys.js';
+import { decodeEnvelope, eventChannelPattern, eventChannelPrefix, type RedisLayout } from './redis/keys.js';
 import { explainTlsError } from './tls.js';
 import {
   BrokerUnavailableError,

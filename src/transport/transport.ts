@@ -42,6 +42,11 @@ export interface TransportObserver {
   disconnected(error: Error): void;
   /** A reconnect attempt is scheduled after `delayMs` (capped exponential backoff). */
   reconnecting(attempt: number, delayMs: number): void;
+  /**
+   * AMQP only, on each subscribe: whether events are read by the lean delivery path (true) or,
+   * because amqplib's internals changed, by amqplib itself (false: about twice the CPU per event).
+   */
+  leanDelivery?(active: boolean): void;
 }
 
 /** A Celery pidbox request, as `kombu.pidbox.Mailbox._broadcast` puts it on the wire. */

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { RedisTransport } from '../../src/transport/redis.js';
-import { DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, encodeEnvelope, eventChannelPrefix } from '../../src/transport/redis-keys.js';
+import { DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, encodeEnvelope, eventChannelPrefix } from '../../src/transport/redis/keys.js';
 import type { EventSink } from '../../src/transport/transport.js';
 import { redisIsolation, uniqueId } from '../support/isolation.js';
 import { heartbeatBody, RecordingObserver, RecordingSink, waitFor } from '../support/transport-conformance.js';

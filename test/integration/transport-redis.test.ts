@@ -10,7 +10,7 @@ import {
   priorityKeyFor,
   replyBindingKey,
   type RedisLayout,
-} from '../../src/transport/redis-keys.js';
+} from '../../src/transport/redis/keys.js';
 import type { ControlReply } from '../../src/transport/transport.js';
 import { startWorker, stopAllWorkers, uniqueNodename, type CeleryWorker } from '../support/celery/worker.js';
 import { readFixture } from '../support/fixtures.js';

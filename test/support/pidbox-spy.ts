@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
-import { DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, decodeEnvelope, encodePidboxRequest, pidboxChannel } from '../../src/transport/redis-keys.js';
+import { DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, decodeEnvelope, encodePidboxRequest, pidboxChannel } from '../../src/transport/redis/keys.js';
 import { waitFor } from './exporter.js';
 
 /** One pidbox request as it crossed the broker, whoever sent it. */

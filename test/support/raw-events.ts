@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
-import { encodeEnvelope, eventChannelPrefix, DEFAULT_PRIORITY_STEPS, DEFAULT_SEP } from '../../src/transport/redis-keys.js';
+import { encodeEnvelope, eventChannelPrefix, DEFAULT_PRIORITY_STEPS, DEFAULT_SEP } from '../../src/transport/redis/keys.js';
 
 /**
  * Publishes onto the Celery event exchange exactly as a worker would (or as a broken one would),

@@ -19,7 +19,7 @@ import {
   replyKeys,
   type KombuEnvelope,
   type RedisLayout,
-} from '../../src/transport/redis-keys.js';
+} from '../../src/transport/redis/keys.js';
 import { redisClientOptions, type RedisTransportSettings } from '../../src/transport/redis.js';
 import { FIXTURES_DIR, readFixture } from '../support/fixtures.js';
 

@@ -6,14 +6,20 @@ import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { VERSION } from '../../src/metrics/self-metrics.js';
 import { Service } from '../../src/service.js';
-import type { BrokerTransport } from '../../src/transport/transport.js';
+import type { BrokerTransport, TransportObserver } from '../../src/transport/transport.js';
 import { metricValue, parseMetrics } from '../support/prom.js';
 
 /** Self-telemetry read through one collect(); the broker is never contacted (nothing is started). */
-function service(argv: string[] = []) {
+function service(argv: string[] = [], subscribed?: (observer: TransportObserver) => void) {
   const { config } = loadConfig({ argv, env: {}, readFile: () => '' });
   const transport = { kind: 'amqp', isConnected: () => false, close: async () => undefined } as unknown as BrokerTransport;
-  return new Service(config!, { logger: silentLogger(), transport: () => transport });
+  return new Service(config!, {
+    logger: silentLogger(),
+    transport: (observer) => {
+      subscribed?.(observer);
+      return transport;
+    },
+  });
 }
 const scrape = async (s: Service) => {
   let text = '';
@@ -22,6 +28,15 @@ const scrape = async (s: Service) => {
 };
 
 describe('self-metrics', () => {
+  it('says which path AMQP events are read by: lean, or amqplib when its internals changed', async () => {
+    expect((await scrape(service())).filter((x) => x.name === 'celery_autopilot_amqp_event_delivery')).toEqual([]);
+    let m = await scrape(service([], (observer) => observer.leanDelivery?.(true)));
+    expect(metricValue(m, 'celery_autopilot_amqp_event_delivery', { path: 'lean' })).toBe(1);
+    m = await scrape(service([], (observer) => observer.leanDelivery?.(false)));
+    expect(metricValue(m, 'celery_autopilot_amqp_event_delivery', { path: 'amqplib' })).toBe(1);
+    expect(m.filter((x) => x.name === 'celery_autopilot_amqp_event_delivery')).toHaveLength(1);
+  });
+
   it('rules reloads are counted by outcome, and the last one says whether it worked', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cap-rules-'));
     const file = path.join(dir, 'rules.yml');

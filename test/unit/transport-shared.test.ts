@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DeadlineError, withDeadline } from '../../src/transport/async.js';
 import { LamportClock, pidboxRequestBody, replyLimit, requestExpires } from '../../src/transport/pidbox.js';
 import { backoffDelay, ReconnectScheduler } from '../../src/transport/reconnect.js';
-import { decodeEnvelope, encodePidboxRequest } from '../../src/transport/redis-keys.js';
+import { decodeEnvelope, encodePidboxRequest } from '../../src/transport/redis/keys.js';
 import { BrokerTlsError, explainTlsError, loadTlsOptions } from '../../src/transport/tls.js';
 import type { ControlRequest, TransportObserver } from '../../src/transport/transport.js';
 

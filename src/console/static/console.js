@@ -35,7 +35,79 @@ function argumentsOf(form) {
 }
 
 /**
- * POST a JSON body to the API and show the reply in the #result panel.
+ * @typedef {{ worker: string, status: string, reply?: unknown, message?: string, confirmed?: boolean | null, confirmation?: string }} WorkerResult
+ * @typedef {{ outcome?: string, command?: string, results?: WorkerResult[], error?: string, message?: string, dryRun?: boolean }} Reply
+ */
+
+/**
+ * An element with text (never HTML: worker names and messages come from the broker).
+ * @param {string} tag
+ * @param {string} text
+ * @param {string} [className]
+ */
+function el(tag, text, className) {
+  const e = document.createElement(tag);
+  e.textContent = text;
+  if (className) e.className = className;
+  return e;
+}
+
+/**
+ * What the worker said, in its words: Celery answers {"ok": "..."} or {"error": "..."}.
+ * @param {WorkerResult} r
+ */
+function workerSaid(r) {
+  const reply = /** @type {Record<string, unknown> | undefined} */ (r.reply && typeof r.reply === 'object' ? r.reply : undefined);
+  const said = r.message ?? reply?.ok ?? reply?.error;
+  return typeof said === 'string' ? said : said === undefined ? '' : JSON.stringify(said);
+}
+
+/**
+ * The reply in words: one line for the whole action, one per worker (✓/✗, the worker's message,
+ * what confirmation saw before → after), and the JSON behind a toggle for whoever needs it.
+ * @param {HTMLElement} out
+ * @param {number} status
+ * @param {Reply} reply
+ * @param {string} what
+ */
+function showReply(out, status, reply, what) {
+  const ok = status >= 200 && status < 300 && (reply.outcome === undefined || ['ok', 'sent', 'dry_run'].includes(reply.outcome));
+  const results = Array.isArray(reply.results) ? reply.results : [];
+  const done = results.filter((r) => r.status === 'ok').length;
+  const head = `${ok ? '✓' : '✗'} ${what}: ${reply.error ?? reply.message ?? reply.outcome ?? `HTTP ${status}`}`;
+  out.replaceChildren(el('p', results.length ? `${head} (${done} of ${results.length} workers)` : head, 'result-head'));
+  if (results.length) {
+    const list = document.createElement('ul');
+    for (const r of results) {
+      const good = r.status === 'ok' && r.confirmed !== false;
+      const parts = [r.worker, workerSaid(r) || r.status, r.confirmation ?? ''].filter(Boolean);
+      list.append(el('li', `${good ? '✓' : '✗'} ${parts.join(' — ')}`, good ? 'ok' : 'bad'));
+    }
+    out.append(list);
+  }
+  const raw = document.createElement('details');
+  raw.append(el('summary', `reply (HTTP ${status})`), el('pre', JSON.stringify(reply, null, 2), 'raw'));
+  out.append(raw);
+}
+
+/**
+ * After an action, the page's sections as the server renders them now (a grown pool, a revoked
+ * task): every top-level element with an id in <main> is swapped for its fresh copy, the result
+ * panel excepted.
+ */
+async function refreshSections() {
+  const res = await fetch(location.href, { credentials: 'same-origin', headers: { accept: 'text/html' } });
+  if (!res.ok) return;
+  const fresh = new DOMParser().parseFromString(await res.text(), 'text/html');
+  for (const next of fresh.querySelectorAll('main [id]')) {
+    if (next.id === 'result' || next.parentElement?.closest('main [id]')) continue;
+    document.getElementById(next.id)?.replaceWith(document.importNode(next, true));
+  }
+  document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+}
+
+/**
+ * POST a JSON body to the API, show the reply in the #result panel, then refresh the page's sections.
  * @param {string} path
  * @param {unknown} body
  * @param {string} what
@@ -46,7 +118,7 @@ async function send(path, body, what) {
   delete out.dataset.status;
   delete out.dataset.outcome;
   out.hidden = false;
-  out.textContent = `sending ${what}…`;
+  out.replaceChildren(el('p', `sending ${what}…`, 'result-head'));
   try {
     const res = await fetch(prefix + path, {
       method: 'POST',
@@ -54,13 +126,14 @@ async function send(path, body, what) {
       headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': meta('csrf-token') },
       body: JSON.stringify(body),
     });
-    /** @type {{ outcome?: string }} */
+    /** @type {Reply} */
     const reply = await res.json().catch(() => ({}));
-    out.textContent = `${res.status} ${JSON.stringify(reply, null, 2)}`;
+    showReply(out, res.status, reply, what);
     out.dataset.outcome = reply.outcome || '';
     out.dataset.status = String(res.status);
+    if (res.ok) await refreshSections().catch(() => undefined);
   } catch (e) {
-    out.textContent = `not sent: ${e}`;
+    out.replaceChildren(el('p', `✗ ${what} not sent: ${e}`, 'result-head'));
     out.dataset.status = '0';
   }
 }

@@ -13,6 +13,8 @@ export interface OpenSettings {
   readonly connectTimeoutMs: number;
   /** For amqps://: CA, client certificate and key, server name, verification. */
   readonly tls?: BrokerTlsOptions;
+  /** Shown in RabbitMQ's management UI; default `celery-autopilot`. */
+  readonly connectionName?: string;
 }
 
 /** amqplib's socket `timeout` covers TCP + handshake; the outer deadline also covers TLS stalls. */
@@ -20,7 +22,7 @@ export async function openConnection(settings: OpenSettings): Promise<ChannelMod
   const opening = connect(settings.url, {
     timeout: settings.connectTimeoutMs,
     noDelay: true,
-    clientProperties: { connection_name: 'celery-autopilot' },
+    clientProperties: { connection_name: settings.connectionName ?? 'celery-autopilot' },
     // amqplib hands these to tls.connect for amqps:// (and sets servername to the URL's host
     // unless given); a plain amqp:// URL ignores them.
     ...settings.tls,

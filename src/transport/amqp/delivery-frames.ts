@@ -194,16 +194,35 @@ const READERS = Symbol('celery-autopilot delivery readers');
 type Intercepted = FrameSource & { [READERS]?: DeliveryFrameReader[] };
 
 /**
+ * What the event path relies on in amqplib's private objects, by name, that `model` and `channel`
+ * lack: the lean path needs the connection's `rest` buffer, its prototype's `recvFrame` and the
+ * channel's number `ch`; read pacing and the forced close need its socket, `stream`. Empty on the
+ * amqplib this was written against; an upgrade that renames any of them shows up here (and in
+ * test/integration/amqplib-internals.test.ts) instead of as a silent 2× CPU per event.
+ */
+export function missingAmqplibInternals(model: ChannelModel, channel: Channel): string[] {
+  const connection = model.connection as unknown as Partial<FrameSource> & { stream?: unknown };
+  const missing: string[] = [];
+  if (!Buffer.isBuffer(connection.rest)) missing.push('connection.rest');
+  if (typeof (Object.getPrototypeOf(connection) as Partial<FrameSource>).recvFrame !== 'function') missing.push('connection.recvFrame');
+  if (channelNumber(channel) === undefined) missing.push('channel.ch');
+  const stream = connection.stream as { write?: unknown; bytesRead?: unknown } | undefined;
+  if (typeof stream?.write !== 'function' || typeof stream.bytesRead !== 'number') missing.push('connection.stream');
+  return missing;
+}
+
+/**
  * Makes `reader` see `model`'s frames first. amqplib's frame loop calls `connection.recvFrame()`
  * until it returns nothing; the wrapper takes our frames off `rest` (delivering them) and hands
  * amqplib the first frame that is not ours, or lets it read more from the socket. Returns the
- * undo, which stops the reader; it leaves the list once a delivery already begun is finished.
+ * undo, which stops the reader (it leaves the list once a delivery already begun is finished),
+ * or undefined when this amqplib's internals differ and nothing was installed: amqplib's own
+ * path keeps working, at about twice the CPU per event.
  */
-export function interceptDeliveries(model: ChannelModel, reader: DeliveryFrameReader): () => void {
+export function interceptDeliveries(model: ChannelModel, reader: DeliveryFrameReader): (() => void) | undefined {
   const connection = model.connection as unknown as Intercepted;
   const amqplibRecvFrame = (Object.getPrototypeOf(connection) as Partial<FrameSource>).recvFrame;
-  // An amqplib whose internals differ (an upgrade): its own path keeps working, just not leaner.
-  if (!Buffer.isBuffer(connection.rest) || typeof amqplibRecvFrame !== 'function') return () => undefined;
+  if (!Buffer.isBuffer(connection.rest) || typeof amqplibRecvFrame !== 'function') return undefined;
   let readers = connection[READERS];
   if (!readers) {
     readers = [];

@@ -3,7 +3,7 @@ import type { Logger } from '../../log.js';
 import { asError } from '../async.js';
 import type { EventSink } from '../transport.js';
 import type { AmqpTransportSettings } from './settings.js';
-import { channelNumber, DeliveryFrameReader, interceptDeliveries, type EventDelivery } from './delivery-frames.js';
+import { channelNumber, DeliveryFrameReader, interceptDeliveries, missingAmqplibInternals, type EventDelivery } from './delivery-frames.js';
 
 /**
  * Upper bound on how long an event stays unacked when traffic is too thin to fill a batch. At
@@ -54,12 +54,24 @@ export class EventSubscription {
    * Once the broker has registered our consumer, its deliveries are read off the connection's
    * frames by ./delivery-frames.ts instead of amqplib's message assembly. Deliveries that arrive
    * before (in the same read as consume-ok) come through amqplib's callback: the same `deliver`.
+   * False when this amqplib's internals do not allow it: every delivery then comes through the
+   * callback, correct but at about twice the CPU.
    */
-  takeDeliveriesFrom(model: ChannelModel, consumerTag: string): void {
+  takeDeliveriesFrom(model: ChannelModel, consumerTag: string): boolean {
+    if (this.#lean) return true;
+    const missing = missingAmqplibInternals(model, this.channel);
+    if (missing.length > 0)
+      this.logger.warn(
+        { missing },
+        'amqplib internals the event path relies on are missing (an amqplib upgrade?): events are read through amqplib itself, at about twice the CPU per event; see celery_autopilot_amqp_event_delivery',
+      );
     const ch = channelNumber(this.channel);
-    if (ch === undefined || this.#lean) return;
-    this.#lean = new DeliveryFrameReader(ch, consumerTag, (delivery) => this.deliver(delivery));
-    this.#stopLean = interceptDeliveries(model, this.#lean);
+    if (ch === undefined) return false;
+    const lean = new DeliveryFrameReader(ch, consumerTag, (delivery) => this.deliver(delivery));
+    this.#stopLean = interceptDeliveries(model, lean);
+    if (!this.#stopLean) return false;
+    this.#lean = lean;
+    return true;
   }
 
   /** Deliveries read by the lean path so far. */

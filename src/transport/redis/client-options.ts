@@ -2,7 +2,7 @@ import type { RedisOptions } from 'ioredis';
 import type { BrokerTlsOptions } from '../tls.js';
 import { GuardedStandaloneConnector } from './connector.js';
 
-/** What the Redis transport is told, and how each of its connections is configured in ioredis. */
+/** What the Redis transport is told, and how every connection to a Redis server is configured in ioredis. */
 
 export interface RedisDirectEndpoint {
   readonly host: string;
@@ -18,7 +18,14 @@ export interface RedisSentinelEndpoint {
   readonly sentinelPassword?: string;
 }
 
-export interface RedisConnectionSettings {
+/**
+ * Where one Redis server is and how to log in: the broker, or another Redis URL the config names
+ * beside it (result backend, shared remediation state). Every connection to it is opened with
+ * these, through redisServerOptions, so none can drift from another (../connections.ts builds them).
+ */
+export type RedisServer = (RedisDirectEndpoint | RedisSentinelEndpoint) & RedisLogin;
+
+export interface RedisLogin {
   readonly db: number;
   /** `rediss://`: connect with TLS, with `tlsOptions` (CA, client certificate, name, verification). */
   readonly tls: boolean;
@@ -26,6 +33,9 @@ export interface RedisConnectionSettings {
   readonly username?: string;
   /** Already revealed from its Secret by the caller; never logged here. */
   readonly password?: string;
+}
+
+export interface RedisConnectionSettings extends RedisLogin {
   /** kombu `global_keyprefix`, `priority_steps` and `sep`: must match the workers' options. */
   readonly globalKeyprefix: string;
   readonly prioritySteps: readonly number[];
@@ -56,13 +66,22 @@ export type ConnectionRole = 'events' | 'commands' | 'replies';
 
 const DEFAULT_CLIENT_NAME = 'celery-autopilot';
 
-/** ioredis options for one connection: every automatic recovery is off, the transport owns it. */
+/** ioredis options for one of the transport's connections: every automatic recovery is off, the transport owns it. */
 export function redisClientOptions(settings: RedisTransportSettings, role: ConnectionRole): RedisOptions {
+  return redisServerOptions(settings, `${settings.clientName ?? DEFAULT_CLIENT_NAME}-${role}`, settings.connectTimeoutMs);
+}
+
+/**
+ * ioredis options for any connection to `server`: TLS, credentials, Sentinel and db as given,
+ * and no automatic recovery (no offline queue, no retries, no reconnect): whoever opens the
+ * connection decides what a loss means.
+ */
+export function redisServerOptions(server: RedisServer, connectionName: string, connectTimeoutMs: number): RedisOptions {
   const common: RedisOptions = {
-    db: settings.db,
-    connectionName: `${settings.clientName ?? DEFAULT_CLIENT_NAME}-${role}`,
+    db: server.db,
+    connectionName,
     lazyConnect: true,
-    connectTimeout: settings.connectTimeoutMs,
+    connectTimeout: connectTimeoutMs,
     // A command issued while disconnected fails at once instead of waiting in a queue to be sent
     // late; commands in flight when the socket dies are failed, not replayed on the next socket.
     enableOfflineQueue: false,
@@ -71,18 +90,18 @@ export function redisClientOptions(settings: RedisTransportSettings, role: Conne
     autoResubscribe: false,
     retryStrategy: () => null,
     disableClientInfo: true,
-    ...(settings.username !== undefined ? { username: settings.username } : {}),
-    ...(settings.password !== undefined ? { password: settings.password } : {}),
-    ...(settings.tls ? { tls: { ...settings.tlsOptions } } : {}),
+    ...(server.username !== undefined ? { username: server.username } : {}),
+    ...(server.password !== undefined ? { password: server.password } : {}),
+    ...(server.tls ? { tls: { ...server.tlsOptions } } : {}),
   };
-  if ('sentinels' in settings) {
+  if ('sentinels' in server) {
     return {
       ...common,
-      sentinels: settings.sentinels.map((s) => ({ host: s.host, port: s.port })),
-      name: settings.masterName,
+      sentinels: server.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      name: server.masterName,
       role: 'master',
-      ...(settings.sentinelUsername !== undefined ? { sentinelUsername: settings.sentinelUsername } : {}),
-      ...(settings.sentinelPassword !== undefined ? { sentinelPassword: settings.sentinelPassword } : {}),
+      ...(server.sentinelUsername !== undefined ? { sentinelUsername: server.sentinelUsername } : {}),
+      ...(server.sentinelPassword !== undefined ? { sentinelPassword: server.sentinelPassword } : {}),
       // One pass over the sentinels per attempt; the transport's own backoff paces the retries.
       sentinelRetryStrategy: () => null,
       // The ready check's INFO is what tells ioredis the node it reached is really the master.
@@ -93,8 +112,8 @@ export function redisClientOptions(settings: RedisTransportSettings, role: Conne
   }
   return {
     ...common,
-    host: settings.host,
-    port: settings.port,
+    host: server.host,
+    port: server.port,
     Connector: GuardedStandaloneConnector as unknown as NonNullable<RedisOptions['Connector']>,
     // The ready check sends INFO, which a Celery ACL user often may not run; a server still
     // loading its data set answers the PSUBSCRIBE with an error and the session simply retries.

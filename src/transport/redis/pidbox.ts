@@ -11,7 +11,7 @@ import {
   replyBindingMember,
   replyKeys,
   type RedisLayout,
-} from '../redis-keys.js';
+} from './keys.js';
 import type { BroadcastOptions, ControlReply, ControlRequest } from '../transport.js';
 import type { ReplyPool } from './reply-pool.js';
 import type { RedisSession } from './session.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { asError, withDeadline } from '../async.js';
-import { priorityKeys, type RedisLayout } from '../redis-keys.js';
+import { priorityKeys, type RedisLayout } from './keys.js';
 import type { QueueDepth } from '../transport.js';
 
 /**

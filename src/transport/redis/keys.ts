@@ -1,4 +1,4 @@
-import { PIDBOX_EXCHANGE, pidboxRequestBody, REPLY_EXCHANGE } from './pidbox.js';
+import { PIDBOX_EXCHANGE, pidboxRequestBody, REPLY_EXCHANGE } from '../pidbox.js';
 
 /**
  * kombu 5.2's Redis layout (docs/wire-protocol.md §A2, §B4, §C2, §E) as pure functions: channel and key

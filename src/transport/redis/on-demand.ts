@@ -1,11 +1,13 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { RedisEndpoint } from '../config/broker-url.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../log.js';
+import { explainTlsError } from '../tls.js';
+import { redisServerOptions, type RedisServer } from './client-options.js';
 
 /**
  * A Redis client opened on first use and again after a loss, for request-driven work (task
  * publishing, the result backend). Fails fast instead of queueing: no offline queue, no
  * retries, a bounded connect, so a command that fails was never sent later behind the caller's back.
+ * A certificate the server presented and we refused comes back explained (../tls.ts).
  */
 export class OnDemandRedis {
   #client: Redis | undefined;
@@ -13,35 +15,16 @@ export class OnDemandRedis {
   #connecting: Promise<Redis> | undefined;
 
   constructor(
-    private readonly endpoint: RedisEndpoint,
-    private readonly options: { connectionName: string; connectTimeoutMs: number; commandTimeoutMs?: number; masterName?: string },
+    private readonly server: RedisServer,
+    private readonly options: { connectionName: string; connectTimeoutMs: number; commandTimeoutMs?: number },
     private readonly logger: Logger,
   ) {}
 
   #clientOptions(): RedisOptions {
-    const e = this.endpoint;
-    const common: RedisOptions = {
-      db: e.db,
-      connectionName: this.options.connectionName,
-      lazyConnect: true,
-      connectTimeout: this.options.connectTimeoutMs,
+    return {
+      ...redisServerOptions(this.server, this.options.connectionName, this.options.connectTimeoutMs),
       ...(this.options.commandTimeoutMs !== undefined ? { commandTimeout: this.options.commandTimeoutMs } : {}),
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-      ...(e.username !== undefined ? { username: e.username } : {}),
-      ...(e.password !== undefined ? { password: e.password.reveal() } : {}),
-      ...(e.tls ? { tls: {} } : {}),
     };
-    if (e.sentinels)
-      return {
-        ...common,
-        sentinels: e.sentinels.map((s) => ({ host: s.host, port: s.port })),
-        name: this.options.masterName ?? 'mymaster',
-        role: 'master',
-      };
-    return { ...common, host: e.node!.host, port: e.node!.port };
   }
 
   /**
@@ -60,7 +43,13 @@ export class OnDemandRedis {
     const current = this.#client;
     current?.disconnect();
     const client = new Redis(this.#clientOptions());
-    client.on('error', (err: Error) => this.logger.debug({ err: err.message }, `${this.options.connectionName}: Redis error`));
+    // ioredis rejects a failed connect with "Connection is closed."; the socket's own error (a
+    // refused certificate, a refused connection) is what the caller needs to hear.
+    let socketError: Error | undefined;
+    client.on('error', (err: Error) => {
+      socketError ??= err;
+      this.logger.debug({ err: err.message }, `${this.options.connectionName}: Redis error`);
+    });
     this.#client = client;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -72,7 +61,7 @@ export class OnDemandRedis {
     } catch (e) {
       client.disconnect();
       if (this.#client === client) this.#client = undefined;
-      throw e;
+      throw explainTlsError(socketError ?? (e as Error));
     } finally {
       clearTimeout(timer);
     }
