@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   // test/fixtures/lint/ breaks the rules on purpose: test/unit/lint-rules.test.ts lints it alone.
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/support/celery/**/*.py', 'test/fixtures/lint/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tmp/**', 'test/support/celery/**/*.py', 'test/fixtures/lint/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

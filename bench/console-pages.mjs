@@ -27,6 +27,9 @@ const { WorkerRegistry } = await dist('state/workers.js');
 const { tasksPage } = await dist('console/tasks.js');
 const { taskPage } = await dist('console/task.js');
 const { workersPage } = await dist('console/workers.js');
+const { overviewPage } = await dist('console/overview.js');
+const { ClusterHistory } = await dist('state/cluster-history.js');
+const { InFlightTasks } = await dist('state/in-flight-tasks.js');
 
 const kept = Number(opts.kept);
 const workerCount = Number(opts.workers);
@@ -82,6 +85,37 @@ const ctx = {
 };
 const someId = [...store.all()][Math.floor(kept / 2)].uuid;
 
+/** A full hour of readings (360 at 10 s) for `workers` workers and `queues` queues. */
+function fullHistory(workers, queues, caps) {
+  const h = new ClusterHistory({ stepMs: 10_000, points: 360, ...caps });
+  const t0 = now - 3_600_000;
+  for (let step = 0; step < 360; step++) {
+    const total = step * 100;
+    h.record(
+      {
+        brokerUp: true,
+        workersUp: workers,
+        processes: workers * 4,
+        succeeded: total,
+        failed: step,
+        retried: 0,
+        queues: Array.from({ length: queues }, (_, q) => ({ queue: `q${q}`, depth: (step * q) % 50, reserved: q % 3 })),
+        workers: Array.from({ length: workers }, (_, w) => ({
+          hostname: `worker${w}@bench`,
+          succeeded: step * (w % 7),
+          failed: step % 3,
+          retried: 0,
+        })),
+      },
+      t0 + step * 10_000,
+    );
+  }
+  return h;
+}
+const history = fullHistory(workerCount, 10, { maxQueues: 500, maxWorkers: 1000 });
+const health = { connected: true, subscribed: true, reconnects: 0, lastEventAtMs: now, eventsDropped: 0 };
+const queues = Array.from({ length: 10 }, (_, q) => ({ queue: `q${q}`, depth: q * 3, reserved: q % 3, running: q % 2 }));
+
 function measure(label, render) {
   const times = [];
   let bytes = 0;
@@ -104,6 +138,42 @@ printTable(
     measure('/ui/tasks?search=customer-12', list({ search: 'customer-12' })),
     measure('/ui/tasks?workername=worker7@bench&sort_by=-runtime', list({ workername: 'worker7@bench', sort_by: '-runtime' })),
     measure('/ui/tasks/<id>', () => taskPage(ctx, store.get(someId), store.children(someId), { seesPayload: true, abortable: true })),
-    measure(`/ui (${workerCount} workers)`, () => workersPage(ctx, registry, now)),
+    measure(`/ui/workers (${workerCount} workers, an hour of history)`, () => workersPage(ctx, { registry, history, health, nowMs: now })),
+    measure(`/ui overview (${workerCount} workers, 10 queues, ${kept} tasks)`, () =>
+      overviewPage(ctx, { health, workers: registry, history, queues, tasks: store, decisions: [], killSwitch: false, nowMs: now }),
+    ),
+  ],
+);
+
+// The history behind the charts at the default caps (cardinality.max_queues 500, max_hostnames
+// 1000), full for an hour; one reading (every 10 s, off the event path) and the reserved count
+// over a full in-flight map (cardinality.max_tracked_tasks 100 000).
+const atCaps = fullHistory(1000, 500, { maxQueues: 500, maxWorkers: 1000 });
+const reading = {
+  brokerUp: true,
+  workersUp: 1000,
+  processes: 4000,
+  succeeded: 1e6,
+  failed: 10,
+  retried: 0,
+  queues: Array.from({ length: 500 }, (_, q) => ({ queue: `q${q}`, depth: q, reserved: 1 })),
+  workers: Array.from({ length: 1000 }, (_, w) => ({ hostname: `worker${w}@bench`, succeeded: w, failed: 0, retried: 0 })),
+};
+let at = now;
+const inFlight = new InFlightTasks(100_000);
+for (let i = 0; i < 100_000; i++) {
+  const t = inFlight.getOrCreate(`t${i}`);
+  t.queue = `q${i % 500}`;
+  inFlight.markSeen(t, 'task-received');
+  if (i % 2) inFlight.markSeen(t, 'task-started');
+}
+printTable(
+  ['history at the caps', 'p50 ms', 'p99 ms', 'MiB'],
+  [
+    [
+      ...measure('one reading: 1000 workers, 500 queues', () => (atCaps.record(reading, (at += 10_000)), '')).slice(0, 3),
+      (atCaps.bytes / 2 ** 20).toFixed(1),
+    ],
+    [...measure('reserved per queue over 100 000 in-flight tasks', () => (inFlight.openByQueue('celery'), '')).slice(0, 3), ''],
   ],
 );

@@ -3,6 +3,9 @@ import type { Auth } from './auth/index.js';
 import { managementQueues } from './broker-api/rabbitmq-management.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config/load.js';
+import type { ClusterSampler } from './console/cluster-sampler.js';
+import type { IngestCounts } from './exporter/event-processor.js';
+import type { BrokerStatus } from './service-telemetry.js';
 import type { Secret } from './config/secret.js';
 import type { ControlClient } from './control/client.js';
 import type { WorkerSnapshot } from './control/worker-snapshot.js';
@@ -36,7 +39,9 @@ export interface ServiceHttpParts {
   readonly registry: { readonly contentType: string };
   metricsChunks(): AsyncGenerator<string>;
   isReady(): boolean;
-  readonly status: { connected: boolean; subscribed: boolean; reconnects: number; lastError?: string };
+  readonly status: BrokerStatus;
+  readonly processor: { readonly counts: IngestCounts };
+  readonly sampler: ClusterSampler;
   readonly control: ControlClient;
   readonly workers: WorkerRegistry;
   readonly queues: QueueCollector;
@@ -73,6 +78,12 @@ export function serviceHttpDeps(s: ServiceHttpParts): HttpDeps {
     payload: new PayloadRule(config.tasks.payload_role),
     tasks: taskHttpDeps(s, brokerApi),
     console: {
+      sampler: s.sampler,
+      health: () => ({
+        ...s.status,
+        lastEventAtMs: s.processor.counts.lastEventAtMs,
+        eventsDropped: [...s.processor.counts.drops.values()].reduce((a, b) => a + b, 0),
+      }),
       ...(brokerApi ? { managementQueues: (names: string[]) => managementQueues(brokerApi.url, brokerApi.vhost, names) } : {}),
       tasks: s.taskStore,
       abortable: s.resultBackend !== undefined,

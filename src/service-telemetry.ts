@@ -13,20 +13,29 @@ export interface BrokerStatus {
   subscribed: boolean;
   reconnects: number;
   lastError?: string;
+  /** When (ms) `connected` last changed: "reconnecting since 03:12" on the console. */
+  since?: number;
   /** AMQP only, once subscribed: events read by the lean delivery path (false: amqplib's own). */
   leanDelivery?: boolean;
 }
 
 /** Keeps `status` up to date from the transport's connection events, and logs them. */
-export function brokerStatusObserver(status: BrokerStatus, logger: Logger, brokerDisplay: string): TransportObserver {
+export function brokerStatusObserver(
+  status: BrokerStatus,
+  logger: Logger,
+  brokerDisplay: string,
+  now: () => number = Date.now,
+): TransportObserver {
   return {
     connected: () => {
+      if (!status.connected) status.since = now();
       status.connected = true;
       status.lastError = undefined;
       logger.info({ broker: brokerDisplay }, 'broker connected');
     },
     disconnected: (error) => {
       if (status.connected) logger.warn({ err: error.message }, 'broker connection lost');
+      if (status.connected || status.since === undefined) status.since = now();
       status.connected = false;
       status.subscribed = false;
       status.lastError = error.message;

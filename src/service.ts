@@ -12,6 +12,7 @@ import { WorkerInspector } from './exporter/worker-inspector.js';
 import { createHttpApp } from './http/app.js';
 import { Listener, type TlsMaterial } from './http/listener.js';
 import { serviceHttpDeps } from './service-http.js';
+import { ClusterSampler } from './console/cluster-sampler.js';
 import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from './service-telemetry.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createAuth, type Auth } from './auth/index.js';
@@ -71,6 +72,8 @@ export class Service {
   readonly celeryMetrics: CeleryMetrics;
   readonly selfMetrics: SelfMetrics;
   readonly queues: QueueCollector;
+  /** The console's last hour of the cluster, one reading per 10 s (not on the event path). */
+  readonly sampler: ClusterSampler;
   readonly control: ControlClient;
   readonly audit: AuditLog;
   readonly auth: Auth;
@@ -143,7 +146,7 @@ export class Service {
       ),
     );
     this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.#logger)))(
-      brokerStatusObserver(this.status, this.#logger, config.broker.display),
+      brokerStatusObserver(this.status, this.#logger, config.broker.display, () => this.#clock.nowMs()),
     );
     this.processor.whenSubscribed(() => {
       this.status.subscribed = true;
@@ -163,6 +166,7 @@ export class Service {
     const signals = { flow: this.flow, sentSeenAt: (id: string) => this.tasks.get(id)?.sentSeenAt };
     this.queues = new QueueCollector(this.transport, this.workers, this.#clock, depths, signals);
     this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
+    this.sampler = new ClusterSampler(this);
     this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.#logger, {
       enableEvents: config.events.enable_events,
       intervalSeconds: config.events.enable_events_interval_seconds,
@@ -221,7 +225,7 @@ export class Service {
       });
       this.remediator = this.#remediation.remediator;
     }
-    this.#wireCollectors();
+    this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
   }
 
   get clock(): Clock {
@@ -261,10 +265,6 @@ export class Service {
     this.remediator?.replaceRules(rules);
     this.#logger.info({ rules: rules.length }, 'remediation rules reloaded');
     return rules.length;
-  }
-
-  #wireCollectors(): void {
-    this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
   }
 
   /**
@@ -311,6 +311,7 @@ export class Service {
     this.transport.start(this.processor);
     this.#inspector.start();
     this.#taskEventsWatch.start();
+    this.sampler.start();
     this.#sweeper = setInterval(() => {
       for (const hostname of this.processor.sweep()) this.#logger.info({ hostname }, 'purged series of departed worker');
     }, 1000);
@@ -330,6 +331,7 @@ export class Service {
     this.#inspector.stop();
     this.#taskEventsWatch.stop();
     this.workerSnapshot.stop();
+    this.sampler.stop();
     if (this.#sweeper) clearInterval(this.#sweeper);
     await this.#listener.close();
     await this.auth.stop();

@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, openSync, readSync, type WriteStream } from 'node:fs';
 import { ensurePrivateFile } from '../private-file.js';
 
 /** One audit record: who did (or decided) what, to which workers, and what came of it. */
@@ -37,6 +37,7 @@ export class AuditLog {
       // Who did what to which task: the service user's only (0600), like tasks.persist. One that
       // another user owns stays as it is (the audit must not stop the service).
       ensurePrivateFile(target);
+      for (const [record, size] of readTail(target, maxBytes)) this.#remember(record, size);
       this.#stream = createWriteStream(target, { flags: 'a' });
     }
   }
@@ -44,7 +45,12 @@ export class AuditLog {
   write(entry: AuditEntry): AuditRecord {
     const record: AuditRecord = { time: new Date(this.now()).toISOString(), ...entry };
     const line = JSON.stringify(record);
-    const size = Buffer.byteLength(line);
+    this.#remember(record, Buffer.byteLength(line));
+    this.#stream?.write(line + '\n');
+    return record;
+  }
+
+  #remember(record: AuditRecord, size: number): void {
     this.#recent.push(record);
     this.#sizes.push(size);
     this.#bytes += size;
@@ -58,8 +64,6 @@ export class AuditLog {
       this.#sizes.splice(0, drop);
       this.#bytes = bytes;
     }
-    this.#stream?.write(line + '\n');
-    return record;
   }
 
   /** Newest first. */
@@ -80,5 +84,44 @@ export class AuditLog {
   async close(): Promise<void> {
     const s = this.#stream;
     if (s && s !== process.stdout && 'end' in s) await new Promise<void>((resolve) => (s as WriteStream).end(() => resolve()));
+  }
+}
+
+/**
+ * The records at the end of an existing audit file (at most `maxBytes` of it), oldest first, so
+ * the console and /api/v1/audit show what happened before a restart. A line cut by the start of
+ * the window, or not a record (a crash mid-write), is skipped; a file that cannot be read gives none.
+ */
+export function readTail(file: string, maxBytes: number): Array<[AuditRecord, number]> {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    const start = Math.max(0, size - maxBytes);
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    const lines = buf.toString('utf8').split('\n');
+    if (start > 0) lines.shift();
+    const out: Array<[AuditRecord, number]> = [];
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      try {
+        const r = JSON.parse(line) as Partial<AuditRecord>;
+        if (
+          r &&
+          typeof r === 'object' &&
+          typeof r.time === 'string' &&
+          (r.kind === 'control' || r.kind === 'remediation' || r.kind === 'admin')
+        )
+          out.push([r as AuditRecord, Buffer.byteLength(line)]);
+      } catch {
+        // Not a record: skipped.
+      }
+    }
+    return out;
+  } catch {
+    return [];
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -2,6 +2,8 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
 import type { Auth } from '../auth/index.js';
+import type { ClusterSampler } from './cluster-sampler.js';
+import type { ClusterHealth } from './health.js';
 import type { ControlClient } from '../control/client.js';
 import { CommandValidationError, validateWorkerName } from '../control/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
@@ -11,13 +13,14 @@ import { TaskQueryError } from '../tasks/task-query.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
-import { consoleContext, errorPage, type ConsoleContext } from './layout.js';
+import { consoleContext, errorPage, type ConsoleContext, type Section } from './layout.js';
+import { overviewPage } from './overview.js';
 import { queuesPage } from './queues.js';
 import { remediationPage } from './remediation.js';
 import { serveAsset } from './static/assets.js';
-import { taskPage } from './task.js';
+import { taskPage, type RerunRule } from './task.js';
 import { tasksPage, tasksQuery } from './tasks.js';
-import { inspectWorker, workerPage, type Inspection } from './worker.js';
+import { inspectWorker, workerPage, type Inspection, type TaskOutcomes } from './worker.js';
 import { workersPage } from './workers.js';
 
 export interface ConsoleDeps {
@@ -36,6 +39,12 @@ export interface ConsoleDeps {
   heavyRead: RequestHandler;
   /** A result backend is configured: Abort (AbortableTask) can work. */
   abortable: boolean;
+  /** The last hour of the cluster, and what workers hold per queue. */
+  sampler: ClusterSampler;
+  /** The broker connection and the event stream, for the overview's banner. */
+  health: () => ClusterHealth;
+  /** Who may re-run which task (task submission's rule: tasks.submit.role and allow-list). */
+  rerun?: RerunRule;
   now?: () => number;
 }
 
@@ -84,25 +93,13 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     },
   ];
 
-  const workers = (ctx: ConsoleContext) => workersPage(ctx, deps.workers, now());
-  router.get('/ui', ...page(workers));
-  router.get('/ui/workers', ...page(workers));
-  router.get('/ui/workers/:name', ...page((ctx, req) => renderWorker(deps, ctx, req.params.name, now)));
+  router.get('/ui', ...page((ctx) => renderOverview(deps, ctx, now())));
   router.get(
-    '/ui/queues',
-    ...page(async (ctx, req) => {
-      const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
-      const samples = await deps.queues();
-      // The management API is an extra: when it fails, the page says so and shows the rest.
-      const management = deps.managementQueues
-        ? await deps.managementQueues(samples.map((q) => q.queue)).then(
-            (queues) => ({ queues }),
-            (e: unknown) => ({ error: (e as Error).message }),
-          )
-        : undefined;
-      return queuesPage(ctx, samples, deps.workers, { only, nowMs: now(), ...(management ? { management } : {}) });
-    }),
+    '/ui/workers',
+    ...page((ctx) => workersPage(ctx, { registry: deps.workers, history: deps.sampler.history, health: deps.health(), nowMs: now() })),
   );
+  router.get('/ui/workers/:name', ...page((ctx, req) => renderWorker(deps, ctx, req.params.name, now)));
+  router.get('/ui/queues', ...page((ctx, req) => renderQueues(deps, ctx, req, now())));
   router.get(
     '/ui/remediation',
     ...page((ctx, req) => {
@@ -129,10 +126,54 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       return taskPage(ctx, task, store.children(task.uuid), {
         seesPayload: deps.payload.sees(ctx.principal),
         abortable: deps.abortable,
+        reruns: store.reruns(task.uuid),
+        ...(deps.rerun ? { rerun: deps.rerun } : {}),
       });
     }),
   );
   return router;
+}
+
+/** The overview: queue depths read through the collector's cache, everything else from memory. */
+async function renderOverview(deps: ConsoleDeps, ctx: ConsoleContext, nowMs: number): Promise<string> {
+  const [samples, open] = [await deps.queues().catch((): QueueSample[] => []), deps.sampler.open()];
+  const names = new Set([...samples.map((q) => q.queue), ...open.keys()]);
+  const queues = [...names].map((queue) => ({
+    queue,
+    depth: samples.find((q) => q.queue === queue)?.length ?? null,
+    reserved: open.get(queue)?.reserved ?? 0,
+    running: open.get(queue)?.running ?? 0,
+  }));
+  return overviewPage(ctx, {
+    health: deps.health(),
+    workers: deps.workers,
+    history: deps.sampler.history,
+    queues,
+    tasks: deps.tasks,
+    decisions: deps.audit.recent('remediation', 6),
+    killSwitch: deps.remediator?.killSwitch,
+    nowMs,
+  });
+}
+
+/** Flower's broker page; `?queue=` narrows it to one queue. */
+async function renderQueues(deps: ConsoleDeps, ctx: ConsoleContext, req: Request, nowMs: number): Promise<string> {
+  const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
+  const samples = await deps.queues();
+  // The management API is an extra: when it fails, the page says so and shows the rest.
+  const management = deps.managementQueues
+    ? await deps.managementQueues(samples.map((q) => q.queue)).then(
+        (queues) => ({ queues }),
+        (e: unknown) => ({ error: (e as Error).message }),
+      )
+    : undefined;
+  return queuesPage(ctx, samples, deps.workers, {
+    only,
+    nowMs,
+    open: deps.sampler.open(),
+    history: deps.sampler.history,
+    ...(management ? { management } : {}),
+  });
 }
 
 /** A worker's page: a malformed name is a 400, a never-seen one a 404; only a live worker is asked. */
@@ -157,7 +198,28 @@ async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown
       error = 'The broker is unavailable: the worker could not be asked.';
     }
   }
-  return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
+  return workerPage(ctx, {
+    name,
+    record,
+    alive,
+    inspection,
+    ...(error ? { error } : {}),
+    nowMs: now(),
+    outcomes: taskOutcomes(deps.tasks, name),
+  });
+}
+
+/** Failed and retried kept tasks of one worker, per task name: one pass over the store (bounded by tasks.max_tasks). */
+function taskOutcomes(store: TaskStore | undefined, worker: string): TaskOutcomes {
+  const out = new Map<string, { failed: number; retried: number }>();
+  for (const t of store?.all() ?? []) {
+    if (t.worker !== worker || t.name === null || (t.state !== 'FAILURE' && t.retried === null)) continue;
+    const counts = out.get(t.name) ?? { failed: 0, retried: 0 };
+    if (t.state === 'FAILURE') counts.failed++;
+    if (t.retried !== null) counts.retried++;
+    out.set(t.name, counts);
+  }
+  return out;
 }
 
 /** The inspect replies as the caller may see them: active, reserved and scheduled lose their arguments below the payload role. */
@@ -182,7 +244,13 @@ async function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request)
   const seesPayload = deps.payload.sees(ctx.principal);
   try {
     const page = await store.queryInSlices(tasksQuery(req, seesPayload).query);
-    return tasksPage(ctx, store, req, { seesPayload, payloadRole: deps.payload.role, workers, page });
+    return tasksPage(ctx, store, req, {
+      seesPayload,
+      payloadRole: deps.payload.role,
+      workers,
+      page,
+      ...(deps.rerun ? { rerun: deps.rerun } : {}),
+    });
   } catch (e) {
     if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
     throw e;
@@ -193,7 +261,7 @@ async function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request)
 export class PageError extends Error {
   constructor(
     readonly status: number,
-    readonly section: 'workers' | 'tasks' | 'queues' | 'remediation',
+    readonly section: Section,
     readonly title: string,
     message: string,
   ) {

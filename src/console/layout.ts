@@ -33,9 +33,10 @@ export function consoleContext(req: Request, res: Response, auth: Auth): Console
   };
 }
 
-export type Section = 'workers' | 'tasks' | 'queues' | 'remediation';
+export type Section = 'overview' | 'workers' | 'tasks' | 'queues' | 'remediation';
 
 const NAV: ReadonlyArray<readonly [Section, string, string]> = [
+  ['overview', 'Overview', '/ui'],
   ['workers', 'Workers', '/ui/workers'],
   ['tasks', 'Tasks', '/ui/tasks'],
   ['queues', 'Queues', '/ui/queues'],
@@ -65,7 +66,7 @@ export function layout(ctx: ConsoleContext, o: { title: string; section: Section
 <form method="post" action="${ctx.href('/logout')}" class="inline"><input type="hidden" name="_csrf" value="${ctx.csrfToken}"><button>Log out</button></form></div></header>
 <main>
 <h1>${o.title}</h1>
-${ctx.can('operator') ? html`<pre id="result" aria-live="polite" hidden></pre>` : ''}
+${ctx.can('operator') ? html`<div id="result" aria-live="polite" hidden></div>` : ''}
 ${o.body}
 </main>
 </body></html>

@@ -3,6 +3,7 @@ import type { Remediator } from '../remediation/engine.js';
 import { postForm } from './actions.js';
 import { html, json, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
+import { ruleSentence } from './rule-sentence.js';
 
 const KINDS = ['control', 'remediation', 'admin'] as const satisfies ReadonlyArray<AuditEntry['kind']>;
 
@@ -28,7 +29,7 @@ function decisionsTable(records: AuditRecord[]): Html {
   const rows = records.map(
     (
       r,
-    ) => html`<tr><td class="mono">${r.time}</td><td>${r.rule ?? ''}</td><td>${what(r)}</td><td><span class="state">${r.outcome ?? ''}</span> ${r.reason ?? ''}${typeof r.approved_by === 'string' ? html` <span class="muted">approved by ${r.approved_by}</span>` : ''}${typeof r.escalated_from === 'string' ? html` <span class="muted">escalated from ${r.escalated_from}</span>` : ''}</td>
+    ) => html`<tr><td class="mono">${r.time}</td><td>${r.rule ?? ''}</td><td>${what(r)}</td><td><span class="outcome outcome-${String(r.outcome ?? '')}">${r.outcome ?? ''}</span> ${r.reason ?? ''}${typeof r.approved_by === 'string' ? html` <span class="muted">approved by ${r.approved_by}</span>` : ''}${typeof r.escalated_from === 'string' ? html` <span class="muted">escalated from ${r.escalated_from}</span>` : ''}</td>
 <td>${targets(r)}</td><td class="mono truncate">${json((r.alert as { labels?: unknown } | undefined)?.labels ?? {}).replace(/\s+/g, ' ')}</td><td>${detail(r)}</td></tr>`,
   );
   return html`<table id="decisions"><thead><tr><th>time</th><th>rule</th><th>action</th><th>outcome</th><th>targets</th><th>alert labels</th><th></th></tr></thead>
@@ -101,8 +102,8 @@ ${postForm(ctx, 'admin', '/api/v1/remediation/kill-switch', remediator.killSwitc
   ask: remediator.killSwitch ? 'Let remediation act again?' : 'Stop all automatic remediation?',
   name: 'kill-switch',
 })}</div>
-<table id="rules"><thead><tr><th>rule</th><th>match</th><th>action</th><th>arguments</th><th>target</th><th class="num">cooldown s</th><th>mode</th><th>verify</th><th>dry run</th></tr></thead>
-<tbody>${rules.map((r) => html`<tr><td>${r.name}</td><td class="mono">${json(r.match.labels).replace(/\s+/g, ' ')} ${Object.keys(r.match.labels_regex).length ? json(r.match.labels_regex).replace(/\s+/g, ' ') : ''}</td><td>${r.action}</td><td class="mono">${json(r.arguments).replace(/\s+/g, ' ')}</td><td class="mono">${json(r.target).replace(/\s+/g, ' ')}</td><td class="num">${r.cooldown_seconds}</td><td>${r.mode}</td><td>${r.verify ? `${r.verify.within_seconds} s${r.verify.escalate_to ? ` → ${r.verify.escalate_to}` : ''}` : ''}</td><td>${r.dry_run ? 'yes' : ''}</td></tr>`)}</tbody></table>`
+<table id="rules"><thead><tr><th>rule</th><th>what it does</th><th></th></tr></thead>
+<tbody>${rules.map((r) => html`<tr data-rule="${r.name}"><td class="nowrap">${r.name}</td><td class="rule-sentence">${ruleSentence(r)}</td><td><details><summary>as written</summary><pre>${json({ ...r, regexes: undefined })}</pre></details></td></tr>`)}</tbody></table>`
     : html`<p class="muted" id="kill-switch">Remediation is not configured (remediation.rules_file): decisions appear here once it is.</p>`;
   const oversight = remediator
     ? html`<h2>Proposals</h2>${proposalsTable(ctx, remediator)}<h2>Verification</h2>${verificationsTable(remediator)}`

@@ -7,6 +7,9 @@ import type { TaskStore } from '../tasks/task-store.js';
 import { html, isoTime, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { taskHref } from './worker-tasks.js';
+import { roleFor } from './actions.js';
+import type { RerunRule } from './task.js';
+import { MAX_BULK_TASKS } from '../tasks/rerun.js';
 import { workerHref } from './workers.js';
 
 const PAGE_SIZES = [25, 50, 100, 500];
@@ -29,10 +32,24 @@ function paramsOf(req: Request): Params {
   return out;
 }
 
+/**
+ * The console shows every time in UTC, so its filter boxes are UTC too: a zone-less
+ * `YYYY-MM-DDTHH:MM` (what a datetime-local box sends) is read as UTC here, where Flower's API
+ * reads it in the server's local time. A value with a zone keeps it.
+ */
+export function inUtc(p: Params): Params {
+  const out: Params = {};
+  for (const name of ['received_start', 'received_end'] as const) {
+    const v = p[name]?.trim();
+    if (v !== undefined && /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}$/.test(v)) out[name] = `${v.replace(' ', 'T')}Z`;
+  }
+  return out;
+}
+
 /** The console's own defaults on top of Flower's: a page of 50, newest first. */
 export function tasksQuery(req: Request, seesPayload: boolean): { query: TaskQuery; params: Params; limit: number; offset: number } {
   const params = paramsOf(req);
-  const query = parseTaskQuery(req.query, seesPayload, CONSOLE_PAGE);
+  const query = parseTaskQuery({ ...req.query, ...inUtc(params) }, seesPayload, CONSOLE_PAGE);
   query.sortBy ??= { field: 'timestamp', descending: true };
   return { query, params, limit: query.limit ?? DEFAULT_LIMIT, offset: query.offset ?? 0 };
 }
@@ -52,7 +69,7 @@ function filters(ctx: ConsoleContext, p: Params, taskTypes: string[], workers: s
     html`<label>${label}<input name="${name}" type="${type}" value="${p[name] ?? ''}"${cls ? html` class="${cls}"` : ''}></label>`;
   return html`<form class="filters" method="get" action="${ctx.href('/ui/tasks')}" id="task-filters">
 ${select('state', 'state', TASK_STATES, p.state)}${select('taskname', 'task', taskTypes, p.taskname)}${select('workername', 'worker', workers, p.workername)}
-${input('received_start', 'received from', 'datetime-local')}${input('received_end', 'received until', 'datetime-local')}
+${input('received_start', 'received from (UTC)', 'datetime-local')}${input('received_end', 'received until (UTC)', 'datetime-local')}
 ${input('search', 'search (name, state:, worker:, args:, kwargs:, result:)', 'search', 'wide')}
 ${select(
   'sort_by',
@@ -83,6 +100,29 @@ ${seesPayload ? html`<td class="mono truncate">${short(t.args)} ${short(t.kwargs
 <td class="nowrap">${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</td></tr>`;
 }
 
+/** The /api/tasks filters a bulk action takes (paging and sorting are not part of "what matches"). */
+const BULK_FILTERS = ['state', 'taskname', 'workername', 'received_start', 'received_end', 'search'] as const;
+
+/**
+ * "Re-run / revoke all N matching": offered only under a filter (the API refuses none), each a
+ * dry run first whose count the confirmation shows (console.js twoStep).
+ */
+function bulkForms(ctx: ConsoleContext, p: Params, matching: number, rerun: RerunRule | undefined): Html {
+  const filter = Object.fromEntries(BULK_FILTERS.filter((f) => p[f] !== undefined).map((f) => [f, p[f]]));
+  if (Object.keys(filter).length === 0 || matching === 0) return html``;
+  const form = (path: string, label: string, args: Record<string, unknown>, name: string, danger = false) =>
+    html`<form class="action" data-post="${path}" data-two-step="1" data-noun="tasks" data-label="${label}" data-args="${JSON.stringify({ ...filter, ...args })}"><button type="submit" name="${name}"${danger ? html` class="danger"` : ''}>${label}</button></form>`;
+  const forms = [
+    rerun && ctx.can(rerun.role) ? form('/api/tasks/rerun', `Re-run all ${matching} matching`, {}, 'bulk-rerun') : html``,
+    ctx.can(roleFor('revoke')) ? form('/api/tasks/revoke', `Revoke all ${matching} matching`, {}, 'bulk-revoke') : html``,
+    ctx.can(roleFor('revoke', { terminate: true }))
+      ? form('/api/tasks/revoke', `Revoke and terminate all ${matching} matching`, { terminate: true }, 'bulk-terminate', true)
+      : html``,
+  ];
+  if (forms.every((f) => f.text === '')) return html``;
+  return html`<div class="actions bulk" id="bulk-actions">${forms}<span class="muted">at most ${MAX_BULK_TASKS} per request; a dry run shows the count first</span></div>`;
+}
+
 /**
  * Flower's task list, server-rendered: filters (state, name, worker, time range), its search
  * syntax, sortable columns, paging, and a live refresh of the rows. Payload columns only for
@@ -92,17 +132,25 @@ export function tasksPage(
   ctx: ConsoleContext,
   store: TaskStore,
   req: Request,
-  o: { seesPayload: boolean; payloadRole: Role; workers: string[]; page?: TaskPage },
+  o: { seesPayload: boolean; payloadRole: Role; workers: string[]; page?: TaskPage; rerun?: RerunRule },
 ): string {
   const { query, params, limit, offset } = tasksQuery(req, o.seesPayload);
   // The route searches in slices beforehand (store.queryInSlices) and hands the page in.
   const page = o.page ?? store.query(query);
   const pager = (to: number) => ctx.href('/ui/tasks', { ...params, offset: to > 0 ? to : undefined });
   const last = offset + page.tasks.length;
+  // Past the end (an old link, a shrunk list): say so and offer the last page, not "5001–5000 of 51".
+  const range = page.tasks.length
+    ? html`<strong>${offset + 1}–${last}</strong> of <strong>${page.filtered}</strong> matching`
+    : offset > 0 && page.filtered > 0
+      ? html`nothing from <strong>${offset + 1}</strong>: only <strong>${page.filtered}</strong> match`
+      : html`<strong>0</strong> matching`;
+  const lastPage = Math.max(0, Math.floor((page.filtered - 1) / limit) * limit);
   const body = html`${filters(ctx, params, store.taskTypes(), o.workers)}
-<div class="pager" id="pager"><span><strong>${page.filtered ? offset + 1 : 0}–${last}</strong> of <strong>${page.filtered}</strong> matching (${page.total} kept, at most ${store.capacity})</span>
-${offset > 0 ? html`<a href="${pager(Math.max(0, offset - limit))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
+<div class="pager" id="pager"><span>${range} (${page.total} kept, at most ${store.capacity})</span>
+${offset > 0 ? html`<a href="${pager(Math.min(Math.max(0, offset - limit), lastPage))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
 <label><input type="checkbox" id="live-toggle"> live</label></div>
+${bulkForms(ctx, params, page.filtered, o.rerun)}
 <div class="scroll"><table id="tasks"><thead><tr>${sortable(ctx, params, 'name', 'name')}<th>uuid</th>${sortable(ctx, params, 'state', 'state')}
 ${o.seesPayload ? html`<th>args, kwargs</th><th>result</th>` : ''}${sortable(ctx, params, 'received', 'received (UTC)')}${sortable(ctx, params, 'started', 'started (UTC)')}${sortable(ctx, params, 'runtime', 'runtime s', 'num')}<th>worker</th></tr></thead>
 <tbody data-live="3">${rowsOr(

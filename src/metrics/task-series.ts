@@ -218,6 +218,28 @@ export class TaskSeriesStore {
   }
 
   /**
+   * Succeeded, failed and retried counts per hostname label, summed over names and queues: the
+   * console's history reads it every few seconds (one pass over the series, nothing per event).
+   */
+  totalsByHostname(): Map<string, { succeeded: number; failed: number; retried: number }> {
+    const out = new Map<string, { succeeded: number; failed: number; retried: number }>();
+    const totals = (hostname: string) => {
+      let t = out.get(hostname);
+      if (t === undefined) out.set(hostname, (t = { succeeded: 0, failed: 0, retried: 0 }));
+      return t;
+    };
+    for (const s of this.#series) {
+      // Only series a worker event has touched: a client's task-sent series would list the client as a worker.
+      if (!s.zeroInitialised) continue;
+      const t = totals(s.hostname);
+      t.succeeded += s.counts[COUNTER_INDEX.succeeded]!;
+      t.retried += s.counts[COUNTER_INDEX.retried]!;
+    }
+    for (const f of this.#failed.values()) totals(f.hostname).failed += f.count;
+    return out;
+  }
+
+  /**
    * The exposition text in chunks of roughly `chunkBytes`, family by family, so a caller can
    * stream it to the client with backpressure instead of holding it whole.
    */

@@ -98,4 +98,26 @@ export class InFlightTasks {
   get size(): number {
     return this.#tasks.size;
   }
+
+  /**
+   * Per queue, tasks a worker has received but not started (prefetched: unacknowledged messages
+   * the broker no longer counts as waiting) and tasks running. Read by the console every few
+   * seconds, not per event: one pass over the map. A task whose final event was lost counts
+   * until it is evicted.
+   */
+  openByQueue(defaultQueue: string): Map<string, { reserved: number; running: number }> {
+    const out = new Map<string, { reserved: number; running: number }>();
+    for (const t of this.#tasks.values()) {
+      if (!(t.seen & BIT['task-received']) || t.seen & DONE) continue;
+      const queue = t.queue ?? defaultQueue;
+      let counts = out.get(queue);
+      if (counts === undefined) out.set(queue, (counts = { reserved: 0, running: 0 }));
+      if (t.seen & BIT['task-started']) counts.running++;
+      else counts.reserved++;
+    }
+    return out;
+  }
 }
+
+/** Events after which an attempt holds no message: it finished, was retried (a new message), revoked or rejected. */
+const DONE = BIT['task-succeeded'] | BIT['task-failed'] | BIT['task-retried'] | BIT['task-revoked'] | BIT['task-rejected'];

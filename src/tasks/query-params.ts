@@ -1,5 +1,6 @@
 import { ParamReader, paramValue, type Params } from '../params.js';
 import { PAYLOAD_FIELDS, SORT_FIELDS, TaskQueryError, parseSearch, searchFields, type SortField, type TaskQuery } from './task-query.js';
+import { TASK_STATES } from './task-history.js';
 
 /** How many tasks one answer may hold: without `limit`, and at most. */
 export interface PageBounds {
@@ -63,6 +64,10 @@ export function parseTaskQuery(params: Params, showPayload: boolean, page: PageB
     const v = query(param);
     if (v !== undefined && v !== 'All') q[key] = v;
   }
+  // Task events only ever carry Celery's own states: any other value could only match nothing,
+  // which reads as "no such task" when it is a typo.
+  if (q.state !== undefined && !(TASK_STATES as readonly string[]).includes(q.state))
+    throw new TaskQueryError(`state must be one of ${TASK_STATES.join(', ')}, got '${q.state.slice(0, 40)}'`);
   for (const [param, key] of [
     ['received_start', 'receivedStart'],
     ['received_end', 'receivedEnd'],

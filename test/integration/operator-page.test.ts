@@ -58,12 +58,13 @@ describe('operator console in a browser (RabbitMQ)', () => {
     const before = await page.locator('#result').textContent();
     await page.locator(`${form} button[type=submit]`).click();
     await page.locator('#result[data-status]').waitFor();
-    const text = (await page.locator('#result').textContent())!;
-    expect(text).not.toBe(before);
+    expect(await page.locator('#result').textContent()).not.toBe(before);
+    // The panel says it in words; the API's JSON is behind its "reply" toggle.
+    const text = (await page.locator('#result pre.raw').textContent())!;
     return {
       status: await page.locator('#result').getAttribute('data-status'),
       outcome: await page.locator('#result').getAttribute('data-outcome'),
-      reply: JSON.parse(text.replace(/^\d+ /, '')) as Record<string, unknown>,
+      reply: JSON.parse(text) as Record<string, unknown>,
     };
   }
 
@@ -293,6 +294,7 @@ describe('operator console in a browser (RabbitMQ)', () => {
     expect(await ui.locator('p.error').textContent()).toBe('No worker named nobody@nowhere has been seen.');
     const malformed = await ui.goto(`${exporter.url}/ui/workers/${encodeURIComponent('a*b@c')}`);
     expect(malformed!.status()).toBe(400);
-    expect(await ui.locator('nav a').count()).toBe(4);
+    // The console's frame: Overview, Workers, Tasks, Queues, Remediation.
+    expect(await ui.locator('nav a').count()).toBe(5);
   });
 });

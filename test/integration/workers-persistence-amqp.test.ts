@@ -57,7 +57,9 @@ describe('worker state persistence on amqp with a real Celery worker', () => {
   it('shows it down in the console with its pool and queues, and gives it no worker series', async () => {
     // Rendered in-process: over HTTP the console needs a signed-in session, which this rig
     // (bearer tokens only) has not; the page is the one /ui/workers serves.
-    const page = { text: workersPage(VIEWER, rig.service.service.workers, Date.now()) };
+    const { service } = rig.service;
+    const health = { ...service.status, lastEventAtMs: 0, eventsDropped: 0 };
+    const page = { text: workersPage(VIEWER, { registry: service.workers, history: service.sampler.history, health, nowMs: Date.now() }) };
     const row = new RegExp(`<tr data-worker="${worker.nodename.replace(/[.@-]/g, '\\$&')}">[\\s\\S]*?</tr>`).exec(page.text)?.[0];
     expect(row, page.text).toBeDefined();
     expect(row).toContain('state-down');
