@@ -15,6 +15,8 @@ export interface Line {
   scale?: number;
   /** CSS class giving the stroke colour: ok, bad, warn, or s0…s5. */
   tone: string;
+  /** The figure the legend shows; by default the latest reading (scaled). */
+  now?: number;
 }
 
 const W = 600;
@@ -94,7 +96,8 @@ export function lineChart(o: { id: string; title: string; unit: string; lines: L
     (l) => html`<path class="line ${l.tone}" d="${pathOf(l.series!.values, l.scale ?? 1, x, y)}"><title>${l.label}</title></path>`,
   );
   const legend = o.lines.map(
-    (l) => html`<li><span class="swatch ${l.tone}"></span>${l.label} <strong>${shortNumber(latest(l.series, l.scale))}</strong></li>`,
+    (l) =>
+      html`<li><span class="swatch ${l.tone}"></span>${l.label} <strong>${shortNumber(l.now ?? latest(l.series, l.scale))}</strong></li>`,
   );
   const hasData = lines.some((l) => l.series!.values.some((v) => !Number.isNaN(v)));
   return html`<figure class="chart" id="${o.id}"><figcaption>${o.title} <span class="muted">${o.unit}, last hour</span></figcaption>

@@ -107,11 +107,11 @@ ${tile('last event', eventAge ? `${eventAge} ago` : 'none yet', eventAge === und
 ${lineChart({
   id: 'chart-tasks',
   title: 'Tasks',
-  unit: 'per minute',
+  unit: 'per minute (legend: the last minute)',
   lines: [
-    { label: 'succeeded', series: g('succeeded'), scale: PER_MINUTE, tone: 'ok' },
-    { label: 'failed', series: g('failed'), scale: PER_MINUTE, tone: 'bad' },
-    { label: 'retried', series: g('retried'), scale: PER_MINUTE, tone: 'warn' },
+    { label: 'succeeded', series: g('succeeded'), scale: PER_MINUTE, tone: 'ok', now: recentSum(g('succeeded'), 6) },
+    { label: 'failed', series: g('failed'), scale: PER_MINUTE, tone: 'bad', now: recentSum(g('failed'), 6) },
+    { label: 'retried', series: g('retried'), scale: PER_MINUTE, tone: 'warn', now: recentSum(g('retried'), 6) },
   ],
 })}
 ${lineChart({ id: 'chart-queues', title: 'Messages waiting', unit: 'per queue', lines: queueLines, empty: 'no queue known yet' })}
