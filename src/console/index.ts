@@ -18,9 +18,9 @@ import { overviewPage } from './overview.js';
 import { queuesPage } from './queues.js';
 import { remediationPage } from './remediation.js';
 import { serveAsset } from './static/assets.js';
-import { taskPage } from './task.js';
+import { taskPage, type RerunRule } from './task.js';
 import { tasksPage, tasksQuery } from './tasks.js';
-import { inspectWorker, workerPage, type Inspection } from './worker.js';
+import { inspectWorker, workerPage, type Inspection, type TaskOutcomes } from './worker.js';
 import { workersPage } from './workers.js';
 
 export interface ConsoleDeps {
@@ -43,6 +43,8 @@ export interface ConsoleDeps {
   sampler: ClusterSampler;
   /** The broker connection and the event stream, for the overview's banner. */
   health: () => ClusterHealth;
+  /** Who may re-run which task (task submission's rule: tasks.submit.role and allow-list). */
+  rerun?: RerunRule;
   now?: () => number;
 }
 
@@ -124,6 +126,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       return taskPage(ctx, task, store.children(task.uuid), {
         seesPayload: deps.payload.sees(ctx.principal),
         abortable: deps.abortable,
+        reruns: store.reruns(task.uuid),
+        ...(deps.rerun ? { rerun: deps.rerun } : {}),
       });
     }),
   );
@@ -194,7 +198,28 @@ async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown
       error = 'The broker is unavailable: the worker could not be asked.';
     }
   }
-  return workerPage(ctx, { name, record, alive, inspection, ...(error ? { error } : {}), nowMs: now() });
+  return workerPage(ctx, {
+    name,
+    record,
+    alive,
+    inspection,
+    ...(error ? { error } : {}),
+    nowMs: now(),
+    outcomes: taskOutcomes(deps.tasks, name),
+  });
+}
+
+/** Failed and retried kept tasks of one worker, per task name: one pass over the store (bounded by tasks.max_tasks). */
+function taskOutcomes(store: TaskStore | undefined, worker: string): TaskOutcomes {
+  const out = new Map<string, { failed: number; retried: number }>();
+  for (const t of store?.all() ?? []) {
+    if (t.worker !== worker || t.name === null || (t.state !== 'FAILURE' && t.retried === null)) continue;
+    const counts = out.get(t.name) ?? { failed: 0, retried: 0 };
+    if (t.state === 'FAILURE') counts.failed++;
+    if (t.retried !== null) counts.retried++;
+    out.set(t.name, counts);
+  }
+  return out;
 }
 
 /** The inspect replies as the caller may see them: active, reserved and scheduled lose their arguments below the payload role. */
@@ -219,7 +244,13 @@ async function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request)
   const seesPayload = deps.payload.sees(ctx.principal);
   try {
     const page = await store.queryInSlices(tasksQuery(req, seesPayload).query);
-    return tasksPage(ctx, store, req, { seesPayload, payloadRole: deps.payload.role, workers, page });
+    return tasksPage(ctx, store, req, {
+      seesPayload,
+      payloadRole: deps.payload.role,
+      workers,
+      page,
+      ...(deps.rerun ? { rerun: deps.rerun } : {}),
+    });
   } catch (e) {
     if (e instanceof TaskQueryError) throw new PageError(e.status, 'tasks', 'Tasks', e.message);
     throw e;

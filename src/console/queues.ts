@@ -3,9 +3,20 @@ import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { ClusterHistory } from '../state/cluster-history.js';
 import { sparkline } from './charts.js';
-import { html, rowsOr } from './html.js';
+import { html, rowsOr, type Html } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { workerHref } from './workers.js';
+
+/**
+ * Purge, on one queue's page, for admins: the queue's name must be typed, then a dry run's count
+ * is confirmed before anything is removed (console.js twoStep; POST /api/v1/queues/<name>/purge).
+ */
+function purgeForm(ctx: ConsoleContext, queue: string): Html {
+  if (!ctx.can('admin')) return html``;
+  return html`<section class="actions" id="purge"><h2>Purge</h2><form class="action" data-post="/api/v1/queues/${encodeURIComponent(queue)}/purge" data-two-step="1" data-confirm-name="${queue}" data-noun="messages removed for good" data-label="Purge ${queue}">
+<input data-arg="confirm_name" class="wide" aria-label="type the queue name to confirm" placeholder="type ${queue} to confirm"><button type="submit" name="purge" class="danger">Purge queue</button></form>
+<p class="muted">Removes every ready message (on Redis every priority list); messages a worker holds unacknowledged stay. Nothing can bring them back.</p></section>`;
+}
 
 /**
  * Flower's broker page: every queue a worker consumes (or the config lists), its depth as the
@@ -45,11 +56,13 @@ ${managed ? html`<td class="num ready">${managed.get(q.queue)?.messages_ready ??
 <td class="num">${q.workers}</td><td class="num">${q.processes}</td>
 <td>${(consumers.get(q.queue) ?? []).sort().map((w, i) => html`${i ? ', ' : ''}<a href="${workerHref(ctx, w)}">${w}</a>`)}</td></tr>`,
   );
+  const purge = only !== undefined && shown.length === 1 ? purgeForm(ctx, only) : html``;
   const body = html`<div class="summary"><span><strong>${shown.length}</strong> queues</span><span><strong>${backlog}</strong> messages waiting</span>
 <span><strong>${reserved}</strong> reserved by workers (prefetched, not started)</span><span><strong>${running}</strong> running</span>
 ${only !== undefined ? html`<a href="${ctx.href('/ui/queues')}">all queues</a>` : ''}<label><input type="checkbox" id="live-toggle" checked> live</label></div>
 <div class="scroll"><table id="queues" class="compact"><thead><tr><th>queue</th><th class="num" title="waiting in the broker">messages</th><th class="num" title="received by a worker, not started yet (prefetched, unacknowledged)">reserved</th><th class="num">running</th><th title="messages waiting, last hour">last hour</th>${managed ? html`<th class="num">ready</th><th class="num">unacked</th>` : ''}<th class="num">consumers</th><th class="num">workers</th><th class="num">processes</th><th>served by</th></tr></thead>
 <tbody data-live="5">${rowsOr(rows, managed ? 11 : 9, only !== undefined ? 'no such queue known' : 'no queue known yet')}</tbody></table></div>
+${purge}
 <p class="muted">${managed ? 'Ready and unacknowledged messages and consumers from the RabbitMQ management API (broker_api); messages is' : 'Messages is'} the depth the exporter reports (RabbitMQ: a passive declare, ready messages only; Redis: the list and its priority lists). Reserved and running come from task events: messages a worker has taken (prefetch) are no longer waiting in the broker.</p>
 ${o.management && 'error' in o.management ? html`<p class="error" role="alert">${o.management.error}</p>` : ''}`;
   return layout(ctx, { title: 'Queues', section: 'queues', body });

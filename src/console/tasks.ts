@@ -7,6 +7,9 @@ import type { TaskStore } from '../tasks/task-store.js';
 import { html, isoTime, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { taskHref } from './worker-tasks.js';
+import { roleFor } from './actions.js';
+import type { RerunRule } from './task.js';
+import { MAX_BULK_TASKS } from '../tasks/rerun.js';
 import { workerHref } from './workers.js';
 
 const PAGE_SIZES = [25, 50, 100, 500];
@@ -97,6 +100,29 @@ ${seesPayload ? html`<td class="mono truncate">${short(t.args)} ${short(t.kwargs
 <td class="nowrap">${t.worker ? html`<a href="${workerHref(ctx, t.worker)}">${t.worker}</a>` : ''}</td></tr>`;
 }
 
+/** The /api/tasks filters a bulk action takes (paging and sorting are not part of "what matches"). */
+const BULK_FILTERS = ['state', 'taskname', 'workername', 'received_start', 'received_end', 'search'] as const;
+
+/**
+ * "Re-run / revoke all N matching": offered only under a filter (the API refuses none), each a
+ * dry run first whose count the confirmation shows (console.js twoStep).
+ */
+function bulkForms(ctx: ConsoleContext, p: Params, matching: number, rerun: RerunRule | undefined): Html {
+  const filter = Object.fromEntries(BULK_FILTERS.filter((f) => p[f] !== undefined).map((f) => [f, p[f]]));
+  if (Object.keys(filter).length === 0 || matching === 0) return html``;
+  const form = (path: string, label: string, args: Record<string, unknown>, name: string, danger = false) =>
+    html`<form class="action" data-post="${path}" data-two-step="1" data-noun="tasks" data-label="${label}" data-args="${JSON.stringify({ ...filter, ...args })}"><button type="submit" name="${name}"${danger ? html` class="danger"` : ''}>${label}</button></form>`;
+  const forms = [
+    rerun && ctx.can(rerun.role) ? form('/api/tasks/rerun', `Re-run all ${matching} matching`, {}, 'bulk-rerun') : html``,
+    ctx.can(roleFor('revoke')) ? form('/api/tasks/revoke', `Revoke all ${matching} matching`, {}, 'bulk-revoke') : html``,
+    ctx.can(roleFor('revoke', { terminate: true }))
+      ? form('/api/tasks/revoke', `Revoke and terminate all ${matching} matching`, { terminate: true }, 'bulk-terminate', true)
+      : html``,
+  ];
+  if (forms.every((f) => f.text === '')) return html``;
+  return html`<div class="actions bulk" id="bulk-actions">${forms}<span class="muted">at most ${MAX_BULK_TASKS} per request; a dry run shows the count first</span></div>`;
+}
+
 /**
  * Flower's task list, server-rendered: filters (state, name, worker, time range), its search
  * syntax, sortable columns, paging, and a live refresh of the rows. Payload columns only for
@@ -106,7 +132,7 @@ export function tasksPage(
   ctx: ConsoleContext,
   store: TaskStore,
   req: Request,
-  o: { seesPayload: boolean; payloadRole: Role; workers: string[]; page?: TaskPage },
+  o: { seesPayload: boolean; payloadRole: Role; workers: string[]; page?: TaskPage; rerun?: RerunRule },
 ): string {
   const { query, params, limit, offset } = tasksQuery(req, o.seesPayload);
   // The route searches in slices beforehand (store.queryInSlices) and hands the page in.
@@ -124,6 +150,7 @@ export function tasksPage(
 <div class="pager" id="pager"><span>${range} (${page.total} kept, at most ${store.capacity})</span>
 ${offset > 0 ? html`<a href="${pager(Math.min(Math.max(0, offset - limit), lastPage))}" rel="prev">← newer</a>` : ''}${last < page.filtered ? html`<a href="${pager(offset + limit)}" rel="next">older →</a>` : ''}
 <label><input type="checkbox" id="live-toggle"> live</label></div>
+${bulkForms(ctx, params, page.filtered, o.rerun)}
 <div class="scroll"><table id="tasks"><thead><tr>${sortable(ctx, params, 'name', 'name')}<th>uuid</th>${sortable(ctx, params, 'state', 'state')}
 ${o.seesPayload ? html`<th>args, kwargs</th><th>result</th>` : ''}${sortable(ctx, params, 'received', 'received (UTC)')}${sortable(ctx, params, 'started', 'started (UTC)')}${sortable(ctx, params, 'runtime', 'runtime s', 'num')}<th>worker</th></tr></thead>
 <tbody data-live="3">${rowsOr(

@@ -18,6 +18,8 @@ const INSPECTIONS = [
   ['reserved', {}],
   ['scheduled', {}],
   ['revoked', {}],
+  // Celery censors settings whose names look secret before replying (commands.ts).
+  ['conf', {}],
 ] as const satisfies ReadonlyArray<readonly [CommandName, Record<string, unknown>]>;
 
 export type Inspection = Partial<Record<(typeof INSPECTIONS)[number][0], WorkerResult>>;
@@ -51,6 +53,38 @@ ${Object.keys(autoscaler).length ? html`<dt>autoscaler</dt><dd>min ${autoscaler.
 </dl>`;
 }
 
+/** Flower's Config tab: the settings that differ from Celery's defaults, as the worker reports them. */
+function confSection(reply: unknown): Html {
+  const entries = Object.entries(record(reply)).sort(([a], [b]) => a.localeCompare(b));
+  if (!entries.length) return html`<p class="muted">no setting differs from the defaults</p>`;
+  return html`<table id="conf"><thead><tr><th>setting</th><th>value</th></tr></thead><tbody>${entries.map(([k, v]) => html`<tr><td class="mono">${k}</td><td class="mono">${typeof v === 'string' ? v : JSON.stringify(v)}</td></tr>`)}</tbody></table>`;
+}
+
+/** getrusage(2) names, as Flower's System tab labels them. */
+const RUSAGE: ReadonlyArray<readonly [string, string]> = [
+  ['utime', 'user CPU (s)'],
+  ['stime', 'system CPU (s)'],
+  ['maxrss', 'max resident set (kB)'],
+  ['minflt', 'page faults without I/O'],
+  ['majflt', 'page faults with I/O'],
+  ['inblock', 'block inputs'],
+  ['oublock', 'block outputs'],
+  ['nvcsw', 'voluntary context switches'],
+  ['nivcsw', 'involuntary context switches'],
+  ['nsignals', 'signals received'],
+];
+
+/** Flower's System tab: the worker process's resource usage (stats.rusage) and its broker. */
+function systemSection(stats: Record<string, unknown>): Html {
+  const rusage = record(stats.rusage);
+  const broker = record(stats.broker);
+  return html`<dl class="kv" id="system">${RUSAGE.filter(([k]) => rusage[k] !== undefined).map(([k, label]) => html`<dt>${label}</dt><dd class="num rusage-${k}">${typeof rusage[k] === 'number' && !Number.isInteger(rusage[k]) ? (rusage[k] as number).toFixed(3) : String(rusage[k])}</dd>`)}
+${broker.transport !== undefined ? html`<dt>broker</dt><dd>${String(broker.transport)}://${String(broker.hostname ?? '')}:${String(broker.port ?? '')}${broker.virtual_host !== undefined ? `/${String(broker.virtual_host)}` : ''}</dd>` : ''}</dl>`;
+}
+
+/** Failed and retried tasks per task name on one worker, from the kept tasks. */
+export type TaskOutcomes = ReadonlyMap<string, { failed: number; retried: number }>;
+
 function totalsSection(stats: Record<string, unknown>): Html {
   const totals = Object.entries(record(stats.total)).sort((a, b) => Number(b[1]) - Number(a[1]));
   if (!totals.length) return html`<p class="muted">no task run yet</p>`;
@@ -69,7 +103,7 @@ function queuesSection(ctx: ConsoleContext, worker: string, queues: unknown[]): 
 <tbody>${rowsOr(rows, 6, 'consumes no queue')}</tbody></table>`;
 }
 
-function registeredSection(ctx: ConsoleContext, worker: string, reply: unknown): Html {
+function registeredSection(ctx: ConsoleContext, worker: string, reply: unknown, outcomes: TaskOutcomes): Html {
   const names = list(reply)
     .filter((e): e is string => typeof e === 'string')
     .map((e) => (e.includes(' [') ? e.slice(0, e.indexOf(' [')) : e));
@@ -77,11 +111,16 @@ function registeredSection(ctx: ConsoleContext, worker: string, reply: unknown):
     const info = registeredInfo(reply, name) ?? new Map<string, string>();
     const shown = (k: string) => info.get(k) ?? html`<span class="muted">none</span>`;
     const forms = taskTypeActions(name).map((spec) => commandForm(ctx, worker, spec));
-    return html`<tr data-task="${name}"><td>${name}</td><td class="rate-limit">${shown('rate_limit')}</td><td class="soft-time-limit">${shown('soft_time_limit')}</td><td class="time-limit">${shown('time_limit')}</td>
+    const counts = outcomes.get(name);
+    const count = (n: number | undefined, state: string) =>
+      n
+        ? html`<a href="${ctx.href('/ui/tasks', { taskname: name, workername: worker, state })}">${n}</a>`
+        : html`<span class="muted">0</span>`;
+    return html`<tr data-task="${name}"><td>${name}</td><td class="num failed">${count(counts?.failed, 'FAILURE')}</td><td class="num retried">${count(counts?.retried, 'RETRY')}</td><td class="rate-limit">${shown('rate_limit')}</td><td class="soft-time-limit">${shown('soft_time_limit')}</td><td class="time-limit">${shown('time_limit')}</td>
 ${ctx.can(roleFor('rate_limit')) ? html`<td>${forms}</td>` : ''}</tr>`;
   });
-  return html`<table id="registered"><thead><tr><th>task</th><th>rate limit</th><th>soft time limit</th><th>time limit</th>${ctx.can(roleFor('rate_limit')) ? html`<th>change</th>` : ''}</tr></thead>
-<tbody>${rowsOr(rows, 5, 'no task registered')}</tbody></table>`;
+  return html`<table id="registered"><thead><tr><th>task</th><th class="num" title="kept tasks of this name that failed on this worker">failed</th><th class="num" title="kept tasks of this name retried on this worker">retried</th><th>rate limit</th><th>soft time limit</th><th>time limit</th>${ctx.can(roleFor('rate_limit')) ? html`<th>change</th>` : ''}</tr></thead>
+<tbody>${rowsOr(rows, 7, 'no task registered')}</tbody></table>`;
 }
 
 function section(title: string, id: string, r: WorkerResult | undefined, content: () => Html): Html {
@@ -95,7 +134,15 @@ function section(title: string, id: string, r: WorkerResult | undefined, content
  */
 export function workerPage(
   ctx: ConsoleContext,
-  o: { name: string; record: WorkerRecord | undefined; alive: boolean; inspection: Inspection | undefined; error?: string; nowMs: number },
+  o: {
+    name: string;
+    record: WorkerRecord | undefined;
+    alive: boolean;
+    inspection: Inspection | undefined;
+    error?: string;
+    nowMs: number;
+    outcomes?: TaskOutcomes;
+  },
 ): string {
   const { name, record: w, inspection: i } = o;
   const stats = record(i?.stats?.reply);
@@ -110,14 +157,19 @@ export function workerPage(
 <span class="muted">inspected ${isoTime(o.nowMs)}</span></div>
 ${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
 ${!o.alive ? html`<p class="muted">This worker is not alive (no heartbeat within its window): nothing was asked and no action is offered.</p>` : ''}
-${forms.some((f) => f.text !== '') ? html`<section class="actions" id="actions"><h2>Actions</h2>${forms}</section>` : ''}
 ${
   i
     ? html`<div class="grid">${section('Pool', 'pool', i.stats, () => poolSection(stats))}${section('Tasks processed', 'totals', i.stats, () => totalsSection(stats))}</div>
-${section('Queues', 'queues', i.active_queues, () => queuesSection(ctx, name, list(i.active_queues?.reply)))}
-${section('Registered tasks', 'registered', i.registered, () => registeredSection(ctx, name, i.registered?.reply))}
+${section('Queues', 'queues', i.active_queues, () => queuesSection(ctx, name, list(i.active_queues?.reply)))}`
+    : ''
+}
+${forms.some((f) => f.text !== '') ? html`<section class="actions" id="actions"><h2>Actions</h2>${forms}</section>` : ''}
+${
+  i
+    ? html`${section('Registered tasks', 'registered', i.registered, () => registeredSection(ctx, name, i.registered?.reply, o.outcomes ?? new Map()))}
 ${taskList('active', 'Active')}${taskList('reserved', 'Reserved')}${taskList('scheduled', 'Scheduled')}
 ${section('Revoked', 'revoked', i.revoked, () => html`<p class="mono" id="revoked">${revoked.length ? revoked.map((id, n) => html`${n ? ' ' : ''}<a href="${taskHref(ctx, String(id))}">${String(id)}</a>`) : html`<span class="muted">none</span>`}</p>`)}
+<div class="grid">${section('System', 'system', i.stats, () => systemSection(stats))}${section('Config', 'conf', i.conf, () => confSection(i.conf?.reply))}</div>
 <details><summary>Raw stats</summary><pre>${json(stats)}</pre></details>`
     : ''
 }`;

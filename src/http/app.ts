@@ -141,6 +141,7 @@ export function createHttpApp(deps: HttpDeps): Express {
       remediator: deps.remediation?.remediator,
       payload: deps.payload,
       heavyRead,
+      rerun: { role: deps.tasks.submit.submitRole, allows: (name: string) => deps.tasks.submit.policy.allows(name) },
     }),
   );
   const routes = controlRoutes({

@@ -1,10 +1,10 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { describePrincipal } from '../auth/index.js';
-import { MAX_TASK_IDS, validateTaskId } from '../control/validators.js';
+import { validateTaskId } from '../control/validators.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 import { pyRepr } from '../tasks/python-text.js';
 import { parseTaskQuery } from '../tasks/query-params.js';
-import { parseRerunBody, planRerun, type RerunRequest } from '../tasks/rerun.js';
+import { MAX_BULK_TASKS, parseRerunBody, planRerun, type RerunRequest } from '../tasks/rerun.js';
 import { SubmitError } from '../tasks/submit-options.js';
 import { SubmitRefusedError } from '../tasks/submit-policy.js';
 import { TaskQueryError, type TaskQuery } from '../tasks/task-query.js';
@@ -24,8 +24,6 @@ import { answerError, publishTask, refusingAudited, sentBody, type SentTask, typ
  * control command with its own roles. Every act is audited.
  */
 
-/** Tasks one bulk request may act on: Celery's revoke takes a list, and this is its bound (MAX_TASK_IDS). */
-export const MAX_BULK_TASKS = MAX_TASK_IDS;
 /** Ids a dry run lists. */
 const DRY_RUN_IDS = 20;
 const FILTERS = ['state', 'taskname', 'workername', 'received_start', 'received_end', 'started_start', 'started_end', 'search'] as const;

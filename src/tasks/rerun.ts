@@ -1,4 +1,4 @@
-import { validateQueueName } from '../control/validators.js';
+import { MAX_TASK_IDS, validateQueueName } from '../control/validators.js';
 import { LiteralError, parsePythonLiteral } from './python-literal.js';
 import { SubmitError, parseSubmitBody } from './submit-options.js';
 import { SubmitRefusedError } from './submit-policy.js';
@@ -17,6 +17,9 @@ export interface RerunRequest {
   /** Which fields the caller replaced, for the audit. */
   readonly edited: readonly ('args' | 'kwargs' | 'queue')[];
 }
+
+/** Tasks one bulk request (re-run, revoke) may act on: one revoke's list of ids, so one bound. */
+export const MAX_BULK_TASKS = MAX_TASK_IDS;
 
 export const RERUN_OPTIONS = ['args', 'kwargs', 'queue'] as const;
 

@@ -52,6 +52,16 @@ export class SubmitPolicy {
       );
   }
 
+  /** checkTask as a yes or no, for pages deciding whether to offer a send. */
+  allows(name: string): boolean {
+    try {
+      this.checkTask(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Throws unless a live worker consumes `queue`, metrics.queues lists it, or creating queues is allowed. */
   checkQueue(queue: string): void {
     if (this.options.createMissingQueues || this.options.listedQueues.includes(queue) || this.consumed(queue)) return;

@@ -39,7 +39,8 @@ export function describeTaskActions(kind: 'amqp' | 'redis'): void {
 
       const again = await post(`/api/task/rerun/${failed}`);
       expect(again.status, again.text).toBe(200);
-      expect(again.body).toMatchObject({ queue: 'ta', registered_by: [rig.node('main')], rerun_of: failed });
+      // (registered_by comes from the background /api/workers snapshot, which may predate the worker here.)
+      expect(again.body).toMatchObject({ queue: 'ta', rerun_of: failed });
       const againId = again.body['task-id'] as string;
       await rig.taskInState(againId, 'FAILURE');
       expect(store().get(againId)).toMatchObject({ name: 'tasks.add', worker: rig.node('main'), rerun_of: failed });

@@ -7,6 +7,7 @@ import { withUrlPrefix } from '../../src/http/url-prefix.js';
 import type { Role } from '../../src/auth/index.js';
 import { systemClock } from '../../src/clock.js';
 import { workerPage, type Inspection } from '../../src/console/worker.js';
+import { emptyPoolFlag } from '../../src/console/workers.js';
 import type { WorkerResult } from '../../src/control/client.js';
 import { WorkerRegistry } from '../../src/state/workers.js';
 import { readFixture } from '../support/fixtures.js';
@@ -132,5 +133,23 @@ describe('worker page from captured Celery 5.2.6 replies', () => {
     expect(page).toContain('href="/ui/tasks/aaaaaaaa-0000-0000-0000-000000000001"');
     expect(page).toContain('no reply within the timeout');
     expect(page).not.toContain('<form class="action"');
+  });
+
+  it('flags a worker that is up with 0 pool processes, on its page and in the workers list', () => {
+    const stats = ok('stats_before');
+    const emptied: WorkerResult = { ...stats, reply: { ...(stats.reply as object), pool: { processes: [] } } };
+    const page = workerPage(ctxFor('viewer'), {
+      name: 'auto1@vm',
+      record: undefined,
+      alive: true,
+      inspection: { stats: emptied },
+      nowMs: 0,
+    });
+    expect(page).toContain('class="state state-pool-empty"');
+    const healthy = workerPage(ctxFor('viewer'), { name: 'auto1@vm', record: undefined, alive: true, inspection: { stats }, nowMs: 0 });
+    expect(healthy).not.toContain('state-pool-empty');
+    expect(emptyPoolFlag(true, 0).text).toContain('pool empty');
+    expect(emptyPoolFlag(false, 0).text).toBe('');
+    expect(emptyPoolFlag(true, undefined).text).toBe('');
   });
 });

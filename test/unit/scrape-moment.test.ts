@@ -133,4 +133,27 @@ describe('CeleryMetrics.prepare', () => {
     expect(metricValue(m, 'celery_worker_up', { hostname: 'w@h' })).toBe(1);
     expect(metricValue(m, 'celery_worker_tasks_active', { hostname: 'w@h' })).toBe(2);
   });
+
+  it('counts workers that are up with 0 pool processes in celery_workers_pool_empty (down ones and uninspected ones not)', async () => {
+    const registry = new Registry();
+    const metrics = new CeleryMetrics(registry, {
+      prefix: 'celery_',
+      runtimeBuckets: [1],
+      queueWaitBuckets: [1],
+      staticLabels: {},
+      maxTaskSeries: 10,
+      overflowValue: 'other',
+    });
+    metrics.onSample(async () => ({
+      workers: [
+        { hostname: 'empty@h', up: true, active: 0, processes: 0 },
+        { hostname: 'fine@h', up: true, active: 0, processes: 2 },
+        { hostname: 'gone@h', up: false, active: 0, processes: 0 },
+        { hostname: 'new@h', up: true, active: 0 },
+      ],
+      queues: [],
+    }));
+    await metrics.prepare();
+    expect(metricValue(parseMetrics(await registry.metrics()), 'celery_workers_pool_empty', {})).toBe(1);
+  });
 });

@@ -18,7 +18,7 @@ function argumentsOf(form) {
   /** @type {Record<string, unknown>} */
   const args = form.dataset.args ? JSON.parse(form.dataset.args) : {};
   for (const el of form.querySelectorAll('[data-arg]')) {
-    if (!(el instanceof HTMLInputElement || el instanceof HTMLSelectElement)) continue;
+    if (!(el instanceof HTMLInputElement || el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement)) continue;
     const name = el.dataset.arg ?? '';
     if (el instanceof HTMLInputElement && el.type === 'checkbox') {
       args[name] = el.checked;
@@ -29,6 +29,15 @@ function argumentsOf(form) {
       else if (el.dataset.empty === 'keep') args[name] = '';
       continue;
     }
+    // JSON boxes (a re-run's args and kwargs): a typo is reported, never sent as text.
+    if (el.dataset.type === 'json') {
+      try {
+        args[name] = JSON.parse(el.value);
+      } catch {
+        throw new Error(`${name} is not JSON`);
+      }
+      continue;
+    }
     args[name] = el.dataset.type === 'number' ? Number(el.value) : el.value;
   }
   return args;
@@ -36,7 +45,8 @@ function argumentsOf(form) {
 
 /**
  * @typedef {{ worker: string, status: string, reply?: unknown, message?: string, confirmed?: boolean | null, confirmation?: string }} WorkerResult
- * @typedef {{ outcome?: string, command?: string, results?: WorkerResult[], error?: string, message?: string, dryRun?: boolean }} Reply
+ * @typedef {{ outcome?: string, command?: string, results?: WorkerResult[], error?: string, message?: string, dryRun?: boolean,
+ *   'task-id'?: string, count?: number, messages?: number, purged?: number, dry_run?: boolean }} Reply
  */
 
 /**
@@ -63,6 +73,19 @@ function workerSaid(r) {
 }
 
 /**
+ * What a task or queue action's answer counts, in words (they carry no per-worker results).
+ * @param {Reply} reply
+ */
+function counted(reply) {
+  if (reply.dry_run && reply.count !== undefined) return `${reply.count} would be affected`;
+  if (reply.dry_run && reply.messages !== undefined) return `${reply.messages} messages would be removed`;
+  if (reply.purged !== undefined) return `${reply.purged} messages removed`;
+  if (reply.count !== undefined) return `${reply.count} tasks`;
+  if (reply['task-id'] !== undefined) return `sent as ${reply['task-id']}`;
+  return undefined;
+}
+
+/**
  * The reply in words: one line for the whole action, one per worker (✓/✗, the worker's message,
  * what confirmation saw before → after), and the JSON behind a toggle for whoever needs it.
  * @param {HTMLElement} out
@@ -74,7 +97,7 @@ function showReply(out, status, reply, what) {
   const ok = status >= 200 && status < 300 && (reply.outcome === undefined || ['ok', 'sent', 'dry_run'].includes(reply.outcome));
   const results = Array.isArray(reply.results) ? reply.results : [];
   const done = results.filter((r) => r.status === 'ok').length;
-  const head = `${ok ? '✓' : '✗'} ${what}: ${reply.error ?? reply.message ?? reply.outcome ?? `HTTP ${status}`}`;
+  const head = `${ok ? '✓' : '✗'} ${what}: ${reply.error ?? reply.message ?? reply.outcome ?? counted(reply) ?? `HTTP ${status}`}`;
   out.replaceChildren(el('p', results.length ? `${head} (${done} of ${results.length} workers)` : head, 'result-head'));
   if (results.length) {
     const list = document.createElement('ul');
@@ -111,10 +134,11 @@ async function refreshSections() {
  * @param {string} path
  * @param {unknown} body
  * @param {string} what
+ * @returns {Promise<{ status: number, reply: Reply }>}
  */
 async function send(path, body, what) {
   const out = document.getElementById('result');
-  if (!out) return;
+  if (!out) return { status: 0, reply: {} };
   delete out.dataset.status;
   delete out.dataset.outcome;
   out.hidden = false;
@@ -131,24 +155,78 @@ async function send(path, body, what) {
     showReply(out, res.status, reply, what);
     out.dataset.outcome = reply.outcome || '';
     out.dataset.status = String(res.status);
+    // A published task (a re-run): a link to its page.
+    const id = reply['task-id'];
+    if (typeof id === 'string') {
+      const a = el('a', `open the new task ${id}`);
+      if (a instanceof HTMLAnchorElement) a.href = `${prefix}/ui/tasks/${encodeURIComponent(id)}`;
+      a.id = 'result-task';
+      out.append(a);
+    }
     if (res.ok) await refreshSections().catch(() => undefined);
+    return { status: res.status, reply };
   } catch (e) {
     out.replaceChildren(el('p', `✗ ${what} not sent: ${e}`, 'result-head'));
     out.dataset.status = '0';
+    return { status: 0, reply: {} };
   }
+}
+
+/**
+ * Acts on many things at once (bulk re-run / revoke, a queue purge): the dry run first, its count
+ * in the confirmation, then the act. A purge also wants the queue's name typed.
+ * @param {HTMLFormElement} form
+ * @param {Record<string, unknown>} args
+ */
+async function twoStep(form, args) {
+  const path = form.dataset.post ?? '';
+  const label = form.dataset.label || path;
+  const name = form.dataset.confirmName;
+  if (name !== undefined && args.confirm_name !== name) {
+    const out = document.getElementById('result');
+    if (out) {
+      out.hidden = false;
+      out.dataset.status = '0';
+      out.textContent = `type the queue name "${name}" to confirm; nothing was sent`;
+    }
+    return;
+  }
+  delete args.confirm_name;
+  const dry = await send(path, { ...args, dry_run: true }, `${label} (dry run)`);
+  if (dry.status !== 200) return;
+  const count = dry.reply.count ?? dry.reply.messages;
+  if (!window.confirm(`${label}: ${count} ${form.dataset.noun ?? 'items'}. Go ahead?`)) return;
+  await send(path, args, label);
 }
 
 document.addEventListener('submit', (ev) => {
   const form = ev.target;
   if (!(form instanceof HTMLFormElement) || !(form.dataset.command || form.dataset.post)) return;
   ev.preventDefault();
+  /** @type {Record<string, unknown>} */
+  let args;
+  try {
+    args = argumentsOf(form);
+  } catch (e) {
+    const out = document.getElementById('result');
+    if (out) {
+      out.hidden = false;
+      out.dataset.status = '0';
+      out.textContent = `not sent: ${e instanceof Error ? e.message : e}`;
+    }
+    return;
+  }
+  if (form.dataset.twoStep) {
+    void twoStep(form, args);
+    return;
+  }
   if (form.dataset.ask && !window.confirm(form.dataset.ask)) return;
   if (form.dataset.command) {
     const targets = form.dataset.worker ? { workers: [form.dataset.worker] } : { all: true };
-    const body = { command: form.dataset.command, arguments: argumentsOf(form), targets, confirm: form.dataset.confirm === '1' };
+    const body = { command: form.dataset.command, arguments: args, targets, confirm: form.dataset.confirm === '1' };
     void send('/api/v1/actions', body, form.dataset.command + (form.dataset.worker ? ` to ${form.dataset.worker}` : ''));
   } else if (form.dataset.post) {
-    void send(form.dataset.post, argumentsOf(form), form.dataset.label || form.dataset.post);
+    void send(form.dataset.post, args, form.dataset.label || form.dataset.post);
   }
 });
 
