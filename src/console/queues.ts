@@ -57,7 +57,7 @@ ${managed ? html`<td class="num ready">${managed.get(q.queue)?.messages_ready ??
 <td>${(consumers.get(q.queue) ?? []).sort().map((w, i) => html`${i ? ', ' : ''}<a href="${workerHref(ctx, w)}">${w}</a>`)}</td></tr>`,
   );
   const purge = only !== undefined && shown.length === 1 ? purgeForm(ctx, only) : html``;
-  const body = html`<div class="summary"><span><strong>${shown.length}</strong> queues</span><span><strong>${backlog}</strong> messages waiting</span>
+  const body = html`<div class="summary" id="queues-summary"><span><strong>${shown.length}</strong> queues</span><span><strong>${backlog}</strong> messages waiting</span>
 <span><strong>${reserved}</strong> reserved by workers (prefetched, not started)</span><span><strong>${running}</strong> running</span>
 ${only !== undefined ? html`<a href="${ctx.href('/ui/queues')}">all queues</a>` : ''}<label><input type="checkbox" id="live-toggle" checked> live</label></div>
 <div class="scroll"><table id="queues" class="compact"><thead><tr><th>queue</th><th class="num" title="waiting in the broker">messages</th><th class="num" title="received by a worker, not started yet (prefetched, unacknowledged)">reserved</th><th class="num">running</th><th title="messages waiting, last hour">last hour</th>${managed ? html`<th class="num">ready</th><th class="num">unacked</th>` : ''}<th class="num">consumers</th><th class="num">workers</th><th class="num">processes</th><th>served by</th></tr></thead>

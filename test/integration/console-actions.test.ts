@@ -146,6 +146,10 @@ describe('operator console actions on tasks and queues (Redis)', () => {
     expect(dialogs).toEqual([`Purge ${parked}: 30 messages removed for good. Go ahead?`]);
     expect(await page.locator('#result').getAttribute('data-status')).toBe('200');
     expect(await page.locator('#result .result-head').textContent()).toBe(`✓ Purge ${parked}: 30 messages removed`);
+    // The page's figures follow (console.js refreshes the sections with ids): no stale backlog beside the answer.
+    await waitFor('the summary to show the queue empty', async () =>
+      /(^|\D)0 messages waiting/.test((await page.locator('#queues-summary').textContent()) ?? '') ? true : undefined,
+    );
     await rig.browser.screenshot(page, 'console-queue-purged');
     expect(problems).toEqual([]);
   });
