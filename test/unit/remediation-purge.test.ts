@@ -10,6 +10,7 @@ import type { Alert } from '../../src/remediation/alertmanager.js';
 import { Remediator, type RemediationExecutor, type RemediationOptions } from '../../src/remediation/engine.js';
 import { compileRules, loadConfiguredRules, RulesError } from '../../src/remediation/rules.js';
 import { MemoryState } from '../../src/remediation/state.js';
+import { ruleSentence } from '../../src/console/rule-sentence.js';
 
 const PURGE = `
 rules:
@@ -39,6 +40,12 @@ describe('purge_queue rules at load', () => {
       `${file}: rules.0 (drop-poison): purge_queue is disabled (enable it in remediation.allow_dangerous_actions)`,
     );
     expect(load(['purge_queue']).map((r) => r.action)).toEqual(['purge_queue']);
+  });
+
+  it('reads as a sentence on the console that says messages are lost', () => {
+    expect(ruleSentence(compileRules(PURGE, ['purge_queue'])[0]!)).toBe(
+      'When PoisonQueue fires, purge (every message lost) the queue {{ labels.queue_name }}; at most once per 5 min per target.',
+    );
   });
 
   it('needs a queue target that is a queue name or a template, no arguments, no on_resolved', () => {
