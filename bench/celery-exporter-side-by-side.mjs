@@ -5,7 +5,7 @@
  * consuming the same event stream at the same time (a RabbitMQ topic exchange and Redis pub/sub
  * hand every event to each), so both are measured under the same machine state. Reports each
  * one's CPU-seconds per 100k task events counted. This is also how to tell one machine from
- * another: the paced target of issue 10 was set against celery-exporter's cost on the machine it
+ * another: the paced target (bench/README.md) was set against celery-exporter's cost on the machine it
  * was measured on.
  *
  *   node bench/celery-exporter-side-by-side.mjs --ce-src /path/to/celery-exporter-checkout [--brokers amqp,redis]

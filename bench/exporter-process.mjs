@@ -151,7 +151,7 @@ export async function terminate(child, exited, graceMs, forceKill = () => child.
  * connected, event subscription live). Events published before that are not routed anywhere.
  */
 export async function startExporter({
-  // Another checkout's build (`--repo` of the issue 16 benchmarks): the same measurement before a change.
+  // Another checkout's build (`--repo` of task-search, task-lists and result-waiters): the same measurement before a change.
   main = EXPORTER_MAIN,
   brokerUrl,
   keyprefix = '',

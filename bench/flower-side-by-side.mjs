@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /* global console, process, fetch, AbortSignal */
 /**
- * Flower beside celery-autopilot (issue 11's figures): puts a Flower checkout through the same
+ * Flower beside celery-autopilot: puts a Flower checkout through the same
  * generated event stream as throughput.mjs / tasks-store.mjs and measures
  *  1. cpu: Flower's CPU-seconds per 100k events, paced (the generator at --rate);
  *  2. latency: p50/p99 of its GET /api/tasks?limit=100 and GET /api/task/info/<id> while the

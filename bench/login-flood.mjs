@@ -2,7 +2,7 @@
 /* global console, process, Buffer */
 /**
  * Login latency under a flood: how long a real user's first basic-auth login takes while one
- * other client keeps 300 bad logins in flight (issue 8 finding 2).
+ * other client keeps 300 bad logins in flight.
  *
  *   node bench/login-flood.mjs                         # this checkout, 300 in flight, 8 real logins
  *   node bench/login-flood.mjs --repo /path/to/other   # the same against another checkout (e.g. main)

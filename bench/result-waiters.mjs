@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /* global console, fetch, AbortSignal, setTimeout, clearTimeout */
 /**
- * What waiting result requests cost the result backend (issue 16, finding 5): W requests
+ * What waiting result requests cost the result backend: W requests
  * `GET /api/task/result/<id>?timeout=T` for ids that never get a result, all at once, and the
  * commands per second the result backend's Redis executes while they wait. The result backend
  * is a redis-server of the benchmark's own (started on a free port, stopped by its PID), so its
@@ -100,7 +100,7 @@ async function main() {
   });
   try {
     // One request first opens the backend connection, so the waits measure polling alone (on a
-    // service before issue 16's finding 6, concurrent first requests raced to connect and 499 of
+    // service before the backend connection was shared, concurrent first requests raced to connect and 499 of
     // 500 failed: --cold shows it).
     if (!opts.cold)
       await (await fetch(`${exporter.baseUrl}/api/task/result/${randomUUID()}`, { headers: { Authorization: `Bearer ${token}` } })).text();

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /* global console, fetch, AbortSignal, Buffer */
 /**
- * The heaviest task list the API allows, served while /-/healthy is asked (issue 16, finding 3):
+ * The heaviest task list the API allows, served while /-/healthy is asked:
  * a store of 50 000 failed tasks, each with Celery's longest reprs (args, kwargs and exception
  * of 1 000 characters, a traceback of 8 000), and several operators (who see payloads) asking in
  * parallel for the heaviest page: limit=1000 at the end of the store (so every hit is sorted), a

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /* global console, fetch, AbortSignal */
 /**
- * Task search over hostile kwargs (issue 16, finding 1): how long an operator's ordinary
+ * Task search over hostile kwargs: how long an operator's ordinary
  * `kwargs:user=ann` search takes when a Celery client has planted a kwargs repr holding a run of
  * N backslashes as the second string of a list (Windows paths: the repr
  * `{'user': 'ann', 'paths': ['C:\\tmp', 'C:\\\\…']}`), and how long `/-/healthy` waits meanwhile.

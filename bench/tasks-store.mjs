@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /* global console, process, gc, fetch */
 /**
- * Task store benchmark (issue 11's figures):
+ * Task store benchmark:
  *  1. memory: bytes per kept task, in this process with --expose-gc, for 10k and 100k kept tasks
  *     built from realistic events (received/started/succeeded), and 200k tasks through a store of
  *     10k (bounded: about the 10k figure);

@@ -18,7 +18,7 @@ export interface SamplerParts {
   readonly queues: { collect(now?: number): Promise<QueueSample[]> };
 }
 
-/** One hour at 10 s: what the overview charts show (issue 18: "1 h at 10 s"). */
+/** One hour at 10 s: what the overview charts show. */
 export const HISTORY_STEP_MS = 10_000;
 export const HISTORY_POINTS = 360;
 

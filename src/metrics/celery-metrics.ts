@@ -151,7 +151,7 @@ export class CeleryMetrics {
    * family has a collect() of its own: prom-client renders families concurrently (Promise.all
    * over each family's get()), so a family filled by another family's async collect() is read
    * before that collect finishes, and showed the previous scrape next to a fresh `worker_up`
-   * (issue 22). All of them (the autoscaling signals too) are set together, synchronously, from one reading. Scrapes that arrive
+   * (one scrape, two moments). All of them (the autoscaling signals too) are set together, synchronously, from one reading. Scrapes that arrive
    * while a sample is being taken share it: one broker read, the same figures.
    */
   prepare(): Promise<void> {

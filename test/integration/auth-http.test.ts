@@ -318,7 +318,7 @@ describe('failed-login throttle (3 failures per 60 s)', () => {
     expect((await getFrom('127.0.0.2', whoami(), basic('victor', PASSWORDS.victor))).status).toBe(200);
   });
 
-  // Issue 8 finding 3 changed this on purpose: failures in a user's name from elsewhere no longer
+  // Changed on purpose by the security review: failures in a user's name from elsewhere no longer
   // lock the user out. The username backs off for clients that have failed themselves; the right
   // password from a client that has not failed is never refused.
   it('per username: failures from several IPs slow that name down for failing clients, never lock the real user out', async () => {
@@ -330,7 +330,7 @@ describe('failed-login throttle (3 failures per 60 s)', () => {
     clock.advance(61_000);
   });
 
-  // Issue 8 finding 3 changed this on purpose: a valid token is never throttled by failures.
+  // Changed on purpose by the security review: a valid token is never throttled by failures.
   it('wrong bearer tokens count against the client, but a valid token is never throttled', async () => {
     for (let i = 0; i < 3; i++) expect((await getFrom('127.0.0.8', whoami(), bearer(WRONG_TOKEN))).status).toBe(401);
     expect((await getFrom('127.0.0.8', whoami(), bearer(WRONG_TOKEN))).status).toBe(429);

@@ -8,7 +8,7 @@ import { uniqueId } from '../support/isolation.js';
 import { waitFor } from '../support/exporter.js';
 
 /**
- * Issue 19's buttons in Chromium against a real worker on Redis, walked as a viewer (none of
+ * The task and queue action buttons in Chromium against a real worker on Redis, walked as a viewer (none of
  * them), an operator (re-run, edit and re-run, re-run all matching) and an admin (purge behind
  * the typed queue name); the worker page's Config, System and failed/retried counts.
  */

@@ -13,7 +13,7 @@ import { REPO_ROOT, finiteValues, interpolate, startPrometheus, type QueryData, 
  * celery-mixin (celery-exporter's own dashboards) on this exporter: its 71 panel queries, run on a
  * real Prometheus scraping us while a real Celery worker runs an ordinary workload — successes,
  * failures, a retry, nothing revoked or rejected. celery-exporter shows data in all 71 there
- * because it starts every counter of a task series at 0; so must we (issue 9 item 2).
+ * because it starts every counter of a task series at 0; so must we.
  */
 
 interface MixinQuery {

@@ -12,7 +12,7 @@ import { describeCommands, startPidboxSpy, type PidboxSpy } from '../support/pid
 import { metricValue } from '../support/prom.js';
 
 /**
- * Issue 8's remediation hardening against the real service (real RabbitMQ, a real Celery worker,
+ * Remediation hardening against the real service (real RabbitMQ, a real Celery worker,
  * real HTTP): label-driven targets constrained by target.allow, a rule whose quoted number is
  * converted at load, and the in-memory audit and state bounded by size.
  */

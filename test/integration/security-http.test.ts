@@ -9,7 +9,7 @@ import { createVhost, uniqueId } from '../support/isolation.js';
 import { basicAuth, freePort, send, startSecureService, type SecureService } from '../support/secure-service.js';
 
 /**
- * Issue 8, against the real service on a real broker (its own RabbitMQ vhost), over real HTTP:
+ * The security review, against the real service on a real broker (its own RabbitMQ vhost), over real HTTP:
  * each test reproduces an attack from the security review and fails on the code before the fix.
  */
 

@@ -8,7 +8,7 @@ import { isolatedBroker, type BrokerUnderTest } from '../support/exporter-scenar
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 
 /**
- * Issue 16, finding 1, against the real service in a process of its own on a real Redis: a
+ * Task search over hostile text, against the real service in a process of its own on a real Redis: a
  * Celery client plants hostile kwargs and args (runs of backslashes in a list, as Windows paths
  * and escaped JSON give, and 100 000 characters of backslashes, quotes and brackets through
  * Celery's own argsrepr/kwargsrepr options), then an operator runs every search operator. On the

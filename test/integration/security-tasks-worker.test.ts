@@ -10,7 +10,7 @@ import { waitFor } from '../support/exporter.js';
 import { TaskApiRig, type Caller } from '../support/task-api-scenarios.js';
 
 /**
- * Issue 16 against the real service on a real Redis with real Celery 5.2.6 workers: each test
+ * The task half's security against the real service on a real Redis with real Celery 5.2.6 workers: each test
  * reproduces a finding of the review and fails on the code before its fix. The payload role is
  * admin here, so operators and viewers both stand for callers who must not see task arguments.
  */

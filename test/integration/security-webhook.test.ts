@@ -12,7 +12,7 @@ import { REPO_ROOT } from '../support/prometheus.js';
 import { basicAuth, send, startSecureService, type SecureService } from '../support/secure-service.js';
 
 /**
- * Issue 8 findings 1, 6 and 9 on the Alertmanager receiver of the real service (real broker,
+ * The security review's findings on the Alertmanager receiver of the real service (real broker,
  * real HTTP): each test reproduces the review's attack and fails on the code before the fix.
  */
 

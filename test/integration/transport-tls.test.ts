@@ -18,7 +18,7 @@ import {
 import { RecordingObserver, RecordingSink } from '../support/transport-conformance.js';
 
 /**
- * Managed-broker TLS (issue 9 item 7) against real endpoints made here: RabbitMQ behind stunnel
+ * Managed-broker TLS (broker_tls) against real endpoints made here: RabbitMQ behind stunnel
  * (amqps://) and a redis-server of its own with a TLS port (rediss://), both presenting a
  * certificate for `broker.test` signed by a CA made at test time and requiring a client
  * certificate. Celery workers reach the same broker over plain TCP; the exporter only over TLS.

@@ -172,7 +172,7 @@ export function describeControlOnRealWorkers(kind: 'amqp' | 'redis'): void {
     });
 
     it('pool_shrink by 50 of an idle 3-process worker leaves it 1 process and says 3 → 1; at 1 nothing more is sent', async () => {
-      // billiard would remove all three and then answer "All processes busy!" (issue 19).
+      // billiard would remove all three and then answer "All processes busy!".
       const mark = transport.published.length;
       const shrunk = await client.run('pool_shrink', { n: 50 }, { workers: [three.nodename] }, { confirm: true });
       expect(shrunk.results, logTail(three)).toEqual([

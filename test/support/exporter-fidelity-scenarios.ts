@@ -11,7 +11,7 @@ import { alertRulesWith, startPrometheus, type RunningPrometheus } from './prome
 /**
  * Names promtool's linter flags that stay on purpose: prom-client's default gauges carry a
  * `_total` suffix (the standard Node.js dashboards read those names), and celery-exporter's
- * per-queue gauges end in `_count` (product contract 1: its dashboards and alerts read them).
+ * per-queue gauges end in `_count` (its dashboards and alerts read them).
  * Anything else promtool reports is a failure.
  */
 const PROMTOOL_KNOWN = [
@@ -102,7 +102,7 @@ class Rig {
 }
 
 /**
- * Issue 9 items 1, 2 and 4 on one broker, with real Celery 5.2.6 workers: a queue outlives its
+ * Fidelity to celery-exporter on one broker, with real Celery 5.2.6 workers: a queue outlives its
  * SIGKILLed worker (and real Prometheus fires the shipped CeleryQueueNoWorkers), counters start
  * at zero so increase() sees the first revocation, and a worker started without -E is counted
  * exactly once enable_events reaches it.

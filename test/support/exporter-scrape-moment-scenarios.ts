@@ -24,7 +24,7 @@ function throughProxy(broker: BrokerUnderTest, proxyPort: number): string[] {
 }
 
 /**
- * Issue 22 on one broker, with a real Celery 5.2.6 worker: its only consumer of a queue is
+ * One scrape, one moment, on one broker, with a real Celery 5.2.6 worker: its only consumer of a queue is
  * SIGKILLed while tasks keep arriving and the broker answers the exporter ~2 s late (a TCP proxy
  * holds back every byte from the broker, so each depth read takes that long). In the very first
  * scrape that shows the worker down, and in every scrape after it, the queue has 0 workers, 0

@@ -284,7 +284,7 @@ export function describeHttpControl(kind: 'amqp' | 'redis'): void {
         });
         await waitForProcesses(main, 3);
 
-        // The answer now says what happens to the pool (issue 19), after Flower's words.
+        // The answer says what happens to the pool, after Flower's words.
         const shrunk = await post(`/api/worker/pool/shrink/${w(main.nodename)}`, { form: { n: '1' } });
         expect(shrunk).toMatchObject({
           status: 200,

@@ -38,7 +38,7 @@ export function metricValue(samples: Sample[], name: string, match: Record<strin
 }
 
 /**
- * What issue 22 compares in one scrape: a worker's `celery_worker_up` and its queue's worker,
+ * What one scrape must show from one moment: a worker's `celery_worker_up` and its queue's worker,
  * process and consumer counts and length (undefined where the scrape has no such series).
  */
 export function workerAndQueueFigures(samples: Sample[], hostname: string, queue: string) {

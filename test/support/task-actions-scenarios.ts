@@ -5,7 +5,7 @@ import { waitFor } from './exporter.js';
 import { TaskApiRig } from './task-api-scenarios.js';
 
 /**
- * Issue 19's task and queue actions on one broker, end to end with a real Celery 5.2.6 worker:
+ * Task and queue actions on one broker, end to end with a real Celery 5.2.6 worker:
  * re-run (as is and edited, refusals), bulk re-run and revoke by filter, and queue purge. One
  * service and one worker for the whole suite.
  */

@@ -19,7 +19,7 @@ export function describeTaskSubmitApi(kind: 'amqp' | 'redis'): void {
     const post = (path: string, json?: unknown, as: 'operator' | 'viewer' = 'operator') => rig.call('POST', path, as, json);
 
     beforeAll(async () => {
-      // Submission is off unless configured (issue 16): these tests send Flower-style as an
+      // Submission is off unless configured (tasks.submit): these tests send Flower-style as an
       // operator to any queue, so they allow exactly that.
       await rig.start({
         tasks: { result_backend: RESULT_BACKEND, submit: { allow: ['tasks.*'], role: 'operator', create_missing_queues: true } },

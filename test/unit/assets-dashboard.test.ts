@@ -32,7 +32,7 @@ const REMEDIATION_METRICS = [
   'celery_autopilot_control_commands_total',
 ];
 
-/** The Celery families of product contract 1 (celery-exporter's names), with their prefix. */
+/** The Celery families celery-exporter's dashboards and alerts read (its names), with their prefix. */
 const CONTRACT_METRICS = [
   'celery_task_sent_total',
   'celery_task_received_total',

@@ -323,7 +323,7 @@ describe('docker-compose.yml', () => {
 
 describe('one scrape job name for the exporter', () => {
   // The shipped rules select job="celery-autopilot": a Prometheus that scrapes the exporter under
-  // another name loads them, passes promtool and never fires (issue 16, finding 10).
+  // another name loads them, passes promtool and never fires.
   it('every job matcher of the alert rules is the documented scrape job, and its absence is an alert', () => {
     // Comments aside: the header shows how to rename the job with sed.
     const rules = read('alertmanager/celery-alerts.rules.yml').replace(/^\s*#.*$/gm, '');

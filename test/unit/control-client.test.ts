@@ -444,7 +444,7 @@ describe('ControlClient', () => {
   });
 });
 
-describe('pool_shrink is bounded by each worker’s live pool (issue 19)', () => {
+describe('pool_shrink is bounded by each worker’s live pool', () => {
   const stats = (processes: number) => ({
     pool: { processes: Array.from({ length: processes }, (_, i) => 100 + i), 'max-concurrency': processes },
   });

@@ -82,7 +82,7 @@ describe('task events become celery-exporter metrics', () => {
     expect(metricValue(m, 'celery_task_queue_wait_time_sum', labels)).toBeCloseTo(2.5);
   });
 
-  it('task-sent series exist only under the client label, in every task_sent_hostname mode (issue 22)', async () => {
+  it('task-sent series exist only under the client label, in every task_sent_hostname mode', async () => {
     for (const [mode, client] of [
       ['generic', 'generic'],
       ['host', 'client'],

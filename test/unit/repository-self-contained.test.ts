@@ -72,6 +72,17 @@ describe('the repository is self-contained', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('no file cites an issue or a contract kept outside the repository (say what, not which ticket)', () => {
+    // Built from pieces so that this file does not match itself.
+    const ticket = new RegExp(`\\b${'iss' + 'ue'} \\d+|${'product' + ' contract'}`, 'i');
+    const offenders = scannedFiles().flatMap((file) => {
+      const lines = readFileSync(file, 'utf8').split('\n');
+      const index = lines.findIndex((l) => ticket.test(l));
+      return index < 0 ? [] : [`${path.relative(REPO_ROOT, file)}:${index + 1}: ${lines[index]!.trim()}`];
+    });
+    expect(offenders).toEqual([]);
+  });
+
   it('reads its captures from inside the repository', () => {
     expect(path.relative(REPO_ROOT, FIXTURES_DIR)).toBe(path.join('test', 'fixtures', 'captures'));
     expect(statSync(path.join(FIXTURES_DIR, 'celery-5.2.6')).isDirectory()).toBe(true);

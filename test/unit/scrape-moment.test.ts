@@ -10,7 +10,7 @@ import type { BrokerTransport, QueueDepth } from '../../src/transport/transport.
 import { metricValue, parseMetrics, workerAndQueueFigures as figures, type Sample } from '../support/prom.js';
 
 /**
- * One scrape, one moment (issue 22): worker liveness, the per-queue worker / process / consumer
+ * One scrape, one moment: worker liveness, the per-queue worker / process / consumer
  * counts and the queue depth come from one reading, whatever order prom-client renders the
  * families in and however long the broker takes to answer the depth read. The broker is a fake
  * whose depth reads the test answers by hand; everything else is the real service.

@@ -33,7 +33,7 @@ describe('task series exposition', () => {
     expect(metricValue(m, 'celery_task_runtime_bucket', { le: '+Inf' })).toBe(3);
     expect(metricValue(m, 'celery_task_runtime_count')).toBe(3);
     expect(metricValue(m, 'celery_task_runtime_sum')).toBeCloseTo(5.55);
-    // Issue 9 item 2: a worker event zero-initialises the other counter families (celery-exporter's
+    // A worker event zero-initialises the other counter families (celery-exporter's
     // rule); histograms with nothing observed still show no series.
     expect(metricValue(m, 'celery_task_revoked_total', { name: 't', hostname: 'w@h', queue_name: 'q' })).toBe(0);
     expect(m.some((x) => x.name === 'celery_task_queue_wait_time_count')).toBe(false);
@@ -101,7 +101,7 @@ describe('zero-initialisation (celery-exporter: the other counters of a combinat
     for (const f of FAMILIES.filter((f) => f !== 'sent'))
       expect(metricValue(m, `celery_task_${f}_total`, { name: 't', hostname: 'w@h', queue_name: 'q' }), f).toBe(f === 'received' ? 1 : 0);
     expect(metricValue(m, 'celery_task_failed_total', { name: 't', hostname: 'w@h', queue_name: 'q', exception: '' })).toBe(0);
-    // Issue 22: task-sent is counted under the client's label, never a worker's; a zero there could never move.
+    // task-sent is counted under the client's label, never a worker's; a zero there could never move.
     expect(m.filter((x) => x.name === 'celery_task_sent_total').map((x) => x.labels.hostname)).toEqual(['generic']);
   });
 

@@ -5,7 +5,7 @@ import { parseSearch } from '../../src/tasks/task-query.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
 
 /**
- * Issue 16, finding 1: every search operator over task text a Celery client chose to be hostile
+ * Every search operator over task text a Celery client chose to be hostile
  * (long runs of backslashes, quotes and brackets, 100 000 characters) must finish and answer
  * right. The kwargs:key=value search once used a backtracking regular expression that took
  * 38 s on 44 backslashes and never finished on 60: this file would hang on it.
