@@ -4,7 +4,7 @@
  *
  *   node_modules/.bin/tsx scripts/console-screenshots.ts
  *
- * Writes docs/console-{workers,worker,tasks,task,queues,remediation}.png.
+ * Writes docs/console-{overview,overview-dark,overview-phone,workers,worker,tasks,tasks-phone,task,task-retried,queues,remediation}.png.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,15 @@ try {
   );
   await postWebhook(exporter.url, notification([{ labels: { alertname: 'HostBusy', hostname: workers[0]!.nodename } }]), TOKEN);
   await waitFor('the failed task to be known', () => (exporter.service.taskStore!.get(ids[12]!)?.state === 'FAILURE' ? true : undefined));
+  // The overview's charts need a few readings (one per 10 s): keep some work flowing for 40 s.
+  for (let round = 0; round < 4; round++) {
+    await sendTasks(celery, [
+      ...Array.from({ length: 10 + 4 * round }, (_, i) => ({ name: 'tasks.add', args: [i, round] })),
+      { name: 'tasks.fail_with', args: ['payment provider timed out after 30 s'] },
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+  }
+  await exporter.service.sampler.sample();
 
   const page = await signIn(await rig.browser.newPage(), exporter.url, 'olga', rig.passwords.olga);
   await page.setViewportSize({ width: 1480, height: 860 });
@@ -63,7 +72,16 @@ try {
     await page.screenshot({ path: file, fullPage });
     console.log(file);
   };
-  await shoot('/ui', 'workers');
+  await shoot('/ui', 'overview');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shoot('/ui', 'overview-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shoot('/ui', 'overview-phone', true);
+  await shoot('/ui/tasks', 'tasks-phone');
+  await page.setViewportSize({ width: 1480, height: 860 });
+  await shoot(`/ui/tasks/${ids[14]!}`, 'task-retried', true);
+  await shoot('/ui/workers', 'workers');
   await shoot(`/ui/workers/${encodeURIComponent(workers[0]!.nodename)}`, 'worker', true);
   await shoot('/ui/tasks', 'tasks');
   await shoot(`/ui/tasks/${ids[12]!}`, 'task', true);

@@ -15,6 +15,8 @@ export interface Line {
   scale?: number;
   /** CSS class giving the stroke colour: ok, bad, warn, or s0…s5. */
   tone: string;
+  /** The figure the legend shows; by default the latest reading (scaled). */
+  now?: number;
 }
 
 const W = 600;
@@ -42,7 +44,7 @@ export function shortNumber(v: number): string {
 }
 
 /** The path of one series: a new sub-path after every gap (NaN), so missing readings are not bridged. */
-function pathOf(values: Float32Array, scale: number, x: (i: number) => number, y: (v: number) => number): string {
+function pathOf(values: Float32Array, scale: number, x: (i: number) => number, y: (v: number) => number, digits = 1): string {
   let d = '';
   let pen = false;
   for (let i = 0; i < values.length; i++) {
@@ -51,7 +53,7 @@ function pathOf(values: Float32Array, scale: number, x: (i: number) => number, y
       pen = false;
       continue;
     }
-    d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)} ${y(v * scale).toFixed(1)}`;
+    d += `${pen ? 'L' : 'M'}${+x(i).toFixed(digits)} ${+y(v * scale).toFixed(digits)}`;
     pen = true;
   }
   return d;
@@ -94,7 +96,8 @@ export function lineChart(o: { id: string; title: string; unit: string; lines: L
     (l) => html`<path class="line ${l.tone}" d="${pathOf(l.series!.values, l.scale ?? 1, x, y)}"><title>${l.label}</title></path>`,
   );
   const legend = o.lines.map(
-    (l) => html`<li><span class="swatch ${l.tone}"></span>${l.label} <strong>${shortNumber(latest(l.series, l.scale))}</strong></li>`,
+    (l) =>
+      html`<li><span class="swatch ${l.tone}"></span>${l.label} <strong>${shortNumber(l.now ?? latest(l.series, l.scale))}</strong></li>`,
   );
   const hasData = lines.some((l) => l.series!.values.some((v) => !Number.isNaN(v)));
   return html`<figure class="chart" id="${o.id}"><figcaption>${o.title} <span class="muted">${o.unit}, last hour</span></figcaption>
@@ -102,10 +105,34 @@ ${hasData ? html`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-labe
 <ul class="legend">${legend}</ul></figure>`;
 }
 
+/**
+ * The values averaged over buckets of `size` readings (NaN readings skipped; a bucket of none is
+ * NaN): a sparkline 90 px wide needs 60 points, not 360, and a page of 200 workers draws 400.
+ */
+export function downsample(values: Float32Array, size: number): Float32Array {
+  const out = new Float32Array(Math.ceil(values.length / size));
+  for (let b = 0; b < out.length; b++) {
+    let sum = 0;
+    let n = 0;
+    for (let i = b * size; i < Math.min(values.length, (b + 1) * size); i++) {
+      const x = values[i]!;
+      if (!Number.isNaN(x)) {
+        sum += x;
+        n++;
+      }
+    }
+    out[b] = n ? sum / n : Number.NaN;
+  }
+  return out;
+}
+
+/** Readings per sparkline point: one a minute at 10 s steps. */
+const SPARK_BUCKET = 6;
+
 /** A tiny line for a table cell (workers list, queues page): no axes, its maximum in the title. */
 export function sparkline(series: HistorySeries | undefined, tone: string, label: string, scale = 1): Html {
   if (!series) return html``;
-  const v = series.values;
+  const v = downsample(series.values, SPARK_BUCKET);
   let max = 0;
   for (const x of v) if (!Number.isNaN(x)) max = Math.max(max, x * scale);
   const top = niceCeiling(max);
@@ -116,6 +143,7 @@ export function sparkline(series: HistorySeries | undefined, tone: string, label
     scale,
     (i) => (v.length <= 1 ? 0 : (i / (v.length - 1)) * w),
     (y) => 1 + (1 - y / top) * (h - 2),
+    0,
   );
   return html`<svg class="spark" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${label}"><title>${label}, last hour (max ${shortNumber(max)})</title><path class="line ${tone}" d="${d}"/></svg>`;
 }

@@ -40,7 +40,7 @@ export const WORKER_STATE_TITLE: Record<WorkerState, string> = {
 export function healthBanner(health: ClusterHealth, hidden: number, nowMs: number): Html {
   if (!health.connected) {
     return html`<p class="banner bad" role="alert" id="broker-banner"><strong>Broker unreachable</strong>${health.since !== undefined ? html` since ${isoTime(health.since)} (${age(health.since, nowMs)} ago)` : ''}, reconnecting (${health.reconnects} attempts so far)${health.lastError ? html`: <span class="mono">${health.lastError}</span>` : ''}.
-${hidden > 0 ? html` ${hidden} worker${hidden === 1 ? '' : 's'} that ${hidden === 1 ? 'was' : 'were'} up show as <em>unknown</em>, not down: their heartbeats cannot arrive until the broker is back.` : ''}</p>`;
+${hidden > 0 ? html` ${hidden} worker${hidden === 1 ? '' : 's'} that ${hidden === 1 ? 'was up shows' : 'were up show'} as <em>unknown</em>, not down: their heartbeats cannot arrive until the broker is back.` : ''}</p>`;
   }
   if (!health.subscribed)
     return html`<p class="banner warn" role="status" id="broker-banner">Broker connected, event subscription not yet confirmed.</p>`;

@@ -25,6 +25,8 @@ export interface OverviewData {
 /** Increases per 10 s step, shown per minute. */
 const PER_MINUTE = 6;
 const TONES = ['s0', 's1', 's2', 's3', 's4', 's5'];
+/** Workers the overview lists (up first); the workers page has them all. */
+const OVERVIEW_WORKERS = 25;
 
 const tile = (label: string, value: Html | string | number, tone = '', note: Html | string = '') =>
   html`<div class="tile ${tone}"><span class="tile-value">${value}</span><span class="tile-label">${label}</span>${note ? html`<span class="tile-note">${note}</span>` : ''}</div>`;
@@ -107,11 +109,11 @@ ${tile('last event', eventAge ? `${eventAge} ago` : 'none yet', eventAge === und
 ${lineChart({
   id: 'chart-tasks',
   title: 'Tasks',
-  unit: 'per minute',
+  unit: 'per minute (legend: the last minute)',
   lines: [
-    { label: 'succeeded', series: g('succeeded'), scale: PER_MINUTE, tone: 'ok' },
-    { label: 'failed', series: g('failed'), scale: PER_MINUTE, tone: 'bad' },
-    { label: 'retried', series: g('retried'), scale: PER_MINUTE, tone: 'warn' },
+    { label: 'succeeded', series: g('succeeded'), scale: PER_MINUTE, tone: 'ok', now: recentSum(g('succeeded'), 6) },
+    { label: 'failed', series: g('failed'), scale: PER_MINUTE, tone: 'bad', now: recentSum(g('failed'), 6) },
+    { label: 'retried', series: g('retried'), scale: PER_MINUTE, tone: 'warn', now: recentSum(g('retried'), 6) },
   ],
 })}
 ${lineChart({ id: 'chart-queues', title: 'Messages waiting', unit: 'per queue', lines: queueLines, empty: 'no queue known yet' })}
@@ -132,7 +134,7 @@ ${healthBanner(health, unknown, nowMs)}
 ${tiles}
 ${charts}
 <h2>Workers</h2>
-${workersTable(ctx, { registry: workers, history, health, nowMs })}
+${workersTable(ctx, { registry: workers, history, health, nowMs }, OVERVIEW_WORKERS)}
 <div class="grid"><section><h2>Failing in the last hour</h2>${topFailures(ctx, d.tasks, nowMs)}</section>
 <section><h2>Latest remediation decisions</h2>${decisionsList(ctx, d.decisions, d.killSwitch)}</section></div>
 </div>`;

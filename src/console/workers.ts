@@ -44,13 +44,14 @@ export interface WorkersView {
   nowMs: number;
 }
 
-/** The workers table, up ones first, as the workers page and the overview show it. */
-export function workersTable(ctx: ConsoleContext, v: WorkersView): Html {
+/** The workers table, up ones first, as the workers page and (its first `limit`) the overview show it. */
+export function workersTable(ctx: ConsoleContext, v: WorkersView, limit = Infinity): Html {
   const { registry, history, health, nowMs } = v;
   const order: Record<WorkerState, number> = { up: 0, unknown: 1, down: 2 };
-  const workers = [...registry.all()]
+  const all = [...registry.all()]
     .map((w) => ({ w, state: workerState(registry, w, health, nowMs) }))
     .sort((a, b) => order[a.state] - order[b.state] || a.w.hostname.localeCompare(b.w.hostname));
+  const workers = all.slice(0, limit);
   const row = ({ w, state }: { w: WorkerRecord; state: WorkerState }) => {
     const s = history.workerSeries(w.hostname);
     const succeeded = windowSum(s.succeeded);
@@ -71,7 +72,8 @@ export function workersTable(ctx: ConsoleContext, v: WorkersView): Html {
   return html`<div class="scroll"><table id="workers" class="compact"><thead><tr><th>worker</th><th>status</th><th class="num">pool</th><th class="num">active</th><th class="num" title="tasks the worker processed since it started (its own count)">processed</th>
 <th class="num" title="last hour">succeeded</th><th class="num" title="last hour">failed</th><th class="num" title="last hour">retried</th><th class="num" title="failed ÷ (succeeded + failed), last hour">fail rate</th>
 <th title="succeeded (green) and failed (red) per minute, last hour">last hour</th><th class="num">load 1/5/15</th><th>queues</th><th class="num">heartbeat</th></tr></thead>
-<tbody>${rowsOr(workers.map(row), 13, 'no worker seen yet: workers must run with -E (task events) to appear')}</tbody></table></div>`;
+<tbody>${rowsOr(workers.map(row), 13, 'no worker seen yet: workers must run with -E (task events) to appear')}</tbody></table></div>
+${all.length > workers.length ? html`<p><a href="${ctx.href('/ui/workers')}">all ${all.length} workers</a></p>` : ''}`;
 }
 
 /** Every worker the exporter knows, with the last hour's outcomes. Refreshes itself while "live" is ticked. */

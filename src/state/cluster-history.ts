@@ -3,7 +3,7 @@
  * can draw charts without Prometheus. Not on the event path: a timer records one reading per step
  * from counters and gauges the service keeps anyway (cumulative task counts per worker, queue
  * depths, workers up), so an event costs nothing more. Counters are stored as the increase over
- * the step, gauges as read; a step with no reading (the process was busy, or just started) is NaN
+ * the step (from 0 at the process start), gauges as read; a step with no reading (the process was busy, or just started) is NaN
  * and drawn as a gap.
  *
  * Memory is a Float32Array of `points` per series: one per global line, two per queue (depth,
@@ -148,11 +148,15 @@ export class ClusterHistory {
     if (ring) this.#write(ring, step, value);
   }
 
-  /** The increase since the last reading; NaN for the first, 0 when a counter went back (its series was removed). */
+  /**
+   * The increase since the last reading; 0 when a counter went back (its series was removed).
+   * Counters start at 0 with the process, and a worker's with its first task event, so a
+   * counter's first reading is all increase since then (at most one step before it).
+   */
   #counter(key: string, kind: Kind, step: number, total: number): void {
     const ring = this.#ring(key, kind, step);
     if (!ring) return;
-    const increase = ring.lastTotal === undefined ? Number.NaN : Math.max(0, total - ring.lastTotal);
+    const increase = Math.max(0, total - (ring.lastTotal ?? 0));
     ring.lastTotal = total;
     // Two readings in one step (a timer that fired late, then on time) add up.
     const earlier = ring.lastStep === step ? ring.values[step % this.options.points]! : Number.NaN;

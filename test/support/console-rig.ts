@@ -31,7 +31,8 @@ export async function startConsoleRig(
   kind: 'amqp' | 'redis',
   suite: string,
   config: Record<string, unknown> = {},
-  argv: string[] = [],
+  /** Extra flags, after the config (the last of a repeated flag wins): e.g. the broker through a proxy. */
+  argv: string[] | ((broker: BrokerUnderTest) => string[]) = [],
 ): Promise<ConsoleRig> {
   const broker = await isolatedBroker(kind, suite);
   const configDir = await mkdtemp(path.join(tmpdir(), `${suite}-`));
@@ -42,7 +43,7 @@ export async function startConsoleRig(
   const { auth, ...rest } = config as { auth?: Record<string, unknown> };
   await writeFile(configFile, stringify({ auth: { users, ...auth }, audit: { file: '' }, ...rest }));
   const [exporter, browser] = await Promise.all([
-    startExporter([...broker.exporterArgs, '--config', configFile, ...argv]),
+    startExporter([...broker.exporterArgs, '--config', configFile, ...(typeof argv === 'function' ? argv(broker) : argv)]),
     launchBrowser(),
   ]);
   const passwords = Object.fromEntries(Object.entries(CONSOLE_USERS).map(([u, { password }]) => [u, password])) as Record<

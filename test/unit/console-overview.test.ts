@@ -39,12 +39,12 @@ const ctx: ConsoleContext = {
 const healthy: ClusterHealth = { connected: true, subscribed: true, reconnects: 0, lastEventAtMs: T0, eventsDropped: 0 };
 
 describe('cluster history ring', () => {
-  it('stores counters as the increase per step (the first reading has none) and gauges as read', () => {
+  it('stores counters as the increase per step (from 0 at the process start) and gauges as read', () => {
     const h = history(4);
     h.record(reading({ succeeded: 100, workersUp: 2 }), T0);
     h.record(reading({ succeeded: 130, workersUp: 3 }), T0 + STEP);
     h.record(reading({ succeeded: 131, workersUp: 3 }), T0 + 2 * STEP);
-    expect(values(h, 'succeeded')).toEqual([NaN, NaN, 30, 1]);
+    expect(values(h, 'succeeded')).toEqual([NaN, 100, 30, 1]);
     expect(values(h, 'workers_up')).toEqual([NaN, 2, 3, 3]);
     expect(h.series('succeeded')!.startMs).toBe(T0 - STEP);
   });
@@ -144,7 +144,7 @@ describe('broker status and worker state during a broker outage', () => {
     expect([state('celery@up', healthy), state('celery@later', healthy)]).toEqual(['down', 'down']);
     const banner = healthBanner({ ...outage, lastError: 'connect ECONNREFUSED' }, 1, clock.nowMs()).text;
     expect(banner).toContain('Broker unreachable');
-    expect(banner).toContain('1 worker that was up show as <em>unknown</em>');
+    expect(banner).toContain('1 worker that was up shows as <em>unknown</em>');
     const page = workersPage(ctx, { registry, history: history(), health: outage, nowMs: clock.nowMs() });
     expect(page).toMatch(/data-worker="celery@later"[\s\S]*?state-unknown/);
   });
