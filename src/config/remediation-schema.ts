@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { Secret } from './secret.js';
 
-/** The actions that stay off unless allow_dangerous_actions lists them (revoke_terminate: revoke with terminate). */
-export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate'] as const;
+/**
+ * The actions that stay off unless allow_dangerous_actions lists them (revoke_terminate: revoke
+ * with terminate; purge_queue: the remediation action that empties a queue, messages lost).
+ */
+export const DANGEROUS = ['shutdown', 'pool_restart', 'revoke_terminate', 'purge_queue'] as const;
 export type DangerousAction = (typeof DANGEROUS)[number];
 
 /**
@@ -25,7 +28,7 @@ export const remediationSchema = z
     allow_dangerous_actions: z
       .array(z.enum(DANGEROUS))
       .default([])
-      .describe('shutdown, pool_restart and revoke_terminate stay off unless listed here.'),
+      .describe('shutdown, pool_restart, revoke_terminate and purge_queue stay off unless listed here.'),
     max_actions: z
       .object({
         count: z.number().int().min(1).max(100_000).describe('Actions at most per window, across all rules.'),

@@ -11,6 +11,7 @@ const VERBS: Readonly<Record<string, string>> = {
   pool_restart: 'restart the pool of',
   shutdown: 'shut down',
   scale_deployment: 'scale',
+  purge_queue: 'purge (every message lost)',
 };
 
 /** "1 h", "5 min", "30 s". */
@@ -41,6 +42,7 @@ function target(r: RuleSpec): string {
       : `the workers consuming the queue in its ${t.queue_label} label${allow}`;
   if (t.worker_label !== undefined) return `the worker named in its ${t.worker_label} label${allow}`;
   if (t.pattern !== undefined) return `the workers matching ${t.pattern}${allow}`;
+  if (t.queue !== undefined) return `the queue ${t.queue}`;
   return `the Deployment ${t.deployment ?? ''}${t.namespace ? ` in ${t.namespace}` : ''}`;
 }
 

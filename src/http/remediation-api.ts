@@ -174,7 +174,7 @@ function proposalRoutes(router: Router, deps: RemediationApiDeps): void {
     }
     const by = describePrincipal(req);
     try {
-      // Approving shutdown, pool_restart or revoke with terminate takes what running it takes: admin.
+      // Approving a dangerous action (dangerOf: shutdown, pool_restart, revoke with terminate, purge_queue) takes what running it takes: admin.
       const pending = remediator.oversight.proposals.list().find((p) => p.id === id);
       if (
         answer === 'approve' &&

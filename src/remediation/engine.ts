@@ -10,6 +10,7 @@ import type { RemediationState } from './state.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 import { KubernetesApiError, KubernetesUnavailableError } from '../kubernetes/client.js';
 import { actOnDeployment } from './deployment-act.js';
+import { actOnQueue } from './queue-act.js';
 import { Oversight } from './oversight.js';
 import { ProposalError, type Proposal } from './proposals.js';
 import type { KubernetesParts } from './deployments.js';
@@ -273,7 +274,11 @@ export class Remediator {
 
   /** Acts, then each safeguard records what it must remember of the act for later decisions. */
   async #act(j: Judgement): Promise<Verdict> {
-    const verdict = isWorkerAction(j.action) ? await this.#command(j) : await actOnDeployment(j, { ...this.#context, sleep: this.#sleep });
+    const verdict = isWorkerAction(j.action)
+      ? await this.#command(j)
+      : j.action === 'purge_queue'
+        ? await actOnQueue(j, this.#context)
+        : await actOnDeployment(j, { ...this.#context, sleep: this.#sleep });
     for (const safeguard of SAFEGUARDS) await safeguard.record?.(j, this.#context);
     return verdict;
   }

@@ -6,6 +6,9 @@ import type { RemediationExecutor, TargetOutcome } from './types.js';
 import { globMatch } from '../glob.js';
 import type { RemediationAction } from './rules.js';
 
+/** A purge is one broker operation; past this the decision fails and the queue is as the broker left it. */
+const PURGE_TIMEOUT_MS = 10_000;
+
 /**
  * Remediation's view of the cluster and its hands: targets come from the live worker registry
  * (queues from `active_queues`), bounds from a fresh `stats`, and commands go through the same
@@ -51,6 +54,10 @@ export class ClusterExecutor implements RemediationExecutor {
       });
     }
     return out;
+  }
+
+  async purgeQueue(queue: string): Promise<number> {
+    return this.transport.purgeQueue(queue, PURGE_TIMEOUT_MS);
   }
 
   async run(action: RemediationAction, args: Record<string, unknown>, workers: string[], keepProcesses?: number): Promise<TargetOutcome[]> {

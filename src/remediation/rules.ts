@@ -7,16 +7,17 @@ import type { DangerousAction } from '../config/remediation-schema.js';
 import type { Alert } from './alertmanager.js';
 import { globMatch } from '../glob.js';
 import { checkTemplate, isTemplated, probeArguments, TemplateError } from './template.js';
+import { checkPurgeRule } from './queue-target.js';
 
 /**
  * The control commands a rule may take: the writing ones (reads make no sense as remediation),
  * as the control layer defines them. The dangerous ones are off unless enabled.
  */
-export const REMEDIATION_ACTIONS = [...WRITE_COMMAND_NAMES, 'scale_deployment'] as const;
+export const REMEDIATION_ACTIONS = [...WRITE_COMMAND_NAMES, 'scale_deployment', 'purge_queue'] as const;
 export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
-/** The Celery control commands among them; scale_deployment goes to Kubernetes (deployments.ts). */
+/** The Celery control commands among them; scale_deployment goes to Kubernetes (deployments.ts), purge_queue to the broker (queue-act.ts). */
 export type WorkerAction = (typeof WRITE_COMMAND_NAMES)[number];
-export const isWorkerAction = (a: RemediationAction): a is WorkerAction => a !== 'scale_deployment';
+export const isWorkerAction = (a: RemediationAction): a is WorkerAction => a !== 'scale_deployment' && a !== 'purge_queue';
 // Declared with the config key that lifts them (config/remediation-schema.ts): config/ never depends on remediation/.
 export type { DangerousAction } from '../config/remediation-schema.js';
 
@@ -56,6 +57,8 @@ const ruleSchema = z
         deployment: z.string().min(1).max(253).optional(),
         /** ...and its namespace; unset: the service account's own namespace (or the kubeconfig context's). */
         namespace: z.string().min(1).max(253).optional(),
+        /** purge_queue: the queue (a name or a template such as "{{ labels.queue_name }}"). */
+        queue: z.string().min(1).max(255).optional(),
         /**
          * Globs the resolved workers must match. Targets read from alert labels are only as
          * trustworthy as whoever can write a series with that label (a Pushgateway, a target with
@@ -65,8 +68,8 @@ const ruleSchema = z
       })
       .strict()
       .refine(
-        (t) => [t.queue_label, t.worker_label, t.pattern, t.deployment].filter((v) => v !== undefined).length === 1,
-        'give exactly one of queue_label, worker_label, pattern, deployment',
+        (t) => [t.queue_label, t.worker_label, t.pattern, t.deployment, t.queue].filter((v) => v !== undefined).length === 1,
+        'give exactly one of queue_label, worker_label, pattern, deployment, queue',
       )
       .refine(
         (t) => t.namespace === undefined || t.deployment !== undefined || t.queue_label !== undefined,
@@ -150,6 +153,10 @@ function checkStepArguments(
   where: string,
   problems: string[],
 ): Record<string, unknown> {
+  if (action === 'purge_queue') {
+    if (Object.keys(args).length > 0) problems.push(`${where}: purge_queue takes no arguments (its queue is target.queue)`);
+    return args;
+  }
   if (!isWorkerAction(action)) return checkScaleArguments(args, where, problems);
   const numeric = COMMANDS.get(action)?.numericArguments ?? [];
   for (const name of numeric) {
@@ -198,9 +205,9 @@ export function targetAllowed(rule: RemediationRule, worker: string): boolean {
   return (Array.isArray(allow) ? allow : [allow]).some((glob: string) => globMatch(glob, worker));
 }
 
-/** Is this step one of the dangerous ones (shutdown, pool_restart, revoke with terminate)? */
+/** Is this step one of the dangerous ones (shutdown, pool_restart, revoke with terminate, purge_queue)? */
 export function dangerOf(action: RemediationAction, args: Record<string, unknown>): DangerousAction | undefined {
-  if (action === 'shutdown' || action === 'pool_restart') return action;
+  if (action === 'shutdown' || action === 'pool_restart' || action === 'purge_queue') return action;
   if (action === 'revoke' && args.terminate !== undefined && args.terminate !== false && args.terminate !== 'false')
     return 'revoke_terminate';
   return undefined;
@@ -260,6 +267,7 @@ export function compileRules(text: string, allowDangerous: readonly DangerousAct
       problems.push(`${where}: autoscale needs bounds.max_autoscale (a ceiling)`);
     }
     checkScaleRule(rule, where, problems);
+    checkPurgeRule(rule, where, problems);
     if (rule.match.status === 'resolved' && rule.on_resolved)
       problems.push(`${where}: on_resolved only makes sense for rules matching firing alerts`);
     rules.push({ ...rule, regexes });

@@ -9,6 +9,7 @@ import { convertArguments, dangerOf, isWorkerAction, targetAllowed, type Remedia
 import type { RemediationState } from './state.js';
 import { stateKeys } from './state-keys.js';
 import { render, TemplateError } from './template.js';
+import { resolvePurgeQueue } from './queue-target.js';
 
 /** One alert judged by one rule, as it passes through the safeguards. */
 export interface Judgement {
@@ -113,6 +114,15 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'targets',
     check(j, c) {
+      if (j.action === 'purge_queue') {
+        const found = resolvePurgeQueue(j.rule.target.queue, j.alert);
+        if ('error' in found) {
+          j.decision.error = found.error;
+          return { outcome: 'failed', reason: 'bad_arguments' };
+        }
+        j.targets = [found.queue];
+        return undefined;
+      }
       if (!isWorkerAction(j.action)) {
         const found = resolveDeployment(j.rule, j.alert, c.kubernetes);
         if ('error' in found) {
@@ -192,6 +202,11 @@ export const SAFEGUARDS: readonly Safeguard[] = [
   {
     name: 'bounds',
     async check(j, c) {
+      if (j.action === 'purge_queue') {
+        // No bounds: a purge empties the queue, and allow_dangerous_actions is what guards it.
+        j.decision.targets = j.targets;
+        return j.targets.length === 0 ? suppressed(j.decision.skipped[0]?.reason ?? 'no_target') : undefined;
+      }
       if (!isWorkerAction(j.action)) return deploymentBounds(j, c);
       if (j.targets.length > 0) {
         j.targets = await applyBounds(c.executor, c.state, {

@@ -17,6 +17,8 @@ export interface RemediationExecutor {
   isLive?(worker: string): boolean;
   /** Live pool figures per worker (stats), for bounds. Missing workers are absent from the map. */
   poolStats(workers: string[]): Promise<Map<string, { processes?: number; autoscaler?: { min: number; max: number } }>>;
+  /** purge_queue: empties the queue (on Redis every priority list) and answers how many messages went. */
+  purgeQueue?(queue: string): Promise<number>;
   /** Sends the command to exactly these workers; never to an empty list. */
   /** keepProcesses: pool_shrink's floor (the rule's bounds.min_pool_processes), kept by the control client too. */
   run(action: RemediationAction, args: Record<string, unknown>, workers: string[], keepProcesses?: number): Promise<TargetOutcome[]>;
@@ -77,6 +79,8 @@ export interface Decision {
   escalated_from?: string;
   /** scale_deployment: the Deployment's replicas before → after, and the confirmation. */
   deployment?: DeploymentChange;
+  /** purge_queue: the queue and how many messages the purge removed. */
+  purged?: { queue: string; removed: number };
   /** Why a decision failed before any command was sent (outcome failed, reason error/broker_unavailable). */
   error?: string;
 }
