@@ -5,6 +5,17 @@
  * so they cannot disagree about what a pool looks like.
  */
 
+/**
+ * One worker's answer to one inspect method, whoever asked: the background inspector and the
+ * workers snapshot (Flower's /api/workers) both hand their rounds' answers to the worker registry
+ * in this shape, so a `stats` or `active_queues` round serves both views.
+ */
+export interface InspectReply {
+  readonly worker: string;
+  readonly method: string;
+  readonly value: unknown;
+}
+
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 

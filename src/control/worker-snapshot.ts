@@ -1,5 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
+import type { WorkerRegistry } from '../state/workers.js';
+import type { InspectReply } from '../celery/worker-replies.js';
 import type { ControlClient, Targets } from './client.js';
 
 /** What Flower's /api/workers shows per worker, in its order: one inspect reply per method. */
@@ -36,6 +38,8 @@ export class WorkerSnapshot {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly options: WorkerSnapshotOptions,
+    /** The exporter's view: each round's `stats` and `active_queues` answers are recorded there too. */
+    private readonly registry?: WorkerRegistry,
   ) {}
 
   /** Starts the background refresh (idempotent) and waits for a first round if none ran yet. */
@@ -64,8 +68,10 @@ export class WorkerSnapshot {
 
   async #round(worker: string | undefined): Promise<void> {
     const targets: Targets = worker !== undefined ? { workers: [worker] } : { all: true };
-    const results = await Promise.allSettled(SNAPSHOT_METHODS.map((m) => this.control.run(m, {}, targets)));
+    const asked = Promise.allSettled(SNAPSHOT_METHODS.map((m) => this.control.run(m, {}, targets)));
+    const results = await (this.registry ? this.registry.sharedRound(asked) : asked);
     const now = this.clock.nowMs();
+    const answers: InspectReply[] = [];
     let failed: unknown;
     results.forEach((r, i) => {
       if (r.status === 'rejected') {
@@ -79,8 +85,10 @@ export class WorkerSnapshot {
         this.#restored.delete(w.worker);
         info[SNAPSHOT_METHODS[i]!] = w.reply;
         info.timestamp = now / 1000;
+        answers.push({ worker: w.worker, method: SNAPSHOT_METHODS[i]!, value: w.reply });
       }
     });
+    this.registry?.recordReplies(answers);
     for (const [name, info] of this.#workers) {
       if (now / 1000 - info.timestamp <= this.options.forgetSeconds) continue;
       this.#workers.delete(name);

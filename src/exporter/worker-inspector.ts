@@ -2,7 +2,6 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { BrokerTransport, ControlReply } from '../transport/transport.js';
-import { parseActiveQueues, parseStats } from '../celery/worker-replies.js';
 
 export interface InspectOutcomeSink {
   (outcome: 'ok' | 'partial' | 'failed'): void;
@@ -12,7 +11,10 @@ export interface InspectOutcomeSink {
  * Asks live workers which queues they consume (`active_queues`) and how many pool processes they
  * run (`stats`), always naming them in `destination`: queue discovery, the queue_name of tasks
  * from single-queue workers, and the per-queue worker/process gauges come from here. New workers
- * are asked within a tick of their first heartbeat; known ones every `intervalSeconds`.
+ * are asked within a tick of their first heartbeat; known ones every `intervalSeconds` since
+ * their last answer — to this loop or to a workers-snapshot round (control/worker-snapshot.ts),
+ * which feeds the same registry, so while Flower's /api/workers is in use the two methods are
+ * asked once per round, not once per view.
  */
 export class WorkerInspector {
   #timer: NodeJS.Timeout | undefined;
@@ -67,7 +69,9 @@ export class WorkerInspector {
 
   /** One pass: inspect every live worker that was never inspected, is due again or was asked for. */
   async tick(): Promise<void> {
-    if (this.#running || !this.transport.isConnected()) return;
+    // A workers-snapshot round under way asks every worker the same two things: its answers,
+    // recorded in the registry, make those workers not due (see WorkerRegistry.recordReplies).
+    if (this.#running || this.workers.sharedRoundsUnderway || !this.transport.isConnected()) return;
     const now = this.clock.nowMs();
     const asked = (hostname: string) => (this.#refreshAt.get(hostname)?.[0] ?? Infinity) <= now;
     const due = this.workers
@@ -87,18 +91,10 @@ export class WorkerInspector {
     this.#refreshing = served;
     try {
       const [queues, stats] = await Promise.all([this.#ask('active_queues', due), this.#ask('stats', due)]);
-      const answered = new Set<string>();
-      for (const r of queues) {
-        const names = parseActiveQueues(r.value);
-        if (names) {
-          this.workers.recordInspection(r.worker, { queues: names });
-          answered.add(r.worker);
-        }
-      }
-      for (const r of stats) {
-        const processes = parseStats(r.value)?.concurrency;
-        if (processes !== undefined) this.workers.recordInspection(r.worker, { processes });
-      }
+      const answered = this.workers.recordReplies([
+        ...queues.map((r) => ({ ...r, method: 'active_queues' })),
+        ...stats.map((r) => ({ ...r, method: 'stats' })),
+      ]);
       this.outcome(answered.size === due.length ? 'ok' : answered.size > 0 ? 'partial' : 'failed');
     } catch (e) {
       this.outcome('failed');

@@ -51,10 +51,16 @@ export function createControlModule(config: Config, parts: ControlModuleParts): 
       for (const r of result.results) if (answeredCommand(r)) parts.inspectionChanged(r.worker);
     }
   });
-  const snapshot = new WorkerSnapshot(control, parts.clock, parts.logger, {
-    refreshSeconds: config.control.workers_refresh_seconds,
-    forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),
-  });
+  const snapshot = new WorkerSnapshot(
+    control,
+    parts.clock,
+    parts.logger,
+    {
+      refreshSeconds: config.control.workers_refresh_seconds,
+      forgetSeconds: Math.max(600, config.control.workers_refresh_seconds * 10),
+    },
+    workers,
+  );
   const routes = controlRoutes({
     control,
     workers,

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { WorkerEvent } from '../celery/events.js';
+import { parseActiveQueues, parseStats, type InspectReply } from '../celery/worker-replies.js';
 
 /** What we know about one worker: merged event fields plus what `inspect` told us. */
 export interface WorkerRecord {
@@ -58,6 +59,7 @@ const DEFAULT_FREQ = 2;
  */
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerRecord>();
+  #sharedRounds = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -165,6 +167,47 @@ export class WorkerRegistry {
     if (info.queues) worker.queues = info.queues;
     if (info.processes !== undefined) worker.processes = info.processes;
     worker.inspectedAt = this.clock.nowMs();
+  }
+
+  /**
+   * An inspect round's `active_queues` and `stats` answers, whoever asked (other methods are
+   * ignored): the inspector's own rounds and the workers snapshot's, so a worker the snapshot
+   * just inspected is not asked again by the inspector. Workers read back from the file and not
+   * heard from since are left as they are. Returns the workers whose queue list was readable.
+   */
+  recordReplies(replies: readonly InspectReply[]): Set<string> {
+    const answered = new Set<string>();
+    for (const r of replies) {
+      if (this.#workers.get(r.worker)?.restored) continue;
+      if (r.method === 'active_queues') {
+        const queues = parseActiveQueues(r.value);
+        if (!queues) continue;
+        this.recordInspection(r.worker, { queues });
+        answered.add(r.worker);
+      } else if (r.method === 'stats') {
+        const processes = parseStats(r.value)?.concurrency;
+        if (processes !== undefined) this.recordInspection(r.worker, { processes });
+      }
+    }
+    return answered;
+  }
+
+  /**
+   * Inspect rounds of the workers snapshot under way: the inspector waits for their answers
+   * rather than asking the same workers the same thing at the same moment.
+   */
+  get sharedRoundsUnderway(): boolean {
+    return this.#sharedRounds > 0;
+  }
+
+  /** Marks a snapshot round as under way until it settles (see sharedRoundsUnderway). */
+  async sharedRound<T>(round: Promise<T>): Promise<T> {
+    this.#sharedRounds++;
+    try {
+      return await round;
+    } finally {
+      this.#sharedRounds--;
+    }
   }
 
   /** After a command that changes queues or pool size: inspect this worker again on the next tick. */
