@@ -30,6 +30,14 @@ export function describeTaskActions(kind: 'amqp' | 'redis'): void {
       // metrics.queues lists (the parked queue: listed, never consumed, for purges).
       await rig.start({ tasks: { submit: { allow: ['tasks.*'], role: 'operator' } }, metrics: { queues: [parked, purged] } });
       await rig.worker('main', { queues: ['ta'], concurrency: 2 });
+      // A worker that has started is not yet one the service knows consumes 'ta' (that comes with
+      // its first active_queues reply); until then a re-run to 'ta' is refused, rightly.
+      await waitFor(
+        'the service to know the worker consumes ta',
+        () => (rig.service.service.workers.consumersOf('ta').length > 0 ? true : undefined),
+        30_000,
+        100,
+      );
     });
     afterAll(() => rig.stop());
 
