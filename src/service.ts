@@ -2,18 +2,15 @@ import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { Logger } from './log.js';
-import { CeleryMetrics } from './metrics/celery-metrics.js';
-import { SCRAPE_JOB, SelfMetrics } from './metrics/self-metrics.js';
-import { EventProcessor } from './exporter/event-processor.js';
-import { QueueCollector } from './exporter/queue-collector.js';
-import { sampleCluster } from './exporter/scrape-sample.js';
-import { TaskEventsWatch } from './exporter/task-events-watch.js';
-import { wakeUpWorkers, WorkerInspector } from './exporter/worker-inspector.js';
+import type { CeleryMetrics } from './metrics/celery-metrics.js';
+import { SCRAPE_JOB } from './metrics/self-metrics.js';
+import type { EventProcessor } from './exporter/event-processor.js';
+import type { QueueCollector } from './exporter/queue-collector.js';
 import { createHttpApp } from './http/app.js';
 import { Listener, type TlsMaterial } from './http/listener.js';
-import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from './service-telemetry.js';
+import type { BrokerStatus } from './service-telemetry.js';
 import { AuditLog } from './audit/audit-log.js';
-import { createAuth, type Auth } from './auth/index.js';
+import type { Auth } from './auth/index.js';
 import type { ControlClient } from './control/client.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
 import type { Remediator } from './remediation/engine.js';
@@ -21,12 +18,13 @@ import { loadConfiguredRules, type RemediationRule } from './remediation/rules.j
 import { heavyReadLimit, TASK_LISTS_PER_CALLER } from './http/heavy-reads.js';
 import { PayloadRule } from './tasks/payload.js';
 import type { FeatureModule } from './modules/module.js';
+import { createAuthModule } from './modules/auth.js';
+import { createExporterModule, type ExporterModule } from './modules/exporter.js';
 import { createConsoleModule } from './modules/console.js';
 import { createControlModule } from './modules/control.js';
 import { createRemediationModule } from './modules/remediation.js';
 import { createTasksModule } from './modules/tasks.js';
-import { QueueFlow } from './state/queue-flow.js';
-import { InFlightTasks } from './state/in-flight-tasks.js';
+import type { InFlightTasks } from './state/in-flight-tasks.js';
 import { createTaskStore, type TaskStore } from './tasks/index.js';
 import {
   createTaskPersistence,
@@ -35,8 +33,8 @@ import {
   type TaskPersistence,
   type WorkerPersistence,
 } from './persistence/index.js';
-import { WorkerRegistry } from './state/workers.js';
-import { brokerConnections, createTransport } from './transport/index.js';
+import type { WorkerRegistry } from './state/workers.js';
+import { brokerConnections } from './transport/index.js';
 import type { ClusterSampler } from './console/cluster-sampler.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
 
@@ -50,46 +48,41 @@ export interface ServiceDeps {
 }
 
 /**
- * Wires one service: transport → events → state → metrics, inspector and sweeper, then the
- * features (src/modules/), whose routers the HTTP surface mounts. main.ts and tests use it.
+ * Wires one service from its modules (src/modules/): the exporter (transport → events → state →
+ * metrics, inspector, sweeper), auth, then the features, whose routers the HTTP surface mounts.
+ * main.ts and tests use it.
  */
 export class Service {
-  readonly registry = new Registry();
-  readonly status: BrokerStatus = { connected: false, subscribed: false, reconnects: 0 };
+  readonly #registry = new Registry();
+  readonly status: BrokerStatus;
   readonly workers: WorkerRegistry;
   readonly tasks: InFlightTasks;
-  /** Arrivals, completions and runtimes per queue: the autoscaling signals' rates. */
-  readonly flow: QueueFlow;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
   readonly taskStore: TaskStore | undefined;
   readonly processor: EventProcessor;
   readonly transport: BrokerTransport;
   readonly celeryMetrics: CeleryMetrics;
-  readonly selfMetrics: SelfMetrics;
   readonly queues: QueueCollector;
   /** The console's last hour of the cluster, one reading per 10 s (not on the event path). */
   readonly sampler: ClusterSampler;
   readonly control: ControlClient;
   readonly audit: AuditLog;
   readonly auth: Auth;
-  readonly actionMetrics: ActionMetrics;
   /** Present when remediation.enabled. */
   readonly remediator: Remediator | undefined;
-  /** The features, in the order their routes are mounted (http/app.ts). */
+  /** The exporter pipeline (transport → events → state → metrics): started first, closed last. */
+  readonly #exporter: ExporterModule;
+  /** The features, in the order their routes are mounted (http/app.ts); auth has none, its slot is fixed there. */
   readonly #features: readonly FeatureModule[];
-  readonly #inspector: WorkerInspector;
-  readonly #taskEventsWatch: TaskEventsWatch;
   readonly #taskPersistence: TaskPersistence | undefined;
   readonly #workerPersistence: WorkerPersistence | undefined;
   readonly #clock: Clock;
   readonly logger: Logger;
-  #sweeper: NodeJS.Timeout | undefined;
   readonly #listener: Listener;
   #stopped = false;
-  #scrapesInFlight = 0;
 
-  // Over 80 lines on purpose: the composition root builds every component in dependency order,
-  // and readonly fields can only be assigned here; each step is one constructor call.
+  // Over 80 lines on purpose: the composition root builds every module in dependency order, one
+  // constructor call each, and readonly fields can only be assigned here.
   constructor(
     readonly config: Config,
     deps: ServiceDeps,
@@ -98,75 +91,24 @@ export class Service {
     this.logger = deps.logger;
     // First: a certificate that cannot be served stops the start before anything connects.
     this.#listener = new Listener(config);
-    const m = config.metrics;
-    this.celeryMetrics = new CeleryMetrics(this.registry, {
-      prefix: m.prefix,
-      runtimeBuckets: [...m.runtime_buckets],
-      queueWaitBuckets: [...m.queue_wait_buckets],
-      staticLabels: m.static_labels,
-      maxTaskSeries: config.cardinality.max_task_series,
-      overflowValue: config.cardinality.overflow_value,
-    });
-    this.workers = new WorkerRegistry(this.#clock, {
-      ...(m.worker_timeout_seconds !== undefined ? { workerTimeoutSeconds: m.worker_timeout_seconds } : {}),
-      purgeAfterSeconds: m.purge_offline_worker_seconds,
-    });
-    const c = config.cardinality;
-    this.tasks = new InFlightTasks(c.max_tracked_tasks);
-    this.flow = new QueueFlow(() => this.#clock.nowMs(), m.rate_window_seconds, c.max_queues);
-    const processing = {
-      defaultQueue: m.default_queue_name,
-      taskSentHostname: c.task_sent_hostname,
-      maxTaskNames: c.max_task_names,
-      maxHostnames: c.max_hostnames,
-      maxQueues: c.max_queues,
-      overflowValue: c.overflow_value,
-    };
-    this.processor = new EventProcessor(this.#clock, this.workers, this.tasks, this.celeryMetrics, processing, this.flow);
     this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
     this.#taskPersistence = this.taskStore ? createTaskPersistence(config, this.taskStore, this.logger) : undefined;
-    if (this.taskStore) this.processor.observeTasks(this.taskStore.handle.bind(this.taskStore));
-    this.selfMetrics = new SelfMetrics(
-      this.registry,
-      m.self_prefix,
-      selfTelemetrySource(
-        this,
-        () => this.#taskEventsWatch.silentWorkers,
-        () => persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
-      ),
-    );
-    this.transport = (deps.transport ?? ((o) => createTransport(config, o, this.logger)))(
-      brokerStatusObserver(this.status, this.logger, config.broker.display, () => this.#clock.nowMs()),
-    );
-    this.processor.whenSubscribed(() => {
-      this.status.subscribed = true;
-      wakeUpWorkers(this.transport, this.logger);
+    const store = this.taskStore;
+    const exporter = createExporterModule(config, {
+      registry: this.#registry,
+      clock: this.#clock,
+      logger: this.logger,
+      ...(deps.transport ? { transport: deps.transport } : {}),
+      ...(store ? { observeTasks: store.handle.bind(store) } : {}),
+      persistedRowsSkipped: () => persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
     });
-    const depths = {
-      configuredQueues: m.queues,
-      timeoutMs: m.queue_length_timeout_seconds * 1000,
-      cacheMs: m.queue_length_cache_seconds * 1000,
-      retentionMs: m.queue_retention_seconds * 1000,
-      maxQueues: c.max_queues,
-    };
-    const signals = { flow: this.flow, sentSeenAt: (id: string) => this.tasks.get(id)?.sentSeenAt };
-    this.queues = new QueueCollector(this.transport, this.workers, this.#clock, depths, signals);
-    this.processor.whenQueueRouted((queue) => this.queues.learn(queue));
-    this.#taskEventsWatch = new TaskEventsWatch(this.transport, this.workers, this.#clock, this.logger, {
-      enableEvents: config.events.enable_events,
-      intervalSeconds: config.events.enable_events_interval_seconds,
-    });
-    this.#inspector = new WorkerInspector(
-      this.transport,
-      this.workers,
-      this.#clock,
-      this.logger,
-      { intervalSeconds: m.inspect_interval_seconds, timeoutMs: 1000 },
-      (outcome) => this.selfMetrics.inspectRequests.inc({ outcome }),
-    );
-    this.actionMetrics = new ActionMetrics(this.registry, m.self_prefix);
+    this.#exporter = exporter;
+    ({ status: this.status, workers: this.workers, tasks: this.tasks, processor: this.processor } = exporter);
+    ({ transport: this.transport, celeryMetrics: this.celeryMetrics, queues: this.queues } = exporter);
+    const actionMetrics = new ActionMetrics(this.#registry, config.metrics.self_prefix);
     this.audit = AuditLog.fromConfig(config.audit);
-    this.auth = createAuth(config.auth, { logger: this.logger, clock: this.#clock, servedOverTls: this.servedOverTls });
+    const auth = createAuthModule(config, { logger: this.logger, clock: this.#clock, servedOverTls: this.servedOverTls });
+    this.auth = auth.auth;
     // Shared by the features that return tasks: one payload rule, one bound on task lists.
     const shared = {
       auth: this.auth,
@@ -181,8 +123,8 @@ export class Service {
       ...shared,
       transport: this.transport,
       queues: this.queues,
-      actionMetrics: this.actionMetrics,
-      inspectionChanged: (worker) => this.#inspector.refresh(worker),
+      actionMetrics,
+      inspectionChanged: (worker) => exporter.inspectionChanged(worker),
     });
     this.control = control.control;
     this.#workerPersistence = createWorkerPersistence(
@@ -203,7 +145,7 @@ export class Service {
           transport: this.transport,
           connections: brokerConnections(config),
           control: this.control,
-          metrics: this.actionMetrics,
+          metrics: actionMetrics,
           kubernetes: config.kubernetes,
           timeToDrain: async (queue) => (await this.queues.collect()).find((q) => q.queue === queue)?.timeToDrain ?? undefined,
           reloadRules: () => this.reloadRules(),
@@ -224,8 +166,7 @@ export class Service {
       ingest: this.processor.counts,
     });
     this.sampler = operatorConsole.sampler;
-    this.#features = [operatorConsole, tasks, control, ...(remediation ? [remediation] : [])];
-    this.celeryMetrics.onSample(() => sampleCluster(this.workers, this.queues, this.#clock.nowMs()));
+    this.#features = [auth, operatorConsole, tasks, control, ...(remediation ? [remediation] : [])];
   }
 
   get clock(): Clock {
@@ -251,12 +192,12 @@ export class Service {
     try {
       rules = loadConfiguredRules(this.config.remediation);
     } catch (e) {
-      this.selfMetrics.rulesReloads.inc({ outcome: 'failure' });
-      this.selfMetrics.rulesLastReloadSuccessful.set(0);
+      this.#exporter.selfMetrics.rulesReloads.inc({ outcome: 'failure' });
+      this.#exporter.selfMetrics.rulesLastReloadSuccessful.set(0);
       throw e;
     }
-    this.selfMetrics.rulesReloads.inc({ outcome: 'success' });
-    this.selfMetrics.rulesLastReloadSuccessful.set(1);
+    this.#exporter.selfMetrics.rulesReloads.inc({ outcome: 'success' });
+    this.#exporter.selfMetrics.rulesLastReloadSuccessful.set(1);
     this.remediator?.replaceRules(rules);
     this.logger.info({ rules: rules.length }, 'remediation rules reloaded');
     return rules.length;
@@ -266,32 +207,22 @@ export class Service {
    * /metrics as a sequence of chunks: the prom-client registry (small), then the per-task
    * families streamed from their store. Times itself for the next scrape_duration_seconds.
    */
-  async *metricsChunks(): AsyncGenerator<string> {
-    this.#scrapesInFlight++;
-    try {
-      const started = performance.now();
-      await this.celeryMetrics.prepare();
-      this.selfMetrics.collect();
-      yield await this.registry.metrics();
-      yield* this.celeryMetrics.tasks.render();
-      this.selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
-    } finally {
-      this.#scrapesInFlight--;
-    }
+  metricsChunks(): AsyncGenerator<string> {
+    return this.#exporter.metricsChunks();
   }
 
   /** Scrapes whose stream has not finished or been closed: stays 0 between scrapes, however they ended. */
   get scrapesInFlight(): number {
-    return this.#scrapesInFlight;
+    return this.#exporter.scrapesInFlight;
   }
 
   /** Re-inspections after pool or consumer changes still to come (tests wait for none). */
   get pendingInspections(): number {
-    return this.#inspector.pendingRefreshes;
+    return this.#exporter.pendingInspections;
   }
 
   isReady(): boolean {
-    return this.status.connected && this.status.subscribed;
+    return this.#exporter.isReady();
   }
 
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
@@ -303,14 +234,8 @@ export class Service {
     );
     this.#taskPersistence?.start();
     this.#workerPersistence?.start();
-    this.transport.start(this.processor);
-    this.#inspector.start();
-    this.#taskEventsWatch.start();
+    this.#exporter.start();
     for (const feature of this.#features) feature.start?.();
-    this.#sweeper = setInterval(() => {
-      for (const hostname of this.processor.sweep()) this.logger.info({ hostname }, 'purged series of departed worker');
-    }, 1000);
-    this.#sweeper.unref();
   }
 
   /** Starts the HTTP(S) server on the configured address or unix socket; resolves with the bound port (0 on a socket). */
@@ -322,7 +247,7 @@ export class Service {
       auth: this.auth,
       publicUrl: this.config.auth.public_url,
       servedOverTls: this.servedOverTls,
-      metrics: { contentType: this.registry.contentType, chunks: () => this.metricsChunks() },
+      metrics: { contentType: this.#registry.contentType, chunks: () => this.metricsChunks() },
       readiness: () => ({ ready: this.isReady(), broker: { ...this.status } }),
       urlPrefix: this.config.url_prefix,
       features: this.#features.map((f) => f.routers),
@@ -334,15 +259,12 @@ export class Service {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#inspector.stop();
-    this.#taskEventsWatch.stop();
-    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#exporter.stop();
     await this.#listener.close();
-    await this.auth.stop();
     await this.remediator?.idle();
-    // Then each feature's timers and connections (snapshot refresh, publisher, result backend, shared state).
+    // Then each feature's timers and connections (OpenID retries, snapshot refresh, publisher, result backend, shared state).
     for (const feature of this.#features) await feature.stop?.();
-    await this.transport.close();
+    await this.#exporter.close();
     this.#workerPersistence?.close();
     this.#taskPersistence?.close();
     await this.audit.close();

@@ -18,6 +18,16 @@ import type { EventSink, RawEventMessage, TransportDropReason } from '../transpo
 const HOLD_MS = 2000;
 const MAX_HELD_TASKS = 10_000;
 
+/** Where the processor hands on what other parts need, fixed at construction. */
+export interface EventProcessorHooks {
+  /** Called on every (re-)subscription; the exporter sends Celery's heartbeat wake-up there. */
+  whenSubscribed?: () => void;
+  /** Called with the queue of every task-sent, so queues are known before (or without) a consumer. */
+  whenQueueRouted?: (queue: string) => void;
+  /** Every decoded task event, duplicates and all, before the metrics' own dedupe. */
+  observeTasks?: (event: TaskEvent) => void;
+}
+
 export interface EventProcessorOptions {
   defaultQueue: string;
   taskSentHostname: 'generic' | 'host' | 'full';
@@ -47,10 +57,10 @@ export class EventProcessor implements EventSink {
   readonly queues: LabelLimiter;
   readonly exceptions: LabelLimiter;
   readonly #decodeTarget: DecodeTarget;
-  #subscribed: () => void = () => undefined;
-  #queueRouted: (queue: string) => void = () => undefined;
+  readonly #subscribed: () => void;
+  readonly #queueRouted: (queue: string) => void;
   /** The task store (src/tasks) reads the same decoded events: one decode, one subscription. */
-  #taskObserver: ((event: TaskEvent) => void) | undefined;
+  readonly #taskObserver: ((event: TaskEvent) => void) | undefined;
   /** Worker events waiting (briefly) for their task-sent, by task id, oldest first. */
   readonly #held = new Map<string, { since: number; events: TaskEvent[] }>();
   /** Clients send task-sent here (task_send_sent_event), so a task's queue can be learnt. */
@@ -64,7 +74,11 @@ export class EventProcessor implements EventSink {
     private readonly options: EventProcessorOptions,
     /** Arrivals, completions and runtimes per queue, for the autoscaling signals. */
     private readonly flow?: QueueFlow,
+    hooks: EventProcessorHooks = {},
   ) {
+    this.#subscribed = hooks.whenSubscribed ?? (() => undefined);
+    this.#queueRouted = hooks.whenQueueRouted ?? (() => undefined);
+    this.#taskObserver = hooks.observeTasks;
     this.names = new LabelLimiter('name', options.maxTaskNames, options.overflowValue);
     this.hostnames = new LabelLimiter('hostname', options.maxHostnames, options.overflowValue);
     this.queues = new LabelLimiter('queue_name', options.maxQueues, options.overflowValue);
@@ -73,21 +87,6 @@ export class EventProcessor implements EventSink {
       event: (event) => this.handle(event),
       drop: (reason) => this.#drop(reason),
     };
-  }
-
-  /** Called on every (re-)subscription; the service sends Celery's heartbeat wake-up there. */
-  whenSubscribed(fn: () => void): void {
-    this.#subscribed = fn;
-  }
-
-  /** Called with the queue of every task-sent, so queues are known before (or without) a consumer. */
-  whenQueueRouted(fn: (queue: string) => void): void {
-    this.#queueRouted = fn;
-  }
-
-  /** Every decoded task event, duplicates and all, before the metrics' own dedupe. */
-  observeTasks(fn: (event: TaskEvent) => void): void {
-    this.#taskObserver = fn;
   }
 
   onSubscribed(): void {

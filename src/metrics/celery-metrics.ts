@@ -63,10 +63,16 @@ export class CeleryMetrics {
   readonly #processesNeeded: Gauge<'queue_name'>;
   readonly #oldestAge: Gauge<'queue_name'>;
   readonly #emptyPools: Gauge;
-  #sample: () => Promise<ClusterSample> = async () => ({ workers: [], queues: [] });
+  /** Where `prepare()` reads the cluster from (exporter/scrape-sample.ts in the service). */
+  readonly #sample: () => Promise<ClusterSample>;
   #preparing: Promise<void> | undefined;
 
-  constructor(registry: Registry, options: CeleryMetricsOptions) {
+  constructor(
+    registry: Registry,
+    options: CeleryMetricsOptions,
+    sample: () => Promise<ClusterSample> = async () => ({ workers: [], queues: [] }),
+  ) {
+    this.#sample = sample;
     const p = options.prefix;
     registry.setDefaultLabels(options.staticLabels);
     this.tasks = new TaskSeriesStore({
@@ -139,11 +145,6 @@ export class CeleryMetrics {
       help: 'Workers that are up but have 0 pool processes (their last stats listed none): they run no task.',
       registers: [registry],
     });
-  }
-
-  /** Where `prepare()` reads the cluster from. */
-  onSample(fn: () => Promise<ClusterSample>): void {
-    this.#sample = fn;
   }
 
   /**

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { WorkerEvent } from '../../src/celery/events.js';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/load.js';
-import { CeleryMetrics } from '../../src/metrics/celery-metrics.js';
+import { CeleryMetrics, type ClusterSample } from '../../src/metrics/celery-metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { Service } from '../../src/service.js';
 import type { BrokerTransport, QueueDepth } from '../../src/transport/transport.js';
@@ -113,21 +113,25 @@ describe('every Celery gauge of a scrape describes one moment', () => {
 describe('CeleryMetrics.prepare', () => {
   it('a sample that fails (rejects or throws) fails that scrape only: the next one samples again', async () => {
     const registry = new Registry();
-    const metrics = new CeleryMetrics(registry, {
-      prefix: 'celery_',
-      runtimeBuckets: [1],
-      queueWaitBuckets: [1],
-      staticLabels: {},
-      maxTaskSeries: 10,
-      overflowValue: 'other',
-    });
-    metrics.onSample(() => Promise.reject(new Error('rejected')));
+    let sample: () => Promise<ClusterSample> = () => Promise.reject(new Error('rejected'));
+    const metrics = new CeleryMetrics(
+      registry,
+      {
+        prefix: 'celery_',
+        runtimeBuckets: [1],
+        queueWaitBuckets: [1],
+        staticLabels: {},
+        maxTaskSeries: 10,
+        overflowValue: 'other',
+      },
+      () => sample(),
+    );
     await expect(metrics.prepare()).rejects.toThrow('rejected');
-    metrics.onSample(() => {
+    sample = () => {
       throw new Error('thrown');
-    });
+    };
     await expect(metrics.prepare()).rejects.toThrow('thrown');
-    metrics.onSample(async () => ({ workers: [{ hostname: 'w@h', up: true, active: 2 }], queues: [] }));
+    sample = async () => ({ workers: [{ hostname: 'w@h', up: true, active: 2 }], queues: [] });
     await metrics.prepare();
     const m = parseMetrics(await registry.metrics());
     expect(metricValue(m, 'celery_worker_up', { hostname: 'w@h' })).toBe(1);
@@ -136,23 +140,26 @@ describe('CeleryMetrics.prepare', () => {
 
   it('counts workers that are up with 0 pool processes in celery_workers_pool_empty (down ones and uninspected ones not)', async () => {
     const registry = new Registry();
-    const metrics = new CeleryMetrics(registry, {
-      prefix: 'celery_',
-      runtimeBuckets: [1],
-      queueWaitBuckets: [1],
-      staticLabels: {},
-      maxTaskSeries: 10,
-      overflowValue: 'other',
-    });
-    metrics.onSample(async () => ({
-      workers: [
-        { hostname: 'empty@h', up: true, active: 0, processes: 0 },
-        { hostname: 'fine@h', up: true, active: 0, processes: 2 },
-        { hostname: 'gone@h', up: false, active: 0, processes: 0 },
-        { hostname: 'new@h', up: true, active: 0 },
-      ],
-      queues: [],
-    }));
+    const metrics = new CeleryMetrics(
+      registry,
+      {
+        prefix: 'celery_',
+        runtimeBuckets: [1],
+        queueWaitBuckets: [1],
+        staticLabels: {},
+        maxTaskSeries: 10,
+        overflowValue: 'other',
+      },
+      async () => ({
+        workers: [
+          { hostname: 'empty@h', up: true, active: 0, processes: 0 },
+          { hostname: 'fine@h', up: true, active: 0, processes: 2 },
+          { hostname: 'gone@h', up: false, active: 0, processes: 0 },
+          { hostname: 'new@h', up: true, active: 0 },
+        ],
+        queues: [],
+      }),
+    );
     await metrics.prepare();
     expect(metricValue(parseMetrics(await registry.metrics()), 'celery_workers_pool_empty', {})).toBe(1);
   });
