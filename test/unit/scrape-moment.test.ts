@@ -110,22 +110,21 @@ describe('every Celery gauge of a scrape describes one moment', () => {
   });
 });
 
+/** The smallest CeleryMetrics options: these tests look at the gauges a sample sets, not at series limits. */
+const METRICS_OPTIONS = {
+  prefix: 'celery_',
+  runtimeBuckets: [1],
+  queueWaitBuckets: [1],
+  staticLabels: {},
+  maxTaskSeries: 10,
+  overflowValue: 'other',
+};
+
 describe('CeleryMetrics.prepare', () => {
   it('a sample that fails (rejects or throws) fails that scrape only: the next one samples again', async () => {
     const registry = new Registry();
     let sample: () => Promise<ClusterSample> = () => Promise.reject(new Error('rejected'));
-    const metrics = new CeleryMetrics(
-      registry,
-      {
-        prefix: 'celery_',
-        runtimeBuckets: [1],
-        queueWaitBuckets: [1],
-        staticLabels: {},
-        maxTaskSeries: 10,
-        overflowValue: 'other',
-      },
-      () => sample(),
-    );
+    const metrics = new CeleryMetrics(registry, METRICS_OPTIONS, () => sample());
     await expect(metrics.prepare()).rejects.toThrow('rejected');
     sample = () => {
       throw new Error('thrown');
@@ -140,26 +139,15 @@ describe('CeleryMetrics.prepare', () => {
 
   it('counts workers that are up with 0 pool processes in celery_workers_pool_empty (down ones and uninspected ones not)', async () => {
     const registry = new Registry();
-    const metrics = new CeleryMetrics(
-      registry,
-      {
-        prefix: 'celery_',
-        runtimeBuckets: [1],
-        queueWaitBuckets: [1],
-        staticLabels: {},
-        maxTaskSeries: 10,
-        overflowValue: 'other',
-      },
-      async () => ({
-        workers: [
-          { hostname: 'empty@h', up: true, active: 0, processes: 0 },
-          { hostname: 'fine@h', up: true, active: 0, processes: 2 },
-          { hostname: 'gone@h', up: false, active: 0, processes: 0 },
-          { hostname: 'new@h', up: true, active: 0 },
-        ],
-        queues: [],
-      }),
-    );
+    const metrics = new CeleryMetrics(registry, METRICS_OPTIONS, async () => ({
+      workers: [
+        { hostname: 'empty@h', up: true, active: 0, processes: 0 },
+        { hostname: 'fine@h', up: true, active: 0, processes: 2 },
+        { hostname: 'gone@h', up: false, active: 0, processes: 0 },
+        { hostname: 'new@h', up: true, active: 0 },
+      ],
+      queues: [],
+    }));
     await metrics.prepare();
     expect(metricValue(parseMetrics(await registry.metrics()), 'celery_workers_pool_empty', {})).toBe(1);
   });
