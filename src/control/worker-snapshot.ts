@@ -2,13 +2,13 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { InspectReply } from '../celery/worker-replies.js';
+import { InspectReplies, INSPECT_METHODS, type InspectMethod, type WorkerInfo } from '../state/inspect-replies.js';
 import type { ControlClient, Targets } from './client.js';
 
 /** What Flower's /api/workers shows per worker, in its order: one inspect reply per method. */
-export const SNAPSHOT_METHODS = ['stats', 'active_queues', 'registered', 'scheduled', 'active', 'reserved', 'revoked', 'conf'] as const;
-export type SnapshotMethod = (typeof SNAPSHOT_METHODS)[number];
-
-export type WorkerInfo = Partial<Record<SnapshotMethod, unknown>> & { timestamp: number };
+export const SNAPSHOT_METHODS = INSPECT_METHODS;
+export type SnapshotMethod = InspectMethod;
+export type { WorkerInfo } from '../state/inspect-replies.js';
 
 export interface WorkerSnapshotOptions {
   /** Background refresh period while someone uses the snapshot. */
@@ -25,10 +25,9 @@ export interface WorkerSnapshotOptions {
  * so a service nobody asks about workers sends nothing extra.
  */
 export class WorkerSnapshot {
-  readonly #workers = new Map<string, WorkerInfo>();
+  /** The registry's store when there is one, so the inspector's answers show here too. */
+  readonly #replies: InspectReplies;
   readonly #rounds = new Map<string, Promise<void>>();
-  /** Workers whose entry was read back from tasks.persist and that have not answered since. */
-  readonly #restored = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   lastRoundAt = 0;
@@ -38,9 +37,14 @@ export class WorkerSnapshot {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly options: WorkerSnapshotOptions,
-    /** The exporter's view: each round's `stats` and `active_queues` answers are recorded there too. */
+    /**
+     * The exporter's view: every round's answers are recorded through it (its `replies` are this
+     * view's store), and the inspector's answers land in the same store.
+     */
     private readonly registry?: WorkerRegistry,
-  ) {}
+  ) {
+    this.#replies = registry?.replies ?? new InspectReplies();
+  }
 
   /** Starts the background refresh (idempotent) and waits for a first round if none ran yet. */
   use(): Promise<void> {
@@ -62,6 +66,7 @@ export class WorkerSnapshot {
 
   #startTimer(): void {
     if (this.#timer !== undefined || this.#stopped) return;
+    this.#replies.keepEveryAnswer();
     this.#timer = setInterval(() => void this.refresh().catch(() => undefined), this.options.refreshSeconds * 1000);
     this.#timer.unref();
   }
@@ -79,21 +84,12 @@ export class WorkerSnapshot {
         return;
       }
       for (const w of r.value.results) {
-        if (w.status !== 'ok') continue;
-        let info = this.#workers.get(w.worker);
-        if (!info) this.#workers.set(w.worker, (info = { timestamp: now / 1000 }));
-        this.#restored.delete(w.worker);
-        info[SNAPSHOT_METHODS[i]!] = w.reply;
-        info.timestamp = now / 1000;
-        answers.push({ worker: w.worker, method: SNAPSHOT_METHODS[i]!, value: w.reply });
+        if (w.status === 'ok') answers.push({ worker: w.worker, method: SNAPSHOT_METHODS[i]!, value: w.reply });
       }
     });
-    this.registry?.recordReplies(answers);
-    for (const [name, info] of this.#workers) {
-      if (now / 1000 - info.timestamp <= this.options.forgetSeconds) continue;
-      this.#workers.delete(name);
-      this.#restored.delete(name);
-    }
+    if (this.registry) this.registry.recordReplies(answers, { list: true });
+    else this.#replies.record(answers, now, true);
+    this.#replies.forget(now, this.options.forgetSeconds);
     this.lastRoundAt = now;
     if (failed !== undefined) {
       this.logger.debug({ err: (failed as Error).message }, 'worker inspection round incomplete');
@@ -106,28 +102,26 @@ export class WorkerSnapshot {
    * as they were, with their old timestamp, so the forget rule ages them as if we had kept running.
    */
   restore(worker: string, info: WorkerInfo): void {
-    if (this.#workers.has(worker)) return;
-    this.#workers.set(worker, info);
-    this.#restored.add(worker);
+    this.#replies.restore(worker, info);
   }
 
   /** True while the entry is only what the file said: it proves nothing about liveness. */
   isRestored(worker: string): boolean {
-    return this.#restored.has(worker);
+    return this.#replies.isRestored(worker);
   }
 
   get(worker: string): WorkerInfo | undefined {
-    return this.#workers.get(worker);
+    return this.#replies.get(worker);
   }
 
   all(): ReadonlyMap<string, WorkerInfo> {
-    return this.#workers;
+    return this.#replies.all();
   }
 
   /** Workers whose `registered` reply lists the task (names may carry " [rate_limit=...]" suffixes). */
   registeredBy(taskName: string): string[] {
     const out: string[] = [];
-    for (const [name, info] of this.#workers) {
+    for (const [name, info] of this.#replies.all()) {
       const reg = info.registered;
       if (Array.isArray(reg) && reg.some((t) => typeof t === 'string' && (t === taskName || t.startsWith(`${taskName} `)))) out.push(name);
     }

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { WorkerEvent } from '../celery/events.js';
 import { parseActiveQueues, parseStats, type InspectReply } from '../celery/worker-replies.js';
+import { InspectReplies } from './inspect-replies.js';
 
 /** What we know about one worker: merged event fields plus what `inspect` told us. */
 export interface WorkerRecord {
@@ -60,6 +61,8 @@ const DEFAULT_FREQ = 2;
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerRecord>();
   #sharedRounds = 0;
+  /** Every inspect answer as it came, for Flower's /api/workers (control/worker-snapshot.ts). */
+  readonly replies = new InspectReplies();
 
   constructor(
     private readonly clock: Clock,
@@ -170,12 +173,15 @@ export class WorkerRegistry {
   }
 
   /**
-   * An inspect round's `active_queues` and `stats` answers, whoever asked (other methods are
-   * ignored): the inspector's own rounds and the workers snapshot's, so a worker the snapshot
-   * just inspected is not asked again by the inspector. Workers read back from the file and not
-   * heard from since are left as they are. Returns the workers whose queue list was readable.
+   * An inspect round's answers, whoever asked: the inspector's own rounds and the workers
+   * snapshot's. The one place they land: all of them in `replies` (Flower's view; `list` for a
+   * snapshot round's, which lists the workers there), and `active_queues` and `stats` in the
+   * workers' records, so a worker the snapshot just inspected is not asked again by the
+   * inspector. Workers read back from the file and not heard from since keep their records as
+   * they are. Returns the workers whose queue list was readable.
    */
-  recordReplies(replies: readonly InspectReply[]): Set<string> {
+  recordReplies(replies: readonly InspectReply[], options: { list?: boolean } = {}): Set<string> {
+    this.replies.record(replies, this.clock.nowMs(), options.list === true);
     const answered = new Set<string>();
     for (const r of replies) {
       if (this.#workers.get(r.worker)?.restored) continue;
