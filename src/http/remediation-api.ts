@@ -10,6 +10,7 @@ import { ProposalError } from '../remediation/proposals.js';
 import { dangerOf, RulesError } from '../remediation/rules.js';
 import { insecureHostProblem } from '../auth/csrf.js';
 import { webhookAuthorized, type WebhookCredentials, type WebhookThrottle } from './webhook-auth.js';
+import { auditLimit } from './params.js';
 
 export interface RemediationApiDeps {
   remediator: Remediator;
@@ -102,7 +103,7 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
   const router = express.Router();
 
   router.get('/api/v1/remediation/decisions', auth.requireRole('viewer'), (req, res) => {
-    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
+    const limit = auditLimit(req);
     // Decisions only: verification verdicts are remediation records too, with their own path.
     res.json(audit.recent('remediation', limit).filter((r) => r.event === undefined));
   });
