@@ -10,7 +10,8 @@ import { ProposalError } from '../remediation/proposals.js';
 import { dangerOf, RulesError } from '../remediation/rules.js';
 import { insecureHostProblem } from '../auth/csrf.js';
 import { webhookAuthorized, type WebhookCredentials, type WebhookThrottle } from './webhook-auth.js';
-import { auditLimit } from './params.js';
+import { auditLimit, requestParams } from './params.js';
+import { CommandValidationError } from '../control/validators.js';
 
 export interface RemediationApiDeps {
   remediator: Remediator;
@@ -117,13 +118,11 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
   const adminBody = auth.withBody('admin', express.json({ limit: 4096 }), express.urlencoded({ extended: false, limit: 4096 }));
 
   router.post('/api/v1/remediation/kill-switch', ...adminBody, async (req, res) => {
-    const raw = (req.body as { enabled?: unknown } | undefined)?.enabled ?? req.query.enabled;
-    const enabled =
-      raw === true || raw === 'true' || raw === '1' ? true : raw === false || raw === 'false' || raw === '0' ? false : undefined;
-    if (enabled === undefined) {
-      res.status(400).json({ error: 'enabled must be true or false' });
-      return;
-    }
+    // Required: a missing value must not read as either position of the switch.
+    const read = requestParams(req);
+    const given = read.value('enabled');
+    if (given === undefined || given === '') throw new CommandValidationError('must be true or false', 'enabled');
+    const enabled = read.boolean('enabled', false);
     try {
       // With shared state this sets it for every replica; unstored, it is not changed anywhere.
       await remediator.setKillSwitch(enabled);

@@ -312,6 +312,20 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     );
   });
 
+  it('the kill switch is told which way: a missing, empty or unknown value is a 400 naming the field, and the switch stays as it was', async () => {
+    const admin = { authorization: `Bearer ${service.adminToken}`, 'content-type': 'application/json' };
+    for (const body of [{}, { enabled: '' }, { enabled: 'maybe' }, { enabled: 2 }]) {
+      const res = await fetch(`${service.url}/api/v1/remediation/kill-switch`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify(body),
+      });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await res.json()).toMatchObject({ field: 'enabled' });
+    }
+    expect(await metric('celery_autopilot_remediation_kill_switch', {})).toBe(0);
+  });
+
   it('kill switch (admin API) and dry-run: webhook 2xx, the would-be command audited, nothing on the wire', async () => {
     const admin = { authorization: `Bearer ${service.adminToken}`, 'content-type': 'application/json' };
     const flip = async (enabled: boolean) =>
