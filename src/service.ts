@@ -8,7 +8,7 @@ import type { EventProcessor } from './exporter/event-processor.js';
 import type { QueueCollector } from './exporter/queue-collector.js';
 import { createHttpApp } from './http/app.js';
 import { Listener, type TlsMaterial } from './http/listener.js';
-import type { BrokerStatus } from './service-telemetry.js';
+import type { BrokerStatus } from './transport/broker-status.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { Auth } from './auth/index.js';
 import type { ControlClient } from './control/client.js';
@@ -37,8 +37,6 @@ import type { WorkerRegistry } from './state/workers.js';
 import { brokerConnections } from './transport/index.js';
 import type { ClusterSampler } from './console/cluster-sampler.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
-
-export type { BrokerStatus } from './service-telemetry.js';
 
 export interface ServiceDeps {
   logger: Logger;

@@ -10,10 +10,10 @@ import { wakeUpWorkers, WorkerInspector } from '../exporter/worker-inspector.js'
 import type { Logger } from '../log.js';
 import { CeleryMetrics } from '../metrics/celery-metrics.js';
 import { SelfMetrics, type SelfTelemetrySource } from '../metrics/self-metrics.js';
-import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from '../service-telemetry.js';
 import { InFlightTasks } from '../state/in-flight-tasks.js';
 import { QueueFlow } from '../state/queue-flow.js';
 import { WorkerRegistry } from '../state/workers.js';
+import { brokerStatusObserver, type BrokerStatus } from '../transport/broker-status.js';
 import { createTransport } from '../transport/index.js';
 import type { BrokerTransport, TransportObserver } from '../transport/transport.js';
 import type { FeatureModule } from './module.js';
@@ -121,7 +121,7 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
 export function createExporterModule(config: Config, parts: ExporterModuleParts): ExporterModule {
   const { registry, clock, logger } = parts;
   const p = pipeline(config, parts);
-  const { status, transport, workers, tasks, processor, celeryMetrics, queues } = p;
+  const { status, transport, workers, processor, celeryMetrics } = p;
   const isReady = (): boolean => status.connected && status.subscribed;
   const taskEventsWatch = new TaskEventsWatch(transport, workers, clock, logger, {
     enableEvents: config.events.enable_events,
@@ -130,11 +130,7 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
   const selfMetrics = new SelfMetrics(
     registry,
     config.metrics.self_prefix,
-    selfTelemetrySource(
-      { processor, tasks, workers, queues, celeryMetrics, status, isReady },
-      () => taskEventsWatch.silentWorkers,
-      parts.persistedRowsSkipped,
-    ),
+    selfTelemetrySource(p, isReady, () => taskEventsWatch.silentWorkers, parts.persistedRowsSkipped),
   );
   const inspector = new WorkerInspector(
     transport,
@@ -189,5 +185,38 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
       if (sweeper) clearInterval(sweeper);
     },
     close: () => transport.close(),
+  };
+}
+
+/** What the exporter's self-telemetry reads at scrape time, each answer from the part that owns it. */
+function selfTelemetrySource(
+  p: Pipeline,
+  isReady: () => boolean,
+  workersWithoutTaskEvents: () => number,
+  persistedRowsSkipped: SelfTelemetrySource['persistedRowsSkipped'],
+): SelfTelemetrySource {
+  return {
+    ingest: () => p.processor.counts,
+    broker: () => ({
+      ready: isReady(),
+      reconnects: p.status.reconnects,
+      ...(p.status.leanDelivery !== undefined ? { leanDelivery: p.status.leanDelivery } : {}),
+    }),
+    tracked: () => ({ tasks: p.tasks.size, workers: p.workers.size, taskEvictions: p.tasks.evictions }),
+    queueLengthErrors: () => p.queues.errors,
+    labelOverflow: () => [
+      ...[p.processor.names, p.processor.hostnames, p.processor.queues, p.processor.exceptions].map((l): [string, number] => [
+        l.label,
+        l.overflowed,
+      ]),
+      ['series', p.celeryMetrics.tasks.overflowed],
+    ],
+    workerClockSkew: () =>
+      p.workers
+        .alive()
+        .filter((w) => w.clockSkewSeconds !== undefined)
+        .map((w): [string, number] => [w.hostname, w.clockSkewSeconds!]),
+    workersWithoutTaskEvents,
+    persistedRowsSkipped,
   };
 }
