@@ -26,8 +26,6 @@ export interface ExporterModuleParts {
   transport?: (observer: TransportObserver) => BrokerTransport;
   /** Every decoded task event (the task store's history), before the metrics' dedupe. */
   observeTasks?: (event: TaskEvent) => void;
-  /** Rows persistence skipped as unreadable, for self-telemetry (read at scrape time). */
-  persistedRowsSkipped: SelfTelemetrySource['persistedRowsSkipped'];
 }
 
 export interface ExporterModule extends FeatureModule {
@@ -39,7 +37,6 @@ export interface ExporterModule extends FeatureModule {
   readonly flow: QueueFlow;
   readonly processor: EventProcessor;
   readonly celeryMetrics: CeleryMetrics;
-  readonly selfMetrics: SelfMetrics;
   readonly queues: QueueCollector;
   /** Re-reads a worker's figures after a pool or consumer change (the control module's hook). */
   inspectionChanged(worker: string): void;
@@ -130,7 +127,7 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
   const selfMetrics = new SelfMetrics(
     registry,
     config.metrics.self_prefix,
-    selfTelemetrySource(p, isReady, () => taskEventsWatch.silentWorkers, parts.persistedRowsSkipped),
+    selfTelemetrySource(p, isReady, () => taskEventsWatch.silentWorkers),
   );
   const inspector = new WorkerInspector(
     transport,
@@ -147,7 +144,6 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
     name: 'exporter',
     routers: {},
     ...p,
-    selfMetrics,
     inspectionChanged: (worker) => inspector.refresh(worker),
     get pendingInspections() {
       return inspector.pendingRefreshes;
@@ -189,12 +185,7 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
 }
 
 /** What the exporter's self-telemetry reads at scrape time, each answer from the part that owns it. */
-function selfTelemetrySource(
-  p: Pipeline,
-  isReady: () => boolean,
-  workersWithoutTaskEvents: () => number,
-  persistedRowsSkipped: SelfTelemetrySource['persistedRowsSkipped'],
-): SelfTelemetrySource {
+function selfTelemetrySource(p: Pipeline, isReady: () => boolean, workersWithoutTaskEvents: () => number): SelfTelemetrySource {
   return {
     ingest: () => p.processor.counts,
     broker: () => ({
@@ -217,6 +208,5 @@ function selfTelemetrySource(
         .filter((w) => w.clockSkewSeconds !== undefined)
         .map((w): [string, number] => [w.hostname, w.clockSkewSeconds!]),
     workersWithoutTaskEvents,
-    persistedRowsSkipped,
   };
 }
