@@ -12,7 +12,6 @@ import type { BrokerStatus } from './transport/broker-status.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { Auth } from './auth/index.js';
 import type { ControlClient } from './control/client.js';
-import { ActionMetrics } from './metrics/remediation-metrics.js';
 import { registerPersistenceMetrics } from './metrics/persistence-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import { heavyReadLimit, TASK_LISTS_PER_CALLER } from './http/heavy-reads.js';
@@ -108,7 +107,6 @@ export class Service {
     this.#exporter = exporter;
     ({ status: this.status, workers: this.workers, tasks: this.tasks, processor: this.processor } = exporter);
     ({ transport: this.transport, celeryMetrics: this.celeryMetrics, queues: this.queues } = exporter);
-    const actionMetrics = new ActionMetrics(this.#registry, config.metrics.self_prefix);
     this.audit = AuditLog.fromConfig(config.audit);
     // Shared by the features: the registry their telemetry goes in; for those that return tasks,
     // one payload rule and one bound on task lists.
@@ -126,7 +124,6 @@ export class Service {
       ...shared,
       transport: this.transport,
       queues: this.queues,
-      actionMetrics,
       inspectionChanged: (worker) => exporter.inspectionChanged(worker),
     });
     this.control = control.control;
@@ -150,7 +147,6 @@ export class Service {
       transport: this.transport,
       control: this.control,
       queues: this.queues,
-      metrics: actionMetrics,
     });
     this.#remediation = remediation;
     this.remediator = remediation.remediator;

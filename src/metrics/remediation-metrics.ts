@@ -1,12 +1,15 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-/** Remediation and control telemetry (our own prefix). Names are shared with the dashboard. */
+/**
+ * Remediation telemetry (our own prefix), registered by the remediation module whether or not
+ * remediation is enabled. Names are shared with the dashboard. The control commands remediation
+ * sends are counted by the control module (control-metrics.ts), like every other command.
+ */
 export class ActionMetrics {
   readonly decisions: Counter<'rule' | 'action' | 'outcome'>;
   readonly suppressed: Counter<'rule' | 'action' | 'reason'>;
   readonly killSwitch: Gauge;
   readonly webhooks: Counter<'status'>;
-  readonly controlCommands: Counter<'command' | 'outcome'>;
   readonly stateEvictions: Counter;
   readonly verifications: Counter<'rule' | 'result'>;
 
@@ -44,12 +47,6 @@ export class ActionMetrics {
       name: `${prefix}remediation_verifications_total`,
       help: 'Acted decisions of rules with verify, by rule and result: effective (the alert resolved or the time to drain fell within verify.within_seconds) or ineffective.',
       labelNames: ['rule', 'result'],
-      registers: r,
-    });
-    this.controlCommands = new Counter({
-      name: `${prefix}control_commands_total`,
-      help: 'Control commands, one per request, by command and outcome (ok, partial, error, no_reply, sent, dry_run, invalid, broker_unavailable, failed, refused).',
-      labelNames: ['command', 'outcome'],
       registers: r,
     });
   }

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Auth } from '../auth/index.js';
 import { configuredBrokerApi } from '../broker-api/rabbitmq-management.js';
@@ -12,19 +13,20 @@ import { controlRoutes, type ControlRoutes } from '../http/control-routes.js';
 import { flowerControlApi } from '../http/flower-control-api.js';
 import { flowerWorkersApi } from '../http/flower-workers-api.js';
 import type { Logger } from '../log.js';
-import type { ActionMetrics } from '../metrics/remediation-metrics.js';
+import { ControlMetrics } from '../metrics/control-metrics.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { PayloadRule } from '../tasks/payload.js';
 import type { BrokerTransport } from '../transport/transport.js';
 import type { FeatureModule } from './module.js';
 
 export interface ControlModuleParts {
+  /** Where the control commands are counted. */
+  registry: Registry;
   transport: BrokerTransport;
   workers: WorkerRegistry;
   queues: QueueCollector;
   audit: AuditLog;
   auth: Auth;
-  actionMetrics: ActionMetrics;
   payload: PayloadRule;
   clock: Clock;
   logger: Logger;
@@ -43,9 +45,10 @@ export interface ControlModule extends FeatureModule {
 
 /** Remote control: the client, the workers snapshot, and Flower's worker and control paths with /api/v1. */
 export function createControlModule(config: Config, parts: ControlModuleParts): ControlModule {
-  const { actionMetrics, workers, queues, auth, payload } = parts;
+  const { workers, queues, auth, payload } = parts;
+  const metrics = new ControlMetrics(parts.registry, config.metrics.self_prefix);
   const control = new ControlClient(parts.transport, { timeoutMs: config.control.reply_timeout_ms }, (command, outcome, result) => {
-    actionMetrics.controlCommands.inc({ command, outcome });
+    metrics.commands.inc({ command, outcome });
     // HTTP or remediation alike: a pool or consumer change shows in the figures at once.
     if (result && command !== 'unknown' && COMMANDS.get(command)?.changesInspection) {
       for (const r of result.results) if (answeredCommand(r)) parts.inspectionChanged(r.worker);
@@ -68,7 +71,7 @@ export function createControlModule(config: Config, parts: ControlModuleParts): 
     audit: parts.audit,
     auth,
     maxBodyBytes: config.control.max_body_bytes,
-    refused: (command) => actionMetrics.controlCommands.inc({ command, outcome: 'refused' }),
+    refused: (command) => metrics.commands.inc({ command, outcome: 'refused' }),
     payload,
   });
   const flowerWorkers = flowerWorkersApi({

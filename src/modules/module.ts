@@ -11,8 +11,8 @@ import type { FeatureRoutes } from '../http/app.js';
  * registry renders. Nothing central lists them.
  *
  * Parts built in service.ts are those several modules share (the registry, the task store and
- * its persistence, the audit log, `ActionMetrics`, the payload rule, the task-list bound); a
- * part only one module uses is built inside that module, from the config.
+ * its persistence, the audit log, the payload rule, the task-list bound); a part only one
+ * module uses is built inside that module (its telemetry families, what it reads from the config).
  */
 export interface FeatureModule {
   readonly name: string;

@@ -8,7 +8,7 @@ import type { QueueCollector } from '../exporter/queue-collector.js';
 import { alertmanagerReceiver, remediationAdminApi, type RemediationApiDeps } from '../http/remediation-api.js';
 import { loadWebhookCredentials, WebhookThrottle } from '../http/webhook-auth.js';
 import type { Logger } from '../log.js';
-import { RulesReloadMetrics, type ActionMetrics } from '../metrics/remediation-metrics.js';
+import { ActionMetrics, RulesReloadMetrics } from '../metrics/remediation-metrics.js';
 import type { Remediator } from '../remediation/engine.js';
 import { loadConfiguredRules, type RemediationRule } from '../remediation/rules.js';
 import { createRemediation } from '../remediation/wiring.js';
@@ -18,7 +18,7 @@ import type { BrokerTransport } from '../transport/transport.js';
 import type { FeatureModule } from './module.js';
 
 export interface RemediationModuleParts {
-  /** Where the rules reload families are registered. */
+  /** Where the remediation and rules reload families are registered. */
   registry: Registry;
   transport: BrokerTransport;
   control: ControlClient;
@@ -27,8 +27,6 @@ export interface RemediationModuleParts {
   queues: QueueCollector;
   audit: AuditLog;
   auth: Auth;
-  /** Shared with the control module, which counts the commands. */
-  metrics: ActionMetrics;
   clock: Clock;
   logger: Logger;
 }
@@ -47,6 +45,7 @@ export interface RemediationModule extends FeatureModule {
  * be reloaded (checked) and its reloads are counted either way; disabled, nothing else is.
  */
 export function createRemediationModule(config: Config, parts: RemediationModuleParts): RemediationModule {
+  const metrics = new ActionMetrics(parts.registry, config.metrics.self_prefix);
   const reloads = new RulesReloadMetrics(parts.registry, config.metrics.self_prefix);
   if (!config.remediation.enabled) {
     return { name: 'remediation', remediator: undefined, routers: {}, reloadRules: rulesReload(config, reloads, parts.logger) };
@@ -56,6 +55,7 @@ export function createRemediationModule(config: Config, parts: RemediationModule
   for (const warning of webhook.warnings) parts.logger.warn(warning);
   const remediation = createRemediation(config.remediation, {
     ...parts,
+    metrics,
     connections: brokerConnections(config),
     kubernetes: config.kubernetes,
     timeToDrain: async (queue) => (await parts.queues.collect()).find((q) => q.queue === queue)?.timeToDrain ?? undefined,
@@ -71,7 +71,7 @@ export function createRemediationModule(config: Config, parts: RemediationModule
     publicOrigin: config.auth.public_url ? new URL(config.auth.public_url).origin : undefined,
     audit: parts.audit,
     auth: parts.auth,
-    metrics: parts.metrics,
+    metrics,
     logger: parts.logger,
   };
   return {
