@@ -5,7 +5,7 @@ import { CommandValidationError, validateQueueName } from '../control/validators
 import { describePrincipal } from '../auth/index.js';
 import { BrokerUnavailableError, QueueNotFoundError } from '../transport/transport.js';
 import { handle, HttpError, type ControlRoutes } from './control-routes.js';
-import { booleanParam } from './params.js';
+import { auditLimit, booleanParam } from './params.js';
 
 /** A purge is one broker operation; past this the answer is an error and the queue as the broker left it. */
 const PURGE_TIMEOUT_MS = 10_000;
@@ -145,7 +145,7 @@ export function apiV1(routes: ControlRoutes): Router {
 
   router.get('/api/v1/audit', viewer, (req, res) => {
     const kind = req.query.kind;
-    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
+    const limit = auditLimit(req);
     if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
       res.status(400).json({ error: 'kind must be control, remediation or admin' });
       return;

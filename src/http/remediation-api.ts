@@ -10,6 +10,8 @@ import { ProposalError } from '../remediation/proposals.js';
 import { dangerOf, RulesError } from '../remediation/rules.js';
 import { insecureHostProblem } from '../auth/csrf.js';
 import { webhookAuthorized, type WebhookCredentials, type WebhookThrottle } from './webhook-auth.js';
+import { auditLimit, requestParams } from './params.js';
+import { CommandValidationError } from '../control/validators.js';
 
 export interface RemediationApiDeps {
   remediator: Remediator;
@@ -102,7 +104,7 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
   const router = express.Router();
 
   router.get('/api/v1/remediation/decisions', auth.requireRole('viewer'), (req, res) => {
-    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
+    const limit = auditLimit(req);
     // Decisions only: verification verdicts are remediation records too, with their own path.
     res.json(audit.recent('remediation', limit).filter((r) => r.event === undefined));
   });
@@ -116,13 +118,11 @@ export function remediationAdminApi(deps: RemediationApiDeps): Router {
   const adminBody = auth.withBody('admin', express.json({ limit: 4096 }), express.urlencoded({ extended: false, limit: 4096 }));
 
   router.post('/api/v1/remediation/kill-switch', ...adminBody, async (req, res) => {
-    const raw = (req.body as { enabled?: unknown } | undefined)?.enabled ?? req.query.enabled;
-    const enabled =
-      raw === true || raw === 'true' || raw === '1' ? true : raw === false || raw === 'false' || raw === '0' ? false : undefined;
-    if (enabled === undefined) {
-      res.status(400).json({ error: 'enabled must be true or false' });
-      return;
-    }
+    // Required: a missing value must not read as either position of the switch.
+    const read = requestParams(req);
+    const given = read.value('enabled');
+    if (given === undefined || given === '') throw new CommandValidationError('must be true or false', 'enabled');
+    const enabled = read.boolean('enabled', false);
     try {
       // With shared state this sets it for every replica; unstored, it is not changed anywhere.
       await remediator.setKillSwitch(enabled);

@@ -195,6 +195,21 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
     await waitFor('main to run 2 pool processes', async () => ((await processes('main')) === 2 ? true : undefined), 20_000, 500);
   });
 
+  it('a page size is a whole number from 1 to 1000: anything else is refused with 400, not read as 100 or clamped', async () => {
+    // Three decisions and their audit records exist by now (the test above).
+    const get = (path: string) => fetch(`${service.url}${path}`, { headers: { authorization: `Bearer ${service.adminToken}` } });
+    for (const path of ['/api/v1/audit', '/api/v1/remediation/decisions']) {
+      for (const bad of ['abc', '0', '1001', '2.5', '-1', '1e3']) {
+        const res = await get(`${path}?limit=${bad}`);
+        expect(res.status, `${path}?limit=${bad}`).toBe(400);
+        expect(await res.json()).toMatchObject({ field: 'limit' });
+      }
+      const two = await get(`${path}?limit=2`);
+      expect(two.status).toBe(200);
+      expect(((await two.json()) as unknown[]).length).toBe(2);
+    }
+  });
+
   it('a missing, empty or unknown target sends no command at all, never a broadcast; the canary hears nothing', async () => {
     const canaryBefore = await stats('canary');
     const mark = spy.mark();
@@ -295,6 +310,20 @@ describe('remediation webhook faults on RabbitMQ with real workers', () => {
       20_000,
       500,
     );
+  });
+
+  it('the kill switch is told which way: a missing, empty or unknown value is a 400 naming the field, and the switch stays as it was', async () => {
+    const admin = { authorization: `Bearer ${service.adminToken}`, 'content-type': 'application/json' };
+    for (const body of [{}, { enabled: '' }, { enabled: 'maybe' }, { enabled: 2 }]) {
+      const res = await fetch(`${service.url}/api/v1/remediation/kill-switch`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify(body),
+      });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await res.json()).toMatchObject({ field: 'enabled' });
+    }
+    expect(await metric('celery_autopilot_remediation_kill_switch', {})).toBe(0);
   });
 
   it('kill switch (admin API) and dry-run: webhook 2xx, the would-be command audited, nothing on the wire', async () => {
