@@ -5,7 +5,7 @@ import type { Auth } from '../auth/index.js';
 import type { ClusterSampler } from './cluster-sampler.js';
 import type { ClusterHealth } from './health.js';
 import type { ControlClient } from '../control/client.js';
-import { CommandValidationError, validateWorkerName } from '../control/validators.js';
+import { CommandValidationError, validateWorkerName } from '../celery/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { Remediator } from '../remediation/engine.js';
 import type { PayloadRule, PayloadView } from '../tasks/payload.js';

@@ -60,7 +60,7 @@ import {
   validateObject,
   validateWorkerName,
   validateWorkerPattern,
-} from './validators.js';
+} from '../celery/validators.js';
 
 export type Targets = { readonly workers: readonly string[] } | { readonly pattern: string } | { readonly all: true };
 

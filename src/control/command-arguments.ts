@@ -16,7 +16,7 @@ import {
   validateSignal,
   validateTaskId,
   validateTaskName,
-} from './validators.js';
+} from '../celery/validators.js';
 
 /**
  * Argument shaping per command: API arguments in, exactly the pidbox `arguments` Celery's own

@@ -1,4 +1,4 @@
-import { CommandValidationError, validateObject, validateQueueName } from './validators.js';
+import { CommandValidationError, validateObject, validateQueueName } from '../celery/validators.js';
 import {
   noArguments,
   validateAddConsumer,

@@ -4,7 +4,7 @@ import type { WorkerRegistry } from '../state/workers.js';
 import type { InspectReply } from '../celery/worker-replies.js';
 import { FIGURE_METHODS, InspectReplies, INSPECT_METHODS, type InspectMethod, type WorkerInfo } from '../state/inspect-replies.js';
 import type { ControlClient, Targets } from './client.js';
-import { MAX_WORKERS_PER_COMMAND } from './validators.js';
+import { MAX_WORKERS_PER_COMMAND } from '../celery/validators.js';
 
 /** What Flower's /api/workers shows per worker, in its order: one inspect reply per method. */
 export const SNAPSHOT_METHODS = INSPECT_METHODS;

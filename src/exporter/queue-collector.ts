@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { CommandValidationError, validateQueueName } from '../control/validators.js';
+import { CommandValidationError, validateQueueName } from '../celery/validators.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import { processesNeeded, timeToDrain, type QueueFlow } from '../state/queue-flow.js';
 import type { WorkerRegistry } from '../state/workers.js';

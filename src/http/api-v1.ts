@@ -1,7 +1,7 @@
 import express, { type Router } from 'express';
 import type { Targets } from '../control/client.js';
 import type { CommandName } from '../control/commands.js';
-import { CommandValidationError, validateQueueName } from '../control/validators.js';
+import { CommandValidationError, validateQueueName } from '../celery/validators.js';
 import { describePrincipal } from '../auth/index.js';
 import { BrokerUnavailableError, QueueNotFoundError } from '../transport/transport.js';
 import { handle, HttpError, type ControlRoutes } from './control-routes.js';

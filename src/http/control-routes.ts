@@ -4,7 +4,7 @@ import { describePrincipal, roleAtLeast } from '../auth/index.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { answeredCommand, type ControlClient, type ControlResult, type RunOptions, type Targets } from '../control/client.js';
 import { prepareCommand, type CommandName } from '../control/commands.js';
-import { CommandValidationError } from '../control/validators.js';
+import { CommandValidationError } from '../celery/validators.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { PayloadRule } from '../tasks/payload.js';

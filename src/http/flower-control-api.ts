@@ -1,6 +1,6 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { ControlResult } from '../control/client.js';
-import { CommandValidationError, validateQueueName, validateTaskId, validateTaskName, validateWorkerName } from '../control/validators.js';
+import { CommandValidationError, validateQueueName, validateTaskId, validateTaskName, validateWorkerName } from '../celery/validators.js';
 import { describeShrink } from '../control/shrink.js';
 import { handle, keepProcesses, type ControlRoutes } from './control-routes.js';
 import { booleanParam, integerParam, numberParam, param, stringParam } from './params.js';

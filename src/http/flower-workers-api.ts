@@ -1,7 +1,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { Auth } from '../auth/index.js';
 import type { Secret } from '../config/secret.js';
-import { CommandValidationError, validateWorkerName } from '../control/validators.js';
+import { CommandValidationError, validateWorkerName } from '../celery/validators.js';
 import type { WorkerSnapshot } from '../control/worker-snapshot.js';
 import type { QueueCollector } from '../exporter/queue-collector.js';
 import type { WorkerRegistry } from '../state/workers.js';

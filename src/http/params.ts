@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { CommandValidationError } from '../control/validators.js';
+import { CommandValidationError } from '../celery/validators.js';
 import { ParamReader, paramValue } from '../params.js';
 
 /** The control API's parameters (query string or body, src/params.ts); a bad one is a CommandValidationError (400). */

@@ -11,7 +11,7 @@ import { dangerOf, RulesError } from '../remediation/rules.js';
 import { insecureHostProblem } from '../auth/csrf.js';
 import { webhookAuthorized, type WebhookCredentials, type WebhookThrottle } from './webhook-auth.js';
 import { auditLimit, requestParams } from './params.js';
-import { CommandValidationError } from '../control/validators.js';
+import { CommandValidationError } from '../celery/validators.js';
 
 export interface RemediationApiDeps {
   remediator: Remediator;

@@ -1,6 +1,6 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { describePrincipal } from '../auth/index.js';
-import { validateTaskId } from '../control/validators.js';
+import { validateTaskId } from '../celery/validators.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
 import { pyRepr } from '../tasks/python-text.js';
 import { parseTaskQuery } from '../tasks/query-params.js';

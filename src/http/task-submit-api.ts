@@ -6,7 +6,7 @@ import type { Auth, Role } from '../auth/index.js';
 import { describePrincipal, roleAtLeast } from '../auth/index.js';
 import type { Clock } from '../clock.js';
 import type { WorkerSnapshot } from '../control/worker-snapshot.js';
-import { CommandValidationError, validateTaskId, validateTaskName } from '../control/validators.js';
+import { CommandValidationError, validateTaskId, validateTaskName } from '../celery/validators.js';
 import { PublishUnavailableError, PublishUnconfirmedError, type TaskPublisher } from '../transport/task-publisher.js';
 import { BackendUnavailableError, resultForDisplay, type ResultBackend, type TaskMeta } from '../tasks/result-backend.js';
 import { TooManyWaitersError, type ResultWaiters } from '../tasks/result-waiters.js';

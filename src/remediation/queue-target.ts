@@ -1,4 +1,4 @@
-import { validateQueueName, CommandValidationError } from '../control/validators.js';
+import { validateQueueName, CommandValidationError } from '../celery/validators.js';
 import type { Alert } from './alertmanager.js';
 import { checkTemplate, isTemplated, render, TemplateError } from './template.js';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { COMMANDS, prepareCommand, WRITE_COMMAND_NAMES } from '../control/commands.js';
-import { CommandValidationError } from '../control/validators.js';
+import { CommandValidationError } from '../celery/validators.js';
 import type { DangerousAction } from '../config/remediation-schema.js';
 import type { Alert } from './alertmanager.js';
 import { globMatch } from '../glob.js';

@@ -1,5 +1,5 @@
 import { prepareCommand } from '../control/commands.js';
-import { CommandValidationError } from '../control/validators.js';
+import { CommandValidationError } from '../celery/validators.js';
 import type { Alert } from './alertmanager.js';
 import { applyBounds, rememberResize } from './bounds.js';
 import type { Decision, DecisionOutcome, RemediationExecutor, RemediationOptions, SuppressReason } from './types.js';

@@ -1,4 +1,4 @@
-import { MAX_TASK_IDS, validateQueueName } from '../control/validators.js';
+import { MAX_TASK_IDS, validateQueueName } from '../celery/validators.js';
 import { LiteralError, parsePythonLiteral } from './python-literal.js';
 import { SubmitError, parseSubmitBody } from './submit-options.js';
 import { SubmitRefusedError } from './submit-policy.js';

@@ -1,4 +1,4 @@
-import { validateQueueName, validateTaskId, CommandValidationError } from '../control/validators.js';
+import { validateQueueName, validateTaskId, CommandValidationError } from '../celery/validators.js';
 import { NotJsonError, assertJson } from './python-text.js';
 
 /**

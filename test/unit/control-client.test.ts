@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { answeredCommand, ControlClient, type ControlObserver, type Targets } from '../../src/control/client.js';
-import { CommandValidationError } from '../../src/control/validators.js';
+import { CommandValidationError } from '../../src/celery/validators.js';
 import {
   BrokerUnavailableError,
   type BroadcastOptions,

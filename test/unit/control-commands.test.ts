@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { roleAtLeast } from '../../src/auth/roles.js';
 import { COMMAND_NAMES, COMMANDS, prepareCommand, type CommandName, type Role } from '../../src/control/commands.js';
-import { CommandValidationError } from '../../src/control/validators.js';
+import { CommandValidationError } from '../../src/celery/validators.js';
 import { readFixture } from '../support/fixtures.js';
 
 interface PidboxCapture {

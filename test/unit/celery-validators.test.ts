@@ -11,7 +11,7 @@ import {
   validateTaskName,
   validateWorkerName,
   validateWorkerPattern,
-} from '../../src/control/validators.js';
+} from '../../src/celery/validators.js';
 
 const long = (n: number) => 'a'.repeat(n);
 

@@ -1,5 +1,6 @@
 /**
- * Validators for every value that can reach a worker through the pidbox. They are strict on
+ * Validators for every value that can reach the broker: remote-control commands, submitted tasks,
+ * remediation targets and discovered queue names all pass through them. They are strict on
  * purpose: a remote-control command goes to live workers, and what Celery would accept is wider
  * than what an operator ever needs (Python's float() takes "1e3", "inf" and " 10 "; a queue name
  * that collides with an existing queue's arguments kills the worker, §B5). Each one throws a
