@@ -8,13 +8,13 @@ import type { EventProcessor } from './exporter/event-processor.js';
 import type { QueueCollector } from './exporter/queue-collector.js';
 import { createHttpApp } from './http/app.js';
 import { Listener, type TlsMaterial } from './http/listener.js';
-import type { BrokerStatus } from './service-telemetry.js';
+import type { BrokerStatus } from './transport/broker-status.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { Auth } from './auth/index.js';
 import type { ControlClient } from './control/client.js';
 import { ActionMetrics } from './metrics/remediation-metrics.js';
+import { registerPersistenceMetrics } from './metrics/persistence-metrics.js';
 import type { Remediator } from './remediation/engine.js';
-import { loadConfiguredRules, type RemediationRule } from './remediation/rules.js';
 import { heavyReadLimit, TASK_LISTS_PER_CALLER } from './http/heavy-reads.js';
 import { PayloadRule } from './tasks/payload.js';
 import type { FeatureModule } from './modules/module.js';
@@ -22,7 +22,7 @@ import { createAuthModule } from './modules/auth.js';
 import { createExporterModule, type ExporterModule } from './modules/exporter.js';
 import { createConsoleModule } from './modules/console.js';
 import { createControlModule } from './modules/control.js';
-import { createRemediationModule } from './modules/remediation.js';
+import { createRemediationModule, type RemediationModule } from './modules/remediation.js';
 import { createTasksModule } from './modules/tasks.js';
 import type { InFlightTasks } from './state/in-flight-tasks.js';
 import { createTaskStore, type TaskStore } from './tasks/index.js';
@@ -34,11 +34,8 @@ import {
   type WorkerPersistence,
 } from './persistence/index.js';
 import type { WorkerRegistry } from './state/workers.js';
-import { brokerConnections } from './transport/index.js';
 import type { ClusterSampler } from './console/cluster-sampler.js';
 import type { BrokerTransport, TransportObserver } from './transport/transport.js';
-
-export type { BrokerStatus } from './service-telemetry.js';
 
 export interface ServiceDeps {
   logger: Logger;
@@ -74,6 +71,8 @@ export class Service {
   readonly #exporter: ExporterModule;
   /** The features, in the order their routes are mounted (http/app.ts); auth has none, its slot is fixed there. */
   readonly #features: readonly FeatureModule[];
+  /** Owns the rules file's reloads, whether or not remediation is enabled. */
+  readonly #remediation: RemediationModule;
   readonly #taskPersistence: TaskPersistence | undefined;
   readonly #workerPersistence: WorkerPersistence | undefined;
   readonly #clock: Clock;
@@ -100,7 +99,6 @@ export class Service {
       logger: this.logger,
       ...(deps.transport ? { transport: deps.transport } : {}),
       ...(store ? { observeTasks: store.handle.bind(store) } : {}),
-      persistedRowsSkipped: () => persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
     });
     this.#exporter = exporter;
     ({ status: this.status, workers: this.workers, tasks: this.tasks, processor: this.processor } = exporter);
@@ -133,25 +131,25 @@ export class Service {
       { registry: this.workers, snapshot: control.snapshot },
       this.logger,
     );
+    registerPersistenceMetrics(this.#registry, config.metrics.self_prefix, () =>
+      persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
+    );
     const tasks = createTasksModule(config, {
       ...shared,
       store: this.taskStore,
       snapshot: control.snapshot,
       controlRoutes: control.routes,
     });
-    const remediation = config.remediation.enabled
-      ? createRemediationModule(config, {
-          ...shared,
-          transport: this.transport,
-          connections: brokerConnections(config),
-          control: this.control,
-          metrics: actionMetrics,
-          kubernetes: config.kubernetes,
-          timeToDrain: async (queue) => (await this.queues.collect()).find((q) => q.queue === queue)?.timeToDrain ?? undefined,
-          reloadRules: () => this.reloadRules(),
-        })
-      : undefined;
-    this.remediator = remediation?.remediator;
+    const remediation = createRemediationModule(config, {
+      ...shared,
+      registry: this.#registry,
+      transport: this.transport,
+      control: this.control,
+      queues: this.queues,
+      metrics: actionMetrics,
+    });
+    this.#remediation = remediation;
+    this.remediator = remediation.remediator;
     const operatorConsole = createConsoleModule(config, {
       ...shared,
       control: this.control,
@@ -166,7 +164,7 @@ export class Service {
       ingest: this.processor.counts,
     });
     this.sampler = operatorConsole.sampler;
-    this.#features = [auth, operatorConsole, tasks, control, ...(remediation ? [remediation] : [])];
+    this.#features = [auth, operatorConsole, tasks, control, remediation];
   }
 
   get clock(): Clock {
@@ -188,19 +186,7 @@ export class Service {
 
   /** SIGHUP / POST reload: read and validate the whole file (throws RulesError; nothing swapped), then swap atomically. */
   reloadRules(): number {
-    let rules: RemediationRule[];
-    try {
-      rules = loadConfiguredRules(this.config.remediation);
-    } catch (e) {
-      this.#exporter.selfMetrics.rulesReloads.inc({ outcome: 'failure' });
-      this.#exporter.selfMetrics.rulesLastReloadSuccessful.set(0);
-      throw e;
-    }
-    this.#exporter.selfMetrics.rulesReloads.inc({ outcome: 'success' });
-    this.#exporter.selfMetrics.rulesLastReloadSuccessful.set(1);
-    this.remediator?.replaceRules(rules);
-    this.logger.info({ rules: rules.length }, 'remediation rules reloaded');
-    return rules.length;
+    return this.#remediation.reloadRules();
   }
 
   /**

@@ -2,7 +2,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config/load.js';
 import type { QueueSample } from '../metrics/celery-metrics.js';
 import type { TaskSeriesStore } from '../metrics/task-series.js';
-import type { BrokerStatus } from '../service-telemetry.js';
+import type { BrokerStatus } from '../transport/broker-status.js';
 import { ClusterHistory, type ClusterReading } from '../state/cluster-history.js';
 import type { InFlightTasks } from '../state/in-flight-tasks.js';
 import type { WorkerRegistry } from '../state/workers.js';

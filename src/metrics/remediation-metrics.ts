@@ -54,3 +54,33 @@ export class ActionMetrics {
     });
   }
 }
+
+/**
+ * The rules file's reloads (SIGHUP, POST …/rules/reload), counted whether or not remediation is
+ * enabled: a file checked while remediation is off shows its failures too.
+ */
+export class RulesReloadMetrics {
+  readonly #reloads: Counter<'outcome'>;
+  readonly #lastSuccessful: Gauge;
+
+  constructor(registry: Registry, prefix: string) {
+    const r = [registry];
+    this.#reloads = new Counter({
+      name: `${prefix}rules_reloads_total`,
+      help: 'Remediation rules file reloads, by outcome (success, failure).',
+      labelNames: ['outcome'],
+      registers: r,
+    });
+    this.#lastSuccessful = new Gauge({
+      name: `${prefix}rules_last_reload_successful`,
+      help: '1 if the last remediation rules reload succeeded (or none was tried), 0 if it failed.',
+      registers: r,
+    });
+    this.#lastSuccessful.set(1);
+  }
+
+  reloaded(outcome: 'success' | 'failure'): void {
+    this.#reloads.inc({ outcome });
+    this.#lastSuccessful.set(outcome === 'success' ? 1 : 0);
+  }
+}

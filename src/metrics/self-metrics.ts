@@ -14,8 +14,9 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.j
 export const SCRAPE_JOB = 'celery-autopilot';
 
 /**
- * Everything self-telemetry reports, read at scrape time in one `collect()`. Each module keeps
- * its hot-path counts as plain numbers and answers here; none of them knows prom-client.
+ * What the exporter's self-telemetry reports, read at scrape time in one `collect()`. Each part
+ * of the event path keeps its hot-path counts as plain numbers and answers here; none of them
+ * knows prom-client.
  */
 export interface SelfTelemetrySource {
   ingest(): {
@@ -32,8 +33,6 @@ export interface SelfTelemetrySource {
   labelOverflow(): Iterable<[label: string, count: number]>;
   workerClockSkew(): Iterable<[hostname: string, seconds: number]>;
   workersWithoutTaskEvents(): number;
-  /** Rows of tasks.persist not restored at start, by table and reason. */
-  persistedRowsSkipped(): Iterable<[table: string, reason: string, count: number]>;
 }
 
 /** Nothing to report yet: a registry built only to list the metric names. */
@@ -45,7 +44,6 @@ const NO_SOURCE: SelfTelemetrySource = {
   labelOverflow: () => [],
   workerClockSkew: () => [],
   workersWithoutTaskEvents: () => 0,
-  persistedRowsSkipped: () => [],
 };
 
 type SettableCounter = Counter<string>;
@@ -66,10 +64,11 @@ function setTotal(counter: SettableCounter, total: number, labels?: Record<strin
 const EVENT_LOOP_SAMPLE_MS = 100;
 
 /**
- * celery-autopilot's own telemetry, under its own prefix and apart from the translated Celery
- * metrics: what came in, what was dropped and why, the broker connection, and our footprint.
- * Node's process metrics keep their standard unprefixed names (process_*, nodejs_*) so the
- * usual Node.js dashboards work.
+ * The exporter's own telemetry (and the process's), under our own prefix and apart from the
+ * translated Celery metrics: what came in, what was dropped and why, the broker connection, and
+ * our footprint. Other features register their own families beside these (remediation-metrics.ts,
+ * persistence-metrics.ts). Node's process metrics keep their standard unprefixed names
+ * (process_*, nodejs_*) so the usual Node.js dashboards work.
  */
 export class SelfMetrics {
   readonly #eventsReceived: Counter<'type'>;
@@ -86,12 +85,9 @@ export class SelfMetrics {
   readonly #trackedWorkers: Gauge;
   readonly #taskEvictions: Counter;
   readonly #workersWithoutTaskEvents: Gauge;
-  readonly #persistedRowsSkipped: Counter<'table' | 'reason'>;
   /** Counted where they happen (not copied from elsewhere). */
   readonly scrapeDuration: Gauge;
   readonly inspectRequests: Counter<'outcome'>;
-  readonly rulesReloads: Counter<'outcome'>;
-  readonly rulesLastReloadSuccessful: Gauge;
 
   // Over 80 lines on purpose: one statement per metric family, each with its help text; a list
   // is what a reader scans for a name.
@@ -188,24 +184,6 @@ export class SelfMetrics {
       help: 'Live workers whose heartbeats report processed tasks while none of their task events arrive (started without -E).',
       registers: r,
     });
-    this.#persistedRowsSkipped = new Counter({
-      name: `${p}persisted_rows_skipped_total`,
-      help: 'Rows of tasks.persist not restored at start (not JSON, or a field of the wrong type or length), by table and reason.',
-      labelNames: ['table', 'reason'],
-      registers: r,
-    });
-    this.rulesReloads = new Counter({
-      name: `${p}rules_reloads_total`,
-      help: 'Remediation rules file reloads, by outcome (success, failure).',
-      labelNames: ['outcome'],
-      registers: r,
-    });
-    this.rulesLastReloadSuccessful = new Gauge({
-      name: `${p}rules_last_reload_successful`,
-      help: '1 if the last remediation rules reload succeeded (or none was tried), 0 if it failed.',
-      registers: r,
-    });
-    this.rulesLastReloadSuccessful.set(1);
     new Gauge({ name: `${p}build_info`, help: 'Build information.', labelNames: ['version', 'nodejs'], registers: r }).set(
       { version: VERSION, nodejs: process.version },
       1,
@@ -225,7 +203,6 @@ export class SelfMetrics {
       this.#taskEvictions,
       this.#queueLengthErrors,
       this.#labelOverflow,
-      this.#persistedRowsSkipped,
     ])
       c.reset();
     for (const [type, n] of ingest.events) setTotal(this.#eventsReceived, n, { type });
@@ -246,6 +223,5 @@ export class SelfMetrics {
     this.#workerClockSkew.reset();
     for (const [hostname, seconds] of s.workerClockSkew()) this.#workerClockSkew.set({ hostname }, seconds);
     this.#workersWithoutTaskEvents.set(s.workersWithoutTaskEvents());
-    for (const [table, reason, n] of s.persistedRowsSkipped()) setTotal(this.#persistedRowsSkipped, n, { table, reason });
   }
 }

@@ -10,10 +10,10 @@ import { wakeUpWorkers, WorkerInspector } from '../exporter/worker-inspector.js'
 import type { Logger } from '../log.js';
 import { CeleryMetrics } from '../metrics/celery-metrics.js';
 import { SelfMetrics, type SelfTelemetrySource } from '../metrics/self-metrics.js';
-import { brokerStatusObserver, selfTelemetrySource, type BrokerStatus } from '../service-telemetry.js';
 import { InFlightTasks } from '../state/in-flight-tasks.js';
 import { QueueFlow } from '../state/queue-flow.js';
 import { WorkerRegistry } from '../state/workers.js';
+import { brokerStatusObserver, type BrokerStatus } from '../transport/broker-status.js';
 import { createTransport } from '../transport/index.js';
 import type { BrokerTransport, TransportObserver } from '../transport/transport.js';
 import type { FeatureModule } from './module.js';
@@ -26,8 +26,6 @@ export interface ExporterModuleParts {
   transport?: (observer: TransportObserver) => BrokerTransport;
   /** Every decoded task event (the task store's history), before the metrics' dedupe. */
   observeTasks?: (event: TaskEvent) => void;
-  /** Rows persistence skipped as unreadable, for self-telemetry (read at scrape time). */
-  persistedRowsSkipped: SelfTelemetrySource['persistedRowsSkipped'];
 }
 
 export interface ExporterModule extends FeatureModule {
@@ -39,7 +37,6 @@ export interface ExporterModule extends FeatureModule {
   readonly flow: QueueFlow;
   readonly processor: EventProcessor;
   readonly celeryMetrics: CeleryMetrics;
-  readonly selfMetrics: SelfMetrics;
   readonly queues: QueueCollector;
   /** Re-reads a worker's figures after a pool or consumer change (the control module's hook). */
   inspectionChanged(worker: string): void;
@@ -121,7 +118,7 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
 export function createExporterModule(config: Config, parts: ExporterModuleParts): ExporterModule {
   const { registry, clock, logger } = parts;
   const p = pipeline(config, parts);
-  const { status, transport, workers, tasks, processor, celeryMetrics, queues } = p;
+  const { status, transport, workers, processor, celeryMetrics } = p;
   const isReady = (): boolean => status.connected && status.subscribed;
   const taskEventsWatch = new TaskEventsWatch(transport, workers, clock, logger, {
     enableEvents: config.events.enable_events,
@@ -130,11 +127,7 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
   const selfMetrics = new SelfMetrics(
     registry,
     config.metrics.self_prefix,
-    selfTelemetrySource(
-      { processor, tasks, workers, queues, celeryMetrics, status, isReady },
-      () => taskEventsWatch.silentWorkers,
-      parts.persistedRowsSkipped,
-    ),
+    selfTelemetrySource(p, isReady, () => taskEventsWatch.silentWorkers),
   );
   const inspector = new WorkerInspector(
     transport,
@@ -151,7 +144,6 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
     name: 'exporter',
     routers: {},
     ...p,
-    selfMetrics,
     inspectionChanged: (worker) => inspector.refresh(worker),
     get pendingInspections() {
       return inspector.pendingRefreshes;
@@ -189,5 +181,32 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
       if (sweeper) clearInterval(sweeper);
     },
     close: () => transport.close(),
+  };
+}
+
+/** What the exporter's self-telemetry reads at scrape time, each answer from the part that owns it. */
+function selfTelemetrySource(p: Pipeline, isReady: () => boolean, workersWithoutTaskEvents: () => number): SelfTelemetrySource {
+  return {
+    ingest: () => p.processor.counts,
+    broker: () => ({
+      ready: isReady(),
+      reconnects: p.status.reconnects,
+      ...(p.status.leanDelivery !== undefined ? { leanDelivery: p.status.leanDelivery } : {}),
+    }),
+    tracked: () => ({ tasks: p.tasks.size, workers: p.workers.size, taskEvictions: p.tasks.evictions }),
+    queueLengthErrors: () => p.queues.errors,
+    labelOverflow: () => [
+      ...[p.processor.names, p.processor.hostnames, p.processor.queues, p.processor.exceptions].map((l): [string, number] => [
+        l.label,
+        l.overflowed,
+      ]),
+      ['series', p.celeryMetrics.tasks.overflowed],
+    ],
+    workerClockSkew: () =>
+      p.workers
+        .alive()
+        .filter((w) => w.clockSkewSeconds !== undefined)
+        .map((w): [string, number] => [w.hostname, w.clockSkewSeconds!]),
+    workersWithoutTaskEvents,
   };
 }

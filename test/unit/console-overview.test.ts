@@ -6,7 +6,7 @@ import { healthBanner, workerState, type ClusterHealth } from '../../src/console
 import type { ConsoleContext } from '../../src/console/layout.js';
 import { queuesPage } from '../../src/console/queues.js';
 import { failureTone, workersPage } from '../../src/console/workers.js';
-import { brokerStatusObserver, type BrokerStatus } from '../../src/service-telemetry.js';
+import { brokerStatusObserver, type BrokerStatus } from '../../src/transport/broker-status.js';
 import { ClusterHistory, type ClusterReading } from '../../src/state/cluster-history.js';
 import { InFlightTasks } from '../../src/state/in-flight-tasks.js';
 import { WorkerRegistry } from '../../src/state/workers.js';

@@ -1,0 +1,22 @@
+import { Counter, type Registry } from 'prom-client';
+
+/**
+ * tasks.persist's telemetry: the rows of its SQLite file left out at start. The counts live in
+ * persistence/ as plain numbers (`persistedRowsSkipped`); prom-client reads them when it renders.
+ */
+export function registerPersistenceMetrics(
+  registry: Registry,
+  prefix: string,
+  skipped: () => Iterable<[table: string, reason: string, count: number]>,
+): void {
+  new Counter({
+    name: `${prefix}persisted_rows_skipped_total`,
+    help: 'Rows of tasks.persist not restored at start (not JSON, or a field of the wrong type or length), by table and reason.',
+    labelNames: ['table', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [table, reason, n] of skipped()) this.inc({ table, reason }, n);
+    },
+  });
+}
