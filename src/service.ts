@@ -45,9 +45,10 @@ export interface ServiceDeps {
 }
 
 /**
- * Wires one service from its modules (src/modules/): the exporter (transport → events → state →
- * metrics, inspector, sweeper), auth, then the features, whose routers the HTTP surface mounts.
- * main.ts and tests use it.
+ * Wires one service from its modules (src/modules/): auth, the exporter (transport → events →
+ * state → metrics, inspector, sweeper; /metrics and /-/ready), then the features, whose routers
+ * the HTTP surface mounts. It builds only what several modules share (modules/module.ts lists
+ * those parts). main.ts and tests use it.
  */
 export class Service {
   readonly #registry = new Registry();
@@ -93,8 +94,12 @@ export class Service {
     this.taskStore = config.tasks.enabled ? createTaskStore(config) : undefined;
     this.#taskPersistence = this.taskStore ? createTaskPersistence(config, this.taskStore, this.logger) : undefined;
     const store = this.taskStore;
+    // Auth before the exporter: /metrics and /-/ready ask it who is calling.
+    const auth = createAuthModule(config, { logger: this.logger, clock: this.#clock, servedOverTls: this.servedOverTls });
+    this.auth = auth.auth;
     const exporter = createExporterModule(config, {
       registry: this.#registry,
+      auth: this.auth,
       clock: this.#clock,
       logger: this.logger,
       ...(deps.transport ? { transport: deps.transport } : {}),
@@ -105,10 +110,10 @@ export class Service {
     ({ transport: this.transport, celeryMetrics: this.celeryMetrics, queues: this.queues } = exporter);
     const actionMetrics = new ActionMetrics(this.#registry, config.metrics.self_prefix);
     this.audit = AuditLog.fromConfig(config.audit);
-    const auth = createAuthModule(config, { logger: this.logger, clock: this.#clock, servedOverTls: this.servedOverTls });
-    this.auth = auth.auth;
-    // Shared by the features that return tasks: one payload rule, one bound on task lists.
+    // Shared by the features: the registry their telemetry goes in; for those that return tasks,
+    // one payload rule and one bound on task lists.
     const shared = {
+      registry: this.#registry,
       auth: this.auth,
       audit: this.audit,
       workers: this.workers,
@@ -142,7 +147,6 @@ export class Service {
     });
     const remediation = createRemediationModule(config, {
       ...shared,
-      registry: this.#registry,
       transport: this.transport,
       control: this.control,
       queues: this.queues,
@@ -207,10 +211,6 @@ export class Service {
     return this.#exporter.pendingInspections;
   }
 
-  isReady(): boolean {
-    return this.#exporter.isReady();
-  }
-
   /** Starts consuming, the background inspector and the purge sweeper. Never throws on broker trouble. */
   start(): void {
     // Said once at start: a scrape job of another name silences every shipped alert (and remediation).
@@ -233,10 +233,9 @@ export class Service {
       auth: this.auth,
       publicUrl: this.config.auth.public_url,
       servedOverTls: this.servedOverTls,
-      metrics: { contentType: this.#registry.contentType, chunks: () => this.metricsChunks() },
-      readiness: () => ({ ready: this.isReady(), broker: { ...this.status } }),
       urlPrefix: this.config.url_prefix,
-      features: this.#features.map((f) => f.routers),
+      // The exporter's routes first: /metrics and /-/ready keep their place right after the landing page.
+      features: [this.#exporter, ...this.#features].map((f) => f.routers),
     });
     return this.#listener.listen(app, port, host);
   }

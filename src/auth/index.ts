@@ -9,7 +9,7 @@
  *   app.use(auth.sessionMiddleware);   // cookie sessions (a no-op when only tokens are configured)
  *   app.use(auth.authenticate);        // req.principal from the session (cheap); header credentials are verified by requireRole
  *   app.use(auth.router);              // GET+POST /login, POST /logout, /auth/github, /auth/oidc/<id> and their callbacks
- *   app.get('/metrics', auth.protectMetrics, ...);            // viewer when auth.protect_metrics
+ *   router.get('/metrics', auth.protectMetrics, ...);         // viewer when auth.protect_metrics (http/exporter-routes.ts)
  *   app.post('/api/...', ...auth.withBody('operator', express.json()), handler);   // caller checked before the body is read
  *   // in the handler: audit.write({ ...describePrincipal(req), action, ... })
  *

@@ -2,17 +2,10 @@ import express, { type Express, type Request, type Router } from 'express';
 import type { Auth } from '../auth/index.js';
 import type { Logger } from '../log.js';
 import { sendError } from './control-routes.js';
-import { metricsEndpoint, type MetricsSource } from './metrics-endpoint.js';
 import { landingPage } from '../console/landing.js';
 import { urlPrefix } from './url-prefix.js';
 import { securityHeaders } from './security-headers.js';
 import { VERSION } from '../metrics/self-metrics.js';
-
-/** Broker connection state as readiness reports it; `lastError` may name internal hosts. */
-export interface Readiness {
-  ready: boolean;
-  broker: { connected: boolean; subscribed: boolean; reconnects: number; lastError?: string | undefined };
-}
 
 /** One feature's routers (src/modules/), mounted by createHttpApp in the security order. */
 export interface FeatureRoutes {
@@ -23,8 +16,8 @@ export interface FeatureRoutes {
 }
 
 /**
- * What the HTTP surface is built from: the process's own endpoints (probes, /metrics, the landing
- * page), authentication, and the features' routers. The service builds it; tests may build their own.
+ * What the HTTP surface is built from: the process's own endpoints (probes, the landing page),
+ * authentication, and the features' routers. The service builds it; tests may build their own.
  */
 export interface HttpDeps {
   readonly logger: Logger;
@@ -35,11 +28,9 @@ export interface HttpDeps {
   readonly publicUrl: string | undefined;
   /** The process serves TLS itself (the `tls` keys): HSTS too. */
   readonly servedOverTls?: boolean;
-  readonly metrics: MetricsSource;
-  readiness(): Readiness;
   /** url_prefix: every link, form action, asset and redirect carries it ('' = the root). */
   readonly urlPrefix: string;
-  /** The features (console, tasks, control, remediation), in mounting order. */
+  /** The features (exporter, console, tasks, control, remediation), in mounting order. */
   readonly features: readonly FeatureRoutes[];
 }
 
@@ -49,7 +40,8 @@ const LIVENESS_PATHS = ['/-/healthy', '/healthcheck', '/health'];
 /**
  * The HTTP surface: security headers on everything; probes; the features' receivers (the
  * Alertmanager webhook); then sessions and authentication (cheap: no password is hashed until a
- * route needs a principal); the exporter endpoints; the features' routes in their listed order.
+ * route needs a principal); the landing page; the features' routes in their listed order, the
+ * exporter's first (/metrics behind `auth.protectMetrics`, /-/ready).
  */
 // Over 80 lines on purpose: the order of the middleware is the security design (headers, probes,
 // receiver, sessions, routes, errors); it reads best in one place.
@@ -80,17 +72,10 @@ export function createHttpApp(deps: HttpDeps): Express {
   });
   // Browsers ask for it whatever the page says; the console's icon answers.
   app.get('/favicon.ico', (_req, res) => res.redirect(301, '/ui/static/favicon.svg'));
-  app.get('/metrics', auth.protectMetrics, metricsEndpoint(deps.metrics));
-  app.get('/-/ready', (req, res) => {
-    const { ready, broker } = deps.readiness();
-    // The broker's error names internal hosts and addresses: only for a caller we know (and the logs).
-    const { lastError, ...rest } = broker;
-    const detail = lastError && auth.knownCaller(req) ? { lastError } : {};
-    res.status(ready ? 200 : 503).json({ ready, broker: { ...rest, ...detail } });
-  });
 
-  // The features in their listed order: the console, Flower's task half, Flower's worker and
-  // control paths with /api/v1, remediation administration (service.ts lists them).
+  // The features in their listed order: the exporter's /metrics and /-/ready, the console,
+  // Flower's task half, Flower's worker and control paths with /api/v1, remediation
+  // administration (service.ts lists them).
   for (const feature of deps.features) for (const router of feature.routes ?? []) app.use(router);
 
   app.use((_req, res) => {

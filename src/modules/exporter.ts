@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { Auth } from '../auth/index.js';
 import type { TaskEvent } from '../celery/events.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/load.js';
@@ -7,6 +8,7 @@ import { QueueCollector } from '../exporter/queue-collector.js';
 import { sampleCluster } from '../exporter/scrape-sample.js';
 import { TaskEventsWatch } from '../exporter/task-events-watch.js';
 import { wakeUpWorkers, WorkerInspector } from '../exporter/worker-inspector.js';
+import { exporterRoutes } from '../http/exporter-routes.js';
 import type { Logger } from '../log.js';
 import { CeleryMetrics } from '../metrics/celery-metrics.js';
 import { SelfMetrics, type SelfTelemetrySource } from '../metrics/self-metrics.js';
@@ -20,6 +22,8 @@ import type { FeatureModule } from './module.js';
 
 export interface ExporterModuleParts {
   registry: Registry;
+  /** Who may read /metrics (`auth.protect_metrics`), who sees the broker's error on /-/ready. */
+  auth: Auth;
   clock: Clock;
   logger: Logger;
   /** Tests may hand in a transport; by default the broker URL chooses one. */
@@ -112,8 +116,8 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
 
 /**
  * The exporter pipeline: transport → event processor → state → metrics, with the worker
- * inspector, the task-events watch and the purge sweeper. No routes of its own: /metrics and
- * /-/ready are mounted by http/app.ts from `metricsChunks` and `isReady`.
+ * inspector, the task-events watch and the purge sweeper. Its routes are /metrics and /-/ready
+ * (http/exporter-routes.ts); its telemetry is SelfMetrics, read from the pipeline at scrape time.
  */
 export function createExporterModule(config: Config, parts: ExporterModuleParts): ExporterModule {
   const { registry, clock, logger } = parts;
@@ -139,10 +143,28 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
   );
   let sweeper: NodeJS.Timeout | undefined;
   let scrapesInFlight = 0;
+  async function* metricsChunks(): AsyncGenerator<string> {
+    scrapesInFlight++;
+    try {
+      const started = performance.now();
+      await celeryMetrics.prepare();
+      selfMetrics.collect();
+      yield await registry.metrics();
+      yield* celeryMetrics.tasks.render();
+      selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
+    } finally {
+      scrapesInFlight--;
+    }
+  }
+  const routes = exporterRoutes({
+    auth: parts.auth,
+    metrics: { contentType: registry.contentType, chunks: metricsChunks },
+    readiness: () => ({ ready: isReady(), broker: { ...status } }),
+  });
 
   return {
     name: 'exporter',
-    routers: {},
+    routers: { routes: [routes] },
     ...p,
     inspectionChanged: (worker) => inspector.refresh(worker),
     get pendingInspections() {
@@ -152,19 +174,7 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
     get scrapesInFlight() {
       return scrapesInFlight;
     },
-    async *metricsChunks() {
-      scrapesInFlight++;
-      try {
-        const started = performance.now();
-        await celeryMetrics.prepare();
-        selfMetrics.collect();
-        yield await registry.metrics();
-        yield* celeryMetrics.tasks.render();
-        selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
-      } finally {
-        scrapesInFlight--;
-      }
-    },
+    metricsChunks,
     isReady,
     start: () => {
       transport.start(processor);
