@@ -63,7 +63,7 @@ export const metricsSchema = z
     inspect_interval_seconds: seconds(1, 3600)
       .default(30)
       .describe(
-        'How often live workers are asked for active_queues and stats (queue discovery, process counts); new workers within a second.',
+        'How often live workers are asked for active_queues and stats (queue discovery, process counts, and what /api/workers shows of them); new workers within a second.',
       ),
     worker_timeout_seconds: seconds(1, 86_400)
       .optional()

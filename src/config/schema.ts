@@ -207,7 +207,9 @@ export const configSchema = z
           .describe('Largest accepted request body for control endpoints.'),
         workers_refresh_seconds: seconds(1, 3600)
           .default(30)
-          .describe("Flower's /api/workers is served from a snapshot refreshed this often (one parallel inspect round)."),
+          .describe(
+            "Flower's /api/workers is served from a snapshot whose other inspect replies (registered, active, reserved, scheduled, revoked, conf) are refreshed this often in one parallel round; stats and active_queues follow metrics.inspect_interval_seconds.",
+          ),
       })
       .strict()
       .prefault({})

@@ -2,13 +2,19 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { InspectReply } from '../celery/worker-replies.js';
-import { InspectReplies, INSPECT_METHODS, type InspectMethod, type WorkerInfo } from '../state/inspect-replies.js';
+import { FIGURE_METHODS, InspectReplies, INSPECT_METHODS, type InspectMethod, type WorkerInfo } from '../state/inspect-replies.js';
 import type { ControlClient, Targets } from './client.js';
+import { MAX_WORKERS_PER_COMMAND } from '../celery/validators.js';
 
 /** What Flower's /api/workers shows per worker, in its order: one inspect reply per method. */
 export const SNAPSHOT_METHODS = INSPECT_METHODS;
 export type SnapshotMethod = InspectMethod;
 export type { WorkerInfo } from '../state/inspect-replies.js';
+
+/** The methods only this view asks for; the figure methods come from the exporter's inspector. */
+const VIEW_METHODS = INSPECT_METHODS.filter((m) => !FIGURE_METHODS.includes(m));
+/** The key of the background round in `#rounds` (forced rounds are keyed by worker, '' for all). */
+const BACKGROUND = '\0background';
 
 export interface WorkerSnapshotOptions {
   /** Background refresh period while someone uses the snapshot. */
@@ -18,11 +24,16 @@ export interface WorkerSnapshotOptions {
 }
 
 /**
- * The cluster as Flower's /api/workers reports it, kept fresh in the background: each round
- * sends the eight inspect commands at once (one parallel round, about one reply timeout long)
- * rather than eight broadcasts in a row per request. Rounds are shared: callers asking while
- * one runs wait for it instead of starting another. The background loop starts on first use,
- * so a service nobody asks about workers sends nothing extra.
+ * The cluster as Flower's /api/workers reports it. One sender per inspect method and worker:
+ * the exporter's inspector asks every live worker for `stats` and `active_queues` at its interval
+ * (exporter/worker-inspector.ts); the background round here asks everyone the other six (one
+ * parallel round, about one reply timeout long), and the figure methods only of workers the
+ * inspector does not ask (no heartbeat of theirs is alive). Every answer, whoever asked, lands in
+ * the registry's reply store, so this view shows the inspector's newer figures too. A forced
+ * round (first use, `refresh`) asks all eight at once, for everyone or one worker; the
+ * inspector waits for it and takes its answers. Rounds are shared: callers asking while one
+ * runs wait for it instead of starting another. The background loop starts on first use, so a
+ * service nobody asks about workers sends nothing extra.
  */
 export class WorkerSnapshot {
   /** The registry's store when there is one, so the inspector's answers show here too. */
@@ -50,7 +61,7 @@ export class WorkerSnapshot {
   use(): Promise<void> {
     this.#startTimer();
     if (this.lastRoundAt === 0) return this.refresh();
-    return this.#rounds.get('') ?? Promise.resolve();
+    return this.#rounds.get('') ?? this.#rounds.get(BACKGROUND) ?? Promise.resolve();
   }
 
   /** One parallel inspect round, for every worker or one; joins a round already running. */
@@ -59,42 +70,72 @@ export class WorkerSnapshot {
     const key = worker ?? '';
     const running = this.#rounds.get(key) ?? (worker !== undefined ? this.#rounds.get('') : undefined);
     if (running) return running;
-    const round = this.#round(worker).finally(() => this.#rounds.delete(key));
+    const round = this.#round(worker, false).finally(() => this.#rounds.delete(key));
     this.#rounds.set(key, round);
+    return round;
+  }
+
+  /** The background round; a forced round for everyone under way serves it. */
+  #refreshInBackground(): Promise<void> {
+    const running = this.#rounds.get('') ?? this.#rounds.get(BACKGROUND);
+    if (running) return running;
+    const round = this.#round(undefined, true).finally(() => this.#rounds.delete(BACKGROUND));
+    this.#rounds.set(BACKGROUND, round);
     return round;
   }
 
   #startTimer(): void {
     if (this.#timer !== undefined || this.#stopped) return;
     this.#replies.keepEveryAnswer();
-    this.#timer = setInterval(() => void this.refresh().catch(() => undefined), this.options.refreshSeconds * 1000);
+    this.#timer = setInterval(() => void this.#refreshInBackground().catch(() => undefined), this.options.refreshSeconds * 1000);
     this.#timer.unref();
   }
 
-  async #round(worker: string | undefined): Promise<void> {
+  async #round(worker: string | undefined, background: boolean): Promise<void> {
     const targets: Targets = worker !== undefined ? { workers: [worker] } : { all: true };
-    const asked = Promise.allSettled(SNAPSHOT_METHODS.map((m) => this.control.run(m, {}, targets)));
-    const results = await (this.registry ? this.registry.sharedRound(asked) : asked);
+    // Without the registry no inspector asks anyone for the figure methods: every round asks all eight.
+    const shared = background && this.registry !== undefined;
+    const asked = this.#ask(shared ? VIEW_METHODS : SNAPSHOT_METHODS, targets);
+    // A forced round asks the inspector's methods too: the inspector waits for its answers.
+    const first = await (this.registry && !shared ? this.registry.sharedRound(asked) : asked);
+    const rounds = [first];
+    if (shared) {
+      const unasked = [...new Set(first.answers.map((a) => a.worker))].filter((w) => !this.#askedByInspector(w));
+      if (unasked.length > 0) rounds.push(await this.#ask(FIGURE_METHODS, { workers: unasked.slice(0, MAX_WORKERS_PER_COMMAND) }));
+    }
     const now = this.clock.nowMs();
-    const answers: InspectReply[] = [];
-    let failed: unknown;
-    results.forEach((r, i) => {
-      if (r.status === 'rejected') {
-        failed = r.reason;
-        return;
-      }
-      for (const w of r.value.results) {
-        if (w.status === 'ok') answers.push({ worker: w.worker, method: SNAPSHOT_METHODS[i]!, value: w.reply });
-      }
-    });
+    const answers = rounds.flatMap((r) => r.answers);
     if (this.registry) this.registry.recordReplies(answers, { list: true });
     else this.#replies.record(answers, now, true);
     this.#replies.forget(now, this.options.forgetSeconds);
     this.lastRoundAt = now;
-    if (failed !== undefined) {
-      this.logger.debug({ err: (failed as Error).message }, 'worker inspection round incomplete');
-      if (results.every((r) => r.status === 'rejected')) throw failed;
+    const failures = rounds.flatMap((r) => r.failures);
+    if (failures.length > 0) {
+      this.logger.debug({ err: (failures[0] as Error).message }, 'worker inspection round incomplete');
+      if (failures.length === rounds.reduce((n, r) => n + r.methods, 0)) throw failures[0];
     }
+  }
+
+  /** One parallel round of `methods`: the workers' answers and the calls that failed. */
+  async #ask(
+    methods: readonly InspectMethod[],
+    targets: Targets,
+  ): Promise<{ answers: InspectReply[]; failures: unknown[]; methods: number }> {
+    const results = await Promise.allSettled(methods.map((m) => this.control.run(m, {}, targets)));
+    const answers: InspectReply[] = [];
+    const failures: unknown[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') failures.push(r.reason);
+      else for (const w of r.value.results) if (w.status === 'ok') answers.push({ worker: w.worker, method: methods[i]!, value: w.reply });
+    });
+    return { answers, failures, methods: methods.length };
+  }
+
+  /** The inspector asks live workers (by heartbeat) itself: this view does not ask them for the figures again. */
+  #askedByInspector(worker: string): boolean {
+    if (!this.registry) return false;
+    const known = this.registry.get(worker);
+    return known !== undefined && this.registry.isAlive(known);
   }
 
   /**

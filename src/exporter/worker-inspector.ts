@@ -12,9 +12,11 @@ export interface InspectOutcomeSink {
  * run (`stats`), always naming them in `destination`: queue discovery, the queue_name of tasks
  * from single-queue workers, and the per-queue worker/process gauges come from here. New workers
  * are asked within a tick of their first heartbeat; known ones every `intervalSeconds` since
- * their last answer — to this loop or to a workers-snapshot round (control/worker-snapshot.ts),
- * which feeds the same registry, so while Flower's /api/workers is in use the two methods are
- * asked once per round, not once per view.
+ * their last answer — to this loop or to a forced workers-snapshot round
+ * (control/worker-snapshot.ts). The one periodic sender of these two methods to live workers:
+ * the snapshot's background round leaves them out for those workers. Every answer goes through
+ * WorkerRegistry.recordReplies, into the workers' records and the reply store Flower's
+ * /api/workers shows.
  */
 export class WorkerInspector {
   #timer: NodeJS.Timeout | undefined;
@@ -69,8 +71,8 @@ export class WorkerInspector {
 
   /** One pass: inspect every live worker that was never inspected, is due again or was asked for. */
   async tick(): Promise<void> {
-    // A workers-snapshot round under way asks every worker the same two things: its answers,
-    // recorded in the registry, make those workers not due (see WorkerRegistry.recordReplies).
+    // A forced workers-snapshot round under way asks every worker the same two things: its
+    // answers, recorded in the registry, make those workers not due (see WorkerRegistry.recordReplies).
     if (this.#running || this.workers.sharedRoundsUnderway || !this.transport.isConnected()) return;
     const now = this.clock.nowMs();
     const asked = (hostname: string) => (this.#refreshAt.get(hostname)?.[0] ?? Infinity) <= now;

@@ -199,8 +199,8 @@ export class WorkerRegistry {
   }
 
   /**
-   * Inspect rounds of the workers snapshot under way: the inspector waits for their answers
-   * rather than asking the same workers the same thing at the same moment.
+   * Forced rounds of the workers snapshot under way (all eight methods): the inspector waits for
+   * their answers rather than asking the same workers the same thing at the same moment.
    */
   get sharedRoundsUnderway(): boolean {
     return this.#sharedRounds > 0;

@@ -80,6 +80,18 @@ afterEach(() => {
 });
 
 describe('one sender per inspect method, every answer in both worker views', () => {
+  it('asks stats and active_queues once per inspect interval and the other six once per refresh period, with /api/workers in use', async () => {
+    const { inspector, snapshot, heartbeat, runUntil, stop, times } = cluster(['a@h']);
+    heartbeat('a@h');
+    inspector.start();
+    await snapshot.use();
+    await runUntil(4 * INSPECT_INTERVAL_S - 1);
+    stop();
+    for (const method of ['stats', 'active_queues']) expect(times(method), method).toEqual([0, 30, 60, 90]);
+    for (const method of SNAPSHOT_METHODS.filter((m) => m !== 'stats' && m !== 'active_queues'))
+      expect(times(method), method).toEqual([0, 60]);
+  });
+
   it("shows the inspector's newer stats and active_queues answers in the workers view", async () => {
     const { sent, inspector, snapshot, heartbeat, runUntil, stop } = cluster(['a@h']);
     heartbeat('a@h');
@@ -97,5 +109,43 @@ describe('one sender per inspect method, every answer in both worker views', () 
     expect(snapshot.all().get('a@h')?.stats).toEqual(stats);
     // Still the eight methods Flower shows, in its order.
     expect(Object.keys(snapshot.get('a@h')!)).toEqual(['timestamp', ...SNAPSHOT_METHODS]);
+  });
+
+  it('asks a worker the inspector never asks (no heartbeat) for stats and active_queues in each background round, by name', async () => {
+    const { sent, inspector, snapshot, heartbeat, runUntil, stop, times } = cluster(['a@h', 'quiet@h']);
+    heartbeat('a@h');
+    inspector.start();
+    await snapshot.use();
+    await runUntil(REFRESH_S + 1);
+    stop();
+    const statsAtRefresh = sent.filter((s) => s.at === REFRESH_S && s.method === 'stats').map((s) => `${s.by} → ${s.to?.join()}`);
+    expect(statsAtRefresh.sort()).toEqual(['inspector → a@h', 'snapshot → quiet@h']);
+    expect(times('registered')).toEqual([0, 60]);
+    expect(Object.keys(snapshot.get('quiet@h')!)).toEqual(['timestamp', ...SNAPSHOT_METHODS]);
+    expect(snapshot.get('quiet@h')?.timestamp).toBe((START + REFRESH_S * 1000) / 1000);
+  });
+
+  it('lists a new worker once a background round reached it, with the stats the inspector already had', async () => {
+    const answering = ['a@h'];
+    const { sent, inspector, snapshot, heartbeat, runUntil, stop } = cluster(answering);
+    heartbeat('a@h');
+    inspector.start();
+    await snapshot.use();
+    heartbeat('b@h');
+    answering.push('b@h');
+    await runUntil(2);
+    // The inspector asked the new worker within a tick; Flower lists it after a round of its own.
+    expect(sent.filter((s) => s.by === 'inspector').map((s) => [s.at, s.method, s.to])).toEqual([
+      [1, 'active_queues', ['b@h']],
+      [1, 'stats', ['b@h']],
+    ]);
+    expect(snapshot.get('b@h')).toBeUndefined();
+    expect([...snapshot.all().keys()]).toEqual(['a@h']);
+    await runUntil(REFRESH_S);
+    stop();
+    const stats = sent.filter((s) => s.method === 'stats' && s.to?.includes('b@h')).at(-1)!;
+    expect(stats).toMatchObject({ at: 31, by: 'inspector' });
+    expect(Object.keys(snapshot.get('b@h')!)).toEqual(['timestamp', ...SNAPSHOT_METHODS]);
+    expect(snapshot.get('b@h')?.stats).toEqual(stats.reply);
   });
 });
