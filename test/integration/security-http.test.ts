@@ -134,7 +134,7 @@ describe('aborted scrapes leave nothing pending', () => {
   it('500 scrapes of a large exposition, each abandoned mid-stream: no handler or generator left pending', async () => {
     const s = await start({ tokens });
     // About 8 MB of exposition, far more than the socket buffers hold, so the stream waits for drain.
-    for (let i = 0; i < 6000; i++) s.service.celeryMetrics.tasks.observeRuntime(`tasks.t${i}`, `celery@host-${i % 50}`, 'celery', 0.2);
+    for (let i = 0; i < 6000; i++) s.service.celeryMetrics.taskSeries.observeRuntime(`tasks.t${i}`, `celery@host-${i % 50}`, 'celery', 0.2);
     const port = s.port;
     const abortOne = () =>
       new Promise<void>((resolve) => {
