@@ -15,6 +15,7 @@ import { SubmitPolicy, SubmitRefusedError } from '../tasks/submit-policy.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { buildTaskMessage } from '../tasks/task-message.js';
 import type { PayloadRule, PayloadView } from '../tasks/payload.js';
+import { ParamReader, paramValue } from '../params.js';
 
 export interface TaskSubmitApiDeps {
   publisher: TaskPublisher;
@@ -247,16 +248,13 @@ function resultBody(meta: TaskMeta | null, view: PayloadView): Record<string, un
   return view.result({ state, result: resultForDisplay(meta), ...(state === 'FAILURE' ? { traceback: meta.traceback } : {}) });
 }
 
-/** `timeout` in seconds (Flower's float), bounded so no request waits without end. */
-function waitSeconds(req: Request, max: number, operator = true): number | undefined {
-  const raw = req.query.timeout;
-  if (raw === undefined || raw === '') return undefined;
-  const v = typeof raw === 'string' ? raw.trim() : '';
-  if (!/^\d{1,6}(\.\d{1,6})?$/.test(v) || Number(v) > max)
-    throw new SubmitError(
-      `timeout must be seconds from 0 to ${max}${operator ? '' : ' for a viewer (longer waits need the operator role)'}`,
-    );
-  return Number(v);
+/** `timeout` in seconds (Flower's float, read as every parameter is), bounded so no request waits without end. */
+export function waitSeconds(req: Request, max: number, operator = true): number | undefined {
+  const refused = () =>
+    new SubmitError(`timeout must be seconds from 0 to ${max}${operator ? '' : ' for a viewer (longer waits need the operator role)'}`);
+  const seconds = new ParamReader((name) => paramValue(name, req.query), refused).number('timeout');
+  if (seconds !== undefined && seconds > max) throw refused();
+  return seconds;
 }
 
 /** Aborted when the client goes away before the answer: its wait ends and frees its place. */
