@@ -72,7 +72,9 @@ export const configSchema = z
           .min(1)
           .max(253)
           .optional()
-          .describe("Name sent as SNI and checked against the certificate (default: the URL's host)."),
+          .describe(
+            "Name sent as SNI and checked against the broker's certificate (default: the URL's host); a result backend or state Redis on another host is checked against its own host.",
+          ),
         verify: z.boolean().default(true).describe('false accepts any certificate: a test setup only, never a managed broker.'),
       })
       .strict()

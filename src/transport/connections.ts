@@ -1,4 +1,4 @@
-import { parseBrokerUrl, type RedisEndpoint } from '../config/broker-url.js';
+import { parseBrokerUrl, type BrokerEndpoint, type RedisEndpoint } from '../config/broker-url.js';
 import type { Config } from '../config/load.js';
 import type { Secret } from '../config/secret.js';
 import type { RedisServer } from './redis/client-options.js';
@@ -26,7 +26,9 @@ export interface BrokerConnections {
   readonly broker: BrokerServer;
   /**
    * Another Redis the config names (tasks.result_backend, remediation.state_redis_url): over
-   * rediss:// it is reached with the same `broker_tls` files as the broker.
+   * rediss:// it is reached with the same `broker_tls` CA, client certificate and verify setting
+   * as the broker; `server_name` only when it is on the broker's host (its certificate names the
+   * broker, not a result backend elsewhere).
    */
   redisAt(url: Secret): RedisServer;
 }
@@ -51,7 +53,13 @@ function build(config: Config): BrokerConnections {
   const broker = config.broker;
   let tls: BrokerTlsOptions | undefined;
   const tlsOptions = (): BrokerTlsOptions => (tls ??= loadTlsOptions(config.broker_tls));
-  const redis = (endpoint: RedisEndpoint): RedisServer => redisServer(config, endpoint, endpoint.tls ? tlsOptions() : undefined);
+  const tlsFor = (endpoint: RedisEndpoint): BrokerTlsOptions | undefined => {
+    if (!endpoint.tls) return undefined;
+    if (sameHosts(broker, endpoint)) return tlsOptions();
+    const { servername: _brokerName, ...elsewhere } = tlsOptions();
+    return elsewhere;
+  };
+  const redis = (endpoint: RedisEndpoint): RedisServer => redisServer(config, endpoint, tlsFor(endpoint));
   return {
     broker:
       broker.kind === 'amqp'
@@ -64,6 +72,16 @@ function build(config: Config): BrokerConnections {
       return redis(endpoint);
     },
   };
+}
+
+/** Both URLs name the same host (or the same set of sentinels): the same server, the same certificate name. */
+function sameHosts(a: BrokerEndpoint, b: BrokerEndpoint): boolean {
+  const hosts = (e: BrokerEndpoint): string =>
+    (e.kind === 'amqp' ? [new URL(e.url.reveal()).hostname] : e.node ? [e.node.host] : (e.sentinels ?? []).map((n) => n.host))
+      .map((h) => h.replace(/^\[|\]$/g, '').toLowerCase())
+      .sort()
+      .join(' ');
+  return hosts(a) === hosts(b);
 }
 
 /** A parsed Redis URL with the Sentinel options of broker_transport_options, ready for ioredis. */

@@ -12,6 +12,7 @@ import { startWorker, type CeleryWorker } from '../support/celery/worker.js';
 import { waitFor } from '../support/exporter.js';
 import { createVhost, uniqueId } from '../support/isolation.js';
 import {
+  issueServerCertificate,
   makeCertificates,
   SERVER_NAME,
   startStunnelForRabbit,
@@ -131,6 +132,25 @@ for (const kind of ['amqp', 'redis'] as const) {
       const results = opened(createResultBackend(config, silentLogger())!);
       await expect(publisher.publish(addMessage(randomUUID()))).rejects.toThrow(/TLS verification of the broker failed.*ca_file/);
       await expect(results.get(randomUUID())).rejects.toThrow(/TLS verification of the broker failed.*ca_file/);
+    });
+
+    it("reads results from a Redis on another host with that host's own certificate: broker_tls.server_name names the broker only", async () => {
+      const own = await issueServerCertificate(certs, 'results-elsewhere', 'DNS:localhost');
+      const elsewhere = await startTlsRedis(certs, own);
+      cleanup.push(() => elsewhere.stop());
+      const { config } = loadConfig({
+        argv: ['--broker-url', tlsBrokerUrl, '--tasks-result-backend', `rediss://localhost:${elsewhere.port}/1`, ...tlsArgs(certs)],
+        env: {},
+      });
+      const results = opened(createResultBackend(config!, silentLogger())!);
+      // Written as a Celery worker's result backend would, through the server's plain port.
+      const id = randomUUID();
+      const plain = new Redis({ host: '127.0.0.1', port: elsewhere.plainPort!, db: 1, lazyConnect: true });
+      cleanup.push(async () => plain.disconnect());
+      await plain.connect();
+      const meta = { status: 'SUCCESS', result: 42, traceback: null, children: [], date_done: new Date().toISOString(), task_id: id };
+      await plain.set(`celery-task-meta-${id}`, JSON.stringify(meta));
+      expect(await results.get(id)).toMatchObject({ status: 'SUCCESS', result: 42, task_id: id });
     });
 
     it('keeps shared remediation state in the Redis of state_redis_url over the same TLS', async () => {

@@ -174,20 +174,28 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A redis-server of its own with a TLS port (client certificates required) and a plain port. */
-export async function startTlsRedis(certs: TestCertificates): Promise<TlsEndpoint> {
+/**
+ * A redis-server of its own with a TLS port (client certificates required) and a plain port, on
+ * 127.0.0.1 and ::1 when there is one (so `localhost` reaches it either way). `server`: another
+ * certificate than the broker's (e.g. one from issueServerCertificate).
+ */
+export async function startTlsRedis(
+  certs: TestCertificates,
+  server: { cert: string; key: string } = { cert: certs.serverCert, key: certs.serverKey },
+): Promise<TlsEndpoint> {
   const [port, plainPort] = [await freePort(), await freePort()];
   const { child, logs } = started('redis-server', [
     '--bind',
     '127.0.0.1',
+    '-::1',
     '--port',
     String(plainPort),
     '--tls-port',
     String(port),
     '--tls-cert-file',
-    certs.serverCert,
+    server.cert,
     '--tls-key-file',
-    certs.serverKey,
+    server.key,
     '--tls-ca-cert-file',
     certs.caFile,
     '--tls-auth-clients',

@@ -47,10 +47,16 @@ describe('broker connections', () => {
     expect(broker.server.tls?.cert?.toString()).toBe('-----client.pem-----\n');
     // The same options (one read of the files) for every caller of the same config.
     expect(brokerConnections(config).broker).toBe(broker);
-    // A rediss:// result backend beside it is reached with the same files.
+    // A rediss:// result backend on another host is reached with the same files, but its
+    // certificate is checked against its own host, not the broker's server_name.
     const results = brokerConnections(config).redisAt(new Secret('rediss://:pw@10.0.0.2:6380/3'));
     expect(results).toMatchObject({ host: '10.0.0.2', port: 6380, db: 3, tls: true, password: 'pw' });
-    expect(results.tlsOptions).toBe(broker.server.tls);
+    expect(results.tlsOptions).toMatchObject({ rejectUnauthorized: true });
+    expect(results.tlsOptions?.ca).toBe(broker.server.tls?.ca);
+    expect(results.tlsOptions?.cert).toBe(broker.server.tls?.cert);
+    expect(results.tlsOptions).not.toHaveProperty('servername');
+    // One on the broker's own host is the broker's server: its certificate carries server_name.
+    expect(brokerConnections(config).redisAt(new Secret('rediss://10.0.0.1:6380/3')).tlsOptions).toBe(broker.server.tls);
     expect(brokerConnections(config).redisAt(new Secret('redis://10.0.0.2/1'))).not.toHaveProperty('tlsOptions');
   });
 
