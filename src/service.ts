@@ -53,7 +53,7 @@ export class Service {
   readonly #registry = new Registry();
   readonly status: BrokerStatus;
   readonly workers: WorkerRegistry;
-  readonly tasks: InFlightTasks;
+  readonly inFlight: InFlightTasks;
   /** Recent tasks for Flower's task API and the console; undefined when tasks.enabled is false. */
   readonly taskStore: TaskStore | undefined;
   readonly processor: EventProcessor;
@@ -107,7 +107,7 @@ export class Service {
       ...(store ? { observeTasks: store.handle.bind(store) } : {}),
     });
     this.#exporter = exporter;
-    ({ status: this.status, workers: this.workers, tasks: this.tasks, processor: this.processor } = exporter);
+    ({ status: this.status, workers: this.workers, inFlight: this.inFlight, processor: this.processor } = exporter);
     ({ transport: this.transport, celeryMetrics: this.celeryMetrics, queues: this.queues } = exporter);
     this.audit = AuditLog.fromConfig(config.audit);
     // Shared by the features: the registry their telemetry goes in; for those that return tasks,
@@ -164,7 +164,7 @@ export class Service {
       abortable: tasks.abortable,
       rerun: tasks.rerun,
       status: this.status,
-      tasks: this.tasks,
+      inFlight: this.inFlight,
       celeryMetrics: this.celeryMetrics,
       ingest: this.processor.counts,
     });

@@ -13,8 +13,8 @@ export interface SamplerParts {
   readonly clock: Clock;
   readonly status: BrokerStatus;
   readonly workers: WorkerRegistry;
-  readonly tasks: InFlightTasks;
-  readonly celeryMetrics: { readonly tasks: TaskSeriesStore };
+  readonly inFlight: InFlightTasks;
+  readonly celeryMetrics: { readonly taskSeries: TaskSeriesStore };
   readonly queues: { collect(now?: number): Promise<QueueSample[]> };
 }
 
@@ -58,7 +58,7 @@ export class ClusterSampler {
 
   /** The queues as the queues page shows them: depth plus what workers hold. */
   open(): Map<string, { reserved: number; running: number }> {
-    return this.parts.tasks.openByQueue(this.parts.config.metrics.default_queue_name);
+    return this.parts.inFlight.openByQueue(this.parts.config.metrics.default_queue_name);
   }
 
   /** One reading now; a reading still waiting for the broker makes the next tick skip. Never throws. */
@@ -71,7 +71,7 @@ export class ClusterSampler {
       const alive = workers.alive(now);
       const depths: QueueSample[] = status.connected ? await this.parts.queues.collect(now).catch(() => []) : [];
       const open = this.open();
-      const totals = this.parts.celeryMetrics.tasks.totalsByHostname();
+      const totals = this.parts.celeryMetrics.taskSeries.totalsByHostname();
       const names = new Set([...depths.map((q) => q.queue), ...open.keys()]);
       const reading: ClusterReading = {
         brokerUp: status.connected,

@@ -33,7 +33,7 @@ export interface ConsoleDeps {
   audit: AuditLog;
   remediator: Remediator | undefined;
   /** The task store (undefined when tasks.enabled is false), and who may see task payloads. */
-  tasks: TaskStore | undefined;
+  store: TaskStore | undefined;
   payload: PayloadRule;
   /** Bounds the task lists a caller runs at once (shared with /api/tasks). */
   heavyRead: RequestHandler;
@@ -149,7 +149,7 @@ async function renderOverview(deps: ConsoleDeps, ctx: ConsoleContext, nowMs: num
     workers: deps.workers,
     history: deps.sampler.history,
     queues,
-    tasks: deps.tasks,
+    store: deps.store,
     decisions: deps.audit.recent('remediation', 6),
     killSwitch: deps.remediator?.killSwitch,
     nowMs,
@@ -205,7 +205,7 @@ async function renderWorker(deps: ConsoleDeps, ctx: ConsoleContext, raw: unknown
     inspection,
     ...(error ? { error } : {}),
     nowMs: now(),
-    outcomes: taskOutcomes(deps.tasks, name),
+    outcomes: taskOutcomes(deps.store, name),
   });
 }
 
@@ -233,8 +233,8 @@ function hideTaskArguments(inspection: Inspection, view: PayloadView): Inspectio
 }
 
 function taskStore(deps: ConsoleDeps): TaskStore {
-  if (!deps.tasks) throw new PageError(503, 'tasks', 'Tasks', 'The task store is off (tasks.enabled: false): task pages need it.');
-  return deps.tasks;
+  if (!deps.store) throw new PageError(503, 'tasks', 'Tasks', 'The task store is off (tasks.enabled: false): task pages need it.');
+  return deps.store;
 }
 
 /** The task list; a query the task API would refuse is refused here with the same words. */

@@ -16,7 +16,7 @@ export interface OverviewData {
   history: ClusterHistory;
   /** Per queue: messages waiting in the broker (null: not read) and what workers hold. */
   queues: ReadonlyArray<{ queue: string; depth: number | null; reserved: number; running: number }>;
-  tasks: TaskStore | undefined;
+  store: TaskStore | undefined;
   decisions: AuditRecord[];
   killSwitch: boolean | undefined;
   nowMs: number;
@@ -135,7 +135,7 @@ ${tiles}
 ${charts}
 <h2>Workers</h2>
 ${workersTable(ctx, { registry: workers, history, health, nowMs }, OVERVIEW_WORKERS)}
-<div class="grid"><section><h2>Failing in the last hour</h2>${topFailures(ctx, d.tasks, nowMs)}</section>
+<div class="grid"><section><h2>Failing in the last hour</h2>${topFailures(ctx, d.store, nowMs)}</section>
 <section><h2>Latest remediation decisions</h2>${decisionsList(ctx, d.decisions, d.killSwitch)}</section></div>
 </div>`;
   return layout(ctx, { title: 'Overview', section: 'overview', body });

@@ -2,13 +2,10 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import type { InspectReply } from '../celery/worker-replies.js';
-import { FIGURE_METHODS, InspectReplies, INSPECT_METHODS, type InspectMethod, type WorkerInfo } from '../state/inspect-replies.js';
+import { FIGURE_METHODS, INSPECT_METHODS, type InspectMethod, type InspectReplies, type WorkerInfo } from '../state/inspect-replies.js';
 import type { ControlClient, Targets } from './client.js';
 import { MAX_WORKERS_PER_COMMAND } from '../celery/validators.js';
 
-/** What Flower's /api/workers shows per worker, in its order: one inspect reply per method. */
-export const SNAPSHOT_METHODS = INSPECT_METHODS;
-export type SnapshotMethod = InspectMethod;
 export type { WorkerInfo } from '../state/inspect-replies.js';
 
 /** The methods only this view asks for; the figure methods come from the exporter's inspector. */
@@ -36,7 +33,7 @@ export interface WorkerSnapshotOptions {
  * service nobody asks about workers sends nothing extra.
  */
 export class WorkerSnapshot {
-  /** The registry's store when there is one, so the inspector's answers show here too. */
+  /** The registry's store, so the inspector's answers show here too. */
   readonly #replies: InspectReplies;
   readonly #rounds = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
@@ -52,9 +49,9 @@ export class WorkerSnapshot {
      * The exporter's view: every round's answers are recorded through it (its `replies` are this
      * view's store), and the inspector's answers land in the same store.
      */
-    private readonly registry?: WorkerRegistry,
+    private readonly registry: WorkerRegistry,
   ) {
-    this.#replies = registry?.replies ?? new InspectReplies();
+    this.#replies = registry.replies;
   }
 
   /** Starts the background refresh (idempotent) and waits for a first round if none ran yet. */
@@ -93,20 +90,17 @@ export class WorkerSnapshot {
 
   async #round(worker: string | undefined, background: boolean): Promise<void> {
     const targets: Targets = worker !== undefined ? { workers: [worker] } : { all: true };
-    // Without the registry no inspector asks anyone for the figure methods: every round asks all eight.
-    const shared = background && this.registry !== undefined;
-    const asked = this.#ask(shared ? VIEW_METHODS : SNAPSHOT_METHODS, targets);
+    const asked = this.#ask(background ? VIEW_METHODS : INSPECT_METHODS, targets);
     // A forced round asks the inspector's methods too: the inspector waits for its answers.
-    const first = await (this.registry && !shared ? this.registry.sharedRound(asked) : asked);
+    const first = await (background ? asked : this.registry.sharedRound(asked));
     const rounds = [first];
-    if (shared) {
+    if (background) {
       const unasked = [...new Set(first.answers.map((a) => a.worker))].filter((w) => !this.#askedByInspector(w));
       if (unasked.length > 0) rounds.push(await this.#ask(FIGURE_METHODS, { workers: unasked.slice(0, MAX_WORKERS_PER_COMMAND) }));
     }
     const now = this.clock.nowMs();
     const answers = rounds.flatMap((r) => r.answers);
-    if (this.registry) this.registry.recordReplies(answers, { list: true });
-    else this.#replies.record(answers, now, true);
+    this.registry.recordReplies(answers, { list: true });
     this.#replies.forget(now, this.options.forgetSeconds);
     this.lastRoundAt = now;
     const failures = rounds.flatMap((r) => r.failures);
@@ -133,7 +127,6 @@ export class WorkerSnapshot {
 
   /** The inspector asks live workers (by heartbeat) itself: this view does not ask them for the figures again. */
   #askedByInspector(worker: string): boolean {
-    if (!this.registry) return false;
     const known = this.registry.get(worker);
     return known !== undefined && this.registry.isAlive(known);
   }

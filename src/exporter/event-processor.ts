@@ -69,7 +69,7 @@ export class EventProcessor implements EventSink {
   constructor(
     private readonly clock: Clock,
     private readonly workers: WorkerRegistry,
-    private readonly tasks: InFlightTasks,
+    private readonly inFlight: InFlightTasks,
     private readonly metrics: CeleryMetrics,
     private readonly options: EventProcessorOptions,
     /** Arrivals, completions and runtimes per queue, for the autoscaling signals. */
@@ -117,9 +117,9 @@ export class EventProcessor implements EventSink {
   }
 
   #task(event: TaskEvent): void {
-    const task = this.tasks.getOrCreate(event.uuid);
+    const task = this.inFlight.getOrCreate(event.uuid);
     if (typeof event.name === 'string' && event.name !== '') task.name ??= event.name;
-    if (!this.tasks.markSeen(task, event.type, typeof event.retries === 'number' ? event.retries : undefined)) {
+    if (!this.inFlight.markSeen(task, event.type, typeof event.retries === 'number' ? event.retries : undefined)) {
       this.#drop('duplicate');
       return;
     }
@@ -172,7 +172,7 @@ export class EventProcessor implements EventSink {
   flushHeld(now = this.clock.nowMs()): void {
     for (const [uuid, held] of this.#held) {
       if (now - held.since < HOLD_MS) break; // insertion order: the rest are younger
-      this.#release(uuid, this.tasks.getOrCreate(uuid));
+      this.#release(uuid, this.inFlight.getOrCreate(uuid));
     }
   }
 

@@ -37,8 +37,7 @@ export function flowerBoolean(req: Request, name: string): boolean {
 /**
  * GET /api/workers and /api/queues/length as Flower 2.1 answers them. Workers come from a
  * snapshot refreshed in the background (src/control/worker-snapshot.ts); `refresh` waits for a
- * fresh round, `status` answers liveness from heartbeats (offline workers as false). Mounted
- * before the older handlers in control-api.ts, which it replaces.
+ * fresh round, `status` answers liveness from heartbeats (offline workers as false).
  */
 export function flowerWorkersApi(deps: FlowerWorkersApiDeps): Router {
   const router = express.Router();

@@ -22,7 +22,8 @@ export interface TaskSubmitApiDeps {
   backend: ResultBackend | undefined;
   /** The bounded, shared result waits behind `timeout` (result-waiters.ts). */
   waiters: ResultWaiters | undefined;
-  workers: WorkerSnapshot;
+  /** The inspect replies behind `registered`: which workers know the task. */
+  snapshot: WorkerSnapshot;
   /** Which tasks may be sent, to which queues (tasks.submit), and the least role that may send them. */
   policy: SubmitPolicy;
   submitRole: Role;
@@ -201,7 +202,7 @@ export async function publishTask(
     now,
   });
   // Who registered the task comes from the background snapshot; the first call waits for a round.
-  const known = deps.workers.use().catch(() => undefined);
+  const known = deps.snapshot.use().catch(() => undefined);
   await deps.publisher.publish(message);
   await known;
   // Arguments are not audited: they may hold personal data.
@@ -213,7 +214,7 @@ export async function publishTask(
       arguments: { task: name, task_id: id, queue, ...audit },
       outcome: 'sent',
     });
-  return { id, queue, registeredBy: deps.workers.registeredBy(name) };
+  return { id, queue, registeredBy: deps.snapshot.registeredBy(name) };
 }
 
 /**

@@ -53,7 +53,7 @@ export interface ClusterSample {
 
 export class CeleryMetrics {
   /** The per-task families live outside prom-client: see task-series.ts for why. */
-  readonly tasks: TaskSeriesStore;
+  readonly taskSeries: TaskSeriesStore;
   readonly #workerUp: Gauge<'hostname'>;
   readonly #workerActive: Gauge<'hostname'>;
   readonly #queueLength: Gauge<'queue_name'>;
@@ -78,7 +78,7 @@ export class CeleryMetrics {
     this.#sample = sample;
     const p = options.prefix;
     registry.setDefaultLabels(options.staticLabels);
-    this.tasks = new TaskSeriesStore({
+    this.taskSeries = new TaskSeriesStore({
       prefix: p,
       runtimeBuckets: options.runtimeBuckets,
       queueWaitBuckets: options.queueWaitBuckets,
@@ -148,7 +148,7 @@ export class CeleryMetrics {
       help: 'Workers that are up but have 0 pool processes (their last stats listed none): they run no task.',
       registers: [registry],
     });
-    this.families = [...familiesOf([...this.#gauges(), this.#emptyPools]), ...this.tasks.families];
+    this.families = [...familiesOf([...this.#gauges(), this.#emptyPools]), ...this.taskSeries.families];
   }
 
   /** The per-worker and per-queue gauges, set afresh from each sample. */
@@ -185,24 +185,24 @@ export class CeleryMetrics {
   }
 
   countTask(kind: CounterFamily, name: string, hostname: string, queue: string): void {
-    this.tasks.count(kind, name, hostname, queue);
+    this.taskSeries.count(kind, name, hostname, queue);
   }
 
   countFailed(name: string, hostname: string, queue: string, exception: string): void {
-    this.tasks.countFailed(name, hostname, queue, exception);
+    this.taskSeries.countFailed(name, hostname, queue, exception);
   }
 
   observeRuntime(name: string, hostname: string, queue: string, seconds: number): void {
-    this.tasks.observeRuntime(name, hostname, queue, seconds);
+    this.taskSeries.observeRuntime(name, hostname, queue, seconds);
   }
 
   observeQueueWait(name: string, hostname: string, queue: string, seconds: number): void {
-    this.tasks.observeQueueWait(name, hostname, queue, seconds);
+    this.taskSeries.observeQueueWait(name, hostname, queue, seconds);
   }
 
   /** Drops every series of a worker that went away (after the purge period). */
   removeHostname(hostname: string): void {
-    this.tasks.removeHostname(hostname);
+    this.taskSeries.removeHostname(hostname);
     this.#workerUp.remove({ hostname });
     this.#workerActive.remove({ hostname });
   }

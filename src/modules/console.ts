@@ -62,7 +62,7 @@ export function createConsoleModule(config: Config, parts: ConsoleModuleParts): 
           heavyRead: parts.heavyRead,
           abortable: parts.abortable,
           rerun: parts.rerun,
-          tasks: store,
+          store,
           sampler,
           health: () => ({
             ...parts.status,

@@ -89,7 +89,6 @@ export function createControlModule(config: Config, parts: ControlModuleParts): 
     control,
     snapshot,
     routes,
-    // /api/workers and /api/queues/length first: they replace the older handlers.
     routers: { routes: [flowerWorkers, flowerControlApi(routes), apiV1(routes)] },
     stop: () => snapshot.stop(),
   };

@@ -36,7 +36,7 @@ export interface ExporterModule extends FeatureModule {
   readonly status: BrokerStatus;
   readonly transport: BrokerTransport;
   readonly workers: WorkerRegistry;
-  readonly tasks: InFlightTasks;
+  readonly inFlight: InFlightTasks;
   /** Arrivals, completions and runtimes per queue: the autoscaling signals' rates. */
   readonly flow: QueueFlow;
   readonly processor: EventProcessor;
@@ -57,7 +57,7 @@ export interface ExporterModule extends FeatureModule {
   close(): Promise<void>;
 }
 
-type Pipeline = Pick<ExporterModule, 'status' | 'transport' | 'workers' | 'tasks' | 'flow' | 'processor' | 'celeryMetrics' | 'queues'>;
+type Pipeline = Pick<ExporterModule, 'status' | 'transport' | 'workers' | 'inFlight' | 'flow' | 'processor' | 'celeryMetrics' | 'queues'>;
 
 /** The event path in dependency order: state, metrics (sampled at scrape time), transport, queue depths, processor. */
 function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
@@ -69,7 +69,7 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
     ...(m.worker_timeout_seconds !== undefined ? { workerTimeoutSeconds: m.worker_timeout_seconds } : {}),
     purgeAfterSeconds: m.purge_offline_worker_seconds,
   });
-  const tasks = new InFlightTasks(c.max_tracked_tasks);
+  const inFlight = new InFlightTasks(c.max_tracked_tasks);
   const flow = new QueueFlow(() => clock.nowMs(), m.rate_window_seconds, c.max_queues);
   const celeryMetrics = new CeleryMetrics(
     registry,
@@ -93,7 +93,7 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
     retentionMs: m.queue_retention_seconds * 1000,
     maxQueues: c.max_queues,
   };
-  const signals = { flow, sentSeenAt: (id: string) => tasks.get(id)?.sentSeenAt };
+  const signals = { flow, sentSeenAt: (id: string) => inFlight.get(id)?.sentSeenAt };
   const queues = new QueueCollector(transport, workers, clock, depths, signals);
   const processing = {
     defaultQueue: m.default_queue_name,
@@ -103,7 +103,7 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
     maxQueues: c.max_queues,
     overflowValue: c.overflow_value,
   };
-  const processor = new EventProcessor(clock, workers, tasks, celeryMetrics, processing, flow, {
+  const processor = new EventProcessor(clock, workers, inFlight, celeryMetrics, processing, flow, {
     whenSubscribed: () => {
       status.subscribed = true;
       wakeUpWorkers(transport, logger);
@@ -111,7 +111,7 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
     whenQueueRouted: (queue) => queues.learn(queue),
     ...(parts.observeTasks ? { observeTasks: parts.observeTasks } : {}),
   });
-  return { status, transport, workers, tasks, flow, processor, celeryMetrics, queues };
+  return { status, transport, workers, inFlight, flow, processor, celeryMetrics, queues };
 }
 
 /**
@@ -151,7 +151,7 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
       await celeryMetrics.prepare();
       selfMetrics.collect();
       yield await registry.metrics();
-      yield* celeryMetrics.tasks.render();
+      yield* celeryMetrics.taskSeries.render();
       selfMetrics.scrapeDuration.set((performance.now() - started) / 1000);
     } finally {
       scrapesInFlight--;
@@ -205,14 +205,14 @@ function selfTelemetrySource(p: Pipeline, isReady: () => boolean, workersWithout
       reconnects: p.status.reconnects,
       ...(p.status.leanDelivery !== undefined ? { leanDelivery: p.status.leanDelivery } : {}),
     }),
-    tracked: () => ({ tasks: p.tasks.size, workers: p.workers.size, taskEvictions: p.tasks.evictions }),
+    tracked: () => ({ tasks: p.inFlight.size, workers: p.workers.size, taskEvictions: p.inFlight.evictions }),
     queueLengthErrors: () => p.queues.errors,
     labelOverflow: () => [
       ...[p.processor.names, p.processor.hostnames, p.processor.queues, p.processor.exceptions].map((l): [string, number] => [
         l.label,
         l.overflowed,
       ]),
-      ['series', p.celeryMetrics.tasks.overflowed],
+      ['series', p.celeryMetrics.taskSeries.overflowed],
     ],
     workerClockSkew: () =>
       p.workers

@@ -58,7 +58,7 @@ export function createTasksModule(config: Config, parts: TasksModuleParts): Task
     store: parts.store,
     backend,
     waiters: backend ? new ResultWaiters(backend, { maxWaiters: t.max_result_waiters, pollMs: RESULT_POLL_MS }) : undefined,
-    workers: parts.snapshot,
+    snapshot: parts.snapshot,
     defaultQueue: config.metrics.default_queue_name,
     maxWaitSeconds: t.max_result_wait_seconds,
     maxBodyBytes: config.control.max_body_bytes,

@@ -21,7 +21,7 @@ const HEX: Record<number, RegExp> = { 2: /^[0-9a-fA-F]{2}$/, 4: /^[0-9a-fA-F]{4}
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v' };
 
 /**
- * A repr that was cut short: our own cap (`…` at the end, task-state.ts text()) or Celery's
+ * A repr that was cut short: our own cap (`…` at the end, task-history.ts text()) or Celery's
  * saferepr, which writes `...` where it stopped (argsrepr_maxsize, a long string, nesting deeper
  * than three levels). A real "..." in an argument is refused too: the text cannot tell them apart.
  */

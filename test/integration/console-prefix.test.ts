@@ -36,7 +36,7 @@ describe('operator console under url_prefix behind a reverse proxy (Redis)', () 
 
   beforeAll(async () => {
     // The proxy comes first: behind a proxy, auth.public_url (its address) is the origin that
-    // may post to us (docs/security.md, finding 6), so the service's config needs it.
+    // may post to us (docs/security.md: the expected Origin), so the service's config needs it.
     proxy = await startPrefixProxy(() => rig.exporter.url, PREFIX, false);
     // Written as a user might: no leading slash, a trailing one. The schema normalises it.
     rig = await startConsoleRig('redis', 'console-prefix', {

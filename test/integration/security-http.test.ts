@@ -9,8 +9,9 @@ import { createVhost, uniqueId } from '../support/isolation.js';
 import { basicAuth, freePort, send, startSecureService, type SecureService } from '../support/secure-service.js';
 
 /**
- * The security review, against the real service on a real broker (its own RabbitMQ vhost), over real HTTP:
- * each test reproduces an attack from the security review and fails on the code before the fix.
+ * Attacks on the HTTP surface, against the real service on a real broker (its own RabbitMQ vhost), over
+ * real HTTP: each test reproduces one attack and fails on the code before its fix. docs/security.md
+ * lists each protection beside the test that proves it.
  */
 
 const PASSWORD = 'alice-Correct-Horse-1';
@@ -44,7 +45,7 @@ const users = () => [
 const tokens = [{ name: 'prometheus', sha256: sha256(TOKEN), role: 'viewer' }];
 const whoamiPath = '/api/v1/audit?limit=1';
 
-describe('finding 2: password hashing cannot be flooded', () => {
+describe('password hashing cannot be flooded', () => {
   let s: SecureService;
   beforeAll(async () => {
     s = await start({ users: users(), tokens, login_rate_limit: { max_failures: 10, window_seconds: 300 } });
@@ -76,7 +77,7 @@ describe('finding 2: password hashing cannot be flooded', () => {
   });
 });
 
-describe('finding 3: lockout cannot be turned against real users', () => {
+describe('lockout cannot be turned against real users', () => {
   let s: SecureService;
   beforeAll(async () => {
     s = await start({ users: users(), tokens, protect_metrics: true, login_rate_limit: { max_failures: 3, window_seconds: 300 } });
@@ -112,7 +113,7 @@ describe('finding 3: lockout cannot be turned against real users', () => {
   });
 });
 
-describe('finding 4: anonymous visitors cannot log everyone out', () => {
+describe('anonymous visitors cannot log everyone out', () => {
   it('far more anonymous login-page visits than max_sessions leave a signed-in session alone', async () => {
     const s = await start({ users: users(), session: { max_sessions: 10 } });
     const browser = new Browser();
@@ -129,11 +130,11 @@ describe('finding 4: anonymous visitors cannot log everyone out', () => {
   });
 });
 
-describe('finding 5: aborted scrapes leave nothing pending', () => {
+describe('aborted scrapes leave nothing pending', () => {
   it('500 scrapes of a large exposition, each abandoned mid-stream: no handler or generator left pending', async () => {
     const s = await start({ tokens });
     // About 8 MB of exposition, far more than the socket buffers hold, so the stream waits for drain.
-    for (let i = 0; i < 6000; i++) s.service.celeryMetrics.tasks.observeRuntime(`tasks.t${i}`, `celery@host-${i % 50}`, 'celery', 0.2);
+    for (let i = 0; i < 6000; i++) s.service.celeryMetrics.taskSeries.observeRuntime(`tasks.t${i}`, `celery@host-${i % 50}`, 'celery', 0.2);
     const port = s.port;
     const abortOne = () =>
       new Promise<void>((resolve) => {
@@ -162,7 +163,7 @@ describe('finding 5: aborted scrapes leave nothing pending', () => {
   });
 });
 
-describe('finding 8: security headers on /ui and the JSON API', () => {
+describe('security headers on /ui and the JSON API', () => {
   it.each(['/ui', '/api/v1/workers', '/login', '/'])(
     '%s sends CSP without unsafe-inline, no framing, nosniff, no-store, a Referrer-Policy',
     async (path) => {
@@ -199,7 +200,7 @@ describe('the console for callers with header credentials only', () => {
   });
 });
 
-describe('finding 6: no cross-site or DNS-rebinding requests in insecure mode', () => {
+describe('no cross-site or DNS-rebinding requests in insecure mode', () => {
   let s: SecureService;
   beforeAll(async () => {
     s = await start({ insecure_no_auth: true });

@@ -51,7 +51,7 @@ afterAll(async () => {
   await broker?.cleanup();
 });
 
-describe('finding 1: no search freezes the service, whatever task text a client planted', () => {
+describe('no search freezes the service, whatever task text a client planted', () => {
   const ids = { win44: randomUUID(), win1000: randomUUID(), big: randomUUID(), plain: randomUUID() };
 
   beforeAll(async () => {
@@ -130,7 +130,7 @@ async function stalledRequest(urlPath: string, token: string): Promise<{ socket:
   return { socket, head: first.toString('latin1').split('\r\n')[0]! };
 }
 
-describe('finding 3: task lists are bounded by page and by caller', () => {
+describe('task lists are bounded by page and by caller', () => {
   const BULK = 1000;
   const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
   const count = async (urlPath: string, token = VIEWER) => {
@@ -192,7 +192,7 @@ describe('finding 3: task lists are bounded by page and by caller', () => {
   });
 });
 
-describe('finding 4: task submission is off unless configured', () => {
+describe('task submission is off unless configured', () => {
   it('an admin cannot send any task while tasks.submit.allow is empty', async () => {
     for (const path of ['async-apply', 'send-task', 'apply']) {
       const r = await service.fetch(`/api/task/${path}/tasks.add`, {

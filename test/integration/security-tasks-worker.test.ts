@@ -11,7 +11,7 @@ import { TaskApiRig, type Caller } from '../support/task-api-scenarios.js';
 
 /**
  * The task half's security against the real service on a real Redis with real Celery 5.2.6 workers: each test
- * reproduces a finding of the review and fails on the code before its fix. The payload role is
+ * reproduces one attack and fails on the code before its fix. The payload role is
  * admin here, so operators and viewers both stand for callers who must not see task arguments.
  */
 
@@ -41,7 +41,7 @@ beforeAll(async () => {
 });
 afterAll(() => rig.stop());
 
-describe('finding 2: tasks.payload_role holds for tasks in flight (inspect replies)', () => {
+describe('tasks.payload_role holds for tasks in flight (inspect replies)', () => {
   const hidden = ['viewer', 'operator'] as const satisfies readonly Caller[];
   const hold = (seconds: number, countdown?: number) => ({
     name: 'tasks.hold',
@@ -118,7 +118,7 @@ describe('finding 2: tasks.payload_role holds for tasks in flight (inspect repli
   });
 });
 
-describe('finding 4: only allowed tasks, by the submit role, to known queues, under their own name and a new id', () => {
+describe('only allowed tasks, by the submit role, to known queues, under their own name and a new id', () => {
   const send = (name: string, body: unknown, as: Caller = 'admin', path = 'async-apply') =>
     rig.call('POST', `/api/task/${path}/${name}`, as, body);
   const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
@@ -183,7 +183,7 @@ describe('finding 4: only allowed tasks, by the submit role, to known queues, un
   });
 });
 
-describe('finding 4 on RabbitMQ: a queue that does not exist is not declared', () => {
+describe('task submission on RabbitMQ: a queue that does not exist is not declared', () => {
   const amqp = new TaskApiRig('amqp', 'sec-submit');
   beforeAll(() => amqp.start({ tasks: { submit: { allow: ['tasks.*'] } }, metrics: { queues: ['sec-listed'] } }));
   afterAll(() => amqp.stop());
@@ -209,7 +209,7 @@ describe('finding 4 on RabbitMQ: a queue that does not exist is not declared', (
   });
 });
 
-describe('findings 5 and 6: result waits are bounded and shared; the backend connection is opened once', () => {
+describe('result waits are bounded and shared; the backend connection is opened once', () => {
   const results = new TaskApiRig('redis', 'sec-results');
   const keyPrefix = `sec-res-${randomUUID().slice(0, 8)}:`;
   const result = (id: string, query = '', as: Caller = 'operator', signal?: AbortSignal) =>
@@ -220,13 +220,13 @@ describe('findings 5 and 6: result waits are bounded and shared; the backend con
   beforeAll(() => results.start({ tasks: { result_backend: RESULT_BACKEND, result_key_prefix: keyPrefix, max_result_waiters: 20 } }));
   afterAll(() => results.stop());
 
-  it('finding 6: 50 concurrent first result requests all get an answer (they share one connect)', async () => {
+  it('50 concurrent first result requests all get an answer (they share one connect)', async () => {
     const answers = await Promise.all(Array.from({ length: 50 }, () => result(randomUUID())));
     expect(answers.map((a) => a.status)).toEqual(Array<number>(50).fill(200));
     expect(await answers[0]!.json()).toMatchObject({ state: 'PENDING' });
   });
 
-  it('finding 5: at most max_result_waiters waits; all of them read in one MGET per period; a gone client frees its place', async () => {
+  it('at most max_result_waiters waits; all of them read in one MGET per period; a gone client frees its place', async () => {
     const ids = Array.from({ length: 5 }, () => randomUUID());
     const clients = new AbortController();
     // 20 waits on 5 ids: four requests per id.
@@ -270,7 +270,7 @@ describe('findings 5 and 6: result waits are bounded and shared; the backend con
     );
   });
 
-  it('finding 5: a viewer waits 5 s at most; longer waits are for operators', async () => {
+  it('a viewer waits 5 s at most; longer waits are for operators', async () => {
     const long = await result(randomUUID(), '?timeout=10', 'viewer');
     expect(long.status).toBe(400);
     expect(((await long.json()) as { error: string }).error).toBe(
@@ -281,7 +281,7 @@ describe('findings 5 and 6: result waits are bounded and shared; the backend con
   });
 });
 
-describe('findings 7 and 8: tasks.persist is private and its rows are checked field by field', () => {
+describe('tasks.persist is private and its rows are checked field by field', () => {
   const persisted = new TaskApiRig('redis', 'sec-persist');
   const ids = { add: randomUUID(), fail: randomUUID() };
   const file = () => persisted.file('tasks.sqlite');
@@ -309,12 +309,12 @@ describe('findings 7 and 8: tasks.persist is private and its rows are checked fi
   });
   afterAll(() => persisted.stop());
 
-  it('finding 8: tasks.persist, its -wal and -shm, and the audit file are readable by the service user only', () => {
+  it('tasks.persist, its -wal and -shm, and the audit file are readable by the service user only', () => {
     for (const f of [file(), `${file()}-wal`, `${file()}-shm`, persisted.file('audit.jsonl')])
       expect((statSync(f).mode & 0o777).toString(8), f).toBe('600');
   });
 
-  it('finding 7: rows with a field of the wrong type are skipped and counted; every page and search still answers', async () => {
+  it('rows with a field of the wrong type are skipped and counted; every page and search still answers', async () => {
     await persisted.restart(async () => {
       const db = new Database(file());
       const good = JSON.parse(db.prepare('SELECT record FROM tasks WHERE uuid = ?').pluck().get(ids.add) as string) as Record<
@@ -348,7 +348,7 @@ describe('findings 7 and 8: tasks.persist is private and its rows are checked fi
   });
 });
 
-describe('finding 9: the caller is checked before a body is read', () => {
+describe('the caller is checked before a body is read', () => {
   const routes = [
     '/api/task/async-apply/tasks.add',
     '/api/task/send-task/tasks.add',

@@ -12,8 +12,9 @@ import { REPO_ROOT } from '../support/prometheus.js';
 import { basicAuth, send, startSecureService, type SecureService } from '../support/secure-service.js';
 
 /**
- * The security review's findings on the Alertmanager receiver of the real service (real broker,
- * real HTTP): each test reproduces the review's attack and fails on the code before the fix.
+ * Attacks on the Alertmanager receiver of the real service (real broker, real HTTP): each test
+ * reproduces one attack and fails on the code before its fix. docs/security.md lists each
+ * protection beside the test that proves it.
  */
 
 const RULES = path.join(REPO_ROOT, 'test/fixtures/remediation/faults.yml');
@@ -68,7 +69,7 @@ const post = (s: SecureService, headers: Record<string, string>, localAddress?: 
     ...(localAddress ? { localAddress } : {}),
   });
 
-describe('finding 1: every webhook secret source has the same minimum, and the presented bytes are compared exactly', () => {
+describe('every webhook secret source has the same minimum, and the presented bytes are compared exactly', () => {
   it.each([
     ['an empty token file', ''],
     ['a token file of whitespace', ' \n\t\n'],
@@ -106,7 +107,7 @@ describe('finding 1: every webhook secret source has the same minimum, and the p
   });
 });
 
-describe('finding 6: the receiver takes JSON only, and an unauthenticated one only on loopback names', () => {
+describe('the receiver takes JSON only, and an unauthenticated one only on loopback names', () => {
   it('a text/plain body (what a cross-site form can send) is refused with 415, with or without credentials', async () => {
     const token = randomBytes(24).toString('hex');
     const s = await start({ bearer_token_file: tokenFile('json-only', token) });
@@ -122,7 +123,7 @@ describe('finding 6: the receiver takes JSON only, and an unauthenticated one on
   });
 });
 
-describe('finding 9: webhook credentials cannot be guessed at full speed', () => {
+describe('webhook credentials cannot be guessed at full speed', () => {
   it('after 10 failures a client is answered 429 unchecked, while Alertmanager (right credentials, another client) is never delayed', async () => {
     const token = randomBytes(24).toString('hex');
     const s = await start({ bearer_token_file: tokenFile('throttle', token) });

@@ -38,7 +38,7 @@ function setup(options: Partial<EventProcessorOptions> = {}, capacity = 1000) {
   const send = (...events: Array<Record<string, unknown> & { type: string }>) => {
     for (const e of events) processor.handle({ hostname: W, timestamp: T, ...e } as unknown as CeleryEvent);
   };
-  const read = async () => parseMetrics((await registry.metrics()) + [...metrics.tasks.render(64)].join(''));
+  const read = async () => parseMetrics((await registry.metrics()) + [...metrics.taskSeries.render(64)].join(''));
   return { clock, registry, metrics, workers, tasks, processor, send, read };
 }
 

@@ -19,6 +19,10 @@ const SIBLING = ['\\.\\.', 'shared'].join('/');
 const WORKSPACE = ['', 'work'].join('/');
 const OUTSIDE_REFERENCE = new RegExp(`${SIBLING}\\b|(?<![\\w.~-])${WORKSPACE}(?:/|\\b)`);
 
+// A ticket, a contract or a numbered review finding is kept somewhere a contributor cannot read:
+// say what is meant instead. Built from pieces so that this file does not match itself.
+const TICKET = new RegExp(`\\b${'iss' + 'ue'} \\d+|${'product' + ' contract'}|\\b${'find' + 'ings?'} \\d+`, 'i');
+
 /** The first line of `text` that points outside the repository, or undefined. */
 function outsideReference(text: string): { line: number; text: string } | undefined {
   const lines = text.split('\n');
@@ -72,12 +76,26 @@ describe('the repository is self-contained', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('no file cites an issue or a contract kept outside the repository (say what, not which ticket)', () => {
-    // Built from pieces so that this file does not match itself.
-    const ticket = new RegExp(`\\b${'iss' + 'ue'} \\d+|${'product' + ' contract'}`, 'i');
+  it.each([
+    ['a ticket number', `see ${'Iss' + 'ue'} 9 item 7`],
+    ['a contract kept elsewhere', `as ${'product' + ' contract'} 1 says`],
+    ['a numbered review finding', `describe('${'Find' + 'ing'} 2: password hashing cannot be flooded'`],
+    ['several numbered findings', `tasks-worker › ${'find' + 'ings'} 5 and 6`],
+  ])('flags %s', (_name, text) => {
+    expect(TICKET.test(text)).toBe(true);
+  });
+
+  it.each([
+    ['findings without a number', 'the review findings are listed below'],
+    ['a number that only follows finding', 'finding the 3 oldest workers'],
+  ])('does not flag %s', (_name, text) => {
+    expect(TICKET.test(text)).toBe(false);
+  });
+
+  it('no file cites an issue, a contract or a numbered review finding kept outside the repository (say what, not which ticket)', () => {
     const offenders = scannedFiles().flatMap((file) => {
       const lines = readFileSync(file, 'utf8').split('\n');
-      const index = lines.findIndex((l) => ticket.test(l));
+      const index = lines.findIndex((l) => TICKET.test(l));
       return index < 0 ? [] : [`${path.relative(REPO_ROOT, file)}:${index + 1}: ${lines[index]!.trim()}`];
     });
     expect(offenders).toEqual([]);

@@ -2,8 +2,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WorkerEvent } from '../../src/celery/events.js';
 import type { Clock } from '../../src/clock.js';
 import type { ControlClient, ControlResult, Targets } from '../../src/control/client.js';
-import { SNAPSHOT_METHODS, WorkerSnapshot } from '../../src/control/worker-snapshot.js';
+import { WorkerSnapshot } from '../../src/control/worker-snapshot.js';
 import { WorkerInspector } from '../../src/exporter/worker-inspector.js';
+import { INSPECT_METHODS } from '../../src/state/inspect-replies.js';
 import { WorkerRegistry } from '../../src/state/workers.js';
 import type { BrokerTransport, ControlRequest } from '../../src/transport/transport.js';
 import { capturingLogger } from '../support/fake-github.js';
@@ -88,7 +89,7 @@ describe('one sender per inspect method, every answer in both worker views', () 
     await runUntil(4 * INSPECT_INTERVAL_S - 1);
     stop();
     for (const method of ['stats', 'active_queues']) expect(times(method), method).toEqual([0, 30, 60, 90]);
-    for (const method of SNAPSHOT_METHODS.filter((m) => m !== 'stats' && m !== 'active_queues'))
+    for (const method of INSPECT_METHODS.filter((m) => m !== 'stats' && m !== 'active_queues'))
       expect(times(method), method).toEqual([0, 60]);
   });
 
@@ -108,7 +109,7 @@ describe('one sender per inspect method, every answer in both worker views', () 
     expect(snapshot.get('a@h')).toMatchObject({ stats, timestamp: (START + 30_000) / 1000 });
     expect(snapshot.all().get('a@h')?.stats).toEqual(stats);
     // Still the eight methods Flower shows, in its order.
-    expect(Object.keys(snapshot.get('a@h')!)).toEqual(['timestamp', ...SNAPSHOT_METHODS]);
+    expect(Object.keys(snapshot.get('a@h')!)).toEqual(['timestamp', ...INSPECT_METHODS]);
   });
 
   it('asks a worker the inspector never asks (no heartbeat) for stats and active_queues in each background round, by name', async () => {
@@ -121,7 +122,7 @@ describe('one sender per inspect method, every answer in both worker views', () 
     const statsAtRefresh = sent.filter((s) => s.at === REFRESH_S && s.method === 'stats').map((s) => `${s.by} → ${s.to?.join()}`);
     expect(statsAtRefresh.sort()).toEqual(['inspector → a@h', 'snapshot → quiet@h']);
     expect(times('registered')).toEqual([0, 60]);
-    expect(Object.keys(snapshot.get('quiet@h')!)).toEqual(['timestamp', ...SNAPSHOT_METHODS]);
+    expect(Object.keys(snapshot.get('quiet@h')!)).toEqual(['timestamp', ...INSPECT_METHODS]);
     expect(snapshot.get('quiet@h')?.timestamp).toBe((START + REFRESH_S * 1000) / 1000);
   });
 
@@ -145,7 +146,7 @@ describe('one sender per inspect method, every answer in both worker views', () 
     stop();
     const stats = sent.filter((s) => s.method === 'stats' && s.to?.includes('b@h')).at(-1)!;
     expect(stats).toMatchObject({ at: 31, by: 'inspector' });
-    expect(Object.keys(snapshot.get('b@h')!)).toEqual(['timestamp', ...SNAPSHOT_METHODS]);
+    expect(Object.keys(snapshot.get('b@h')!)).toEqual(['timestamp', ...INSPECT_METHODS]);
     expect(snapshot.get('b@h')?.stats).toEqual(stats.reply);
   });
 });

@@ -12,7 +12,8 @@ import { PayloadRule } from '../../src/tasks/payload.js';
 import type { WorkerEvent } from '../../src/celery/events.js';
 import { ManualClock } from '../../src/clock.js';
 import type { ControlClient } from '../../src/control/client.js';
-import { WorkerSnapshot, type SnapshotMethod } from '../../src/control/worker-snapshot.js';
+import { WorkerSnapshot } from '../../src/control/worker-snapshot.js';
+import type { InspectMethod } from '../../src/state/inspect-replies.js';
 import { WorkerRegistry } from '../../src/state/workers.js';
 import { TaskPersistence } from '../../src/persistence/task-persistence.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
@@ -30,7 +31,7 @@ function tmpFile(): string {
 
 /** Inspect replies for every worker in `answering` (a stand-in for the broker round trip). */
 function fakeControl(answering: () => string[]): ControlClient {
-  const replies: Record<SnapshotMethod, unknown> = {
+  const replies: Record<InspectMethod, unknown> = {
     stats: { pool: { 'max-concurrency': 3 }, total: { 'tasks.add': 7 } },
     active_queues: [{ name: 'tq' }],
     registered: ['tasks.add'],
@@ -41,7 +42,7 @@ function fakeControl(answering: () => string[]): ControlClient {
     conf: { worker_prefetch_multiplier: 4 },
   };
   return {
-    run: (method: SnapshotMethod) =>
+    run: (method: InspectMethod) =>
       Promise.resolve({ results: answering().map((worker) => ({ worker, status: 'ok', reply: replies[method] })) }),
   } as unknown as ControlClient;
 }
@@ -55,6 +56,7 @@ function open(file: string, clock: ManualClock, opts: { maxWorkers?: number; ans
     clock,
     silent,
     { refreshSeconds: 30, forgetSeconds: 600 },
+    registry,
   );
   const tasks = new TaskPersistence(new TaskStore({ maxTasks: 100, limits: LIMITS }), { file, flushMs: 60_000 }, silent);
   const workers = new WorkerPersistence(
