@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { paramValue } from '../params.js';
 import { parseTaskQuery } from '../tasks/query-params.js';
 import type { Role } from '../auth/index.js';
 import { SORT_FIELDS, type TaskPage, type TaskQuery } from '../tasks/task-query.js';
@@ -23,10 +24,11 @@ const ROW_PAYLOAD_CHARS = 300;
 const PARAMS = ['state', 'taskname', 'workername', 'received_start', 'received_end', 'search', 'sort_by', 'limit', 'offset'] as const;
 type Params = Partial<Record<(typeof PARAMS)[number], string>>;
 
+/** Read as /api/tasks reads them (src/params.ts): the last value of a repeated parameter. */
 function paramsOf(req: Request): Params {
   const out: Params = {};
   for (const p of PARAMS) {
-    const v = req.query[p];
+    const v = paramValue(p, req.query);
     if (typeof v === 'string' && v !== '') out[p] = v;
   }
   return out;

@@ -318,9 +318,9 @@ describe('failed-login throttle (3 failures per 60 s)', () => {
     expect((await getFrom('127.0.0.2', whoami(), basic('victor', PASSWORDS.victor))).status).toBe(200);
   });
 
-  // Changed on purpose by the security review: failures in a user's name from elsewhere no longer
-  // lock the user out. The username backs off for clients that have failed themselves; the right
-  // password from a client that has not failed is never refused.
+  // Failures in a user's name from elsewhere must not lock the user out, or anyone could lock out
+  // anyone (docs/security.md). The username backs off for clients that have failed themselves; the
+  // right password from a client that has not failed is never refused.
   it('per username: failures from several IPs slow that name down for failing clients, never lock the real user out', async () => {
     for (const ip of ['127.0.0.4', '127.0.0.5', '127.0.0.6'])
       expect((await getFrom(ip, whoami(), basic('alice', WRONG_PASSWORD))).status).toBe(401);
@@ -330,7 +330,7 @@ describe('failed-login throttle (3 failures per 60 s)', () => {
     clock.advance(61_000);
   });
 
-  // Changed on purpose by the security review: a valid token is never throttled by failures.
+  // A valid token is never throttled by failures, so guessing cannot stop a scraper or a script.
   it('wrong bearer tokens count against the client, but a valid token is never throttled', async () => {
     for (let i = 0; i < 3; i++) expect((await getFrom('127.0.0.8', whoami(), bearer(WRONG_TOKEN))).status).toBe(401);
     expect((await getFrom('127.0.0.8', whoami(), bearer(WRONG_TOKEN))).status).toBe(429);

@@ -124,6 +124,28 @@ describe('task list parameters', () => {
     });
   });
 
+  it('a repeated parameter counts by its last value, as in /api/tasks: the page, its links and its bulk forms are those of the last', () => {
+    const s = new TaskStore({ maxTasks: 100, limits: LIMITS });
+    for (let i = 0; i < 60; i++) {
+      s.handle(e('received', i, { name: `tasks.t${i % 3}` }, `t-${i}`));
+      s.handle(e('failed', i + 0.5, { exception: 'KeyError()' }, `t-${i}`));
+    }
+    const repeated = {
+      limit: ['500', '25'],
+      search: ['tasks.t1', 'tasks.t2'],
+      state: ['SUCCESS', 'FAILURE'],
+      received_start: ['2030-01-01T00:00', '2027-01-15T07:59'],
+    };
+    const last = { limit: '25', search: 'tasks.t2', state: 'FAILURE', received_start: '2027-01-15T07:59' };
+    const asked = (query: Record<string, unknown>) => request(query as Record<string, string>);
+    expect(tasksQuery(asked(repeated), true)).toEqual(tasksQuery(asked(last), true));
+    expect(tasksQuery(asked(repeated), true).query.limit).toBe(parseTaskQuery(repeated, true).limit);
+    const o = { seesPayload: true, payloadRole: 'operator' as const, workers: [] };
+    const html = tasksPage(ctx, s, asked(repeated), o);
+    expect(html).toContain('Revoke all 20 matching');
+    expect(html).toBe(tasksPage(ctx, s, asked(last), o));
+  });
+
   it('past the end, the pager says how many match and links back to the last page', () => {
     const s = new TaskStore({ maxTasks: 100, limits: LIMITS });
     for (let i = 0; i < 51; i++) s.handle(e('received', i, { name: 'tasks.add' }, `t-${i}`));
