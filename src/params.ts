@@ -63,6 +63,14 @@ export class ParamReader {
     throw this.fail(name, 'must be a number');
   }
 
+  /** One of a closed set of words (the audit kinds), as written: '' and any other case are refused. */
+  oneOf<T extends string>(name: string, words: readonly T[]): T | undefined {
+    const v = this.value(name);
+    if (v === undefined) return undefined;
+    if (typeof v === 'string' && (words as readonly string[]).includes(v)) return v as T;
+    throw this.fail(name, `must be ${words.slice(0, -1).join(', ')} or ${words.at(-1)}`);
+  }
+
   boolean(name: string, fallback: boolean, words: BooleanWords = PLAIN_BOOLEAN): boolean {
     const v = this.value(name);
     if (v === undefined || v === '') return fallback;

@@ -1,9 +1,13 @@
 import { closeSync, createWriteStream, fstatSync, openSync, readSync, type WriteStream } from 'node:fs';
 import { ensurePrivateFile } from '../private-file.js';
 
+/** What an audit record is about; the API's `kind` and the console's `audit` filter take these. */
+export const AUDIT_KINDS = ['control', 'remediation', 'admin'] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
 /** One audit record: who did (or decided) what, to which workers, and what came of it. */
 export interface AuditEntry {
-  readonly kind: 'control' | 'remediation' | 'admin';
+  readonly kind: AuditKind;
   readonly [field: string]: unknown;
 }
 
@@ -72,7 +76,7 @@ export class AuditLog {
   }
 
   /** Newest first. */
-  recent(kind?: AuditEntry['kind'], limit = 100): AuditRecord[] {
+  recent(kind?: AuditKind, limit = 100): AuditRecord[] {
     const out: AuditRecord[] = [];
     for (let i = this.#recent.length - 1; i >= 0 && out.length < limit; i--) {
       const r = this.#recent[i]!;

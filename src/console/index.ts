@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
-import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
+import { AUDIT_KINDS, type AuditLog } from '../audit/audit-log.js';
 import type { ManagementQueue } from '../broker-api/rabbitmq-management.js';
 import type { Auth } from '../auth/index.js';
 import type { ClusterSampler } from './cluster-sampler.js';
@@ -13,6 +13,7 @@ import { TaskQueryError } from '../tasks/task-query.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import type { WorkerRegistry } from '../state/workers.js';
 import { BrokerUnavailableError } from '../transport/transport.js';
+import { ParamReader, paramValue } from '../params.js';
 import { consoleContext, errorPage, type ConsoleContext, type Section } from './layout.js';
 import { overviewPage } from './overview.js';
 import { queuesPage } from './queues.js';
@@ -103,11 +104,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   router.get(
     '/ui/remediation',
     ...page((ctx, req) => {
-      const kind = req.query.audit;
-      if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
-        throw new PageError(400, 'remediation', 'Remediation', 'audit must be control, remediation or admin');
-      }
-      return remediationPage(ctx, deps.remediator, deps.audit, kind as AuditEntry['kind'] | undefined);
+      const kind = pageParams(req, 'remediation', 'Remediation').oneOf('audit', AUDIT_KINDS);
+      return remediationPage(ctx, deps.remediator, deps.audit, kind);
     }),
   );
   router.get('/ui/tasks', ...page((ctx, req) => renderTasks(deps, ctx, req), deps.heavyRead));
@@ -158,7 +156,7 @@ async function renderOverview(deps: ConsoleDeps, ctx: ConsoleContext, nowMs: num
 
 /** Flower's broker page; `?queue=` narrows it to one queue. */
 async function renderQueues(deps: ConsoleDeps, ctx: ConsoleContext, req: Request, nowMs: number): Promise<string> {
-  const only = typeof req.query.queue === 'string' && req.query.queue !== '' ? req.query.queue : undefined;
+  const only = pageParams(req, 'queues', 'Queues').text('queue', { emptyIsAbsent: true });
   const samples = await deps.queues();
   // The management API is an extra: when it fails, the page says so and shows the rest.
   const management = deps.managementQueues
@@ -258,6 +256,14 @@ async function renderTasks(deps: ConsoleDeps, ctx: ConsoleContext, req: Request)
 }
 
 /** An answer in the console's frame instead of the page asked for. */
+/** The page's query string, read as the API reads it (src/params.ts); a bad value is a 400 page of its section. */
+function pageParams(req: Request, section: Section, title: string): ParamReader {
+  return new ParamReader(
+    (name) => paramValue(name, req.query),
+    (name, problem) => new PageError(400, section, title, `${name} ${problem}`),
+  );
+}
+
 export class PageError extends Error {
   constructor(
     readonly status: number,

@@ -1,11 +1,9 @@
-import type { AuditEntry, AuditLog, AuditRecord } from '../audit/audit-log.js';
+import { AUDIT_KINDS, type AuditKind, type AuditLog, type AuditRecord } from '../audit/audit-log.js';
 import type { Remediator } from '../remediation/engine.js';
 import { postForm } from './actions.js';
 import { html, json, type Html, rowsOr } from './html.js';
 import { layout, type ConsoleContext } from './layout.js';
 import { ruleSentence } from './rule-sentence.js';
-
-const KINDS = ['control', 'remediation', 'admin'] as const satisfies ReadonlyArray<AuditEntry['kind']>;
 
 function actor(r: AuditRecord): string {
   const by = r.by as { actor?: unknown } | undefined;
@@ -36,8 +34,8 @@ function decisionsTable(records: AuditRecord[]): Html {
 <tbody>${rowsOr(rows, 7, 'no decision yet')}</tbody></table>`;
 }
 
-function auditTable(ctx: ConsoleContext, records: AuditRecord[], kind: AuditEntry['kind'] | undefined): Html {
-  const filter = html`<p class="summary">${[undefined, ...KINDS].map((k) => (k === kind ? html`<strong>${k ?? 'all'}</strong>` : html`<a href="${ctx.href('/ui/remediation', { audit: k })}">${k ?? 'all'}</a>`))}</p>`;
+function auditTable(ctx: ConsoleContext, records: AuditRecord[], kind: AuditKind | undefined): Html {
+  const filter = html`<p class="summary">${[undefined, ...AUDIT_KINDS].map((k) => (k === kind ? html`<strong>${k ?? 'all'}</strong>` : html`<a href="${ctx.href('/ui/remediation', { audit: k })}">${k ?? 'all'}</a>`))}</p>`;
   const rows = records.map(
     (r) =>
       html`<tr data-kind="${r.kind}"><td class="mono">${r.time}</td><td>${r.kind}</td><td>${actor(r)}</td><td>${what(r)}</td><td>${targets(r)}</td><td>${r.outcome ?? r.result ?? ''}</td><td>${detail(r)}</td></tr>`,
@@ -91,7 +89,7 @@ export function remediationPage(
   ctx: ConsoleContext,
   remediator: Remediator | undefined,
   audit: AuditLog,
-  kind: AuditEntry['kind'] | undefined,
+  kind: AuditKind | undefined,
 ): string {
   const rules = remediator?.rules ?? [];
   const state = remediator

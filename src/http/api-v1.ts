@@ -5,7 +5,7 @@ import { CommandValidationError, validateQueueName } from '../celery/validators.
 import { describePrincipal } from '../auth/index.js';
 import { BrokerUnavailableError, QueueNotFoundError } from '../transport/transport.js';
 import { handle, HttpError, type ControlRoutes } from './control-routes.js';
-import { auditLimit, booleanParam } from './params.js';
+import { auditKind, auditLimit, booleanParam } from './params.js';
 
 /** A purge is one broker operation; past this the answer is an error and the queue as the broker left it. */
 const PURGE_TIMEOUT_MS = 10_000;
@@ -144,13 +144,7 @@ export function apiV1(routes: ControlRoutes): Router {
   );
 
   router.get('/api/v1/audit', viewer, (req, res) => {
-    const kind = req.query.kind;
-    const limit = auditLimit(req);
-    if (kind !== undefined && kind !== 'control' && kind !== 'remediation' && kind !== 'admin') {
-      res.status(400).json({ error: 'kind must be control, remediation or admin' });
-      return;
-    }
-    res.json(audit.recent(kind, limit));
+    res.json(audit.recent(auditKind(req), auditLimit(req)));
   });
 
   /** `{ queue }` becomes the live workers consuming it; never an empty (= everyone) destination. */

@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { AUDIT_KINDS, type AuditKind } from '../audit/audit-log.js';
 import { CommandValidationError } from '../celery/validators.js';
 import { ParamReader, paramValue } from '../params.js';
 
@@ -15,6 +16,9 @@ export const integerParam = (req: Request, name: string, fallback?: number): num
 export const numberParam = (req: Request, name: string): number | undefined => requestParams(req).number(name);
 export const booleanParam = (req: Request, name: string, fallback: boolean): boolean => requestParams(req).boolean(name, fallback);
 export const stringParam = (req: Request, name: string): string | undefined => requestParams(req).text(name);
+
+/** Which audit records (/api/v1/audit): one kind, or every kind unless asked. */
+export const auditKind = (req: Request): AuditKind | undefined => requestParams(req).oneOf('kind', AUDIT_KINDS);
 
 /** How many audit records one answer holds (/api/v1/audit, the remediation decisions): 1–1000, 100 unless asked. */
 export const auditLimit = (req: Request): number => requestParams(req).integer('limit', { min: 1, max: 1000 }) ?? 100;

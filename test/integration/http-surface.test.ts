@@ -53,6 +53,32 @@ describe('HTTP surface', () => {
     expect(res.status).toBe(503);
   });
 
+  it('the audit kind and the queue filter are read like every parameter (the last when repeated), in the API and the console alike', async () => {
+    const e = await start({ auth: { tokens } });
+    e.service.audit.write({ kind: 'control', command: 'pool_grow' });
+    e.service.audit.write({ kind: 'admin', command: 'kill_switch' });
+    const get = (p: string) => fetch(`${e.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
+    const api = await get('/api/v1/audit?kind=control&kind=admin');
+    expect(api.status).toBe(200);
+    expect(((await api.json()) as Array<{ kind: string }>).map((r) => r.kind)).toEqual(['admin']);
+    const page = await get('/ui/remediation?audit=control&audit=admin');
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('data-kind="admin"');
+    expect(html).not.toContain('data-kind="control"');
+    // The queue page's filter too: the last queue named, not every queue.
+    const queues = await (await get('/ui/queues?queue=first&queue=last')).text();
+    expect(queues).toContain('no such queue known');
+    for (const bad of ['bogus', '', 'Control']) {
+      const refused = await get(`/api/v1/audit?kind=${bad}`);
+      expect(refused.status, `kind=${bad}`).toBe(400);
+      expect(await refused.json()).toEqual({ error: 'kind: must be control, remediation or admin', field: 'kind' });
+      const refusedPage = await get(`/ui/remediation?audit=${bad}`);
+      expect(refusedPage.status, `audit=${bad}`).toBe(400);
+      expect(await refusedPage.text()).toContain('audit must be control, remediation or admin');
+    }
+  });
+
   it('takes client addresses from X-Forwarded-For only when trust_proxy says so', async () => {
     for (const [trust, expected] of [
       ['', '127.0.0.1'],
