@@ -16,7 +16,7 @@ import { registerPersistenceMetrics } from './metrics/persistence-metrics.js';
 import type { Remediator } from './remediation/engine.js';
 import { heavyReadLimit, TASK_LISTS_PER_CALLER } from './http/heavy-reads.js';
 import { PayloadRule } from './tasks/payload.js';
-import type { FeatureModule } from './modules/module.js';
+import type { FeatureModule, TelemetryOwner } from './modules/module.js';
 import { createAuthModule } from './modules/auth.js';
 import { createExporterModule, type ExporterModule } from './modules/exporter.js';
 import { createConsoleModule } from './modules/console.js';
@@ -71,6 +71,8 @@ export class Service {
   readonly #exporter: ExporterModule;
   /** The features, in the order their routes are mounted (http/app.ts); auth has none, its slot is fixed there. */
   readonly #features: readonly FeatureModule[];
+  /** Who registered each metric family: the exporter, each feature, then the persistence (built here). */
+  readonly telemetry: readonly TelemetryOwner[];
   /** Owns the rules file's reloads, whether or not remediation is enabled. */
   readonly #remediation: RemediationModule;
   readonly #taskPersistence: TaskPersistence | undefined;
@@ -133,9 +135,12 @@ export class Service {
       { registry: this.workers, snapshot: control.snapshot },
       this.logger,
     );
-    registerPersistenceMetrics(this.#registry, config.metrics.self_prefix, () =>
-      persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
-    );
+    const persistence: TelemetryOwner = {
+      name: 'persistence',
+      telemetry: registerPersistenceMetrics(this.#registry, config.metrics.self_prefix, () =>
+        persistedRowsSkipped(this.#taskPersistence, this.#workerPersistence),
+      ),
+    };
     const tasks = createTasksModule(config, {
       ...shared,
       store: this.taskStore,
@@ -165,6 +170,7 @@ export class Service {
     });
     this.sampler = operatorConsole.sampler;
     this.#features = [auth, operatorConsole, tasks, control, remediation];
+    this.telemetry = [exporter, ...this.#features, persistence];
   }
 
   get clock(): Clock {

@@ -1,4 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
+import { familiesOf, type MetricFamily } from './families.js';
 import { TaskSeriesStore, type CounterFamily } from './task-series.js';
 
 /**
@@ -63,6 +64,8 @@ export class CeleryMetrics {
   readonly #processesNeeded: Gauge<'queue_name'>;
   readonly #oldestAge: Gauge<'queue_name'>;
   readonly #emptyPools: Gauge;
+  /** The worker and queue gauges in the registry, then the streamed per-task families. */
+  readonly families: readonly MetricFamily[];
   /** Where `prepare()` reads the cluster from (exporter/scrape-sample.ts in the service). */
   readonly #sample: () => Promise<ClusterSample>;
   #preparing: Promise<void> | undefined;
@@ -145,6 +148,22 @@ export class CeleryMetrics {
       help: 'Workers that are up but have 0 pool processes (their last stats listed none): they run no task.',
       registers: [registry],
     });
+    this.families = [...familiesOf([...this.#gauges(), this.#emptyPools]), ...this.taskSeries.families];
+  }
+
+  /** The per-worker and per-queue gauges, set afresh from each sample. */
+  #gauges(): Gauge<string>[] {
+    return [
+      this.#workerUp,
+      this.#workerActive,
+      this.#queueLength,
+      this.#consumers,
+      this.#workersPerQueue,
+      this.#processesPerQueue,
+      this.#timeToDrain,
+      this.#processesNeeded,
+      this.#oldestAge,
+    ];
   }
 
   /**
@@ -189,18 +208,7 @@ export class CeleryMetrics {
   }
 
   #apply(sample: ClusterSample): void {
-    const gauges = [
-      this.#workerUp,
-      this.#workerActive,
-      this.#queueLength,
-      this.#consumers,
-      this.#workersPerQueue,
-      this.#processesPerQueue,
-      this.#timeToDrain,
-      this.#processesNeeded,
-      this.#oldestAge,
-    ];
-    for (const g of gauges) g.reset();
+    for (const g of this.#gauges()) g.reset();
     this.#emptyPools.set(sample.workers.filter((w) => w.up && w.processes === 0).length);
     for (const w of sample.workers) {
       this.#workerUp.set({ hostname: w.hostname }, w.up ? 1 : 0);

@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { familiesOf, type MetricFamily } from './families.js';
 
 /**
  * Control telemetry (our own prefix): every command through the one ControlClient, HTTP or
@@ -6,6 +7,7 @@ import { Counter, type Registry } from 'prom-client';
  */
 export class ControlMetrics {
   readonly commands: Counter<'command' | 'outcome'>;
+  readonly families: readonly MetricFamily[];
 
   constructor(registry: Registry, prefix: string) {
     this.commands = new Counter({
@@ -14,5 +16,6 @@ export class ControlMetrics {
       labelNames: ['command', 'outcome'],
       registers: [registry],
     });
+    this.families = familiesOf([this.commands]);
   }
 }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { familiesOf, type MetricFamily } from './families.js';
 
 /**
  * Remediation telemetry (our own prefix), registered by the remediation module whether or not
@@ -12,6 +13,7 @@ export class ActionMetrics {
   readonly webhooks: Counter<'status'>;
   readonly stateEvictions: Counter;
   readonly verifications: Counter<'rule' | 'result'>;
+  readonly families: readonly MetricFamily[];
 
   constructor(registry: Registry, prefix: string) {
     const r = [registry];
@@ -49,6 +51,7 @@ export class ActionMetrics {
       labelNames: ['rule', 'result'],
       registers: r,
     });
+    this.families = familiesOf([this.decisions, this.suppressed, this.killSwitch, this.webhooks, this.stateEvictions, this.verifications]);
   }
 }
 
@@ -59,6 +62,7 @@ export class ActionMetrics {
 export class RulesReloadMetrics {
   readonly #reloads: Counter<'outcome'>;
   readonly #lastSuccessful: Gauge;
+  readonly families: readonly MetricFamily[];
 
   constructor(registry: Registry, prefix: string) {
     const r = [registry];
@@ -74,6 +78,7 @@ export class RulesReloadMetrics {
       registers: r,
     });
     this.#lastSuccessful.set(1);
+    this.families = familiesOf([this.#reloads, this.#lastSuccessful]);
   }
 
   reloaded(outcome: 'success' | 'failure'): void {

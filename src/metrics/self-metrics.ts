@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
+import { familiesOf, familiesRegisteredBy, type MetricFamily } from './families.js';
 
 /** package.json sits two levels up from both src/metrics/ and dist/metrics/ (and in the image). */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -88,6 +89,8 @@ export class SelfMetrics {
   /** Counted where they happen (not copied from elsewhere). */
   readonly scrapeDuration: Gauge;
   readonly inspectRequests: Counter<'outcome'>;
+  /** Ours in registration order, then the process's (prom-client's default metrics). */
+  readonly families: readonly MetricFamily[];
 
   // Over 80 lines on purpose: one statement per metric family, each with its help text; a list
   // is what a reader scans for a name.
@@ -184,11 +187,32 @@ export class SelfMetrics {
       help: 'Live workers whose heartbeats report processed tasks while none of their task events arrive (started without -E).',
       registers: r,
     });
-    new Gauge({ name: `${p}build_info`, help: 'Build information.', labelNames: ['version', 'nodejs'], registers: r }).set(
-      { version: VERSION, nodejs: process.version },
-      1,
-    );
-    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    const buildInfo = new Gauge({ name: `${p}build_info`, help: 'Build information.', labelNames: ['version', 'nodejs'], registers: r });
+    buildInfo.set({ version: VERSION, nodejs: process.version }, 1);
+    this.families = [
+      ...familiesOf([
+        this.#eventsReceived,
+        this.#eventsDropped,
+        this.#messagesReceived,
+        this.#brokerConnected,
+        this.#brokerReconnects,
+        this.#amqpEventDelivery,
+        this.#lastEventTimestamp,
+        this.scrapeDuration,
+        this.#labelOverflow,
+        this.#queueLengthErrors,
+        this.inspectRequests,
+        this.#workerClockSkew,
+        this.#trackedTasks,
+        this.#trackedWorkers,
+        this.#taskEvictions,
+        this.#workersWithoutTaskEvents,
+        buildInfo,
+      ]),
+      ...familiesRegisteredBy(registry, () =>
+        collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }),
+      ),
+    ];
   }
 
   /** Once per scrape, before the registry renders. */

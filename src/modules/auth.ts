@@ -22,5 +22,5 @@ export interface AuthModule extends FeatureModule {
  */
 export function createAuthModule(config: Config, parts: AuthModuleParts): AuthModule {
   const auth = createAuth(config.auth, parts);
-  return { name: 'auth', auth, routers: {}, stop: () => auth.stop() };
+  return { name: 'auth', auth, routers: {}, telemetry: [], stop: () => auth.stop() };
 }

@@ -46,6 +46,7 @@ export function createConsoleModule(config: Config, parts: ConsoleModuleParts): 
   const sampler = new ClusterSampler({ ...parts, config });
   return {
     name: 'console',
+    telemetry: [],
     sampler,
     start: () => sampler.start(),
     stop: () => sampler.stop(),

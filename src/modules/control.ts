@@ -85,6 +85,7 @@ export function createControlModule(config: Config, parts: ControlModuleParts): 
   });
   return {
     name: 'control',
+    telemetry: metrics.families,
     control,
     snapshot,
     routes,

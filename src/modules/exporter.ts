@@ -117,7 +117,8 @@ function pipeline(config: Config, parts: ExporterModuleParts): Pipeline {
 /**
  * The exporter pipeline: transport → event processor → state → metrics, with the worker
  * inspector, the task-events watch and the purge sweeper. Its routes are /metrics and /-/ready
- * (http/exporter-routes.ts); its telemetry is SelfMetrics, read from the pipeline at scrape time.
+ * (http/exporter-routes.ts); its telemetry is CeleryMetrics (the per-task families streamed after
+ * the registry) and SelfMetrics (the process's too), read from the pipeline at scrape time.
  */
 export function createExporterModule(config: Config, parts: ExporterModuleParts): ExporterModule {
   const { registry, clock, logger } = parts;
@@ -164,6 +165,7 @@ export function createExporterModule(config: Config, parts: ExporterModuleParts)
 
   return {
     name: 'exporter',
+    telemetry: [...celeryMetrics.families, ...selfMetrics.families],
     routers: { routes: [routes] },
     ...p,
     inspectionChanged: (worker) => inspector.refresh(worker),

@@ -47,8 +47,9 @@ export interface RemediationModule extends FeatureModule {
 export function createRemediationModule(config: Config, parts: RemediationModuleParts): RemediationModule {
   const metrics = new ActionMetrics(parts.registry, config.metrics.self_prefix);
   const reloads = new RulesReloadMetrics(parts.registry, config.metrics.self_prefix);
+  const telemetry = [...metrics.families, ...reloads.families];
   if (!config.remediation.enabled) {
-    return { name: 'remediation', remediator: undefined, routers: {}, reloadRules: rulesReload(config, reloads, parts.logger) };
+    return { name: 'remediation', telemetry, remediator: undefined, routers: {}, reloadRules: rulesReload(config, reloads, parts.logger) };
   }
   // Alertmanager's credentials first (a bad token file stops the start), then the rules.
   const webhook = loadWebhookCredentials(config);
@@ -76,6 +77,7 @@ export function createRemediationModule(config: Config, parts: RemediationModule
   };
   return {
     name: 'remediation',
+    telemetry,
     remediator,
     reloadRules,
     routers: { beforeAuth: [alertmanagerReceiver(api)], routes: [remediationAdminApi(api)] },

@@ -69,6 +69,7 @@ export function createTasksModule(config: Config, parts: TasksModuleParts): Task
   };
   return {
     name: 'tasks',
+    telemetry: [],
     abortable: backend !== undefined,
     rerun: { role: submit.submitRole, allows: (name) => submit.policy.allows(name) },
     routers: {
