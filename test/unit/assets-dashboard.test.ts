@@ -23,7 +23,7 @@ import {
  * Its queries are run against a real Prometheus in test/integration/assets-dashboard.test.ts.
  */
 
-/** The remediation metrics the README lists (Metrics section); the dashboard must show each. */
+/** The remediation and control metrics (docs/metrics.md); the dashboard must show each. */
 const REMEDIATION_METRICS = [
   'celery_autopilot_remediation_decisions_total',
   'celery_autopilot_remediation_suppressed_total',

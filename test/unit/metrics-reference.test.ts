@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { serviceWithoutBroker } from '../../src/metrics-reference.js';
+import { metricsMarkdown, serviceWithoutBroker } from '../../src/metrics-reference.js';
 import type { Service } from '../../src/service.js';
 
 /** `# HELP` and `# TYPE` of every family in one scrape, by name. */
@@ -55,5 +57,10 @@ describe('metric families and the modules that own them', () => {
       ['celery_task_runtime', 'name,hostname,queue_name'],
       ['celery_task_queue_wait_time', 'name,hostname,queue_name'],
     ]);
+  });
+
+  it('docs/metrics.md is the generated one (run npm run docs:metrics after adding or changing a family)', () => {
+    const current = readFileSync(path.resolve(import.meta.dirname, '../../docs/metrics.md'), 'utf8');
+    expect(current === metricsMarkdown(serviceWithoutBroker().telemetry), 'docs/metrics.md is stale: run npm run docs:metrics').toBe(true);
   });
 });
