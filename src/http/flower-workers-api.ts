@@ -70,8 +70,8 @@ export function flowerWorkersApi(deps: FlowerWorkersApiDeps): Router {
     handle(async (req, res) => {
       const refresh = flowerBoolean(req, 'refresh');
       const status = flowerBoolean(req, 'status');
-      const rawName = req.query.workername;
-      const name = rawName === undefined || rawName === '' ? undefined : validateWorkerName(rawName, 'workername');
+      const rawName = requestParams(req).text('workername', { emptyIsAbsent: true });
+      const name = rawName === undefined ? undefined : validateWorkerName(rawName, 'workername');
       if (refresh) await snapshot.refresh(name);
       else await snapshot.use();
       const view = deps.payload.view(req.principal);

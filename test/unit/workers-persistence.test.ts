@@ -220,26 +220,47 @@ describe('worker persistence (tasks.persist)', () => {
     a.close();
     const b = open(file, clock);
     expect(b.registry.get('celery@inspected-only')).toBeUndefined();
-    const app = express().use(
-      flowerWorkersApi({
-        snapshot: b.snapshot,
-        workers: b.registry,
-        queues: {} as QueueCollector,
-        auth: { requireRole: () => (_req: unknown, _res: unknown, next: () => void) => next() } as unknown as Auth,
-        brokerApi: undefined,
-        refreshSeconds: 30,
-        payload: new PayloadRule('operator'),
-      }),
-    );
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
+    const api = await serveWorkersApi(b);
     try {
-      const { port } = server.address() as { port: number };
-      const status = await fetch(`http://127.0.0.1:${port}/api/workers?status=true`);
+      const status = await api.get('/api/workers?status=true');
       expect(await status.json()).toEqual({ 'celery@inspected-only': false });
     } finally {
-      server.close();
+      api.close();
       b.close();
     }
   });
+
+  it('reads workername as every request parameter is read: the last one when repeated', async () => {
+    const clock = new ManualClock(Date.now());
+    const a = open(tmpFile(), clock, { answering: ['celery@w1', 'celery@w2'] });
+    await a.snapshot.refresh();
+    const api = await serveWorkersApi(a);
+    try {
+      const status = await api.get('/api/workers?status=true&workername=celery@w1&workername=celery@w2');
+      expect(status.status).toBe(200);
+      expect(await status.json()).toEqual({ 'celery@w2': true });
+    } finally {
+      api.close();
+      a.close();
+    }
+  });
 });
+
+/** Flower's /api/workers over one service's worker state, on a free local port. */
+async function serveWorkersApi(s: ReturnType<typeof open>): Promise<{ get: (path: string) => Promise<Response>; close: () => void }> {
+  const app = express().use(
+    flowerWorkersApi({
+      snapshot: s.snapshot,
+      workers: s.registry,
+      queues: {} as QueueCollector,
+      auth: { requireRole: () => (_req: unknown, _res: unknown, next: () => void) => next() } as unknown as Auth,
+      brokerApi: undefined,
+      refreshSeconds: 30,
+      payload: new PayloadRule('operator'),
+    }),
+  );
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as { port: number };
+  return { get: (path) => fetch(`http://127.0.0.1:${port}${path}`), close: () => server.close() };
+}
