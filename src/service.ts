@@ -132,7 +132,7 @@ export class Service {
     this.#workerPersistence = createWorkerPersistence(
       config,
       this.#taskPersistence,
-      { registry: this.workers, snapshot: control.snapshot },
+      { workers: this.workers, snapshot: control.snapshot },
       this.logger,
     );
     const persistence: TelemetryOwner = {

@@ -97,7 +97,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   router.get('/ui', ...page((ctx) => renderOverview(deps, ctx, now())));
   router.get(
     '/ui/workers',
-    ...page((ctx) => workersPage(ctx, { registry: deps.workers, history: deps.sampler.history, health: deps.health(), nowMs: now() })),
+    ...page((ctx) => workersPage(ctx, { workers: deps.workers, history: deps.sampler.history, health: deps.health(), nowMs: now() })),
   );
   router.get('/ui/workers/:name', ...page((ctx, req) => renderWorker(deps, ctx, req.params.name, now)));
   router.get('/ui/queues', ...page((ctx, req) => renderQueues(deps, ctx, req, now())));

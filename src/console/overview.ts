@@ -134,7 +134,7 @@ ${healthBanner(health, unknown, nowMs)}
 ${tiles}
 ${charts}
 <h2>Workers</h2>
-${workersTable(ctx, { registry: workers, history, health, nowMs }, OVERVIEW_WORKERS)}
+${workersTable(ctx, { workers, history, health, nowMs }, OVERVIEW_WORKERS)}
 <div class="grid"><section><h2>Failing in the last hour</h2>${topFailures(ctx, d.store, nowMs)}</section>
 <section><h2>Latest remediation decisions</h2>${decisionsList(ctx, d.decisions, d.killSwitch)}</section></div>
 </div>`;

@@ -38,7 +38,7 @@ export function failureTone(succeeded: number, failed: number): '' | 'warn' | 'b
 }
 
 export interface WorkersView {
-  registry: WorkerRegistry;
+  workers: WorkerRegistry;
   history: ClusterHistory;
   health: ClusterHealth;
   nowMs: number;
@@ -46,12 +46,12 @@ export interface WorkersView {
 
 /** The workers table, up ones first, as the workers page and (its first `limit`) the overview show it. */
 export function workersTable(ctx: ConsoleContext, v: WorkersView, limit = Infinity): Html {
-  const { registry, history, health, nowMs } = v;
+  const { workers, history, health, nowMs } = v;
   const order: Record<WorkerState, number> = { up: 0, unknown: 1, down: 2 };
-  const all = [...registry.all()]
-    .map((w) => ({ w, state: workerState(registry, w, health, nowMs) }))
+  const all = [...workers.all()]
+    .map((w) => ({ w, state: workerState(workers, w, health, nowMs) }))
     .sort((a, b) => order[a.state] - order[b.state] || a.w.hostname.localeCompare(b.w.hostname));
-  const workers = all.slice(0, limit);
+  const shown = all.slice(0, limit);
   const row = ({ w, state }: { w: WorkerRecord; state: WorkerState }) => {
     const s = history.workerSeries(w.hostname);
     const succeeded = windowSum(s.succeeded);
@@ -72,16 +72,16 @@ export function workersTable(ctx: ConsoleContext, v: WorkersView, limit = Infini
   return html`<div class="scroll"><table id="workers" class="compact"><thead><tr><th>worker</th><th>status</th><th class="num">pool</th><th class="num">active</th><th class="num" title="tasks the worker processed since it started (its own count)">processed</th>
 <th class="num" title="last hour">succeeded</th><th class="num" title="last hour">failed</th><th class="num" title="last hour">retried</th><th class="num" title="failed ÷ (succeeded + failed), last hour">fail rate</th>
 <th title="succeeded (green) and failed (red) per minute, last hour">last hour</th><th class="num">load 1/5/15</th><th>queues</th><th class="num">heartbeat</th></tr></thead>
-<tbody>${rowsOr(workers.map(row), 13, 'no worker seen yet: workers must run with -E (task events) to appear')}</tbody></table></div>
-${all.length > workers.length ? html`<p><a href="${ctx.href('/ui/workers')}">all ${all.length} workers</a></p>` : ''}`;
+<tbody>${rowsOr(shown.map(row), 13, 'no worker seen yet: workers must run with -E (task events) to appear')}</tbody></table></div>
+${all.length > shown.length ? html`<p><a href="${ctx.href('/ui/workers')}">all ${all.length} workers</a></p>` : ''}`;
 }
 
 /** Every worker the exporter knows, with the last hour's outcomes. Refreshes itself while "live" is ticked. */
 export function workersPage(ctx: ConsoleContext, v: WorkersView): string {
-  const { registry, health, nowMs } = v;
-  const all = [...registry.all()];
-  const up = registry.alive(nowMs);
-  const unknown = all.filter((w) => workerState(registry, w, health, nowMs) === 'unknown').length;
+  const { workers, health, nowMs } = v;
+  const all = [...workers.all()];
+  const up = workers.alive(nowMs);
+  const unknown = all.filter((w) => workerState(workers, w, health, nowMs) === 'unknown').length;
   const body = html`<div class="summary"><span><strong>${up.length}</strong> up</span>${unknown ? html`<span><strong>${unknown}</strong> unknown</span>` : ''}<span><strong>${all.length - up.length - unknown}</strong> down</span>
 <span><strong>${up.reduce((n, w) => n + (w.processes ?? 0), 0)}</strong> pool processes</span><span><strong>${up.reduce((n, w) => n + (w.active ?? 0), 0)}</strong> active tasks</span>
 <label><input type="checkbox" id="live-toggle" checked> live</label></div>

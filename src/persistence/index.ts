@@ -28,13 +28,13 @@ export function createTaskPersistence(config: Config, store: TaskStore, logger: 
 export function createWorkerPersistence(
   config: Config,
   tasks: TaskPersistence | undefined,
-  parts: { registry: WorkerRegistry; snapshot: WorkerSnapshot },
+  parts: { workers: WorkerRegistry; snapshot: WorkerSnapshot },
   logger: Logger,
 ): WorkerPersistence | undefined {
   if (!tasks) return undefined;
   return new WorkerPersistence(
     tasks.database,
-    parts.registry,
+    parts.workers,
     parts.snapshot,
     { flushMs: config.tasks.persist_interval_seconds * 1000, maxWorkers: config.cardinality.max_hostnames },
     logger.child({ component: 'worker-persistence' }),

@@ -59,7 +59,7 @@ describe('worker state persistence on amqp with a real Celery worker', () => {
     // (bearer tokens only) has not; the page is the one /ui/workers serves.
     const { service } = rig.service;
     const health = { ...service.status, lastEventAtMs: 0, eventsDropped: 0 };
-    const page = { text: workersPage(VIEWER, { registry: service.workers, history: service.sampler.history, health, nowMs: Date.now() }) };
+    const page = { text: workersPage(VIEWER, { workers: service.workers, history: service.sampler.history, health, nowMs: Date.now() }) };
     const row = new RegExp(`<tr data-worker="${worker.nodename.replace(/[.@-]/g, '\\$&')}">[\\s\\S]*?</tr>`).exec(page.text)?.[0];
     expect(row, page.text).toBeDefined();
     expect(row).toContain('state-down');

@@ -145,7 +145,7 @@ describe('broker status and worker state during a broker outage', () => {
     const banner = healthBanner({ ...outage, lastError: 'connect ECONNREFUSED' }, 1, clock.nowMs()).text;
     expect(banner).toContain('Broker unreachable');
     expect(banner).toContain('1 worker that was up shows as <em>unknown</em>');
-    const page = workersPage(ctx, { registry, history: history(), health: outage, nowMs: clock.nowMs() });
+    const page = workersPage(ctx, { workers: registry, history: history(), health: outage, nowMs: clock.nowMs() });
     expect(page).toMatch(/data-worker="celery@later"[\s\S]*?state-unknown/);
   });
 });
@@ -168,7 +168,7 @@ describe('workers list: failures make a worker look unhealthy', () => {
     const h = history();
     h.record(reading({ workers: [{ hostname: 'celery@bad', succeeded: 0, failed: 0, retried: 0 }] }), T0);
     h.record(reading({ workers: [{ hostname: 'celery@bad', succeeded: 0, failed: 12, retried: 0 }] }), T0 + STEP);
-    const page = workersPage(ctx, { registry, history: h, health: healthy, nowMs: clock.nowMs() });
+    const page = workersPage(ctx, { workers: registry, history: h, health: healthy, nowMs: clock.nowMs() });
     expect(page).toContain('<tr data-worker="celery@bad" class="bad">');
     expect(page).toContain('<td class="num failed bad">12</td>');
     expect(page).toContain('<td class="num failure-rate bad">100 %</td>');
