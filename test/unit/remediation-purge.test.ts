@@ -11,6 +11,7 @@ import { Remediator, type RemediationExecutor, type RemediationOptions } from '.
 import { compileRules, loadConfiguredRules, RulesError } from '../../src/remediation/rules.js';
 import { MemoryState } from '../../src/remediation/state.js';
 import { ruleSentence } from '../../src/console/rule-sentence.js';
+import { rulesProblems } from '../support/rules.js';
 
 const PURGE = `
 rules:
@@ -19,16 +20,6 @@ rules:
     action: purge_queue
     target: { queue: "{{ labels.queue_name }}" }
 `;
-
-function problems(yaml: string, allow: Array<'purge_queue'> = []): string[] {
-  try {
-    compileRules(yaml, allow, 'r.yml');
-  } catch (e) {
-    if (e instanceof RulesError) return e.problems;
-    throw e;
-  }
-  return [];
-}
 
 describe('purge_queue rules at load', () => {
   it('is refused without allow_dangerous_actions, by the loader that --check-config and the start both use', () => {
@@ -49,14 +40,14 @@ describe('purge_queue rules at load', () => {
   });
 
   it('needs a queue target that is a queue name or a template, no arguments, no on_resolved', () => {
-    expect(problems(PURGE.replace('target: { queue: "{{ labels.queue_name }}" }', 'target: { queue: "a b" }'), ['purge_queue'])).toEqual([
-      'r.yml: rules.0 (drop-poison): target.queue: must be a queue name (letters, digits, _ . : -)',
-    ]);
     expect(
-      problems(PURGE.replace('target: { queue: "{{ labels.queue_name }}" }', 'target: { queue_label: queue_name }'), ['purge_queue']),
+      rulesProblems(PURGE.replace('target: { queue: "{{ labels.queue_name }}" }', 'target: { queue: "a b" }'), ['purge_queue']),
+    ).toEqual(['r.yml: rules.0 (drop-poison): target.queue: must be a queue name (letters, digits, _ . : -)']);
+    expect(
+      rulesProblems(PURGE.replace('target: { queue: "{{ labels.queue_name }}" }', 'target: { queue_label: queue_name }'), ['purge_queue']),
     ).toEqual(['r.yml: rules.0 (drop-poison): purge_queue needs target.queue (a queue name or "{{ labels.queue_name }}")']);
     expect(
-      problems(`${PURGE}    arguments: { n: 1 }\n    on_resolved: { action: pool_grow, arguments: { n: 1 } }\n`, ['purge_queue']),
+      rulesProblems(`${PURGE}    arguments: { n: 1 }\n    on_resolved: { action: pool_grow, arguments: { n: 1 } }\n`, ['purge_queue']),
     ).toEqual([
       'r.yml: rules.0 (drop-poison): purge_queue takes no arguments (its queue is target.queue)',
       'r.yml: rules.0 (drop-poison): a purge_queue rule has no on_resolved step',

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { compileRules, ruleMatches, RulesError } from '../../src/remediation/rules.js';
+import { compileRules, ruleMatches } from '../../src/remediation/rules.js';
 import { render, TemplateError } from '../../src/remediation/template.js';
 import { parseNotification, PayloadError } from '../../src/remediation/alertmanager.js';
 import type { Alert } from '../../src/remediation/alertmanager.js';
 import { readFileSync } from 'node:fs';
 import { FIXTURES_DIR } from '../support/fixtures.js';
 import path from 'node:path';
+import { rulesProblems } from '../support/rules.js';
 
 const GROW = `
 rules:
@@ -16,16 +17,6 @@ rules:
     target: { queue_label: queue_name }
     bounds: { max_pool_processes: 8 }
 `;
-
-function problems(yaml: string, allow: Array<'shutdown' | 'pool_restart' | 'revoke_terminate'> = []): string[] {
-  try {
-    compileRules(yaml, allow, 'r.yml');
-  } catch (e) {
-    if (e instanceof RulesError) return e.problems;
-    throw e;
-  }
-  return [];
-}
 
 const alert = (labels: Record<string, string>, extra: Partial<Alert> = {}): Alert => ({
   status: 'firing',
@@ -100,11 +91,13 @@ describe('remediation rules', () => {
     ],
     ['not YAML', 'rules: [', 'r.yml: '],
   ])('rejects %s', (_name, yaml, message) => {
-    expect(problems(yaml).some((p) => p.includes(message))).toBe(true);
+    expect(rulesProblems(yaml).some((p) => p.includes(message))).toBe(true);
   });
 
   it('allows dangerous actions once enabled', () => {
-    expect(problems('rules: [{ name: a, match: {}, action: shutdown, target: { worker_label: hostname } }]', ['shutdown'])).toEqual([]);
+    expect(rulesProblems('rules: [{ name: a, match: {}, action: shutdown, target: { worker_label: hostname } }]', ['shutdown'])).toEqual(
+      [],
+    );
   });
 
   it('matches by equality and anchored regex, and by status', () => {
@@ -156,21 +149,21 @@ describe("rule arguments checked at load by the command's own validator", () => 
       'arguments.n: "x" is not a number',
     ],
   ])('refuses %s', (_name, yaml, message) => {
-    expect(problems(yaml).some((p) => p.includes(message))).toBe(true);
+    expect(rulesProblems(yaml).some((p) => p.includes(message))).toBe(true);
   });
 
   it('accepts templates whose value only an alert can supply, and their well-typed defaults', () => {
-    expect(problems(grow('{ n: "{{ annotations.by }}" }'))).toEqual([]);
-    expect(problems(grow('{ n: "{{ annotations.by | default: 2 }}" }'))).toEqual([]);
-    expect(problems(rule('add_consumer', '{ queue: "{{ labels.queue_name }}" }'))).toEqual([]);
+    expect(rulesProblems(grow('{ n: "{{ annotations.by }}" }'))).toEqual([]);
+    expect(rulesProblems(grow('{ n: "{{ annotations.by | default: 2 }}" }'))).toEqual([]);
+    expect(rulesProblems(rule('add_consumer', '{ queue: "{{ labels.queue_name }}" }'))).toEqual([]);
     expect(
-      problems(rule('rate_limit', '{ task_name: "{{ labels.name }}", rate_limit: "{{ annotations.rate | default: 10/m }}" }')),
+      rulesProblems(rule('rate_limit', '{ task_name: "{{ labels.name }}", rate_limit: "{{ annotations.rate | default: 10/m }}" }')),
     ).toEqual([]);
   });
 
   it('target.allow takes worker globs', () => {
     expect(
-      problems(
+      rulesProblems(
         rule('pool_shrink', '{ n: 1 }', '').replace(
           'target: { pattern: "celery@*" }',
           'target: { worker_label: hostname, allow: ["celery@web-*", "celery@api-?"] }',
@@ -178,7 +171,7 @@ describe("rule arguments checked at load by the command's own validator", () => 
       ),
     ).toEqual([]);
     expect(
-      problems(
+      rulesProblems(
         rule('pool_shrink', '{ n: 1 }', '').replace(
           'target: { pattern: "celery@*" }',
           'target: { worker_label: hostname, allow: "celery@{web}" }',

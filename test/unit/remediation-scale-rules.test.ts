@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { compileRules, RulesError } from '../../src/remediation/rules.js';
+import { rulesProblems } from '../support/rules.js';
 
 const rule = (body: string) => `rules:\n  - name: s\n    match: { labels: { alertname: Backlog } }\n${body}`;
-const problems = (text: string): string[] => {
-  try {
-    compileRules(text, []);
-    return [];
-  } catch (e) {
-    if (e instanceof RulesError) return e.problems;
-    throw e;
-  }
-};
-
 describe('scale_deployment rules are checked whole at load', () => {
   it('accepts the documented shape: a templated target, by or replicas, bounds, a shrink-back', () => {
     expect(
-      problems(
+      rulesProblems(
         rule(`    action: scale_deployment
     arguments: { by: "{{ annotations.by | default: 1 }}" }
     target: { deployment: "{{ labels.deployment }}", namespace: celery }
@@ -25,7 +15,7 @@ describe('scale_deployment rules are checked whole at load', () => {
       ),
     ).toEqual([]);
     expect(
-      problems(
+      rulesProblems(
         rule(
           `    action: scale_deployment\n    arguments: { replicas: "4" }\n    target: { queue_label: queue_name }\n    bounds: { min_replicas: 0, max_replicas: 4 }\n`,
         ),
@@ -81,12 +71,12 @@ describe('scale_deployment rules are checked whole at load', () => {
       /on_resolved of a scale_deployment rule must scale/,
     ],
   ])('refuses %s', (_what, body, message) => {
-    expect(problems(rule(`    action: scale_deployment\n${body}`)).join('\n')).toMatch(message);
+    expect(rulesProblems(rule(`    action: scale_deployment\n${body}`)).join('\n')).toMatch(message);
   });
 
   it('target.deployment belongs to scale_deployment only', () => {
     expect(
-      problems(
+      rulesProblems(
         rule('    action: pool_grow\n    arguments: { n: 1 }\n    target: { deployment: w }\n    bounds: { max_pool_processes: 4 }\n'),
       ).join('\n'),
     ).toMatch(/target.deployment is for scale_deployment/);
